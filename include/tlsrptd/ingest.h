@@ -1,0 +1,104 @@
+/* ingest.h: bytes in -> extract (MIME) -> decode (gzip) -> validate -> store.
+ * The one path every source uses (files, stdin, HTTP, Maildir).
+ *
+ * Inputs are added inside a batch (one transaction); nothing is final until
+ * ingest_commit() succeeds. When a batch fails, every result in it becomes
+ * INGEST_TEMPFAIL: the caller must not acknowledge any of them. */
+#ifndef TLSRPTD_INGEST_H
+#define TLSRPTD_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "tlsrptd/buf.h"
+#include "tlsrptd/mime.h"
+#include "tlsrptd/report.h"
+#include "tlsrptd/store.h"
+
+/* Ordered from best to worst: an input's outcome is the worst of its reports'
+ * (except that a message with one good report and one bad part is stored). */
+enum ingest_outcome {
+    INGEST_STORED,
+    INGEST_DUPLICATE,
+    INGEST_REJECTED,   /* not an acceptable report: quarantined */
+    INGEST_UNREADABLE, /* the input could not be read */
+    INGEST_TEMPFAIL    /* storage unavailable: retry later */
+};
+
+struct ingest_limits {
+    size_t max_input;    /* bytes of one input (message or report) */
+    size_t max_inflated; /* bytes after gunzip */
+    size_t max_depth;    /* JSON nesting */
+    struct mime_limits mime;
+};
+#define INGEST_DEFAULT_LIMITS                                                                      \
+    {(size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS}
+
+/* One report found in an input. */
+struct ingest_report {
+    enum ingest_outcome outcome;
+    int64_t id; /* reports.id when stored or duplicate */
+    char *organization_name, *report_id; /* owned copies, NULL when rejected early */
+    char *first_domain;                  /* policy domain of the first policy, or NULL */
+    size_t npolicies;
+    int64_t successful_sessions, failed_sessions;
+    size_t warnings, notes;
+    char reason[TR_ERRLEN]; /* why rejected */
+};
+
+struct ingest_result {
+    enum ingest_outcome outcome;
+    struct ingest_report *reports;
+    size_t nreports;
+    int64_t quarantine_id; /* > 0 when (part of) the input was quarantined */
+    char reason[TR_ERRLEN]; /* input-level reason (no report part, too large, ...) */
+};
+
+/* A decoded input, for callers that do not store (validate) and for ingest itself. */
+struct ingest_payload {
+    const unsigned char *raw; /* as received (gzip or JSON); borrowed from input or mime */
+    size_t rawlen;
+    const unsigned char *json; /* the report JSON: raw itself, or inflated.data */
+    size_t jsonlen;
+    struct buf inflated;       /* owned; empty when raw was not compressed */
+    tr_err decode_err;         /* TR_OK, or why this payload could not be decoded */
+    char decode_reason[TR_ERRLEN];
+};
+struct ingest_decoded {
+    bool is_message;
+    struct mime_message msg;
+    struct ingest_payload *payloads;
+    size_t npayloads;
+};
+
+/* Sniff data (JSON, gzip, zlib or a mail message) and decode its report payloads.
+ * Returns TR_OK when at least one payload was found (each payload carries its own
+ * decode error), or an error with err set. dec must be freed with ingest_decoded_free. */
+tr_err ingest_decode(const void *data, size_t len, const struct ingest_limits *lim,
+                     struct ingest_decoded *dec, char *err);
+void ingest_decoded_free(struct ingest_decoded *dec);
+
+struct ingest;
+struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim);
+void ingest_free(struct ingest *ig);
+
+tr_err ingest_begin(struct ingest *ig, char *err);
+/* Process one input inside the open batch. res is filled (free with ingest_result_free). */
+void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
+                  struct ingest_result *res);
+/* Quarantine an input that could not be taken at all (too large ...). */
+void ingest_reject(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
+                   const char *reason, struct ingest_result *res);
+/* Commit the batch. On failure the batch is rolled back and TR_EDB returned:
+ * callers mark their results with ingest_result_tempfail(). */
+tr_err ingest_commit(struct ingest *ig, char *err);
+void ingest_rollback(struct ingest *ig);
+bool ingest_failed(const struct ingest *ig); /* a store error poisoned the batch */
+
+void ingest_result_tempfail(struct ingest_result *res, const char *why);
+void ingest_result_free(struct ingest_result *res);
+const char *ingest_outcome_name(enum ingest_outcome o);
+/* sysexits code for an outcome: 0, 65, 74, 75. */
+int ingest_exit_code(enum ingest_outcome o);
+
+#endif

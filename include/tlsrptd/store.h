@@ -1,0 +1,61 @@
+/* store.h: the SQLite database of tlsrptd (WAL): schema migrations, prepared
+ * statements, transactions, reports and the quarantine of rejected inputs.
+ * Only store.c and query.c speak SQL. */
+#ifndef TLSRPTD_STORE_H
+#define TLSRPTD_STORE_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "tlsrptd/err.h"
+#include "tlsrptd/report.h"
+
+/* Where an input came from; every field may be NULL except kind. Borrowed. */
+struct store_source {
+    const char *kind;   /* "file", "stdin", "http", "maildir" */
+    const char *name;   /* file path, Maildir file name or request path */
+    const char *client; /* HTTP client address */
+    const char *message_id;
+    const char *report_domain; /* TLS-Report-Domain */
+    const char *report_submitter;
+    const char *subject;
+};
+
+struct store_options {
+    int busy_timeout_ms;           /* wait this long for a lock before TR_EDB */
+    size_t quarantine_max_bytes;   /* raw bytes kept in quarantine in total */
+    size_t quarantine_max_rows;    /* quarantine rows kept; oldest evicted (logged) */
+    bool read_only;                /* open for queries only; no migrations */
+};
+#define STORE_DEFAULT_OPTIONS {5000, (size_t)256 << 20, 100000, false}
+
+struct store;
+
+/* Open (creating if needed) and migrate the database. *out is NULL on failure. */
+tr_err store_open(const char *path, const struct store_options *opt, struct store **out,
+                  char *err);
+void store_close(struct store *st);
+sqlite3 *store_db(struct store *st); /* borrowed, for query.c */
+
+tr_err store_begin(struct store *st, char *err);
+tr_err store_commit(struct store *st, char *err);
+void store_rollback(struct store *st);
+bool store_in_transaction(const struct store *st);
+
+/* Insert a validated report inside a transaction. raw/rawlen are the bytes as
+ * received for this report (gzip and zlib are kept as they are; JSON is gzipped
+ * first), json_size the size of the report JSON. *duplicate is set when the
+ * (organization, report-id, start, end) key is already stored; *id is then the
+ * stored report's id. TR_EDB when storage fails (the transaction must be rolled back). */
+tr_err store_add_report(struct store *st, const struct report *r, const struct diag_list *diags,
+                        const struct store_source *src, const void *raw, size_t rawlen,
+                        size_t json_size, int64_t *id, bool *duplicate, char *err);
+
+/* Keep a rejected input with its reason. Raw bytes beyond the quarantine's byte
+ * budget are not kept (the row says so, and a warning is logged); rows beyond
+ * the row budget evict the oldest (logged). */
+tr_err store_add_quarantine(struct store *st, const struct store_source *src, const char *reason,
+                            const void *raw, size_t rawlen, int64_t *id, char *err);
+
+#endif

@@ -1,0 +1,20 @@
+/* walk.h: expand command-line inputs (files and directories, walked
+ * recursively) into a sorted list of file paths. Hidden entries (".name")
+ * inside directories are skipped. */
+#ifndef TLSRPTD_WALK_H
+#define TLSRPTD_WALK_H
+
+#include <stddef.h>
+#include "tlsrptd/err.h"
+
+struct walk_list {
+    char **paths;
+    size_t n, cap;
+};
+
+/* Append path (a file) or every regular file below it (a directory), sorted
+ * byte-wise per directory. Returns TR_EIO with err set when path cannot be read. */
+tr_err walk_add(struct walk_list *wl, const char *path, char *err);
+void walk_free(struct walk_list *wl);
+
+#endif

@@ -1,0 +1,105 @@
+/* main.c: the tlsrptd binary: subcommand dispatch and shared option helpers.
+ * Each subcommand lives in its own cli_*.c file. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "tlsrptd/log.h"
+
+bool cli_parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return false;
+    unsigned long long mult = 1;
+    if (*end) {
+        char c = *end;
+        if (c == 'k' || c == 'K')
+            mult = 1ull << 10;
+        else if (c == 'm' || c == 'M')
+            mult = 1ull << 20;
+        else if (c == 'g' || c == 'G')
+            mult = 1ull << 30;
+        else
+            return false;
+        end++;
+        if (strcmp(end, "") != 0 && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
+            return false;
+    }
+    if (v == 0 || v > SIZE_MAX / mult)
+        return false;
+    *out = (size_t)(v * mult);
+    return true;
+}
+
+bool cli_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "tlsrptd %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'tlsrptd %s --help'.\n", cmd);
+    return EXIT_USAGE;
+}
+
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"ingest", cmd_ingest, "store reports from files, directories or stdin (also an MDA)"},
+    {"validate", cmd_validate, "check reports against RFC 8460 without storing them"},
+    {"summary", cmd_summary, "print failure summaries from the database"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: tlsrptd COMMAND [OPTIONS] [ARGS]\n\n"
+                 "Collects SMTP TLS Reporting (RFC 8460) reports and summarises them.\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'tlsrptd COMMAND --help' describes a command's options.\n"
+                 "'tlsrptd --version' prints the version.\n");
+}
+
+int main(int argc, char **argv)
+{
+    tr_log_setup(TR_LOG_STDERR, LOG_INFO, "tlsrptd");
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("tlsrptd %s\n", TLSRPTD_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "tlsrptd: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}
