@@ -192,8 +192,8 @@ bool mime_looks_like_message(const void *buf, size_t len)
     size_t i = 0;
     if (len >= 5 && memcmp(s, "From ", 5) == 0)
         return true; /* mbox separator line */
-    /* a header field name: printable ASCII without ':' or space, then ':' */
-    while (i < len && i < 128 && s[i] > 32 && s[i] < 127 && s[i] != ':')
+    /* a header field name as real mail has them (letters, digits, '-', '_'), then ':' */
+    while (i < len && i < 128 && (isalnum(s[i]) || s[i] == '-' || s[i] == '_'))
         i++;
     return i > 0 && i < len && s[i] == ':';
 }

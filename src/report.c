@@ -245,14 +245,24 @@ static const char *json_kind(const json_t *v)
     }
 }
 
+/* JSON paths are built into PATHLEN buffers; a path too long for one is cut
+ * (it still names where the problem starts). */
 static void path_key(char *out, const char *base, const char *key)
 {
-    snprintf(out, PATHLEN, "%s%s%s", base, base[0] ? "." : "", key);
+    if (snprintf(out, PATHLEN, "%s%s%s", base, base[0] ? "." : "", key) >= PATHLEN)
+        out[PATHLEN - 1] = 0;
+}
+
+static void path_elem(char *out, const char *base, size_t i)
+{
+    if (snprintf(out, PATHLEN, "%s[%zu]", base, i) >= PATHLEN)
+        out[PATHLEN - 1] = 0;
 }
 
 static void path_index(char *out, const char *base, const char *key, size_t i)
 {
-    snprintf(out, PATHLEN, "%s%s%s[%zu]", base, base[0] ? "." : "", key, i);
+    if (snprintf(out, PATHLEN, "%s%s%s[%zu]", base, base[0] ? "." : "", key, i) >= PATHLEN)
+        out[PATHLEN - 1] = 0;
 }
 
 /* Notes every key of obj that is not in known (NULL-terminated). */
@@ -392,7 +402,7 @@ static json_t *string_list(json_t *v, const char *path, const char *what, struct
             json_array_append(a, e);
         } else {
             char p[PATHLEN];
-            snprintf(p, PATHLEN, "%s[%zu]", path, i);
+            path_elem(p, path, i);
             diag_add(d, DIAG_NOTE, p, "not a string (%s); ignored", json_kind(e));
         }
     }
@@ -488,7 +498,7 @@ static void parse_failures(json_t *arr, const char *path, struct report_policy *
     int64_t sum = 0;
     for (size_t i = 0; i < n; i++) {
         char p[PATHLEN];
-        snprintf(p, PATHLEN, "%s[%zu]", path, i);
+        path_elem(p, path, i);
         json_t *e = json_array_get(arr, i);
         if (!json_is_object(e)) {
             diag_add(d, DIAG_ERROR, p, "not an object (%s)", json_kind(e));
@@ -682,7 +692,7 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
         return TR_ETOOBIG;
     }
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)s, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb((const char *)s, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         const char *what = strstr(jerr.text, "duplicate object key") ? "duplicate key (I-JSON, "
                                                                        "RFC 7493)"

@@ -1,0 +1,286 @@
+/* test_ingest.c: the one ingest path: sniffing, decoding, storing, duplicates,
+ * quarantine, sources from mail headers, and batches that fail. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "check.h"
+#include "tlsrptd/gz.h"
+#include "tlsrptd/ingest.h"
+
+static char dir[] = "/tmp/tlsrptd-test-ingest-XXXXXX";
+static const char *samples;
+
+static const char JSON[] =
+    "{\"organization-name\":\"Org\",\"date-range\":{\"start-datetime\":\"2026-01-01T00:00:00Z\","
+    "\"end-datetime\":\"2026-01-01T23:59:59Z\"},\"contact-info\":\"x@y\",\"report-id\":\"%s\","
+    "\"policies\":[{\"policy\":{\"policy-type\":\"sts\"%s},\"summary\":{"
+    "\"total-successful-session-count\":4,\"total-failure-session-count\":1}}]}";
+
+static int64_t count(struct store *st, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
+}
+
+static char *text(struct store *st, const char *sql)
+{
+    static char out[4096];
+    sqlite3_stmt *s = NULL;
+    out[0] = 0;
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+        snprintf(out, sizeof out, "%s", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return out;
+}
+
+static void test_decode(void)
+{
+    struct ingest_decoded dec;
+    char err[TR_ERRLEN];
+    char json[2048];
+    snprintf(json, sizeof json, JSON, "r1", "");
+
+    /* JSON, after white space and a BOM */
+    char padded[2100];
+    snprintf(padded, sizeof padded, "\xef\xbb\xbf \r\n\t%s", json);
+    CHECK_INT(ingest_decode(padded, strlen(padded), NULL, &dec, err), TR_OK);
+    CHECK_INT(dec.npayloads, 1);
+    CHECK(!dec.is_message);
+    CHECK(dec.payloads[0].json == (const unsigned char *)padded);
+    ingest_decoded_free(&dec);
+
+    /* gzip and zlib */
+    struct buf gz;
+    buf_init(&gz, 1 << 20);
+    gz_deflate(json, strlen(json), 6, &gz, err);
+    CHECK_INT(ingest_decode(gz.data, gz.len, NULL, &dec, err), TR_OK);
+    CHECK_INT(dec.payloads[0].decode_err, TR_OK);
+    CHECK_INT(dec.payloads[0].jsonlen, strlen(json));
+    ingest_decoded_free(&dec);
+    unsigned char z[2048];
+    uLongf zlen = sizeof z;
+    compress(z, &zlen, (const Bytef *)json, strlen(json));
+    CHECK_INT(ingest_decode(z, zlen, NULL, &dec, err), TR_OK);
+    CHECK_INT(dec.payloads[0].jsonlen, strlen(json));
+    ingest_decoded_free(&dec);
+
+    /* a truncated gzip is a payload that failed to decode */
+    CHECK_INT(ingest_decode(gz.data, gz.len - 5, NULL, &dec, err), TR_OK);
+    CHECK_INT(dec.payloads[0].decode_err, TR_EPARSE);
+    CHECK_HAS(dec.payloads[0].decode_reason, "truncated");
+    ingest_decoded_free(&dec);
+
+    /* inflated size is capped */
+    struct ingest_limits lim = INGEST_DEFAULT_LIMITS;
+    lim.max_inflated = 100;
+    CHECK_INT(ingest_decode(gz.data, gz.len, &lim, &dec, err), TR_OK);
+    CHECK_INT(dec.payloads[0].decode_err, TR_ETOOBIG);
+    ingest_decoded_free(&dec);
+    buf_free(&gz);
+
+    /* not a report at all */
+    CHECK_INT(ingest_decode("\x89PNG\r\n", 6, NULL, &dec, err), TR_EPARSE);
+    CHECK_HAS(err, "first byte 0x89");
+    ingest_decoded_free(&dec);
+    CHECK_INT(ingest_decode("", 0, NULL, &dec, err), TR_EPARSE);
+    CHECK_HAS(err, "empty");
+    ingest_decoded_free(&dec);
+    CHECK_INT(ingest_decode(" \n ", 3, NULL, &dec, err), TR_EPARSE);
+    CHECK_HAS(err, "white space");
+    ingest_decoded_free(&dec);
+    lim = (struct ingest_limits)INGEST_DEFAULT_LIMITS;
+    lim.max_input = 10;
+    CHECK_INT(ingest_decode(json, strlen(json), &lim, &dec, err), TR_ETOOBIG);
+    ingest_decoded_free(&dec);
+}
+
+static void read_sample(const char *name, struct buf *b)
+{
+    char path[4096], err[TR_ERRLEN];
+    snprintf(path, sizeof path, "%s/%s", samples, name);
+    buf_init(b, 1 << 20);
+    CHECK_INT(buf_read_file(b, path, err), TR_OK);
+}
+
+static void ingest_sample(struct ingest *ig, const char *name, struct ingest_result *res)
+{
+    struct buf b;
+    read_sample(name, &b);
+    struct store_source src = {"file", name, NULL, NULL, NULL, NULL, NULL};
+    ingest_input(ig, b.data, b.len, &src, res);
+    buf_free(&b);
+}
+
+static void test_ingest_samples(struct store *st)
+{
+    char err[TR_ERRLEN];
+    struct ingest *ig = ingest_new(st, NULL);
+    struct ingest_result res;
+
+    CHECK_INT(ingest_begin(ig, err), TR_OK);
+    ingest_sample(ig, "report.json", &res);
+    CHECK_INT(res.outcome, INGEST_STORED);
+    CHECK_INT(res.nreports, 1);
+    CHECK_STR(res.reports[0].organization_name, "Sample Sender Ltd");
+    CHECK_INT(res.reports[0].npolicies, 2);
+    CHECK_INT(res.reports[0].successful_sessions, 1240);
+    CHECK_INT(res.reports[0].failed_sessions, 7);
+    int64_t first = res.reports[0].id;
+    ingest_result_free(&res);
+
+    ingest_sample(ig, "report.json", &res);
+    CHECK_INT(res.outcome, INGEST_DUPLICATE);
+    CHECK_INT(res.reports[0].id, first);
+    ingest_result_free(&res);
+
+    ingest_sample(ig, "report.json.gz", &res);
+    CHECK_INT(res.outcome, INGEST_STORED);
+    ingest_result_free(&res);
+
+    ingest_sample(ig, "report.eml", &res);
+    CHECK_INT(res.outcome, INGEST_STORED);
+    ingest_result_free(&res);
+
+    ingest_sample(ig, "invalid.json", &res);
+    CHECK_INT(res.outcome, INGEST_REJECTED);
+    CHECK(res.quarantine_id > 0);
+    CHECK_HAS(res.reason, "report-id: empty");
+    ingest_result_free(&res);
+
+    ingest_sample(ig, "not-a-report.eml", &res);
+    CHECK_INT(res.outcome, INGEST_REJECTED);
+    CHECK_HAS(res.reason, "no TLS-RPT report part");
+    CHECK(res.quarantine_id > 0);
+    ingest_result_free(&res);
+    CHECK_INT(ingest_commit(ig, err), TR_OK);
+
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 3);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM quarantine"), 2);
+    CHECK_STR(text(st, "SELECT source_message_id FROM reports WHERE source_name = 'report.eml'"),
+              "sample-1@sender.example");
+    CHECK_STR(text(st, "SELECT source_report_domain FROM reports WHERE source_name = 'report.eml'"),
+              "mail.example");
+    CHECK_STR(text(st, "SELECT source_submitter FROM reports WHERE source_name = 'report.eml'"),
+              "sender.example");
+    CHECK_HAS(text(st, "SELECT source_subject FROM reports WHERE source_name = 'report.eml'"),
+              "Report-ID: <2026-11-03T00:00:00Z_mail.example>");
+    CHECK_STR(text(st, "SELECT source_subject FROM quarantine WHERE source_name = "
+                       "'not-a-report.eml'"),
+              "Cron <root@host> run-parts /etc/cron.daily");
+    CHECK_INT(count(st, "SELECT raw_size FROM quarantine WHERE source_name = 'invalid.json'"), 344);
+    ingest_free(ig);
+}
+
+static void test_message_parts(struct store *st)
+{
+    char err[TR_ERRLEN], good[2048], nodomain[2048], msg[8192];
+    snprintf(good, sizeof good, JSON, "part-good", ",\"policy-domain\":\"good.example\"");
+    snprintf(nodomain, sizeof nodomain, JSON, "part-nodomain", "");
+    snprintf(msg, sizeof msg,
+             "From: r@sender.example\nTLS-Report-Domain: Header.Example\nMessage-ID: <two@x>\n"
+             "Content-Type: multipart/report; report-type=tlsrpt; boundary=\"Z\"\n\n"
+             "--Z\nContent-Type: application/tlsrpt+json\n\n%s\n"
+             "--Z\nContent-Type: application/tlsrpt+json\n\n{\"broken\": \n"
+             "--Z\nContent-Type: application/tlsrpt+json\n\n%s\n--Z--\n",
+             good, nodomain);
+    struct ingest *ig = ingest_new(st, NULL);
+    struct ingest_result res;
+    struct store_source src = {"stdin", "-", NULL, NULL, NULL, NULL, NULL};
+    CHECK_INT(ingest_begin(ig, err), TR_OK);
+    ingest_input(ig, msg, strlen(msg), &src, &res);
+    /* two good reports stored, the broken part quarantined with the whole message */
+    CHECK_INT(res.outcome, INGEST_STORED);
+    CHECK_INT(res.nreports, 3);
+    CHECK_INT(res.reports[0].outcome, INGEST_STORED);
+    CHECK_INT(res.reports[1].outcome, INGEST_REJECTED);
+    CHECK_INT(res.reports[2].outcome, INGEST_STORED);
+    CHECK_HAS(res.reason, "report part 2 of 3");
+    CHECK(res.quarantine_id > 0);
+    ingest_result_free(&res);
+    CHECK_INT(ingest_commit(ig, err), TR_OK);
+    /* the policy without policy-domain took the TLS-Report-Domain header */
+    CHECK_STR(text(st, "SELECT p.policy_domain FROM policies p JOIN reports r ON r.id = p.report "
+                       "WHERE r.report_id = 'part-nodomain'"),
+              "header.example");
+    CHECK_STR(text(st, "SELECT source_message_id FROM quarantine ORDER BY id DESC LIMIT 1"),
+              "two@x");
+    ingest_free(ig);
+}
+
+static void test_failed_batch(struct store *st)
+{
+    char err[TR_ERRLEN], json[2048];
+    struct ingest *ig = ingest_new(st, NULL);
+    struct ingest_result a, b;
+    struct store_source src = {"file", "x", NULL, NULL, NULL, NULL, NULL};
+    int64_t before = count(st, "SELECT COUNT(*) FROM reports");
+
+    CHECK_INT(ingest_begin(ig, err), TR_OK);
+    snprintf(json, sizeof json, JSON, "batch-1", "");
+    ingest_input(ig, json, strlen(json), &src, &a);
+    CHECK_INT(a.outcome, INGEST_STORED);
+    /* the storage breaks mid-batch */
+    sqlite3_exec(store_db(st), "PRAGMA query_only = 1", NULL, NULL, NULL);
+    snprintf(json, sizeof json, JSON, "batch-2", "");
+    ingest_input(ig, json, strlen(json), &src, &b);
+    CHECK_INT(b.outcome, INGEST_TEMPFAIL);
+    CHECK(ingest_failed(ig));
+    CHECK_INT(ingest_commit(ig, err), TR_EDB);
+    sqlite3_exec(store_db(st), "PRAGMA query_only = 0", NULL, NULL, NULL);
+    /* nothing of the batch was kept, so "stored" must not be acknowledged */
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), before);
+    ingest_result_tempfail(&a, err);
+    CHECK_INT(ingest_exit_code(a.outcome), 75);
+    ingest_result_free(&a);
+    ingest_result_free(&b);
+
+    /* the next batch works again */
+    CHECK_INT(ingest_begin(ig, err), TR_OK);
+    ingest_input(ig, json, strlen(json), &src, &b);
+    CHECK_INT(b.outcome, INGEST_STORED);
+    CHECK_INT(ingest_commit(ig, err), TR_OK);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), before + 1);
+    ingest_result_free(&b);
+    ingest_free(ig);
+}
+
+static void test_exit_codes(void)
+{
+    CHECK_INT(ingest_exit_code(INGEST_STORED), 0);
+    CHECK_INT(ingest_exit_code(INGEST_DUPLICATE), 0);
+    CHECK_INT(ingest_exit_code(INGEST_REJECTED), 65);
+    CHECK_INT(ingest_exit_code(INGEST_UNREADABLE), 74);
+    CHECK_INT(ingest_exit_code(INGEST_TEMPFAIL), 75);
+    CHECK_STR(ingest_outcome_name(INGEST_DUPLICATE), "duplicate");
+}
+
+int main(int argc, char **argv)
+{
+    samples = argc > 1 ? argv[1] : "samples";
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    char path[300], err[TR_ERRLEN];
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    struct store *st = NULL;
+    CHECK_INT(store_open(path, NULL, &st, err), TR_OK);
+    test_decode();
+    if (st) {
+        test_ingest_samples(st);
+        test_message_parts(st);
+        test_failed_batch(st);
+        store_close(st);
+    }
+    test_exit_codes();
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    if (system(path) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return check_done("ingest");
+}

@@ -1,0 +1,248 @@
+/* test_store.c: schema migrations, reports and duplicates, raw bytes,
+ * transactions, the bounded quarantine, locked and foreign databases. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "check.h"
+#include "tlsrptd/gz.h"
+#include "tlsrptd/store.h"
+
+static char dir[] = "/tmp/tlsrptd-test-store-XXXXXX";
+static char dbpath[256];
+
+static const char REPORT[] =
+    "{\"organization-name\":\"Org\",\"date-range\":{\"start-datetime\":\"2026-01-01T00:00:00Z\","
+    "\"end-datetime\":\"2026-01-01T23:59:59Z\"},\"contact-info\":null,\"report-id\":\"r1\","
+    "\"policies\":[{\"policy\":{\"policy-type\":\"sts\",\"policy-domain\":\"a.example\","
+    "\"policy-string\":[\"version: STSv1\"],\"mx-host\":[\"mx.a.example\"]},"
+    "\"summary\":{\"total-successful-session-count\":5,\"total-failure-session-count\":2},"
+    "\"failure-details\":[{\"result-type\":\"certificate-expired\",\"failed-session-count\":2,"
+    "\"receiving-mx-hostname\":\"mx.a.example\"}]},"
+    "{\"policy\":{\"policy-type\":\"no-policy-found\"},\"summary\":{"
+    "\"total-successful-session-count\":1,\"total-failure-session-count\":0}}]}";
+
+static int64_t count(struct store *st, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
+}
+
+static char *text(struct store *st, const char *sql)
+{
+    static char out[4096];
+    sqlite3_stmt *s = NULL;
+    out[0] = 0;
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+        snprintf(out, sizeof out, "%s", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return out;
+}
+
+static struct store *open_db(const struct store_options *opt)
+{
+    struct store *st = NULL;
+    char err[TR_ERRLEN];
+    tr_err e = store_open(dbpath, opt, &st, err);
+    if (e != TR_OK)
+        fprintf(stderr, "store_open: %s\n", err);
+    CHECK_INT(e, TR_OK);
+    return st;
+}
+
+static void add(struct store *st, const char *json, const void *raw, size_t rawlen, int64_t *id,
+                bool *dup)
+{
+    struct report r;
+    struct diag_list d = {0};
+    char err[TR_ERRLEN];
+    CHECK_INT(report_parse(json, strlen(json), NULL, &r, &d), TR_OK);
+    struct store_source src = {"file", "test.json", NULL, "<m@x>", "a.example", NULL, NULL};
+    CHECK_INT(store_add_report(st, &r, &d, &src, raw, rawlen, strlen(json), id, dup, err), TR_OK);
+    report_free(&r);
+    diag_list_free(&d);
+}
+
+static void test_schema_and_reports(void)
+{
+    struct store *st = open_db(NULL);
+    CHECK_INT(count(st, "PRAGMA user_version"), 1);
+    CHECK_STR(text(st, "PRAGMA journal_mode"), "wal");
+    char err[TR_ERRLEN];
+    int64_t id1, id2;
+    bool dup;
+
+    CHECK_INT(store_begin(st, err), TR_OK);
+    CHECK(store_in_transaction(st));
+    add(st, REPORT, REPORT, strlen(REPORT), &id1, &dup);
+    CHECK(!dup);
+    CHECK(id1 > 0);
+    add(st, REPORT, REPORT, strlen(REPORT), &id2, &dup); /* same batch: duplicate */
+    CHECK(dup);
+    CHECK_INT(id2, id1);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK(!store_in_transaction(st));
+
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 1);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM policies"), 2);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM failure_details"), 1);
+    CHECK_INT(count(st, "SELECT SUM(successful_sessions) FROM policies"), 6);
+    CHECK_INT(count(st, "SELECT warning_count FROM reports"), 2); /* contact-info, policy-domain */
+    CHECK_STR(text(st, "SELECT source_message_id FROM reports"), "<m@x>");
+    CHECK_STR(text(st, "SELECT policy_strings FROM policies WHERE idx = 0"),
+              "[\"version: STSv1\"]");
+    CHECK_STR(text(st, "SELECT mx_hosts FROM policies WHERE idx = 0"), "[\"mx.a.example\"]");
+    CHECK_INT(count(st, "SELECT policy_domain IS NULL FROM policies WHERE idx = 1"), 1);
+    CHECK_STR(text(st, "SELECT diagnostics FROM reports"), text(st, "SELECT diagnostics FROM reports"));
+    CHECK(strstr(text(st, "SELECT diagnostics FROM reports"), "contact-info") != NULL);
+
+    /* raw JSON is stored gzipped and inflates back to the bytes received */
+    CHECK_STR(text(st, "SELECT raw_encoding FROM reports"), "gzip");
+    sqlite3_stmt *s = NULL;
+    sqlite3_prepare_v2(store_db(st), "SELECT raw FROM reports", -1, &s, NULL);
+    CHECK(sqlite3_step(s) == SQLITE_ROW);
+    struct buf out;
+    buf_init(&out, 1 << 20);
+    CHECK_INT(gz_inflate(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), &out, err),
+              TR_OK);
+    CHECK_STR((char *)out.data, REPORT);
+    sqlite3_finalize(s);
+    buf_free(&out);
+
+    /* another end-datetime is another report; a gzip body is kept verbatim */
+    char other[sizeof REPORT + 8];
+    snprintf(other, sizeof other, "%s", REPORT);
+    memcpy(strstr(other, "23:59:59Z"), "23:59:58Z", 9);
+    struct buf gz;
+    buf_init(&gz, 1 << 20);
+    gz_deflate(other, strlen(other), 9, &gz, err);
+    CHECK_INT(store_begin(st, err), TR_OK);
+    add(st, other, gz.data, gz.len, &id2, &dup);
+    CHECK(!dup);
+    CHECK(id2 != id1);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_INT(count(st, "SELECT length(raw) FROM reports ORDER BY id DESC LIMIT 1"),
+              (int64_t)gz.len);
+    buf_free(&gz);
+
+    /* a rolled-back batch leaves nothing */
+    memcpy(strstr(other, "23:59:58Z"), "23:59:57Z", 9);
+    CHECK_INT(store_begin(st, err), TR_OK);
+    add(st, other, other, strlen(other), &id2, &dup);
+    store_rollback(st);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 2);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM policies"), 4);
+    store_close(st);
+
+    /* reopening applies no migration twice */
+    st = open_db(NULL);
+    CHECK_INT(count(st, "PRAGMA user_version"), 1);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 2);
+    store_close(st);
+}
+
+static void test_quarantine(void)
+{
+    struct store_options opt = STORE_DEFAULT_OPTIONS;
+    opt.quarantine_max_rows = 3;
+    opt.quarantine_max_bytes = 100;
+    struct store *st = open_db(&opt);
+    char err[TR_ERRLEN];
+    struct store_source src = {"http", "/tlsrpt", "192.0.2.9", NULL, NULL, NULL, NULL};
+    int64_t id;
+    char raw[200];
+    memset(raw, 'x', sizeof raw);
+
+    CHECK_INT(store_begin(st, err), TR_OK);
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(store_add_quarantine(st, &src, "not JSON", raw, 10, &id, err), TR_OK);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM quarantine"), 3);
+    CHECK_INT(count(st, "SELECT MIN(id) FROM quarantine"), 3); /* the oldest went */
+    CHECK_INT(count(st, "SELECT value FROM meta WHERE key = 'quarantine_evicted'"), 2);
+    CHECK_INT(count(st, "SELECT value FROM meta WHERE key = 'quarantine_rows'"), 3);
+    CHECK_INT(count(st, "SELECT value FROM meta WHERE key = 'quarantine_bytes'"), 30);
+    CHECK_STR(text(st, "SELECT reason FROM quarantine LIMIT 1"), "not JSON");
+    CHECK_STR(text(st, "SELECT source_client FROM quarantine LIMIT 1"), "192.0.2.9");
+
+    /* the byte budget evicts old entries too */
+    CHECK_INT(store_begin(st, err), TR_OK);
+    CHECK_INT(store_add_quarantine(st, &src, "big", raw, 90, &id, err), TR_OK);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_INT(count(st, "SELECT SUM(length(raw)) FROM quarantine"), 100); /* 10 + 90 */
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM quarantine"), 2);
+
+    /* an input larger than the whole budget keeps its reason, not its bytes */
+    CHECK_INT(store_begin(st, err), TR_OK);
+    CHECK_INT(store_add_quarantine(st, &src, "huge", raw, 200, &id, err), TR_OK);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_INT(count(st, "SELECT raw IS NULL AND raw_kept = 0 AND raw_size = 200 FROM quarantine "
+                        "WHERE reason = 'huge'"),
+              1);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM quarantine WHERE reason = 'big'"), 1);
+    store_close(st);
+}
+
+static void test_locked_and_foreign(void)
+{
+    char err[TR_ERRLEN];
+    struct store_options opt = STORE_DEFAULT_OPTIONS;
+    opt.busy_timeout_ms = 100;
+    struct store *a = open_db(&opt), *b = open_db(&opt);
+    CHECK_INT(store_begin(a, err), TR_OK);
+    CHECK_INT(store_begin(b, err), TR_EDB);
+    CHECK_HAS(err, "locked");
+    store_rollback(a);
+    CHECK_INT(store_begin(b, err), TR_OK);
+    store_rollback(b);
+    store_close(a);
+    store_close(b);
+
+    struct store *st = NULL;
+    CHECK_INT(store_open("/nonexistent-dir/x.db", NULL, &st, err), TR_EDB);
+    CHECK(st == NULL);
+    CHECK_HAS(err, "/nonexistent-dir/x.db");
+
+    /* read-only: a missing file, or a database that is not ours */
+    struct store_options ro = STORE_DEFAULT_OPTIONS;
+    ro.read_only = true;
+    char path[300];
+    snprintf(path, sizeof path, "%s/missing.db", dir);
+    CHECK_INT(store_open(path, &ro, &st, err), TR_EDB);
+    snprintf(path, sizeof path, "%s/foreign.db", dir);
+    sqlite3 *db;
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "CREATE TABLE t (x); PRAGMA user_version = 0", NULL, NULL, NULL);
+    sqlite3_close(db);
+    CHECK_INT(store_open(path, &ro, &st, err), TR_EDB);
+    CHECK_HAS(err, "not a tlsrptd database");
+
+    /* a database from a newer tlsrptd is refused, not downgraded */
+    snprintf(path, sizeof path, "%s/newer.db", dir);
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
+    sqlite3_close(db);
+    CHECK_INT(store_open(path, NULL, &st, err), TR_EDB);
+    CHECK_HAS(err, "newer");
+}
+
+int main(void)
+{
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    snprintf(dbpath, sizeof dbpath, "%s/t.db", dir);
+    test_schema_and_reports();
+    test_quarantine();
+    test_locked_and_foreign();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return check_done("store");
+}
