@@ -110,18 +110,15 @@ static double elapsed(const struct timespec *a, const struct timespec *b)
 
 static void clear_progress(struct ingest_run *run)
 {
-    if (run->progress)
-        fputs("\r\033[K", stderr);
+    if (run->progress) fputs("\r\033[K", stderr);
 }
 
 static void show_progress(struct ingest_run *run, bool force)
 {
-    if (!run->progress)
-        return;
+    if (!run->progress) return;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (!force && elapsed(&run->last_progress, &now) < 0.2)
-        return;
+    if (!force && elapsed(&run->last_progress, &now) < 0.2) return;
     run->last_progress = now;
     double secs = elapsed(&run->start, &now);
     fprintf(stderr, "\r\033[K%zu/%zu inputs  %zu stored  %zu duplicate  %zu rejected  %.0f/s",
@@ -141,8 +138,7 @@ static void print_report(FILE *out, const struct ingest_report *r)
             r->organization_name, r->report_id, r->first_domain ? r->first_domain : "(no domain)",
             r->npolicies, r->npolicies == 1 ? "y" : "ies", (long long)r->successful_sessions,
             (long long)r->failed_sessions);
-    if (r->warnings)
-        fprintf(out, ", %zu warning%s", r->warnings, r->warnings == 1 ? "" : "s");
+    if (r->warnings) fprintf(out, ", %zu warning%s", r->warnings, r->warnings == 1 ? "" : "s");
 }
 
 static void print_result(struct ingest_run *run, const struct pending *p)
@@ -150,10 +146,8 @@ static void print_result(struct ingest_run *run, const struct pending *p)
     const struct ingest_result *res = &p->res;
     run->counts[res->outcome]++;
     int code = ingest_exit_code(res->outcome);
-    if (code > run->exit_code)
-        run->exit_code = code;
-    if (run->quiet && code == 0)
-        return;
+    if (code > run->exit_code) run->exit_code = code;
+    if (run->quiet && code == 0) return;
     FILE *out = code == 0 ? stdout : stdout;
     clear_progress(run);
     fprintf(out, "%s: ", p->name);
@@ -162,18 +156,16 @@ static void print_result(struct ingest_run *run, const struct pending *p)
         fprintf(out, "%s: %s", ingest_outcome_name(res->outcome), res->reason);
     } else {
         for (size_t i = 0; i < res->nreports; i++) {
-            if (i)
-                fputs("; ", out);
+            if (i) fputs("; ", out);
             print_report(out, &res->reports[i]);
         }
     }
-    if (res->quarantine_id > 0)
-        fprintf(out, " (quarantine %lld)", (long long)res->quarantine_id);
+    if (res->quarantine_id > 0) fprintf(out, " (quarantine %lld)", (long long)res->quarantine_id);
     fputc('\n', out);
 }
 
-static void read_input(const char *name, const struct ingest_limits *lim, struct buf *b,
-                       tr_err *e, char *err)
+static void read_input(const char *name, const struct ingest_limits *lim, struct buf *b, tr_err *e,
+                       char *err)
 {
     buf_init(b, lim->max_input);
     if (strcmp(name, "-") == 0)
@@ -183,8 +175,7 @@ static void read_input(const char *name, const struct ingest_limits *lim, struct
 }
 
 /* Finish a batch: commit, then print every result (or mark all tempfail). */
-static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pending *batch,
-                        size_t *n)
+static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pending *batch, size_t *n)
 {
     char err[TR_ERRLEN];
     bool ok = ingest_commit(ig, err) == TR_OK;
@@ -243,8 +234,7 @@ int cmd_ingest(int argc, char **argv)
             break;
         case OPT_QUARANTINE_BYTES:
             if (!cli_parse_size(optarg, &v))
-                return cli_usage_error("ingest", "--quarantine-bytes: '%s' is not a size",
-                                       optarg);
+                return cli_usage_error("ingest", "--quarantine-bytes: '%s' is not a size", optarg);
             sopt.quarantine_max_bytes = v;
             break;
         case OPT_QUARANTINE_ROWS:
@@ -267,8 +257,7 @@ int cmd_ingest(int argc, char **argv)
         case '?':
             return cli_usage_error("ingest", "unknown option");
         default:
-            if (!limit_option("ingest", c, optarg, &lim))
-                return EXIT_USAGE;
+            if (!limit_option("ingest", c, optarg, &lim)) return EXIT_USAGE;
         }
     }
     if (optind >= argc)
@@ -319,8 +308,8 @@ int cmd_ingest(int argc, char **argv)
             struct buf in;
             tr_err e;
             read_input(name, &lim, &in, &e, err);
-            struct store_source src = {strcmp(name, "-") == 0 ? "stdin" : "file", name, NULL,
-                                       NULL, NULL, NULL, NULL};
+            struct store_source src = {
+                strcmp(name, "-") == 0 ? "stdin" : "file", name, NULL, NULL, NULL, NULL, NULL};
             if (e == TR_OK)
                 ingest_input(ig, in.data, in.len, &src, &p->res);
             else if (e == TR_ETOOBIG)
@@ -332,8 +321,7 @@ int cmd_ingest(int argc, char **argv)
             }
             buf_free(&in);
             run.done++;
-            if (ingest_failed(ig))
-                break;
+            if (ingest_failed(ig)) break;
         }
         ok = flush_batch(&run, ig, batch, &nbatch);
         show_progress(&run, false);
@@ -355,10 +343,9 @@ int cmd_ingest(int argc, char **argv)
         fprintf(stderr,
                 "tlsrptd ingest: %zu inputs in %.2f s (%.0f/s): %zu stored, %zu duplicate, %zu "
                 "rejected, %zu unreadable, %zu not stored (storage unavailable)\n",
-                run.done, secs, secs > 0 ? (double)run.done / secs : 0.0,
-                run.counts[INGEST_STORED], run.counts[INGEST_DUPLICATE],
-                run.counts[INGEST_REJECTED], run.counts[INGEST_UNREADABLE],
-                run.counts[INGEST_TEMPFAIL] + skipped);
+                run.done, secs, secs > 0 ? (double)run.done / secs : 0.0, run.counts[INGEST_STORED],
+                run.counts[INGEST_DUPLICATE], run.counts[INGEST_REJECTED],
+                run.counts[INGEST_UNREADABLE], run.counts[INGEST_TEMPFAIL] + skipped);
     }
     free(batch);
     ingest_free(ig);
@@ -445,12 +432,10 @@ int cmd_validate(int argc, char **argv)
         case '?':
             return cli_usage_error("validate", "unknown option");
         default:
-            if (!limit_option("validate", c, optarg, &lim))
-                return EXIT_USAGE;
+            if (!limit_option("validate", c, optarg, &lim)) return EXIT_USAGE;
         }
     }
-    if (optind >= argc)
-        return cli_usage_error("validate", "no input given (FILE or - for stdin)");
+    if (optind >= argc) return cli_usage_error("validate", "no input given (FILE or - for stdin)");
 
     struct walk_list inputs = {0};
     char err[TR_ERRLEN];
@@ -477,8 +462,7 @@ int cmd_validate(int argc, char **argv)
         struct ingest_decoded dec;
         if (ingest_decode(in.data, in.len, &lim, &dec, err) != TR_OK) {
             printf("%s: error: %s\n%s: invalid\n", name, err, name);
-            if (rc < EXIT_DATAERR)
-                rc = EXIT_DATAERR;
+            if (rc < EXIT_DATAERR) rc = EXIT_DATAERR;
         } else {
             for (size_t k = 0; k < dec.npayloads; k++) {
                 char label[4096];

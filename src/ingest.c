@@ -16,7 +16,7 @@
 struct ingest {
     struct store *st;
     struct ingest_limits lim;
-    bool failed;         /* a store error happened in this batch */
+    bool failed; /* a store error happened in this batch */
     char failure[TR_ERRLEN];
 };
 
@@ -25,8 +25,7 @@ struct ingest {
 static size_t skip_space(const unsigned char *s, size_t n)
 {
     size_t i = 0;
-    if (n >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf)
-        i = 3;
+    if (n >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf) i = 3;
     while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
         i++;
     return i;
@@ -49,8 +48,7 @@ static tr_err add_payload(struct ingest_decoded *dec, const void *raw, size_t ra
                           const struct ingest_limits *lim, char *err)
 {
     struct ingest_payload *np = realloc(dec->payloads, (dec->npayloads + 1) * sizeof *np);
-    if (np == NULL)
-        return tr_fail(err, TR_ENOMEM, "out of memory");
+    if (np == NULL) return tr_fail(err, TR_ENOMEM, "out of memory");
     dec->payloads = np;
     struct ingest_payload *p = &np[dec->npayloads++];
     memset(p, 0, sizeof *p);
@@ -66,12 +64,10 @@ tr_err ingest_decode(const void *data, size_t len, const struct ingest_limits *l
     static const struct ingest_limits defaults = INGEST_DEFAULT_LIMITS;
     const unsigned char *s = data;
     memset(dec, 0, sizeof *dec);
-    if (lim == NULL)
-        lim = &defaults;
+    if (lim == NULL) lim = &defaults;
     if (len > lim->max_input)
         return tr_fail(err, TR_ETOOBIG, "input larger than %zu bytes", lim->max_input);
-    if (len == 0)
-        return tr_fail(err, TR_EPARSE, "empty input");
+    if (len == 0) return tr_fail(err, TR_EPARSE, "empty input");
 
     size_t i = skip_space(s, len);
     bool gzip = len >= 2 && s[0] == 0x1f && s[1] == 0x8b;
@@ -80,22 +76,18 @@ tr_err ingest_decode(const void *data, size_t len, const struct ingest_limits *l
     if (mime_looks_like_message(data, len)) {
         dec->is_message = true;
         tr_err e = mime_extract(data, len, &lim->mime, &dec->msg, err);
-        if (e != TR_OK)
-            return e;
+        if (e != TR_OK) return e;
         for (size_t k = 0; k < dec->msg.nparts; k++) {
             const struct buf *b = &dec->msg.parts[k].body;
-            if ((e = add_payload(dec, b->data, b->len, lim, err)) != TR_OK)
-                return e;
+            if ((e = add_payload(dec, b->data, b->len, lim, err)) != TR_OK) return e;
         }
         return TR_OK;
     }
-    if (gz_is_compressed(data, len))
-        return add_payload(dec, data, len, lim, err); /* zlib */
-    if (i == len)
-        return tr_fail(err, TR_EPARSE, "input holds only white space");
-    return tr_fail(err, TR_EPARSE,
-                   "not a TLS-RPT report: neither JSON, gzip nor a mail message (first byte 0x%02x)",
-                   s[i]);
+    if (gz_is_compressed(data, len)) return add_payload(dec, data, len, lim, err); /* zlib */
+    if (i == len) return tr_fail(err, TR_EPARSE, "input holds only white space");
+    return tr_fail(
+        err, TR_EPARSE,
+        "not a TLS-RPT report: neither JSON, gzip nor a mail message (first byte 0x%02x)", s[i]);
 }
 
 void ingest_decoded_free(struct ingest_decoded *dec)
@@ -113,8 +105,7 @@ struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim)
 {
     static const struct ingest_limits defaults = INGEST_DEFAULT_LIMITS;
     struct ingest *ig = calloc(1, sizeof *ig);
-    if (ig == NULL)
-        return NULL;
+    if (ig == NULL) return NULL;
     ig->st = st;
     ig->lim = lim ? *lim : defaults;
     return ig;
@@ -122,8 +113,7 @@ struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim)
 
 void ingest_free(struct ingest *ig)
 {
-    if (ig && store_in_transaction(ig->st))
-        store_rollback(ig->st);
+    if (ig && store_in_transaction(ig->st)) store_rollback(ig->st);
     free(ig);
 }
 
@@ -243,20 +233,15 @@ void ingest_input(struct ingest *ig, const void *data, size_t len, const struct 
 
     struct store_source s = *src;
     if (dec.is_message) {
-        if (!s.message_id)
-            s.message_id = dec.msg.message_id;
-        if (!s.report_domain)
-            s.report_domain = dec.msg.report_domain;
-        if (!s.report_submitter)
-            s.report_submitter = dec.msg.report_submitter;
-        if (!s.subject)
-            s.subject = dec.msg.subject;
+        if (!s.message_id) s.message_id = dec.msg.message_id;
+        if (!s.report_domain) s.report_domain = dec.msg.report_domain;
+        if (!s.report_submitter) s.report_submitter = dec.msg.report_submitter;
+        if (!s.subject) s.subject = dec.msg.subject;
     }
     if (e != TR_OK) {
         res->outcome = e == TR_ENOMEM ? INGEST_TEMPFAIL : INGEST_REJECTED;
         snprintf(res->reason, sizeof res->reason, "%s", err);
-        if (res->outcome == INGEST_REJECTED)
-            quarantine(ig, data, len, &s, err, res);
+        if (res->outcome == INGEST_REJECTED) quarantine(ig, data, len, &s, err, res);
         ingest_decoded_free(&dec);
         return;
     }
@@ -281,8 +266,7 @@ void ingest_input(struct ingest *ig, const void *data, size_t len, const struct 
             dups++;
         else {
             rejected++;
-            if (first_reason == NULL)
-                first_reason = rep->reason;
+            if (first_reason == NULL) first_reason = rep->reason;
         }
     }
     if (rejected) {

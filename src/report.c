@@ -45,8 +45,7 @@ void diag_add(struct diag_list *d, enum diag_level level, const char *path, cons
     if (d->n == d->cap) {
         size_t ncap = d->cap ? d->cap * 2 : 8;
         struct diag *p = realloc(d->items, ncap * sizeof *p);
-        if (p == NULL)
-            return; /* counted, not described: the verdict stays right */
+        if (p == NULL) return; /* counted, not described: the verdict stays right */
         d->items = p;
         d->cap = ncap;
     }
@@ -76,30 +75,25 @@ const char *diag_level_name(enum diag_level level)
 
 void diag_first_error(const struct diag_list *d, char *out, size_t outlen)
 {
-    if (outlen == 0)
-        return;
+    if (outlen == 0) return;
     out[0] = 0;
     for (size_t i = 0; i < d->n; i++) {
-        if (d->items[i].level != DIAG_ERROR)
-            continue;
+        if (d->items[i].level != DIAG_ERROR) continue;
         if (d->items[i].path[0])
             snprintf(out, outlen, "%s: %s", d->items[i].path, d->items[i].message);
         else
             snprintf(out, outlen, "%s", d->items[i].message);
         return;
     }
-    if (d->errors)
-        snprintf(out, outlen, "not an acceptable report");
+    if (d->errors) snprintf(out, outlen, "not an acceptable report");
 }
 
 json_t *diag_list_json(const struct diag_list *d)
 {
     json_t *a = json_array();
-    if (a == NULL)
-        return NULL;
+    if (a == NULL) return NULL;
     for (size_t i = 0; i < d->n; i++) {
-        if (d->items[i].level == DIAG_ERROR)
-            continue;
+        if (d->items[i].level == DIAG_ERROR) continue;
         json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "level",
                                            diag_level_name(d->items[i].level), "path",
                                            d->items[i].path, "message", d->items[i].message));
@@ -114,17 +108,16 @@ static int64_t days_since_epoch(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;                              /* [0, 399] */
+    int64_t yoe = y - era * 400;                                  /* [0, 399] */
     int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1; /* [0, 365] */
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;      /* [0, 146096] */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;          /* [0, 146096] */
     return era * 146097 + doe - 719468;
 }
 
 static int days_in_month(int y, int m)
 {
     static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-        return 29;
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
     return dm[m - 1];
 }
 
@@ -132,8 +125,7 @@ static int digits(const char *s, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return -1;
+        if (!isdigit((unsigned char)s[i])) return -1;
         v = v * 10 + (s[i] - '0');
     }
     *out = v;
@@ -143,13 +135,11 @@ static int digits(const char *s, int n, int *out)
 int report_parse_datetime(const char *s, int64_t *t, bool *had_zone)
 {
     int y, mo, d, h, mi, sec;
-    if (s == NULL || strlen(s) < 19)
-        return -1;
+    if (s == NULL || strlen(s) < 19) return -1;
     if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
         digits(s + 8, 2, &d))
         return -1;
-    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ')
-        return -1;
+    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return -1;
     if (digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
         digits(s + 17, 2, &sec))
         return -1;
@@ -158,8 +148,7 @@ int report_parse_datetime(const char *s, int64_t *t, bool *had_zone)
     const char *p = s + 19;
     if (*p == '.') {
         p++;
-        if (!isdigit((unsigned char)*p))
-            return -1;
+        if (!isdigit((unsigned char)*p)) return -1;
         while (isdigit((unsigned char)*p))
             p++;
     }
@@ -171,24 +160,18 @@ int report_parse_datetime(const char *s, int64_t *t, bool *had_zone)
         int oh, om;
         int sign = *p == '-' ? -1 : 1;
         p++;
-        if (digits(p, 2, &oh))
-            return -1;
+        if (digits(p, 2, &oh)) return -1;
         p += 2;
-        if (*p == ':')
-            p++;
-        if (digits(p, 2, &om))
-            return -1;
+        if (*p == ':') p++;
+        if (digits(p, 2, &om)) return -1;
         p += 2;
-        if (oh > 23 || om > 59)
-            return -1;
+        if (oh > 23 || om > 59) return -1;
         offset = sign * (oh * 3600 + om * 60);
     } else {
         *had_zone = false;
     }
-    if (*p != 0)
-        return -1;
-    if (sec == 60)
-        sec = 59; /* a leap second counts as the second before it */
+    if (*p != 0) return -1;
+    if (sec == 60) sec = 59; /* a leap second counts as the second before it */
     *t = days_since_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
     return 0;
 }
@@ -204,16 +187,18 @@ void report_format_time(int64_t t, char *out, size_t outlen)
 /* ---- registries ----------------------------------------------------------------------------- */
 
 static const char *const result_types[] = {
-    "starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
-    "certificate-not-trusted", "validation-failure", "tlsa-invalid", "dnssec-invalid",
-    "dane-required", "sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid",
+    "starttls-not-supported", "certificate-host-mismatch",
+    "certificate-expired",    "certificate-not-trusted",
+    "validation-failure",     "tlsa-invalid",
+    "dnssec-invalid",         "dane-required",
+    "sts-policy-fetch-error", "sts-policy-invalid",
+    "sts-webpki-invalid",
 };
 
 bool report_known_result_type(const char *s)
 {
     for (size_t i = 0; i < sizeof result_types / sizeof *result_types; i++)
-        if (strcmp(s, result_types[i]) == 0)
-            return true;
+        if (strcmp(s, result_types[i]) == 0) return true;
     return false;
 }
 
@@ -255,8 +240,7 @@ static void path_key(char *out, const char *base, const char *key)
 
 static void path_elem(char *out, const char *base, size_t i)
 {
-    if (snprintf(out, PATHLEN, "%s[%zu]", base, i) >= PATHLEN)
-        out[PATHLEN - 1] = 0;
+    if (snprintf(out, PATHLEN, "%s[%zu]", base, i) >= PATHLEN) out[PATHLEN - 1] = 0;
 }
 
 static void path_index(char *out, const char *base, const char *key, size_t i)
@@ -266,8 +250,7 @@ static void path_index(char *out, const char *base, const char *key, size_t i)
 }
 
 /* Notes every key of obj that is not in known (NULL-terminated). */
-static void check_keys(json_t *obj, const char *path, const char *const *known,
-                       struct diag_list *d)
+static void check_keys(json_t *obj, const char *path, const char *const *known, struct diag_list *d)
 {
     const char *key;
     json_t *v;
@@ -275,8 +258,7 @@ static void check_keys(json_t *obj, const char *path, const char *const *known,
     {
         bool found = false;
         for (const char *const *k = known; *k; k++)
-            if (strcmp(key, *k) == 0)
-                found = true;
+            if (strcmp(key, *k) == 0) found = true;
         if (!found) {
             char p[PATHLEN];
             path_key(p, path, key);
@@ -308,8 +290,7 @@ static const char *need_string(const json_t *obj, const char *key, const char *p
 }
 
 /* A required session count: an integer in [0, 2^53]. Returns -1 when bad. */
-static int64_t need_count(const json_t *obj, const char *key, const char *path,
-                          struct diag_list *d)
+static int64_t need_count(const json_t *obj, const char *key, const char *path, struct diag_list *d)
 {
     char p[PATHLEN];
     path_key(p, path, key);
@@ -335,8 +316,7 @@ static const char *opt_string(const json_t *obj, const char *key, const char *pa
                               struct diag_list *d)
 {
     json_t *v = json_object_get(obj, key);
-    if (v == NULL || json_is_null(v))
-        return NULL;
+    if (v == NULL || json_is_null(v)) return NULL;
     if (!json_is_string(v)) {
         char p[PATHLEN];
         path_key(p, path, key);
@@ -346,12 +326,10 @@ static const char *opt_string(const json_t *obj, const char *key, const char *pa
     return json_string_value(v);
 }
 
-static const char *opt_ip(const json_t *obj, const char *key, const char *path,
-                          struct diag_list *d)
+static const char *opt_ip(const json_t *obj, const char *key, const char *path, struct diag_list *d)
 {
     const char *s = opt_string(obj, key, path, d);
-    if (s == NULL)
-        return NULL;
+    if (s == NULL) return NULL;
     unsigned char addr[16];
     if (inet_pton(AF_INET, s, addr) != 1 && inet_pton(AF_INET6, s, addr) != 1) {
         char p[PATHLEN];
@@ -365,11 +343,9 @@ static const char *opt_ip(const json_t *obj, const char *key, const char *path,
 static char *normalize_domain(const char *s)
 {
     size_t n = strlen(s);
-    if (n > 1 && s[n - 1] == '.')
-        n--;
+    if (n > 1 && s[n - 1] == '.') n--;
     char *out = malloc(n + 1);
-    if (out == NULL)
-        return NULL;
+    if (out == NULL) return NULL;
     for (size_t i = 0; i < n; i++)
         out[i] = (char)tolower((unsigned char)s[i]);
     out[n] = 0;
@@ -380,8 +356,7 @@ static char *normalize_domain(const char *s)
  * notes every deviation. NULL when v holds no string at all. */
 static json_t *string_list(json_t *v, const char *path, const char *what, struct diag_list *d)
 {
-    if (v == NULL || json_is_null(v))
-        return NULL;
+    if (v == NULL || json_is_null(v)) return NULL;
     if (json_is_string(v)) {
         diag_add(d, DIAG_NOTE, path, "%s is a single string, not an array; taken as one entry",
                  what);
@@ -413,15 +388,12 @@ static json_t *string_list(json_t *v, const char *path, const char *what, struct
  * array of records. Returns a NEW unwrapped array, or NULL when a is not that. */
 static json_t *unwrap_json_string_array(const json_t *a)
 {
-    if (json_array_size(a) != 1)
-        return NULL;
+    if (json_array_size(a) != 1) return NULL;
     const char *s = json_string_value(json_array_get(a, 0));
-    if (s == NULL)
-        return NULL;
+    if (s == NULL) return NULL;
     while (isspace((unsigned char)*s))
         s++;
-    if (*s != '[')
-        return NULL;
+    if (*s != '[') return NULL;
     json_t *inner = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_array(inner) || json_array_size(inner) == 0) {
         json_decref(inner);
@@ -442,17 +414,22 @@ static json_t *unwrap_json_string_array(const json_t *a)
 /* ---- the document --------------------------------------------------------------------------- */
 
 static const char *const top_keys[] = {"organization-name", "date-range", "contact-info",
-                                       "report-id", "policies", NULL};
+                                       "report-id",         "policies",   NULL};
 static const char *const range_keys[] = {"start-datetime", "end-datetime", NULL};
 static const char *const policy_item_keys[] = {"policy", "summary", "failure-details", NULL};
 static const char *const policy_keys[] = {"policy-type", "policy-string", "policy-domain",
                                           "mx-host", NULL};
 static const char *const summary_keys[] = {"total-successful-session-count",
                                            "total-failure-session-count", NULL};
-static const char *const failure_keys[] = {
-    "result-type",         "sending-mta-ip",      "receiving-mx-hostname",
-    "receiving-mx-helo",   "receiving-ip",        "failed-session-count",
-    "additional-information", "failure-reason-code", NULL};
+static const char *const failure_keys[] = {"result-type",
+                                           "sending-mta-ip",
+                                           "receiving-mx-hostname",
+                                           "receiving-mx-helo",
+                                           "receiving-ip",
+                                           "failed-session-count",
+                                           "additional-information",
+                                           "failure-reason-code",
+                                           NULL};
 
 static void parse_datetime_member(const json_t *range, const char *key, const char *path,
                                   const char **text, int64_t *t, bool *ok, struct diag_list *d)
@@ -461,15 +438,13 @@ static void parse_datetime_member(const json_t *range, const char *key, const ch
     path_key(p, path, key);
     *ok = false;
     const char *s = need_string(range, key, path, d);
-    if (s == NULL)
-        return;
+    if (s == NULL) return;
     bool zone;
     if (report_parse_datetime(s, t, &zone) != 0) {
         diag_add(d, DIAG_ERROR, p, "\"%.64s\" is not an RFC 3339 date-time", s);
         return;
     }
-    if (!zone)
-        diag_add(d, DIAG_WARNING, p, "\"%.64s\" has no timezone; UTC assumed", s);
+    if (!zone) diag_add(d, DIAG_WARNING, p, "\"%.64s\" has no timezone; UTC assumed", s);
     *text = s;
     *ok = true;
 }
@@ -477,8 +452,7 @@ static void parse_datetime_member(const json_t *range, const char *key, const ch
 static void parse_failures(json_t *arr, const char *path, struct report_policy *pol,
                            struct diag_list *d)
 {
-    if (arr == NULL)
-        return;
+    if (arr == NULL) return;
     if (json_is_null(arr)) {
         diag_add(d, DIAG_NOTE, path, "null; taken as no failure details");
         return;
@@ -488,8 +462,7 @@ static void parse_failures(json_t *arr, const char *path, struct report_policy *
         return;
     }
     size_t n = json_array_size(arr);
-    if (n == 0)
-        return;
+    if (n == 0) return;
     pol->failures = calloc(n, sizeof *pol->failures);
     if (pol->failures == NULL) {
         diag_add(d, DIAG_ERROR, path, "out of memory");
@@ -538,8 +511,7 @@ static void parse_failures(json_t *arr, const char *path, struct report_policy *
         f->receiving_mx_helo = opt_string(e, "receiving-mx-helo", p, d);
         f->additional_information = opt_string(e, "additional-information", p, d);
         f->failure_reason_code = opt_string(e, "failure-reason-code", p, d);
-        if (c < 0 || f->result_type == NULL)
-            continue;
+        if (c < 0 || f->result_type == NULL) continue;
         f->failed_session_count = c;
         sum += c;
         pol->nfailures++;
@@ -574,7 +546,8 @@ static void parse_policy(json_t *item, const char *path, struct report_policy *p
         char tp[PATHLEN];
         path_key(tp, p, "policy-type");
         if (pol->policy_type && !report_known_policy_type(pol->policy_type))
-            diag_add(d, DIAG_NOTE, tp, "\"%.64s\" is not sts, tlsa or no-policy-found; stored as sent",
+            diag_add(d, DIAG_NOTE, tp,
+                     "\"%.64s\" is not sts, tlsa or no-policy-found; stored as sent",
                      pol->policy_type);
 
         char dp[PATHLEN];
@@ -594,16 +567,15 @@ static void parse_policy(json_t *item, const char *path, struct report_policy *p
         }
         if (domain) {
             pol->policy_domain = normalize_domain(domain);
-            if (pol->policy_domain == NULL)
-                diag_add(d, DIAG_ERROR, dp, "out of memory");
+            if (pol->policy_domain == NULL) diag_add(d, DIAG_ERROR, dp, "out of memory");
         }
 
         char sp[PATHLEN];
         path_key(sp, p, "policy-string");
-        pol->policy_strings = string_list(json_object_get(policy, "policy-string"), sp,
-                                          "policy-string", d);
-        json_t *unwrapped = pol->policy_strings ? unwrap_json_string_array(pol->policy_strings)
-                                                : NULL;
+        pol->policy_strings =
+            string_list(json_object_get(policy, "policy-string"), sp, "policy-string", d);
+        json_t *unwrapped =
+            pol->policy_strings ? unwrap_json_string_array(pol->policy_strings) : NULL;
         if (unwrapped) {
             diag_add(d, DIAG_NOTE, sp,
                      "one string holding a JSON array of %zu records (Microsoft); unwrapped",
@@ -692,7 +664,8 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
         return TR_ETOOBIG;
     }
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)s, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    json_t *root =
+        json_loadb((const char *)s, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         const char *what = strstr(jerr.text, "duplicate object key") ? "duplicate key (I-JSON, "
                                                                        "RFC 7493)"
@@ -732,8 +705,8 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
         check_keys(range, "date-range", range_keys, d);
         parse_datetime_member(range, "start-datetime", "date-range", &out->start_text,
                               &out->start_time, &ok_start, d);
-        parse_datetime_member(range, "end-datetime", "date-range", &out->end_text,
-                              &out->end_time, &ok_end, d);
+        parse_datetime_member(range, "end-datetime", "date-range", &out->end_text, &out->end_time,
+                              &ok_end, d);
         if (ok_start && ok_end) {
             if (out->end_time < out->start_time)
                 diag_add(d, DIAG_ERROR, "date-range.end-datetime", "%s is before start-datetime %s",

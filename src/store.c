@@ -109,8 +109,7 @@ static tr_err exec_simple(struct store *st, int which, char *err, const char *wh
     sqlite3_stmt *s = stmt(st, which);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return db_fail(st, err, what);
+    if (rc != SQLITE_DONE) return db_fail(st, err, what);
     return TR_OK;
 }
 
@@ -120,8 +119,7 @@ static tr_err migrate(struct store *st, char *err)
     int version = 0;
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
         return db_fail(st, err, "reading schema version");
-    if (sqlite3_step(s) == SQLITE_ROW)
-        version = sqlite3_column_int(s, 0);
+    if (sqlite3_step(s) == SQLITE_ROW) version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
     if (version > (int)tlsrptd_schema_count)
         return tr_fail(err, TR_EDB,
@@ -129,8 +127,8 @@ static tr_err migrate(struct store *st, char *err)
                        st->path, version, tlsrptd_schema_count);
     if (st->opt.read_only) {
         if (version < (int)tlsrptd_schema_count)
-            return tr_fail(err, TR_EDB, "database %s: not a tlsrptd database (schema %d)",
-                           st->path, version);
+            return tr_fail(err, TR_EDB, "database %s: not a tlsrptd database (schema %d)", st->path,
+                           version);
         return TR_OK;
     }
     for (size_t i = (size_t)version; i < tlsrptd_schema_count; i++) {
@@ -163,8 +161,7 @@ static tr_err migrate(struct store *st, char *err)
     return TR_OK;
 }
 
-tr_err store_open(const char *path, const struct store_options *opt, struct store **out,
-                  char *err)
+tr_err store_open(const char *path, const struct store_options *opt, struct store **out, char *err)
 {
     static const struct store_options defaults = STORE_DEFAULT_OPTIONS;
     *out = NULL;
@@ -175,8 +172,8 @@ tr_err store_open(const char *path, const struct store_options *opt, struct stor
     }
     st->opt = opt ? *opt : defaults;
     buf_init(&st->gzbuf, (size_t)64 << 20);
-    int flags = st->opt.read_only ? SQLITE_OPEN_READONLY
-                                  : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int flags =
+        st->opt.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     tr_err rc = TR_EDB;
     if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         rc = db_fail(st, err, "cannot open");
@@ -198,12 +195,11 @@ tr_err store_open(const char *path, const struct store_options *opt, struct stor
         rc = db_fail(st, err, "setting pragmas");
         goto fail;
     }
-    if ((rc = migrate(st, err)) != TR_OK)
-        goto fail;
+    if ((rc = migrate(st, err)) != TR_OK) goto fail;
     if (!st->opt.read_only) {
         for (int i = 0; i < S_COUNT; i++) {
-            if (sqlite3_prepare_v3(st->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                   &st->stmt[i], NULL) != SQLITE_OK) {
+            if (sqlite3_prepare_v3(st->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+                                   NULL) != SQLITE_OK) {
                 rc = db_fail(st, err, "preparing statements");
                 goto fail;
             }
@@ -218,8 +214,7 @@ fail:
 
 void store_close(struct store *st)
 {
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     if (st->db && !sqlite3_get_autocommit(st->db))
@@ -238,15 +233,13 @@ tr_err store_begin(struct store *st, char *err)
 tr_err store_commit(struct store *st, char *err)
 {
     tr_err rc = exec_simple(st, S_COMMIT, err, "committing");
-    if (rc != TR_OK)
-        store_rollback(st);
+    if (rc != TR_OK) store_rollback(st);
     return rc;
 }
 
 void store_rollback(struct store *st)
 {
-    if (!sqlite3_get_autocommit(st->db))
-        (void)exec_simple(st, S_ROLLBACK, NULL, "rolling back");
+    if (!sqlite3_get_autocommit(st->db)) (void)exec_simple(st, S_ROLLBACK, NULL, "rolling back");
 }
 
 bool store_in_transaction(const struct store *st)
@@ -277,8 +270,7 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
     sqlite3_reset(s);
     free(strings);
     free(mx);
-    if (rc != SQLITE_DONE)
-        return db_fail(st, err, "storing a policy");
+    if (rc != SQLITE_DONE) return db_fail(st, err, "storing a policy");
     int64_t policy = sqlite3_last_insert_rowid(st->db);
 
     for (size_t i = 0; i < p->nfailures; i++) {
@@ -295,8 +287,7 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
         bind_text(s, 9, f->failure_reason_code);
         rc = sqlite3_step(s);
         sqlite3_reset(s);
-        if (rc != SQLITE_DONE)
-            return db_fail(st, err, "storing a failure detail");
+        if (rc != SQLITE_DONE) return db_fail(st, err, "storing a failure detail");
     }
     return TR_OK;
 }
@@ -320,22 +311,19 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
         return TR_OK;
     }
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return db_fail(st, err, "looking up a report");
+    if (rc != SQLITE_DONE) return db_fail(st, err, "looking up a report");
 
     const unsigned char *b = raw;
     const char *encoding = "gzip";
     const void *blob = raw;
     size_t bloblen = rawlen;
     if (gz_is_compressed(raw, rawlen)) {
-        if (!(rawlen >= 2 && b[0] == 0x1f && b[1] == 0x8b))
-            encoding = "zlib";
+        if (!(rawlen >= 2 && b[0] == 0x1f && b[1] == 0x8b)) encoding = "zlib";
     } else {
         buf_reset(&st->gzbuf);
         char gzerr[TR_ERRLEN];
         if (gz_deflate(raw, rawlen, 6, &st->gzbuf, gzerr) != TR_OK)
-            return tr_fail(err, TR_EDB, "database %s: compressing the report: %s", st->path,
-                           gzerr);
+            return tr_fail(err, TR_EDB, "database %s: compressing the report: %s", st->path, gzerr);
         blob = st->gzbuf.data;
         bloblen = st->gzbuf.len;
     }
@@ -369,14 +357,12 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     free(diag_text);
-    if (rc != SQLITE_DONE)
-        return db_fail(st, err, "storing a report");
+    if (rc != SQLITE_DONE) return db_fail(st, err, "storing a report");
     int64_t report = sqlite3_last_insert_rowid(st->db);
 
     for (size_t i = 0; i < r->npolicies; i++) {
         tr_err e = insert_policy(st, report, i, &r->policies[i], err);
-        if (e != TR_OK)
-            return e;
+        if (e != TR_OK) return e;
     }
     *id = report;
     return TR_OK;
@@ -414,8 +400,7 @@ static tr_err quarantine_make_room(struct store *st, size_t rawlen, char *err)
         int rc = sqlite3_step(s);
         if (rc != SQLITE_ROW) {
             sqlite3_reset(s);
-            if (rc == SQLITE_DONE)
-                break; /* counters drifted; nothing left to evict */
+            if (rc == SQLITE_DONE) break; /* counters drifted; nothing left to evict */
             return db_fail(st, err, "reading the quarantine");
         }
         int64_t qid = sqlite3_column_int64(s, 0), qlen = sqlite3_column_int64(s, 1);
@@ -424,12 +409,10 @@ static tr_err quarantine_make_room(struct store *st, size_t rawlen, char *err)
         sqlite3_bind_int64(s, 1, qid);
         rc = sqlite3_step(s);
         sqlite3_reset(s);
-        if (rc != SQLITE_DONE)
-            return db_fail(st, err, "evicting from the quarantine");
+        if (rc != SQLITE_DONE) return db_fail(st, err, "evicting from the quarantine");
         rows--, bytes -= qlen, evicted++, freed += qlen;
     }
-    if (evicted == 0)
-        return TR_OK;
+    if (evicted == 0) return TR_OK;
     tr_warn("quarantine full: evicted the %lld oldest entries (%lld bytes)", (long long)evicted,
             (long long)freed);
     tr_err e;
@@ -445,8 +428,7 @@ tr_err store_add_quarantine(struct store *st, const struct store_source *src, co
 {
     bool keep = raw != NULL && rawlen <= st->opt.quarantine_max_bytes;
     tr_err e = quarantine_make_room(st, keep ? rawlen : 0, err);
-    if (e != TR_OK)
-        return e;
+    if (e != TR_OK) return e;
     if (raw != NULL && !keep)
         tr_warn("quarantine: %s: %zu bytes exceed the quarantine budget of %zu; reason kept, "
                 "bytes not",
@@ -469,8 +451,7 @@ tr_err store_add_quarantine(struct store *st, const struct store_source *src, co
     sqlite3_bind_int(s, 12, keep);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return db_fail(st, err, "quarantining an input");
+    if (rc != SQLITE_DONE) return db_fail(st, err, "quarantining an input");
     *id = sqlite3_last_insert_rowid(st->db);
     if ((e = meta_add(st, "quarantine_rows", 1, err)) != TR_OK ||
         (e = meta_add(st, "quarantine_bytes", keep ? (int64_t)rawlen : 0, err)) != TR_OK)

@@ -76,24 +76,23 @@ static void test_types_and_names(void)
 {
     GString *s = g_string_new(HEAD);
     g_string_append(
-        s,
-        "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
-        /* mixed-case media type, quoted-printable */
-        "--B\r\nContent-Type: Application/TLSRPT+Json\r\n"
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        "{\"organization-name\":\"Org\",\"report-id\":\"r=3D1\"}\r\n"
-        /* octet-stream with a .json.gz name (in Content-Type name=) */
-        "--B\r\nContent-Type: application/octet-stream; name=\"report.JSON.GZ\"\r\n\r\nxx\r\n"
-        /* application/json with a .json file name */
-        "--B\r\nContent-Type: application/json\r\n"
-        "Content-Disposition: attachment; filename=r.json\r\n\r\n{}\r\n"
-        /* plain application/tlsrpt (uncompressed, no +json) */
-        "--B\r\nContent-Type: application/tlsrpt\r\n\r\n{}\r\n"
-        /* not reports: text without a name, octet-stream with another name */
-        "--B\r\nContent-Type: text/plain\r\n\r\n{}\r\n"
-        "--B\r\nContent-Type: application/octet-stream; name=\"invoice.pdf\"\r\n\r\nxx\r\n"
-        "--B\r\nContent-Type: application/gzip\r\n\r\nxx\r\n"
-        "--B--\r\n");
+        s, "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+           /* mixed-case media type, quoted-printable */
+           "--B\r\nContent-Type: Application/TLSRPT+Json\r\n"
+           "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+           "{\"organization-name\":\"Org\",\"report-id\":\"r=3D1\"}\r\n"
+           /* octet-stream with a .json.gz name (in Content-Type name=) */
+           "--B\r\nContent-Type: application/octet-stream; name=\"report.JSON.GZ\"\r\n\r\nxx\r\n"
+           /* application/json with a .json file name */
+           "--B\r\nContent-Type: application/json\r\n"
+           "Content-Disposition: attachment; filename=r.json\r\n\r\n{}\r\n"
+           /* plain application/tlsrpt (uncompressed, no +json) */
+           "--B\r\nContent-Type: application/tlsrpt\r\n\r\n{}\r\n"
+           /* not reports: text without a name, octet-stream with another name */
+           "--B\r\nContent-Type: text/plain\r\n\r\n{}\r\n"
+           "--B\r\nContent-Type: application/octet-stream; name=\"invoice.pdf\"\r\n\r\nxx\r\n"
+           "--B\r\nContent-Type: application/gzip\r\n\r\nxx\r\n"
+           "--B--\r\n");
     struct mime_message m;
     char err[TR_ERRLEN];
     CHECK_INT(extract(s->str, &m, err), TR_OK);
@@ -115,16 +114,15 @@ static void test_forwarded(void)
 {
     /* the report travels inside a forwarded message/rfc822 part; the outer
      * message lacks the TLS-Report headers, the inner one has them */
-    const char *msg =
-        "From: admin@mail.example\r\nSubject: Fwd: report\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: multipart/mixed; boundary=\"O\"\r\n\r\n"
-        "--O\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
-        "--O\r\nContent-Type: message/rfc822\r\n\r\n"
-        "From: reporter@sender.example\r\nMessage-ID: <inner@sender.example>\r\n"
-        "TLS-Report-Domain: inner.example\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: multipart/report; report-type=tlsrpt; boundary=\"I\"\r\n\r\n"
-        "--I\r\nContent-Type: application/tlsrpt+json\r\n\r\n{\"a\":1}\r\n--I--\r\n"
-        "\r\n--O--\r\n";
+    const char *msg = "From: admin@mail.example\r\nSubject: Fwd: report\r\nMIME-Version: 1.0\r\n"
+                      "Content-Type: multipart/mixed; boundary=\"O\"\r\n\r\n"
+                      "--O\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+                      "--O\r\nContent-Type: message/rfc822\r\n\r\n"
+                      "From: reporter@sender.example\r\nMessage-ID: <inner@sender.example>\r\n"
+                      "TLS-Report-Domain: inner.example\r\nMIME-Version: 1.0\r\n"
+                      "Content-Type: multipart/report; report-type=tlsrpt; boundary=\"I\"\r\n\r\n"
+                      "--I\r\nContent-Type: application/tlsrpt+json\r\n\r\n{\"a\":1}\r\n--I--\r\n"
+                      "\r\n--O--\r\n";
     struct mime_message m;
     char err[TR_ERRLEN];
     CHECK_INT(extract(msg, &m, err), TR_OK);
@@ -181,8 +179,8 @@ static void test_limits(void)
     /* nesting depth */
     s = g_string_new("From: a@b\r\n");
     for (int i = 0; i < 40; i++)
-        g_string_append_printf(s, "Content-Type: multipart/mixed; boundary=\"D%d\"\r\n\r\n--D%d\r\n",
-                               i, i);
+        g_string_append_printf(
+            s, "Content-Type: multipart/mixed; boundary=\"D%d\"\r\n\r\n--D%d\r\n", i, i);
     g_string_append(s, "Content-Type: application/tlsrpt+json\r\n\r\n{}\r\n");
     lim = (struct mime_limits)MIME_DEFAULT_LIMITS;
     CHECK_INT(mime_extract(s->str, s->len, &lim, &m, err), TR_ETOOBIG);
@@ -235,8 +233,7 @@ static void test_corpus(const char *corpus)
     int seen = 0;
     while ((de = readdir(d)) != NULL) {
         size_t n = strlen(de->d_name);
-        if (n < 4 || strcmp(de->d_name + n - 4, ".eml") != 0)
-            continue;
+        if (n < 4 || strcmp(de->d_name + n - 4, ".eml") != 0) continue;
         char path[8192];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         gchar *data;
@@ -252,8 +249,7 @@ static void test_corpus(const char *corpus)
         if (strstr(de->d_name, "not-a-report"))
             CHECK_INT(e, TR_ENOREPORT);
         else {
-            if (e != TR_OK)
-                fprintf(stderr, "%s: %s\n", de->d_name, err);
+            if (e != TR_OK) fprintf(stderr, "%s: %s\n", de->d_name, err);
             CHECK_INT(e, TR_OK);
             CHECK_INT(m.nparts, 1);
         }
@@ -273,7 +269,6 @@ int main(int argc, char **argv)
     test_two_reports_and_no_report();
     test_limits();
     test_sniff();
-    if (argc > 2)
-        test_corpus(argv[2]);
+    if (argc > 2) test_corpus(argv[2]);
     return check_done("mime");
 }

@@ -9,7 +9,7 @@
 /* A valid report; tests substitute pieces with %s-free string surgery. */
 #define R_HEAD                                                                                     \
     "{\"organization-name\":\"Org\",\"date-range\":{\"start-datetime\":\"2026-01-01T00:00:00Z\","  \
-    "\"end-datetime\":\"2026-01-01T23:59:59Z\"},\"contact-info\":\"a@b.example\","                \
+    "\"end-datetime\":\"2026-01-01T23:59:59Z\"},\"contact-info\":\"a@b.example\","                 \
     "\"report-id\":\"r1\","
 #define R_POLICY                                                                                   \
     "{\"policy\":{\"policy-type\":\"sts\",\"policy-string\":[\"version: STSv1\"],"                 \
@@ -40,8 +40,7 @@ static void parse(struct parsed *p, const char *json)
 
 static void done(struct parsed *p)
 {
-    if (p->rc == TR_OK)
-        report_free(&p->r);
+    if (p->rc == TR_OK) report_free(&p->r);
     diag_list_free(&p->d);
 }
 
@@ -50,13 +49,12 @@ static int has(const struct parsed *p, enum diag_level level, const char *path, 
 {
     for (size_t i = 0; i < p->d.n; i++) {
         const struct diag *g = &p->d.items[i];
-        if (g->level == level && strstr(g->path, path) && strstr(g->message, msg))
-            return 1;
+        if (g->level == level && strstr(g->path, path) && strstr(g->message, msg)) return 1;
     }
     fprintf(stderr, "  no %s at '%s' with '%s'; have:\n", diag_level_name(level), path, msg);
     for (size_t i = 0; i < p->d.n; i++)
-        fprintf(stderr, "    %s %s: %s\n", diag_level_name(p->d.items[i].level),
-                p->d.items[i].path, p->d.items[i].message);
+        fprintf(stderr, "    %s %s: %s\n", diag_level_name(p->d.items[i].level), p->d.items[i].path,
+                p->d.items[i].message);
     return 0;
 }
 
@@ -116,8 +114,8 @@ static void test_valid(void)
 
 static void test_reject_document(void)
 {
-    expect_reject("{\"a\":\"\xff\xfe\"}", "", "not valid JSON");           /* not UTF-8 */
-    expect_reject("{\"organization-name\": \"x\"", "", "not valid JSON");  /* not JSON */
+    expect_reject("{\"a\":\"\xff\xfe\"}", "", "not valid JSON");          /* not UTF-8 */
+    expect_reject("{\"organization-name\": \"x\"", "", "not valid JSON"); /* not JSON */
     expect_reject("", "", "not valid JSON");
     expect_reject("[1,2]", "", "top level is an array");
     expect_reject("\"report\"", "", "top level is a string");
@@ -183,12 +181,15 @@ static void test_reject_policies(void)
                   "policies[0].summary", "missing");
     expect_reject(valid_with("\"total-successful-session-count\":10,", ""),
                   "policies[0].summary.total-successful-session-count", "missing");
-    expect_reject(valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":\"3\""),
-                  "policies[0].summary.total-failure-session-count", "not an integer");
-    expect_reject(valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":3.0"),
-                  "policies[0].summary.total-failure-session-count", "not an integer");
-    expect_reject(valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":-1"),
-                  "policies[0].summary.total-failure-session-count", "outside [0, 2^53]");
+    expect_reject(
+        valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":\"3\""),
+        "policies[0].summary.total-failure-session-count", "not an integer");
+    expect_reject(
+        valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":3.0"),
+        "policies[0].summary.total-failure-session-count", "not an integer");
+    expect_reject(
+        valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":-1"),
+        "policies[0].summary.total-failure-session-count", "outside [0, 2^53]");
     expect_reject(valid_with("\"total-successful-session-count\":10",
                              "\"total-successful-session-count\":9007199254740993"),
                   "policies[0].summary.total-successful-session-count", "outside [0, 2^53]");

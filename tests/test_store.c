@@ -50,8 +50,7 @@ static struct store *open_db(const struct store_options *opt)
     struct store *st = NULL;
     char err[TR_ERRLEN];
     tr_err e = store_open(dbpath, opt, &st, err);
-    if (e != TR_OK)
-        fprintf(stderr, "store_open: %s\n", err);
+    if (e != TR_OK) fprintf(stderr, "store_open: %s\n", err);
     CHECK_INT(e, TR_OK);
     return st;
 }
@@ -99,7 +98,8 @@ static void test_schema_and_reports(void)
               "[\"version: STSv1\"]");
     CHECK_STR(text(st, "SELECT mx_hosts FROM policies WHERE idx = 0"), "[\"mx.a.example\"]");
     CHECK_INT(count(st, "SELECT policy_domain IS NULL FROM policies WHERE idx = 1"), 1);
-    CHECK_STR(text(st, "SELECT diagnostics FROM reports"), text(st, "SELECT diagnostics FROM reports"));
+    CHECK_STR(text(st, "SELECT diagnostics FROM reports"),
+              text(st, "SELECT diagnostics FROM reports"));
     CHECK(strstr(text(st, "SELECT diagnostics FROM reports"), "contact-info") != NULL);
 
     /* raw JSON is stored gzipped and inflates back to the bytes received */
@@ -234,15 +234,13 @@ static void test_locked_and_foreign(void)
 
 int main(void)
 {
-    if (mkdtemp(dir) == NULL)
-        return 1;
+    if (mkdtemp(dir) == NULL) return 1;
     snprintf(dbpath, sizeof dbpath, "%s/t.db", dir);
     test_schema_and_reports();
     test_quarantine();
     test_locked_and_foreign();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
     return check_done("store");
 }

@@ -10,14 +10,14 @@
 
 typedef enum {
     TR_OK = 0,
-    TR_ENOMEM,   /* allocation failed */
-    TR_EPARSE,   /* input is not what it claims to be (JSON, gzip, MIME) */
-    TR_EINVAL,   /* input parsed but breaks an acceptance rule */
-    TR_ETOOBIG,  /* a configured limit was reached */
+    TR_ENOMEM,    /* allocation failed */
+    TR_EPARSE,    /* input is not what it claims to be (JSON, gzip, MIME) */
+    TR_EINVAL,    /* input parsed but breaks an acceptance rule */
+    TR_ETOOBIG,   /* a configured limit was reached */
     TR_ENOREPORT, /* a message holds no report */
-    TR_EIO,      /* reading an input failed */
-    TR_EDB,      /* storage unavailable or failed: retry later */
-    TR_EUSAGE,   /* bad command line or configuration */
+    TR_EIO,       /* reading an input failed */
+    TR_EDB,       /* storage unavailable or failed: retry later */
+    TR_EUSAGE,    /* bad command line or configuration */
     TR_ELAST
 } tr_err;
 

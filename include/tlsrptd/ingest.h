@@ -32,12 +32,14 @@ struct ingest_limits {
     struct mime_limits mime;
 };
 #define INGEST_DEFAULT_LIMITS                                                                      \
-    {(size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS}
+    {                                                                                              \
+        (size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS          \
+    }
 
 /* One report found in an input. */
 struct ingest_report {
     enum ingest_outcome outcome;
-    int64_t id; /* reports.id when stored or duplicate */
+    int64_t id;                          /* reports.id when stored or duplicate */
     char *organization_name, *report_id; /* owned copies, NULL when rejected early */
     char *first_domain;                  /* policy domain of the first policy, or NULL */
     size_t npolicies;
@@ -50,7 +52,7 @@ struct ingest_result {
     enum ingest_outcome outcome;
     struct ingest_report *reports;
     size_t nreports;
-    int64_t quarantine_id; /* > 0 when (part of) the input was quarantined */
+    int64_t quarantine_id;  /* > 0 when (part of) the input was quarantined */
     char reason[TR_ERRLEN]; /* input-level reason (no report part, too large, ...) */
 };
 
@@ -60,8 +62,8 @@ struct ingest_payload {
     size_t rawlen;
     const unsigned char *json; /* the report JSON: raw itself, or inflated.data */
     size_t jsonlen;
-    struct buf inflated;       /* owned; empty when raw was not compressed */
-    tr_err decode_err;         /* TR_OK, or why this payload could not be decoded */
+    struct buf inflated; /* owned; empty when raw was not compressed */
+    tr_err decode_err;   /* TR_OK, or why this payload could not be decoded */
     char decode_reason[TR_ERRLEN];
 };
 struct ingest_decoded {

@@ -14,7 +14,10 @@ struct mime_limits {
     size_t max_depth;   /* nesting of multiparts and message/rfc822 */
     size_t max_reports; /* report parts returned */
 };
-#define MIME_DEFAULT_LIMITS {(size_t)64 << 20, 1000, 16, 16}
+#define MIME_DEFAULT_LIMITS                                                                        \
+    {                                                                                              \
+        (size_t)64 << 20, 1000, 16, 16                                                             \
+    }
 
 struct mime_report_part {
     struct buf body;  /* transfer-decoded body; owned */

@@ -59,7 +59,7 @@ struct report_failure {
 
 struct report_policy {
     const char *policy_type;
-    char *policy_domain;  /* lower-cased, no trailing dot; NULL when unknown. Owned. */
+    char *policy_domain;    /* lower-cased, no trailing dot; NULL when unknown. Owned. */
     json_t *policy_strings; /* array of strings or NULL; NEW reference, owned */
     json_t *mx_hosts;       /* array of strings or NULL; NEW reference, owned */
     int64_t successful_sessions;
@@ -72,7 +72,7 @@ struct report {
     json_t *root; /* the parsed document; owns the borrowed strings */
     const char *organization_name;
     const char *report_id;
-    const char *contact_info; /* NULL when missing or null */
+    const char *contact_info;          /* NULL when missing or null */
     const char *start_text, *end_text; /* as sent */
     int64_t start_time, end_time;      /* Unix seconds, UTC */
     struct report_policy *policies;

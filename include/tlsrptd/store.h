@@ -23,18 +23,20 @@ struct store_source {
 };
 
 struct store_options {
-    int busy_timeout_ms;           /* wait this long for a lock before TR_EDB */
-    size_t quarantine_max_bytes;   /* raw bytes kept in quarantine in total */
-    size_t quarantine_max_rows;    /* quarantine rows kept; oldest evicted (logged) */
-    bool read_only;                /* open for queries only; no migrations */
+    int busy_timeout_ms;         /* wait this long for a lock before TR_EDB */
+    size_t quarantine_max_bytes; /* raw bytes kept in quarantine in total */
+    size_t quarantine_max_rows;  /* quarantine rows kept; oldest evicted (logged) */
+    bool read_only;              /* open for queries only; no migrations */
 };
-#define STORE_DEFAULT_OPTIONS {5000, (size_t)256 << 20, 100000, false}
+#define STORE_DEFAULT_OPTIONS                                                                      \
+    {                                                                                              \
+        5000, (size_t)256 << 20, 100000, false                                                     \
+    }
 
 struct store;
 
 /* Open (creating if needed) and migrate the database. *out is NULL on failure. */
-tr_err store_open(const char *path, const struct store_options *opt, struct store **out,
-                  char *err);
+tr_err store_open(const char *path, const struct store_options *opt, struct store **out, char *err);
 void store_close(struct store *st);
 sqlite3 *store_db(struct store *st); /* borrowed, for query.c */
 
