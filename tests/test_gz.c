@@ -1,5 +1,6 @@
 /* test_gz.c: capped inflate: round trips, gzip bombs, truncation,
  * concatenated members, zlib streams, trailing bytes. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -104,9 +105,12 @@ static void test_truncated_and_corrupt(void)
 }
 
 /* A gzip bomb: 1 GiB of zeros, compressed (about 1 MiB). Inflating stops at the
- * cap with memory bounded by the cap. */
+ * cap with memory bounded by the cap. Under valgrind (TLSRPTD_VALGRIND=1 in the
+ * environment) the bomb is 48 MiB, still past the cap, and RSS is not measured. */
 static void test_bomb(void)
 {
+    const bool valgrind = getenv("TLSRPTD_VALGRIND") != NULL;
+    const int mib = valgrind ? 48 : 1024;
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     CHECK_INT(deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY), Z_OK);
@@ -115,10 +119,10 @@ static void test_bomb(void)
     static unsigned char zeros[1 << 20];
     zs.next_out = bomb;
     zs.avail_out = (uInt)cap;
-    for (int i = 0; i < 1024; i++) {
+    for (int i = 0; i < mib; i++) {
         zs.next_in = zeros;
         zs.avail_in = sizeof zeros;
-        CHECK(deflate(&zs, i == 1023 ? Z_FINISH : Z_NO_FLUSH) != Z_STREAM_ERROR);
+        CHECK(deflate(&zs, i == mib - 1 ? Z_FINISH : Z_NO_FLUSH) != Z_STREAM_ERROR);
     }
     size_t bomblen = cap - zs.avail_out;
     deflateEnd(&zs);
@@ -140,7 +144,8 @@ static void test_bomb(void)
 #if defined(__SANITIZE_ADDRESS__)
     bound *= 4;
 #endif
-    CHECK(after.ru_maxrss - before.ru_maxrss < bound);
+    if (!valgrind)
+        CHECK(after.ru_maxrss - before.ru_maxrss < bound);
     buf_free(&out);
 
     /* with a small cap the bomb stops early */

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# scripts/test.sh: the whole test suite, as CI runs it, on a fresh Debian 12.
+#  1. installs the Debian packages (scripts/deps.sh test)
+#  2. checks formatting (clang-format, .clang-format)
+#  3. builds Release and runs every ctest test (unit, integration, fuzz replay)
+#  4. builds the ASan/UBSan type and runs every test again
+#  5. runs the unit tests under valgrind (memcheck, GLib suppressions)
+#  6. fuzz smoke: each libFuzzer target for FUZZ_SECONDS (default 60; 0 skips)
+# Environment: JOBS (default nproc), FUZZ_SECONDS, SKIP_VALGRIND=1.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=${JOBS:-$(nproc)}
+fuzz_seconds=${FUZZ_SECONDS:-60}
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "dependencies"
+scripts/deps.sh test
+
+step "format check"
+mapfile -t sources < <(git ls-files '*.c' '*.h' 2>/dev/null || find src include tests bench -name '*.[ch]')
+clang-format --dry-run -Werror "${sources[@]}"
+
+for type in Release Asan; do
+    dir=build-ci-$(echo "$type" | tr 'A-Z' 'a-z')
+    step "build $type ($dir)"
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+    step "ctest $type"
+    ctest --test-dir "$dir" --output-on-failure -j"$jobs"
+done
+
+if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
+    step "valgrind (unit tests and the CLI on the corpus, Release build)"
+    vg=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite,possible --error-exitcode=99)
+    export TLSRPTD_VALGRIND=1
+    for t in build-ci-release/tests/test_*; do
+        echo "valgrind $(basename "$t")"
+        "${vg[@]}" "$t" "$top/samples" "$top/../shared/corpus" >/dev/null
+    done
+    vgdb=$(mktemp -d)
+    for cmd in "ingest --db $vgdb/t.db $top/samples $top/../shared/corpus/real" \
+               "validate $top/samples $top/../shared/corpus/real" \
+               "summary --db $vgdb/t.db --format json"; do
+        echo "valgrind tlsrptd $cmd"
+        rc=0
+        # shellcheck disable=SC2086
+        "${vg[@]}" build-ci-release/tlsrptd $cmd >/dev/null 2>&1 || rc=$?
+        # 65: some corpus files are rejected by design; 99: valgrind found errors
+        if [ "$rc" != 0 ] && [ "$rc" != 65 ]; then
+            echo "valgrind: tlsrptd $cmd exited $rc" >&2
+            exit 1
+        fi
+    done
+    rm -rf "$vgdb"
+    unset TLSRPTD_VALGRIND
+fi
+
+if [ "$fuzz_seconds" != 0 ]; then
+    step "fuzz smoke ($fuzz_seconds s per target)"
+    tests/fuzz/run.sh "$fuzz_seconds"
+fi
+step "all tests passed"
