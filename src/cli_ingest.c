@@ -148,7 +148,7 @@ static void print_result(struct ingest_run *run, const struct pending *p)
     int code = ingest_exit_code(res->outcome);
     if (code > run->exit_code) run->exit_code = code;
     if (run->quiet && code == 0) return;
-    FILE *out = code == 0 ? stdout : stdout;
+    FILE *out = stdout;
     clear_progress(run);
     fprintf(out, "%s: ", p->name);
     if (res->outcome == INGEST_UNREADABLE || res->outcome == INGEST_TEMPFAIL ||
