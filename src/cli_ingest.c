@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
@@ -174,6 +175,15 @@ static void read_input(const char *name, const struct ingest_limits *lim, struct
         *e = buf_read_file(b, name, err);
 }
 
+/* The size of an input too large to read: the file's size, or what stdin gave so far. */
+static size_t input_size(const char *name, const struct buf *partial)
+{
+    struct stat sb;
+    if (strcmp(name, "-") != 0 && stat(name, &sb) == 0 && sb.st_size > 0)
+        return (size_t)sb.st_size;
+    return partial->len;
+}
+
 /* Finish a batch: commit, then print every result (or mark all tempfail). */
 static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pending *batch, size_t *n)
 {
@@ -313,7 +323,7 @@ int cmd_ingest(int argc, char **argv)
             if (e == TR_OK)
                 ingest_input(ig, in.data, in.len, &src, &p->res);
             else if (e == TR_ETOOBIG)
-                ingest_reject(ig, NULL, 0, &src, err, &p->res);
+                ingest_reject(ig, NULL, input_size(name, &in), &src, err, &p->res);
             else {
                 memset(&p->res, 0, sizeof p->res);
                 p->res.outcome = e == TR_ENOMEM ? INGEST_TEMPFAIL : INGEST_UNREADABLE;

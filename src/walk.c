@@ -52,7 +52,8 @@ static tr_err walk_dir(struct walk_list *wl, const char *dir, int depth, char *e
         }
         n++;
     }
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n > 1) /* qsort(NULL, 0, ...) is undefined */
+        qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n && rc == TR_OK; i++) {
         size_t len = strlen(dir) + strlen(names[i]) + 2;
         char *path = malloc(len);

@@ -88,7 +88,8 @@ tr_err ingest_begin(struct ingest *ig, char *err);
 /* Process one input inside the open batch. res is filled (free with ingest_result_free). */
 void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
                   struct ingest_result *res);
-/* Quarantine an input that could not be taken at all (too large ...). */
+/* Quarantine an input that could not be taken at all (too large ...). data may be
+ * NULL with len the input's size: the reason and size are kept, the bytes not. */
 void ingest_reject(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
                    const char *reason, struct ingest_result *res);
 /* Commit the batch. On failure the batch is rolled back and TR_EDB returned:

@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""Corpus conformance: the real tlsrptd against the shared real-world corpus.
+
+Reads ../shared/corpus in place (TLSRPTD_CORPUS); a missing corpus is a failure.
+  - EXPECTED.tsv: each file ingested alone into a fresh database;
+  - EXPECTED-TOTALS.json: all of real/ ingested into one database in byte-wise
+    sorted order: summary JSON, duplicates; re-ingesting stores nothing new;
+  - the table format of summary agrees with the JSON.
+"""
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import tlsrptd_test as T  # noqa: E402
+
+CORPUS = None
+
+
+def setUpModule():
+    global CORPUS
+    CORPUS = T.corpus_dir()  # raises (the whole module errors) when the corpus is missing
+
+
+def load_expected():
+    with open(os.path.join(CORPUS, "EXPECTED.tsv"), encoding="utf-8") as f:
+        lines = [ln.rstrip("\n") for ln in f if ln.strip()]
+    header = lines[0].split("\t")
+    rows = []
+    for ln in lines[1:]:
+        cells = ln.split("\t")
+        cells += [""] * (len(header) - len(cells))
+        rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def load_totals():
+    with open(os.path.join(CORPUS, "EXPECTED-TOTALS.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def parse_failures(text):
+    """'certificate-expired=100;validation-failure=3' -> {type: count}."""
+    out = {}
+    for item in filter(None, text.split(";")):
+        k, v = item.rsplit("=", 1)
+        out[k] = out.get(k, 0) + int(v)
+    return out
+
+
+def real_files_sorted():
+    """real/* relative to the corpus, in byte-wise sorted order of their paths."""
+    real = os.path.join(CORPUS, "real")
+    names = sorted(n for n in os.listdir(os.fsencode(real)) if not n.startswith(b"."))
+    return [os.fsdecode(b"real/" + n) for n in names]
+
+
+def by_domain(summary):
+    return {d["policy_domain"]: d for d in summary["domains"]}
+
+
+class ExpectedPerFile(T.TlsrptdTestCase):
+    """Each file of EXPECTED.tsv, ingested ALONE into a fresh database."""
+
+    def test_expected_lists_every_corpus_file(self):
+        listed = [r["file"] for r in load_expected()]
+        self.assertEqual(len(listed), len(set(listed)), "EXPECTED.tsv lists a file twice")
+        self.assertEqual(sorted(listed), sorted(real_files_sorted()))
+        self.assertGreater(len(listed), 0)
+
+    def test_each_file_alone(self):
+        rows = load_expected()
+        self.assertTrue(rows)
+        for row in rows:
+            with self.subTest(file=row["file"]):
+                tmp = tempfile.mkdtemp(prefix="tlsrptd-it-corpus-", dir=self.tmp)
+                db = os.path.join(tmp, "alone.db")
+                path = os.path.join(CORPUS, row["file"])
+                res = self.ingest(path, db=db)
+                if row["accepted"] == "yes":
+                    self.check_accepted(row, path, db, res)
+                elif row["accepted"] == "no":
+                    self.check_rejected(row, path, db, res)
+                else:
+                    self.fail("EXPECTED.tsv: accepted is %r" % row["accepted"])
+                shutil.rmtree(tmp, True)
+
+    def check_accepted(self, row, path, db, res):
+        self.assertExit(res, T.EX_OK)
+        o = self.single_outcome(res, "stored")
+        self.assertEqual(o.name, path)
+
+        reports = T.report_rows(db)
+        self.assertEqual(len(reports), 1, reports)
+        rep = reports[0]
+        self.assertEqual(rep["organization_name"], row["org"])
+        self.assertEqual(rep["report_id"], row["report_id"])
+        self.assertEqual(T.scalar(db, "SELECT COUNT(*) FROM quarantine"), 0)
+
+        npol, ok, failed = T.query(
+            db, "SELECT COUNT(*), SUM(successful_sessions), SUM(failed_sessions) "
+                "FROM policies WHERE report = ?", (rep["id"],))[0]
+        self.assertEqual(npol, int(row["policies"]), "number of policies")
+        self.assertEqual(ok, int(row["success"]), "successful sessions")
+        self.assertEqual(failed, int(row["failure"]), "failed sessions")
+
+        by_type = dict(T.query(
+            db, "SELECT f.result_type, SUM(f.failed_session_count) FROM failure_details f "
+                "JOIN policies p ON p.id = f.policy WHERE p.report = ? GROUP BY f.result_type",
+            (rep["id"],)))
+        self.assertEqual(by_type, parse_failures(row["failures_by_type"]),
+                         "failed sessions per result type")
+
+        m = re.search(r"(\d+) warnings?", row["note"])
+        self.assertIsNotNone(m, "EXPECTED.tsv note %r has no warning count" % row["note"])
+        self.assertEqual(rep["warning_count"], int(m.group(1)), "reports.warning_count")
+
+        # the printed line carries the same numbers
+        self.assertIn("%s %s" % (row["org"], row["report_id"]), o.line)
+        self.assertIn(", %s successful, %s failed" % (row["success"], row["failure"]), o.line)
+
+        # nothing lost: the report JSON is kept (compressed) with it
+        data = T.read_bytes(path)
+        js = T.inflate_raw(rep["raw_encoding"], rep["raw"])
+        self.assertEqual(rep["raw_size"], len(js))
+        doc = json.loads(js)
+        self.assertEqual(doc["organization-name"], row["org"])
+        self.assertEqual(doc["report-id"], row["report_id"])
+        if path.endswith(".json"):
+            self.assertEqual(js, data, "stored raw JSON differs from the file")
+        elif path.endswith(".json.gz"):
+            self.assertEqual(rep["raw"], data, "stored gzip differs from the file")
+        self.assertEqual(rep["source_kind"], "file")
+        self.assertEqual(rep["source_name"], path)
+
+    def check_rejected(self, row, path, db, res):
+        data = T.read_bytes(path)
+        self.assertExit(res, T.EX_DATAERR)
+        o = self.single_outcome(res, "rejected")
+        self.assertEqual(o.name, path)
+        reason = o.reason
+        self.assertTrue(reason.strip(), "no reason printed\n%r" % res)
+        note = row["note"].strip()
+        self.assertTrue(note, "EXPECTED.tsv gives no reason for %s" % row["file"])
+        if note not in reason:
+            # The note describes the reason; when it starts with a JSON path, the printed
+            # reason must name that path.
+            token = note.split()[0]
+            self.assertRegex(token, r"^[A-Za-z-]+(\[\d+\]|\.[A-Za-z-]+)+$",
+                             "printed reason %r does not contain %r" % (reason, note))
+            self.assertIn(token, reason, "printed reason does not name %s\n%r" % (token, res))
+
+        q = T.quarantine_rows(db)
+        self.assertEqual(len(q), 1, q)
+        self.assertTrue(q[0]["reason"].strip())
+        self.assertEqual(q[0]["reason"], reason, "quarantine reason differs from the printed one")
+        self.assertEqual(q[0]["raw_kept"], 1)
+        self.assertEqual(q[0]["raw_size"], len(data))
+        self.assertTrue(q[0]["raw"] == data, "quarantined bytes differ from the file")
+        self.assertEqual(q[0]["source_name"], path)
+        self.assertEqual(T.scalar(db, "SELECT COUNT(*) FROM reports"), 0)
+
+
+class AllInOneDatabase(T.TlsrptdTestCase):
+    """All of real/ in ONE database, ingested in byte-wise sorted order of the paths."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ctmp = tempfile.mkdtemp(prefix="tlsrptd-it-all-")
+        cls.cdb = os.path.join(cls.ctmp, "all.db")
+        # one call with the directory; run in the corpus so names print as real/...
+        cls.first = T.run(["ingest", "--db", cls.cdb, "--no-progress", "real"], cwd=CORPUS)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.ctmp, True)
+        super().tearDownClass()
+
+    def test_ingest_walks_in_sorted_order(self):
+        rows = {r["file"]: r for r in load_expected()}
+        rejected = [f for f, r in rows.items() if r["accepted"] == "no"]
+        self.assertExit(self.first, T.EX_DATAERR if rejected else T.EX_OK)
+        names = [o.name for o in T.outcomes(self.first)]
+        self.assertEqual(names, real_files_sorted(), "inputs not processed in sorted order")
+        got_rejected = [o.name for o in T.outcomes(self.first) if o.status == "rejected"]
+        self.assertEqual(sorted(got_rejected), sorted(rejected))
+        self.assertEqual(T.scalar(self.cdb, "SELECT COUNT(*) FROM quarantine"), len(rejected))
+
+    def test_summary_json_equals_expected_totals(self):
+        expected = load_totals()
+        got = self.summary_json(self.cdb)
+        self.assertEqual(len(by_domain(got)), len(got["domains"]),
+                         "a policy domain appears twice in summary JSON")
+        exp_domains = by_domain(expected)
+        got_domains = by_domain(got)
+        self.assertEqual(sorted(got_domains, key=lambda k: (k is None, k or "")),
+                         sorted(exp_domains, key=lambda k: (k is None, k or "")),
+                         "policy domains differ")
+        self.assertIn(None, got_domains, "policies without a domain must count under null")
+        for dom, exp in exp_domains.items():
+            with self.subTest(policy_domain=dom):
+                # DESIGN §6: "more keys are welcome": compare the keys the corpus expects
+                proj = {k: got_domains[dom].get(k, "<missing>") for k in exp}
+                self.assertEqual(proj, exp)
+        proj = {k: got["totals"].get(k, "<missing>") for k in expected["totals"]}
+        self.assertEqual(proj, expected["totals"])
+        self.assertEqual(got["totals"]["reports"], T.scalar(self.cdb,
+                                                            "SELECT COUNT(*) FROM reports"))
+
+    def test_duplicates_are_exactly_the_expected(self):
+        expected = load_totals()["duplicates"]
+        dups = [o.name for o in T.outcomes(self.first) if o.status == "duplicate"]
+        self.assertEqual(sorted(dups), sorted(expected))
+        stored = [o for o in T.outcomes(self.first) if o.status == "stored"]
+        self.assertEqual(len(stored), load_totals()["totals"]["reports"])
+
+    def test_sorted_file_list_gives_the_same_database(self):
+        db = self.path("list.db")
+        files = real_files_sorted()
+        res = T.run(["ingest", "--db", db, "--no-progress"] + files, cwd=CORPUS)
+        self.assertEqual(res.rc, self.first.rc, res)
+        self.assertEqual([o.name for o in T.outcomes(res)], files)
+        self.assertEqual([(o.name, o.status) for o in T.outcomes(res)],
+                         [(o.name, o.status) for o in T.outcomes(self.first)])
+        self.assertEqual(self.summary_json(db), self.summary_json(self.cdb))
+
+    def test_second_ingest_stores_nothing_new(self):
+        db = self.path("twice.db")
+        res1 = T.run(["ingest", "--db", db, "--no-progress", "real"], cwd=CORPUS)
+        before = T.counts(db)
+        summary_before = self.summary_json(db)
+        res2 = T.run(["ingest", "--db", db, "--no-progress", "real"], cwd=CORPUS)
+        self.assertEqual(res2.rc, res1.rc, res2)
+        outs = T.outcomes(res2)
+        self.assertEqual([o.name for o in outs], real_files_sorted())
+        first_status = {o.name: o.status for o in T.outcomes(res1)}
+        for o in outs:
+            with self.subTest(file=o.name):
+                if first_status[o.name] == "rejected":
+                    self.assertEqual(o.status, "rejected")
+                else:
+                    self.assertEqual(o.status, "duplicate")
+        after = T.counts(db)
+        for table in ("reports", "policies", "failure_details"):
+            self.assertEqual(after[table], before[table], table)
+        self.assertEqual(self.summary_json(db), summary_before)
+        self.assertEqual(summary_before, self.summary_json(self.cdb))
+
+
+_ROW_RE = re.compile(r"^(\S+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\d+)\s*$")
+_FAIL_RE = re.compile(r"^\s+(\S+)\s+(\d+)\s*$")
+
+
+def parse_table(text):
+    """summary's table -> ({domain: row}, totals_row); a row is
+    {successful_sessions, failed_sessions, rate, reports, failures}."""
+    domains, totals, current = {}, None, None
+    lines = text.splitlines()
+    assert lines and lines[0].startswith("POLICY DOMAIN"), "no table header: %r" % text[:200]
+    for ln in lines[1:]:
+        if not ln.strip() or set(ln.strip()) == {"-"}:
+            continue
+        m = _ROW_RE.match(ln)
+        if m:
+            current = {"successful_sessions": int(m.group(2)), "failed_sessions": int(m.group(3)),
+                       "rate": m.group(4), "reports": int(m.group(5)), "failures": {}}
+            if m.group(1) == "TOTAL":
+                totals = current
+            else:
+                key = None if m.group(1) == "(none)" else m.group(1)
+                assert key not in domains, "domain %r twice in table" % key
+                domains[key] = current
+            continue
+        m = _FAIL_RE.match(ln)
+        assert m and current is not None, "unparseable table line %r" % ln
+        current["failures"][m.group(1)] = int(m.group(2))
+    assert totals is not None, "no TOTAL line"
+    return domains, totals
+
+
+def expected_rate(ok, failed):
+    return "-" if ok + failed == 0 else "%.2f%%" % (100.0 * failed / (ok + failed))
+
+
+class SummaryTable(T.TlsrptdTestCase):
+    """summary --format table agrees with --format json on the whole corpus."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ctmp = tempfile.mkdtemp(prefix="tlsrptd-it-table-")
+        cls.cdb = os.path.join(cls.ctmp, "all.db")
+        T.run(["ingest", "--db", cls.cdb, "--no-progress", "real"], cwd=CORPUS)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.ctmp, True)
+        super().tearDownClass()
+
+    def test_table_agrees_with_json(self):
+        js = self.summary_json(self.cdb)
+        res = T.run(["summary", "--db", self.cdb])
+        self.assertExit(res, 0)
+        res2 = T.run(["summary", "--db", self.cdb, "--format", "table"])
+        self.assertEqual(res2.out, res.out, "table is the default format")
+        domains, totals = parse_table(res.out)
+
+        t = js["totals"]
+        self.assertEqual((totals["successful_sessions"], totals["failed_sessions"],
+                          totals["reports"]),
+                         (t["successful_sessions"], t["failed_sessions"], t["reports"]),
+                         "TOTAL line")
+        self.assertEqual(totals["rate"], expected_rate(t["successful_sessions"],
+                                                       t["failed_sessions"]))
+        self.assertEqual(totals["failures"], t["failures"])
+        exp = load_totals()["totals"]
+        self.assertEqual((totals["successful_sessions"], totals["failed_sessions"],
+                          totals["reports"]),
+                         (exp["successful_sessions"], exp["failed_sessions"], exp["reports"]))
+
+        jd = by_domain(js)
+        self.assertEqual(set(domains), set(jd))
+        for dom, row in domains.items():
+            with self.subTest(policy_domain=dom):
+                d = jd[dom]
+                self.assertEqual((row["successful_sessions"], row["failed_sessions"],
+                                  row["reports"], row["failures"]),
+                                 (d["successful_sessions"], d["failed_sessions"], d["reports"],
+                                  d["failures"]))
+                self.assertEqual(row["rate"], expected_rate(d["successful_sessions"],
+                                                            d["failed_sessions"]))
+
+
+if __name__ == "__main__":
+    T.main()

@@ -1,0 +1,359 @@
+"""Shared helpers for the tlsrptd integration tests.
+
+The tests run the REAL tlsrptd binary against real SQLite files. Python 3
+standard library only (CI installs Debian's python3 package).
+
+Where things are (environment, set by tests/integration/CMakeLists.txt):
+  TLSRPTD_BIN      the tlsrptd binary (required)
+  TLSRPTD_CORPUS   the shared real-world corpus (../shared/corpus; read in place)
+  TLSRPTD_SAMPLES  the project's samples/ directory
+  TLSRPTD_ASAN=1   the binary is an ASan/UBSan build (memory bounds are scaled)
+
+Each can also be given on the command line, before unittest's own arguments:
+  python3 test_corpus.py --bin build/tlsrptd --corpus ../shared/corpus -v
+"""
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import zlib
+
+sys.dont_write_bytecode = True
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROJECT = os.path.dirname(os.path.dirname(HERE))
+
+EX_OK, EX_USAGE, EX_DATAERR, EX_IOERR, EX_TEMPFAIL = 0, 64, 65, 74, 75
+
+_OPTIONS = {"--bin": "TLSRPTD_BIN", "--corpus": "TLSRPTD_CORPUS", "--samples": "TLSRPTD_SAMPLES"}
+
+# Sanitizer reports in stderr fail the test even when the exit code happens to match.
+_SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: |"
+                           r"SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def main():
+    """Take --bin/--corpus/--samples out of argv, then run unittest verbosely."""
+    argv = [sys.argv[0]]
+    args = sys.argv[1:]
+    i = 0
+    while i < len(args):
+        a = args[i]
+        key = a.split("=", 1)[0]
+        if key in _OPTIONS:
+            if "=" in a:
+                os.environ[_OPTIONS[key]] = a.split("=", 1)[1]
+            else:
+                i += 1
+                if i >= len(args):
+                    sys.exit("%s needs a value" % a)
+                os.environ[_OPTIONS[key]] = args[i]
+        else:
+            argv.append(a)
+        i += 1
+    if not any(a.startswith("-v") or a == "-q" for a in argv[1:]):
+        argv.append("-v")
+    unittest.main(module="__main__", argv=argv)
+
+
+# ---- locations -----------------------------------------------------------------------------
+
+
+def tlsrptd_bin():
+    path = os.environ.get("TLSRPTD_BIN")
+    if not path:
+        raise RuntimeError("TLSRPTD_BIN is not set: pass the tlsrptd binary "
+                           "(TLSRPTD_BIN=build/tlsrptd or --bin build/tlsrptd)")
+    path = os.path.abspath(path)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise RuntimeError("TLSRPTD_BIN=%s is not an executable file" % path)
+    return path
+
+
+def samples_dir():
+    d = os.environ.get("TLSRPTD_SAMPLES") or os.path.join(PROJECT, "samples")
+    d = os.path.abspath(d)
+    if not os.path.isdir(d):
+        raise RuntimeError("samples directory %s does not exist (TLSRPTD_SAMPLES)" % d)
+    return d
+
+
+def sample(name):
+    return os.path.join(samples_dir(), name)
+
+
+def corpus_dir():
+    """The shared corpus. Missing is an error, never a skip: CI always has it."""
+    d = os.environ.get("TLSRPTD_CORPUS") or os.path.join(os.path.dirname(PROJECT), "shared",
+                                                          "corpus")
+    d = os.path.abspath(d)
+    for need in ("EXPECTED.tsv", "EXPECTED-TOTALS.json", "real"):
+        if not os.path.exists(os.path.join(d, need)):
+            raise RuntimeError("the shared corpus is missing: %s does not exist "
+                               "(TLSRPTD_CORPUS=%s)" % (os.path.join(d, need), d))
+    return d
+
+
+def asan():
+    return os.environ.get("TLSRPTD_ASAN", "") not in ("", "0")
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# ---- running tlsrptd -----------------------------------------------------------------------
+
+
+class Result:
+    """What one tlsrptd run did: exit code, output, wall time and peak RSS (KiB)."""
+
+    def __init__(self, args, rc, out, err, elapsed, maxrss_kib):
+        self.args, self.rc, self.out, self.err = args, rc, out, err
+        self.elapsed, self.maxrss_kib = elapsed, maxrss_kib
+
+    def __repr__(self):
+        return ("tlsrptd %s\n  exit %s after %.2f s, maxrss %d KiB\n  stdout: %s\n  stderr: %s" %
+                (" ".join(self.args), self.rc, self.elapsed, self.maxrss_kib,
+                 self.out.strip()[-3000:], self.err.strip()[-3000:]))
+
+    def lines(self):
+        return [ln for ln in self.out.splitlines() if ln.strip()]
+
+
+def run(args, stdin=None, cwd=None, timeout=120, env=None):
+    """Run tlsrptd ARGS. stdin: bytes, a file path (str) or None (/dev/null).
+
+    The child is reaped with os.wait4 so its own peak RSS (ru_maxrss, the
+    number getrusage(RUSAGE_CHILDREN) would report for it alone) is known."""
+    args = [str(a) for a in args]
+    full_env = dict(os.environ)
+    full_env.setdefault("LC_ALL", "C")
+    if env:
+        full_env.update(env)
+    with tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr, \
+            tempfile.TemporaryFile() as fin:
+        if isinstance(stdin, (bytes, bytearray)):
+            fin.write(stdin)
+            fin.seek(0)
+            stdin_f = fin
+        elif isinstance(stdin, str):
+            stdin_f = open(stdin, "rb")
+        else:
+            stdin_f = subprocess.DEVNULL
+        t0 = time.monotonic()
+        try:
+            p = subprocess.Popen([tlsrptd_bin()] + args, stdin=stdin_f, stdout=fout, stderr=ferr,
+                                 cwd=cwd, env=full_env)
+        finally:
+            if isinstance(stdin, str):
+                stdin_f.close()
+        killed = []
+
+        def kill():
+            killed.append(True)
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            while True:
+                try:
+                    _, status, ru = os.wait4(p.pid, 0)
+                    break
+                except InterruptedError:
+                    continue
+        finally:
+            timer.cancel()
+        elapsed = time.monotonic() - t0
+        rc = os.waitstatus_to_exitcode(status)
+        p.returncode = rc  # reaped here; keep Popen from waiting again
+        fout.seek(0)
+        ferr.seek(0)
+        out = fout.read().decode("utf-8", "replace")
+        err = ferr.read().decode("utf-8", "replace")
+    res = Result(args, rc, out, err, elapsed, ru.ru_maxrss)
+    if killed:
+        raise AssertionError("tlsrptd did not finish within %d s:\n%r" % (timeout, res))
+    if _SANITIZER_RE.search(err):
+        raise AssertionError("sanitizer report:\n%r" % res)
+    if rc < 0:
+        raise AssertionError("tlsrptd died of signal %d:\n%r" % (-rc, res))
+    return res
+
+
+# Outcome lines of `tlsrptd ingest`: "NAME: stored report 3: ...", "NAME: duplicate of
+# report 1: ...", "NAME: rejected: REASON (quarantine 2)", "NAME: unreadable: ...".
+_OUTCOME_RE = re.compile(r"^(?P<name>.*?): (?P<status>stored report|duplicate of report|rejected|"
+                         r"unreadable|storage unavailable)(?P<rest>.*)$")
+_QUARANTINE_SUFFIX_RE = re.compile(r" \(quarantine \d+\)$")
+
+
+class Outcome:
+    def __init__(self, name, status, rest, line):
+        self.name, self.line = name, line
+        self.status = {"stored report": "stored", "duplicate of report": "duplicate"}.get(
+            status, status)
+        self.rest = rest
+
+    @property
+    def reason(self):
+        """For rejected/unreadable lines: the reason without the quarantine suffix."""
+        r = self.rest[2:] if self.rest.startswith(": ") else self.rest
+        return _QUARANTINE_SUFFIX_RE.sub("", r)
+
+    def __repr__(self):
+        return self.line
+
+
+def outcomes(res):
+    """Parsed outcome lines of an ingest run, in printed order."""
+    found = []
+    for ln in res.out.splitlines():
+        m = _OUTCOME_RE.match(ln)
+        if m:
+            found.append(Outcome(m.group("name"), m.group("status"), m.group("rest"), ln))
+    return found
+
+
+# ---- the database --------------------------------------------------------------------------
+
+
+def connect(db):
+    """Open an existing database (never creates one)."""
+    if not os.path.exists(db):
+        raise AssertionError("database %s does not exist" % db)
+    conn = sqlite3.connect("file:%s?mode=rw" % db, uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def query(db, sql, params=()):
+    conn = connect(db)
+    try:
+        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+    finally:
+        conn.close()
+
+
+def scalar(db, sql, params=()):
+    return query(db, sql, params)[0][0]
+
+
+def counts(db):
+    """Row counts of the data tables (what "stores nothing new" compares)."""
+    return {t: scalar(db, "SELECT COUNT(*) FROM %s" % t)
+            for t in ("reports", "policies", "failure_details", "quarantine")}
+
+
+def quarantine_rows(db):
+    conn = connect(db)
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM quarantine ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def report_rows(db):
+    conn = connect(db)
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM reports ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def inflate_raw(encoding, raw):
+    """The report JSON kept in reports.raw (gzip: one or more members; zlib)."""
+    if encoding == "gzip":
+        return gzip.decompress(raw)
+    if encoding == "zlib":
+        return zlib.decompress(raw)
+    raise AssertionError("unknown raw_encoding %r" % encoding)
+
+
+# ---- test base -----------------------------------------------------------------------------
+
+
+class TlsrptdTestCase(unittest.TestCase):
+    """A fresh temporary directory (self.tmp) and database path (self.db) per test."""
+
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        tlsrptd_bin()  # fail loudly, once per class, when the binary is missing
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tlsrptd-it-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.db = os.path.join(self.tmp, "tlsrptd.db")
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def write(self, name, data):
+        p = self.path(name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data if isinstance(data, (bytes, bytearray)) else data.encode())
+        return p
+
+    def ingest(self, *inputs, db=None, opts=(), **kw):
+        return run(["ingest", "--db", db or self.db, "--no-progress"] + list(opts) + list(inputs),
+                   **kw)
+
+    def summary_json(self, db=None):
+        res = run(["summary", "--db", db or self.db, "--format", "json"])
+        self.assertEqual(res.rc, 0, res)
+        return json.loads(res.out)
+
+    def assertExit(self, res, code):
+        self.assertEqual(res.rc, code, "expected exit %d\n%r" % (code, res))
+
+    def single_outcome(self, res, status=None):
+        o = outcomes(res)
+        self.assertEqual(len(o), 1, "expected exactly one outcome line\n%r" % res)
+        if status:
+            self.assertEqual(o[0].status, status, res)
+        return o[0]
+
+    def assertRejectedAndQuarantined(self, res, raw, reason_re, db=None, source_kind=None):
+        """Exit 65, one 'rejected' line whose reason matches reason_re, and exactly one
+        quarantine row holding that reason and the raw bytes (raw=None: not kept)."""
+        db = db or self.db
+        self.assertExit(res, EX_DATAERR)
+        o = self.single_outcome(res, "rejected")
+        self.assertRegex(o.reason, reason_re, res)
+        q = quarantine_rows(db)
+        self.assertEqual(len(q), 1, q)
+        self.assertTrue(q[0]["reason"].strip(), q[0])
+        self.assertRegex(q[0]["reason"], reason_re)
+        if raw is not None:
+            self.assertEqual(q[0]["raw_kept"], 1)
+            self.assertEqual(q[0]["raw_size"], len(raw))
+            self.assertTrue(q[0]["raw"] == raw, "quarantined bytes differ from the input")
+        if source_kind:
+            self.assertEqual(q[0]["source_kind"], source_kind)
+        self.assertEqual(scalar(db, "SELECT COUNT(*) FROM reports"), 0)
+        return o.reason
+
+
+def sample_report(**changes):
+    """samples/report.json as a dict, with top-level keys replaced."""
+    with open(sample("report.json"), "rb") as f:
+        r = json.load(f)
+    r.update(changes)
+    return r
