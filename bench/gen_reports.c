@@ -149,7 +149,8 @@ static void domain_make(uint64_t seed, unsigned k, struct domain *d)
             char label[sizeof name];
             memcpy(label, name, sizeof name);
             for (char *p = label; *p; p++)
-                if (*p == '.') *p = '-';
+                if (*p == '.')
+                    *p = '-';
             if (i)
                 snprintf(mx, sizeof mx, "%s%02u.mail.protection.outlook.com", label, i);
             else
@@ -305,7 +306,8 @@ static json_t *sts_policy_strings(const struct domain *d)
     snprintf(line, sizeof line, "mode: %s", d->mode);
     json_array_append_new(a, json_string(line));
     for (unsigned i = 0; i < d->nmx; i++) {
-        if (!d->pattern[i][0]) continue;
+        if (!d->pattern[i][0])
+            continue;
         snprintf(line, sizeof line, "mx: %s", d->pattern[i]);
         json_array_append_new(a, json_string(line));
     }
@@ -389,13 +391,17 @@ static json_t *policy_item(struct rng *r, enum sender s, const struct domain *d,
 static const char *pick_policy_type(struct rng *r, enum sender s, const struct domain *d,
                                     size_t index)
 {
-    if (s == POSTFIX) return chance(r, 70) ? "no-policy-found" : "sts";
+    if (s == POSTFIX)
+        return chance(r, 70) ? "no-policy-found" : "sts";
     if (s == MICROSOFT && d->dane && index <= 1)
         return index == 0 ? "sts" : "tlsa"; /* Microsoft: sts, then tlsa of the same domain */
-    if (s == MAILRU) return "sts";
+    if (s == MAILRU)
+        return "sts";
     unsigned x = rnd(r, 100);
-    if (x < 65) return "sts";
-    if (x < 80 && d->dane && s != MIMECAST) return "tlsa";
+    if (x < 65)
+        return "sts";
+    if (x < 80 && d->dane && s != MIMECAST)
+        return "tlsa";
     return "no-policy-found";
 }
 
@@ -425,11 +431,13 @@ static void fmt_day(int64_t t, const char *tod, const char *zone, char *out, siz
 static int write_file(const char *path, const void *p, size_t n)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return -1;
+    if (fd < 0)
+        return -1;
     const unsigned char *b = p;
     while (n > 0) {
         ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0) {
             close(fd);
             return -1;
@@ -453,7 +461,8 @@ static int gen_one(struct gen *g, uint64_t i)
     char sday[64], eday[64], rid[200], org[64], contact[96], sender_dom[64];
     int64_t end = start + DAY - 1;
     const char *zone = "Z";
-    if (s == MICROSOFT && chance(&r, 10)) zone = ""; /* as Microsoft sent in 2023: no timezone */
+    if (s == MICROSOFT && chance(&r, 10))
+        zone = ""; /* as Microsoft sent in 2023: no timezone */
     fmt_day(start, "00:00:00", zone, sday, sizeof sday);
     if (s == MAILRU) {
         end = start + DAY;
@@ -511,7 +520,8 @@ static int gen_one(struct gen *g, uint64_t i)
      * k + base, k + base + 1, ...), except Microsoft's tlsa for a DANE domain */
     unsigned x = rnd(&r, 100);
     size_t npol = x < 55 ? 1 : x < 85 ? 2 : x < 95 ? 3 : 4;
-    if (s == MICROSOFT && d.dane && npol < 2) npol = 2; /* sts + tlsa */
+    if (s == MICROSOFT && d.dane && npol < 2)
+        npol = 2; /* sts + tlsa */
     unsigned base = 1 + rnd(&r, g->ndomains - 4);
     json_t *policies = json_array();
     for (size_t p = 0; p < npol; p++) {
@@ -531,9 +541,11 @@ static int gen_one(struct gen *g, uint64_t i)
     json_object_set_new(root, "organization-name", json_string(org));
     json_object_set_new(root, "date-range", range);
     json_object_set_new(root, "contact-info", json_string(contact));
-    if (s != POSTFIX) json_object_set_new(root, "report-id", json_string(rid));
+    if (s != POSTFIX)
+        json_object_set_new(root, "report-id", json_string(rid));
     json_object_set_new(root, "policies", policies);
-    if (s == POSTFIX) json_object_set_new(root, "report-id", json_string(rid));
+    if (s == POSTFIX)
+        json_object_set_new(root, "report-id", json_string(rid));
 
     size_t flags = s == MAILRU    ? JSON_INDENT(3) | JSON_SORT_KEYS
                    : s == POSTFIX ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
@@ -569,7 +581,8 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < min || v > max) return false;
+    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+        return false;
     *out = v;
     return true;
 }
@@ -590,22 +603,26 @@ int main(int argc, char **argv)
     while ((c = getopt(argc, argv, "n:o:s:d:h")) != -1) {
         switch (c) {
         case 'n':
-            if (!parse_u64(optarg, 1, 100000000, &n)) return usage();
+            if (!parse_u64(optarg, 1, 100000000, &n))
+                return usage();
             break;
         case 'o':
             outdir = optarg;
             break;
         case 's':
-            if (!parse_u64(optarg, 0, UINT64_MAX, &seed)) return usage();
+            if (!parse_u64(optarg, 0, UINT64_MAX, &seed))
+                return usage();
             break;
         case 'd':
-            if (!parse_u64(optarg, 5, 1000000, &ndomains)) return usage();
+            if (!parse_u64(optarg, 5, 1000000, &ndomains))
+                return usage();
             break;
         default:
             return usage();
         }
     }
-    if (n == 0 || outdir == NULL || optind != argc) return usage();
+    if (n == 0 || outdir == NULL || optind != argc)
+        return usage();
 
     if (mkdir(outdir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "gen_reports: %s: %s\n", outdir, strerror(errno));

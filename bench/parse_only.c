@@ -34,11 +34,13 @@ static int parse_one(const char *path, const struct ingest_limits *lim, size_t *
     int rc = -1;
     buf_init(&in, lim->max_input);
     buf_init(&out, lim->max_inflated);
-    if (buf_read_file(&in, path, err) != TR_OK) goto done;
+    if (buf_read_file(&in, path, err) != TR_OK)
+        goto done;
     const unsigned char *json = in.data;
     size_t len = in.len;
     if (gz_is_compressed(in.data, in.len)) {
-        if (gz_inflate(in.data, in.len, &out, err) != TR_OK) goto done;
+        if (gz_inflate(in.data, in.len, &out, err) != TR_OK)
+            goto done;
         json = out.data;
         len = out.len;
     }
@@ -79,7 +81,8 @@ int main(int argc, char **argv)
     size_t failed = 0, json_bytes = 0;
     for (size_t i = 0; i < inputs.n; i++) {
         if (parse_one(inputs.paths[i], &lim, &json_bytes, err) != 0) {
-            if (failed++ < 10) fprintf(stderr, "parse_only: %s\n", err);
+            if (failed++ < 10)
+                fprintf(stderr, "parse_only: %s\n", err);
         }
     }
     double t2 = now();

@@ -36,7 +36,8 @@ int main(int argc, char **argv)
         outpath = argv[2];
         first = 3;
     }
-    if (first < argc && strcmp(argv[first], "--") == 0) first++;
+    if (first < argc && strcmp(argv[first], "--") == 0)
+        first++;
     if (first >= argc) {
         fprintf(stderr, "usage: rusage [-o FILE] COMMAND [ARG ...]\n");
         return 64;
@@ -71,6 +72,7 @@ int main(int argc, char **argv)
     }
     fprintf(out, "wall_s=%.3f user_s=%.3f sys_s=%.3f maxrss_kib=%ld status=%d\n", wall,
             tv_secs(&ru.ru_utime), tv_secs(&ru.ru_stime), ru.ru_maxrss, code);
-    if (out != stderr) fclose(out);
+    if (out != stderr)
+        fclose(out);
     return code;
 }

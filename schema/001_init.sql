@@ -43,7 +43,6 @@ CREATE TABLE policies (
     failed_sessions     INTEGER NOT NULL
 );
 CREATE INDEX policies_report ON policies (report);
-CREATE INDEX policies_domain ON policies (policy_domain);
 
 -- One row per failure-details entry.
 CREATE TABLE failure_details (
@@ -59,7 +58,9 @@ CREATE TABLE failure_details (
     failure_reason_code    TEXT
 );
 CREATE INDEX failure_details_policy ON failure_details (policy);
-CREATE INDEX failure_details_type ON failure_details (result_type);
+-- Queries filter by domain, time and result type by joining from reports and
+-- policies; further indexes come with the queries that need them (each one
+-- costs every insert).
 
 -- Rejected inputs, kept for inspection and re-ingestion (bounded: see store.c).
 CREATE TABLE quarantine (

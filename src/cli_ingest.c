@@ -1,6 +1,7 @@
 /* cli_ingest.c: `tlsrptd ingest` (files, directories, stdin; MDA exit codes)
  * and `tlsrptd validate` (every finding, nothing stored). */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,8 @@ static const char ingest_help[] =
     "\n"
     "Options:\n"
     "  --db PATH              database file (default " DEFAULT_DB ")\n"
-    "  --batch N              inputs committed together (default 256)\n"
+    "  --batch N              inputs committed together, at most (default 1024;\n"
+    "                         a batch is also committed after one second)\n"
     "  --busy-timeout MS      wait this long for a locked database (default 5000)\n"
     "  --max-input SIZE       largest input accepted (default 64M)\n"
     "  --max-inflated SIZE    largest report after gunzip (default 32M)\n"
@@ -111,15 +113,18 @@ static double elapsed(const struct timespec *a, const struct timespec *b)
 
 static void clear_progress(struct ingest_run *run)
 {
-    if (run->progress) fputs("\r\033[K", stderr);
+    if (run->progress)
+        fputs("\r\033[K", stderr);
 }
 
 static void show_progress(struct ingest_run *run, bool force)
 {
-    if (!run->progress) return;
+    if (!run->progress)
+        return;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (!force && elapsed(&run->last_progress, &now) < 0.2) return;
+    if (!force && elapsed(&run->last_progress, &now) < 0.2)
+        return;
     run->last_progress = now;
     double secs = elapsed(&run->start, &now);
     fprintf(stderr, "\r\033[K%zu/%zu inputs  %zu stored  %zu duplicate  %zu rejected  %.0f/s",
@@ -139,7 +144,8 @@ static void print_report(FILE *out, const struct ingest_report *r)
             r->organization_name, r->report_id, r->first_domain ? r->first_domain : "(no domain)",
             r->npolicies, r->npolicies == 1 ? "y" : "ies", (long long)r->successful_sessions,
             (long long)r->failed_sessions);
-    if (r->warnings) fprintf(out, ", %zu warning%s", r->warnings, r->warnings == 1 ? "" : "s");
+    if (r->warnings)
+        fprintf(out, ", %zu warning%s", r->warnings, r->warnings == 1 ? "" : "s");
 }
 
 static void print_result(struct ingest_run *run, const struct pending *p)
@@ -147,8 +153,10 @@ static void print_result(struct ingest_run *run, const struct pending *p)
     const struct ingest_result *res = &p->res;
     run->counts[res->outcome]++;
     int code = ingest_exit_code(res->outcome);
-    if (code > run->exit_code) run->exit_code = code;
-    if (run->quiet && code == 0) return;
+    if (code > run->exit_code)
+        run->exit_code = code;
+    if (run->quiet && code == 0)
+        return;
     FILE *out = stdout;
     clear_progress(run);
     fprintf(out, "%s: ", p->name);
@@ -157,11 +165,13 @@ static void print_result(struct ingest_run *run, const struct pending *p)
         fprintf(out, "%s: %s", ingest_outcome_name(res->outcome), res->reason);
     } else {
         for (size_t i = 0; i < res->nreports; i++) {
-            if (i) fputs("; ", out);
+            if (i)
+                fputs("; ", out);
             print_report(out, &res->reports[i]);
         }
     }
-    if (res->quarantine_id > 0) fprintf(out, " (quarantine %lld)", (long long)res->quarantine_id);
+    if (res->quarantine_id > 0)
+        fprintf(out, " (quarantine %lld)", (long long)res->quarantine_id);
     fputc('\n', out);
 }
 
@@ -200,6 +210,109 @@ static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pendin
     return ok;
 }
 
+/* ---- the reader thread ---------------------------------------------------------------------- */
+
+/* The reader thread reads and prepares (decodes, validates) inputs into this
+ * bounded queue; the main thread stores them. On 2 cores this overlaps the
+ * JSON work with SQLite's. */
+#define QUEUE_CAP 64
+
+struct queue_item {
+    struct ingest_job *job; /* NULL when out of memory */
+    char *name;
+};
+
+struct reader {
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    struct queue_item items[QUEUE_CAP];
+    size_t head, count;
+    bool done; /* the reader has queued every input */
+    bool stop; /* the main thread wants no more */
+    const struct walk_list *inputs;
+    const struct ingest_limits *lim;
+};
+
+static struct ingest_job *read_and_prepare(const char *name, const struct ingest_limits *lim)
+{
+    struct store_source src = {
+        strcmp(name, "-") == 0 ? "stdin" : "file", name, NULL, NULL, NULL, NULL, NULL};
+    struct buf in;
+    char err[TR_ERRLEN];
+    tr_err e;
+    buf_init(&in, lim->max_input);
+    if (strcmp(name, "-") == 0)
+        e = buf_read_fd(&in, STDIN_FILENO, "stdin", err);
+    else
+        e = buf_read_file(&in, name, err);
+    if (e != TR_OK) {
+        size_t size = e == TR_ETOOBIG ? input_size(name, &in) : 0;
+        buf_free(&in);
+        return ingest_prepare_failed(&src, e, err, size);
+    }
+    return ingest_prepare(in.data, in.len, true, &src, lim); /* takes in.data */
+}
+
+static void *reader_main(void *arg)
+{
+    struct reader *rd = arg;
+    for (size_t i = 0; i < rd->inputs->n; i++) {
+        const char *name = rd->inputs->paths[i];
+        struct queue_item item = {read_and_prepare(name, rd->lim), strdup(name)};
+        pthread_mutex_lock(&rd->mu);
+        while (rd->count == QUEUE_CAP && !rd->stop)
+            pthread_cond_wait(&rd->not_full, &rd->mu);
+        if (rd->stop) {
+            pthread_mutex_unlock(&rd->mu);
+            ingest_job_free(item.job);
+            free(item.name);
+            break;
+        }
+        rd->items[(rd->head + rd->count) % QUEUE_CAP] = item;
+        rd->count++;
+        pthread_cond_signal(&rd->not_empty);
+        pthread_mutex_unlock(&rd->mu);
+    }
+    pthread_mutex_lock(&rd->mu);
+    rd->done = true;
+    pthread_cond_signal(&rd->not_empty);
+    pthread_mutex_unlock(&rd->mu);
+    return NULL;
+}
+
+/* Next prepared input; false when the reader is done and the queue empty. */
+static bool reader_next(struct reader *rd, struct queue_item *out)
+{
+    pthread_mutex_lock(&rd->mu);
+    while (rd->count == 0 && !rd->done)
+        pthread_cond_wait(&rd->not_empty, &rd->mu);
+    bool got = rd->count > 0;
+    if (got) {
+        *out = rd->items[rd->head];
+        rd->head = (rd->head + 1) % QUEUE_CAP;
+        rd->count--;
+        pthread_cond_signal(&rd->not_full);
+    }
+    pthread_mutex_unlock(&rd->mu);
+    return got;
+}
+
+/* Stop the reader and drop what it queued; returns how many inputs were dropped. */
+static void reader_stop(struct reader *rd)
+{
+    pthread_mutex_lock(&rd->mu);
+    rd->stop = true;
+    pthread_cond_broadcast(&rd->not_full);
+    pthread_mutex_unlock(&rd->mu);
+    struct queue_item item;
+    while (reader_next(rd, &item)) {
+        ingest_job_free(item.job);
+        free(item.name);
+    }
+}
+
+/* ---- ingest --------------------------------------------------------------------------------- */
+
 int cmd_ingest(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -222,7 +335,7 @@ int cmd_ingest(int argc, char **argv)
     struct ingest_limits lim = INGEST_DEFAULT_LIMITS;
     struct store_options sopt = STORE_DEFAULT_OPTIONS;
     struct ingest_run run = {0};
-    long batch_size = 256, l;
+    long batch_size = 1024, l;
     size_t v;
     int progress = -1, c;
 
@@ -267,7 +380,8 @@ int cmd_ingest(int argc, char **argv)
         case '?':
             return cli_usage_error("ingest", "unknown option");
         default:
-            if (!limit_option("ingest", c, optarg, &lim)) return EXIT_USAGE;
+            if (!limit_option("ingest", c, optarg, &lim))
+                return EXIT_USAGE;
         }
     }
     if (optind >= argc)
@@ -291,7 +405,11 @@ int cmd_ingest(int argc, char **argv)
     }
     struct ingest *ig = ingest_new(st, &lim);
     struct pending *batch = calloc((size_t)batch_size, sizeof *batch);
-    if (ig == NULL || batch == NULL) {
+    struct reader rd = {.inputs = &inputs, .lim = &lim};
+    pthread_t reader_thread;
+    if (ig == NULL || batch == NULL || pthread_mutex_init(&rd.mu, NULL) != 0 ||
+        pthread_cond_init(&rd.not_empty, NULL) != 0 || pthread_cond_init(&rd.not_full, NULL) != 0 ||
+        pthread_create(&reader_thread, NULL, reader_main, &rd) != 0) {
         fprintf(stderr, "tlsrptd ingest: out of memory\n");
         free(batch);
         ingest_free(ig);
@@ -303,43 +421,47 @@ int cmd_ingest(int argc, char **argv)
     run.total = inputs.n;
     run.progress = progress == 1 || (progress == -1 && isatty(STDERR_FILENO) && inputs.n > 1);
     clock_gettime(CLOCK_MONOTONIC, &run.start);
-    size_t nbatch = 0, next = 0;
+    size_t nbatch = 0;
     bool ok = true;
-    while (next < inputs.n && ok) {
+    struct queue_item item;
+    while (ok && reader_next(&rd, &item)) {
         if (ingest_begin(ig, err) != TR_OK) {
             fprintf(stderr, "tlsrptd ingest: %s\n", err);
+            ingest_job_free(item.job);
+            free(item.name);
             ok = false;
             break;
         }
-        while (next < inputs.n && nbatch < (size_t)batch_size) {
+        struct timespec batch_start, now;
+        clock_gettime(CLOCK_MONOTONIC, &batch_start);
+        for (;;) {
             struct pending *p = &batch[nbatch++];
-            const char *name = inputs.paths[next++];
-            p->name = strdup(name);
-            struct buf in;
-            tr_err e;
-            read_input(name, &lim, &in, &e, err);
-            struct store_source src = {
-                strcmp(name, "-") == 0 ? "stdin" : "file", name, NULL, NULL, NULL, NULL, NULL};
-            if (e == TR_OK)
-                ingest_input(ig, in.data, in.len, &src, &p->res);
-            else if (e == TR_ETOOBIG)
-                ingest_reject(ig, NULL, input_size(name, &in), &src, err, &p->res);
-            else {
+            p->name = item.name;
+            if (item.job != NULL) {
+                ingest_store(ig, item.job, &p->res);
+            } else {
                 memset(&p->res, 0, sizeof p->res);
-                p->res.outcome = e == TR_ENOMEM ? INGEST_TEMPFAIL : INGEST_UNREADABLE;
-                snprintf(p->res.reason, sizeof p->res.reason, "%s", err);
+                ingest_result_tempfail(&p->res, "out of memory");
             }
-            buf_free(&in);
+            ingest_job_free(item.job);
             run.done++;
-            if (ingest_failed(ig)) break;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (ingest_failed(ig) || nbatch == (size_t)batch_size ||
+                elapsed(&batch_start, &now) >= 1.0 || !reader_next(&rd, &item))
+                break;
         }
         ok = flush_batch(&run, ig, batch, &nbatch);
         show_progress(&run, false);
     }
-    size_t skipped = inputs.n - next;
+    if (!ok)
+        reader_stop(&rd);
+    pthread_join(reader_thread, NULL);
+    pthread_mutex_destroy(&rd.mu);
+    pthread_cond_destroy(&rd.not_empty);
+    pthread_cond_destroy(&rd.not_full);
+
+    size_t skipped = inputs.n - run.done;
     if (!ok) {
-        if (run.done == 0) /* could not even begin: every input is a tempfail */
-            skipped = inputs.n;
         if (skipped)
             fprintf(stderr, "tlsrptd ingest: storage unavailable; %zu input%s not processed\n",
                     skipped, skipped == 1 ? "" : "s");
@@ -442,10 +564,12 @@ int cmd_validate(int argc, char **argv)
         case '?':
             return cli_usage_error("validate", "unknown option");
         default:
-            if (!limit_option("validate", c, optarg, &lim)) return EXIT_USAGE;
+            if (!limit_option("validate", c, optarg, &lim))
+                return EXIT_USAGE;
         }
     }
-    if (optind >= argc) return cli_usage_error("validate", "no input given (FILE or - for stdin)");
+    if (optind >= argc)
+        return cli_usage_error("validate", "no input given (FILE or - for stdin)");
 
     struct walk_list inputs = {0};
     char err[TR_ERRLEN];
@@ -472,7 +596,8 @@ int cmd_validate(int argc, char **argv)
         struct ingest_decoded dec;
         if (ingest_decode(in.data, in.len, &lim, &dec, err) != TR_OK) {
             printf("%s: error: %s\n%s: invalid\n", name, err, name);
-            if (rc < EXIT_DATAERR) rc = EXIT_DATAERR;
+            if (rc < EXIT_DATAERR)
+                rc = EXIT_DATAERR;
         } else {
             for (size_t k = 0; k < dec.npayloads; k++) {
                 char label[4096];

@@ -46,7 +46,8 @@ int cmd_summary(int argc, char **argv)
             return cli_usage_error("summary", "unknown option");
         }
     }
-    if (optind < argc) return cli_usage_error("summary", "unexpected argument '%s'", argv[optind]);
+    if (optind < argc)
+        return cli_usage_error("summary", "unexpected argument '%s'", argv[optind]);
 
     struct store_options sopt = STORE_DEFAULT_OPTIONS;
     sopt.read_only = true;

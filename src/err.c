@@ -16,7 +16,8 @@ static const char *const messages[TR_ELAST] = {
 
 const char *tr_strerror(tr_err e)
 {
-    if ((unsigned)e >= TR_ELAST || messages[e] == NULL) return "unknown error";
+    if ((unsigned)e >= TR_ELAST || messages[e] == NULL)
+        return "unknown error";
     return messages[e];
 }
 

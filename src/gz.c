@@ -9,7 +9,8 @@
 bool gz_is_compressed(const void *p, size_t n)
 {
     const unsigned char *b = p;
-    if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b) return true;
+    if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
+        return true;
     /* zlib: CM = 8, CINFO <= 7, header checksum */
     return n >= 2 && (b[0] & 0x0f) == 8 && (b[0] >> 4) <= 7 && ((b[0] << 8) | b[1]) % 31 == 0;
 }
@@ -17,7 +18,8 @@ bool gz_is_compressed(const void *p, size_t n)
 static bool all_zero(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (p[i] != 0) return false;
+        if (p[i] != 0)
+            return false;
     return true;
 }
 
@@ -81,12 +83,14 @@ tr_err gz_inflate(const void *in, size_t inlen, struct buf *out, char *err)
 
         if (ret == Z_STREAM_END) {
             members++;
-            if (left == 0) break;
+            if (left == 0)
+                break;
             if (left >= 2 && next[0] == 0x1f && next[1] == 0x8b) {
                 inflateReset(&zs); /* another gzip member follows */
                 continue;
             }
-            if (all_zero(next, left)) break; /* zero padding after the last member (tape-style) */
+            if (all_zero(next, left))
+                break; /* zero padding after the last member (tape-style) */
             rc = tr_fail(err, TR_EPARSE, "gzip: %zu unexpected bytes after member %d", left,
                          members);
             goto done;
@@ -103,7 +107,8 @@ tr_err gz_inflate(const void *in, size_t inlen, struct buf *out, char *err)
     }
 done:
     inflateEnd(&zs);
-    if (out->data) out->data[out->len] = 0;
+    if (out->data)
+        out->data[out->len] = 0;
     return rc;
 }
 

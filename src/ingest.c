@@ -6,6 +6,7 @@
  * to be a duplicate on its own, and an input that holds no acceptable report
  * at all is quarantined whole with the reason. Nothing here commits: callers
  * group inputs into batches and acknowledge them only after ingest_commit(). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,8 @@ struct ingest {
 static size_t skip_space(const unsigned char *s, size_t n)
 {
     size_t i = 0;
-    if (n >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf) i = 3;
+    if (n >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf)
+        i = 3;
     while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
         i++;
     return i;
@@ -48,7 +50,8 @@ static tr_err add_payload(struct ingest_decoded *dec, const void *raw, size_t ra
                           const struct ingest_limits *lim, char *err)
 {
     struct ingest_payload *np = realloc(dec->payloads, (dec->npayloads + 1) * sizeof *np);
-    if (np == NULL) return tr_fail(err, TR_ENOMEM, "out of memory");
+    if (np == NULL)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
     dec->payloads = np;
     struct ingest_payload *p = &np[dec->npayloads++];
     memset(p, 0, sizeof *p);
@@ -64,10 +67,12 @@ tr_err ingest_decode(const void *data, size_t len, const struct ingest_limits *l
     static const struct ingest_limits defaults = INGEST_DEFAULT_LIMITS;
     const unsigned char *s = data;
     memset(dec, 0, sizeof *dec);
-    if (lim == NULL) lim = &defaults;
+    if (lim == NULL)
+        lim = &defaults;
     if (len > lim->max_input)
         return tr_fail(err, TR_ETOOBIG, "input larger than %zu bytes", lim->max_input);
-    if (len == 0) return tr_fail(err, TR_EPARSE, "empty input");
+    if (len == 0)
+        return tr_fail(err, TR_EPARSE, "empty input");
 
     size_t i = skip_space(s, len);
     bool gzip = len >= 2 && s[0] == 0x1f && s[1] == 0x8b;
@@ -76,15 +81,19 @@ tr_err ingest_decode(const void *data, size_t len, const struct ingest_limits *l
     if (mime_looks_like_message(data, len)) {
         dec->is_message = true;
         tr_err e = mime_extract(data, len, &lim->mime, &dec->msg, err);
-        if (e != TR_OK) return e;
+        if (e != TR_OK)
+            return e;
         for (size_t k = 0; k < dec->msg.nparts; k++) {
             const struct buf *b = &dec->msg.parts[k].body;
-            if ((e = add_payload(dec, b->data, b->len, lim, err)) != TR_OK) return e;
+            if ((e = add_payload(dec, b->data, b->len, lim, err)) != TR_OK)
+                return e;
         }
         return TR_OK;
     }
-    if (gz_is_compressed(data, len)) return add_payload(dec, data, len, lim, err); /* zlib */
-    if (i == len) return tr_fail(err, TR_EPARSE, "input holds only white space");
+    if (gz_is_compressed(data, len))
+        return add_payload(dec, data, len, lim, err); /* zlib */
+    if (i == len)
+        return tr_fail(err, TR_EPARSE, "input holds only white space");
     return tr_fail(
         err, TR_EPARSE,
         "not a TLS-RPT report: neither JSON, gzip nor a mail message (first byte 0x%02x)", s[i]);
@@ -99,13 +108,146 @@ void ingest_decoded_free(struct ingest_decoded *dec)
     memset(dec, 0, sizeof *dec);
 }
 
+/* ---- prepared jobs -------------------------------------------------------------------------- */
+
+/* One report payload of a job, parsed and validated. */
+struct job_report {
+    tr_err rc; /* TR_OK: r and diags hold an acceptable report */
+    struct report r;
+    struct diag_list diags;
+    char reason[TR_ERRLEN]; /* why rejected */
+};
+
+struct ingest_job {
+    unsigned char *data; /* the input as received; owned */
+    size_t len;
+    size_t size; /* bytes of the input (differs from len when it was not read) */
+    /* the source, with owned copies of its strings */
+    struct store_source src;
+    char *src_strings[7];
+    tr_err rc; /* input-level: TR_OK, or why no report could be found */
+    char reason[TR_ERRLEN];
+    struct ingest_decoded dec;
+    struct job_report *reports; /* dec.npayloads of them */
+};
+
+static bool copy_source(struct ingest_job *job, const struct store_source *src)
+{
+    const char *const in[7] = {src->kind,       src->name,          src->client,
+                               src->message_id, src->report_domain, src->report_submitter,
+                               src->subject};
+    const char **out[7] = {&job->src.kind,          &job->src.name,
+                           &job->src.client,        &job->src.message_id,
+                           &job->src.report_domain, &job->src.report_submitter,
+                           &job->src.subject};
+    for (int i = 0; i < 7; i++) {
+        if (in[i] && (job->src_strings[i] = strdup(in[i])) == NULL)
+            return false;
+        *out[i] = job->src_strings[i];
+    }
+    return true;
+}
+
+void ingest_job_free(struct ingest_job *job)
+{
+    if (job == NULL)
+        return;
+    for (size_t i = 0; job->reports && i < job->dec.npayloads; i++) {
+        if (job->reports[i].rc == TR_OK)
+            report_free(&job->reports[i].r);
+        diag_list_free(&job->reports[i].diags);
+    }
+    free(job->reports);
+    ingest_decoded_free(&job->dec);
+    for (int i = 0; i < 7; i++)
+        free(job->src_strings[i]);
+    free(job->data);
+    free(job);
+}
+
+struct ingest_job *ingest_prepare_failed(const struct store_source *src, tr_err e,
+                                         const char *reason, size_t size)
+{
+    struct ingest_job *job = calloc(1, sizeof *job);
+    if (job == NULL || !copy_source(job, src)) {
+        ingest_job_free(job);
+        return NULL;
+    }
+    job->rc = e == TR_OK ? TR_EIO : e;
+    job->size = size;
+    snprintf(job->reason, sizeof job->reason, "%s", reason);
+    return job;
+}
+
+struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struct store_source *src,
+                                  const struct ingest_limits *lim)
+{
+    static const struct ingest_limits defaults = INGEST_DEFAULT_LIMITS;
+    if (lim == NULL)
+        lim = &defaults;
+    struct ingest_job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        goto oom;
+    if (take) {
+        job->data = data;
+    } else if ((job->data = malloc(len ? len : 1)) != NULL) {
+        memcpy(job->data, data, len);
+    } else {
+        goto oom;
+    }
+    take = false; /* from here on the job owns data */
+    job->len = job->size = len;
+    if (!copy_source(job, src))
+        goto oom;
+
+    job->rc = ingest_decode(job->data, len, lim, &job->dec, job->reason);
+    if (job->dec.is_message) {
+        /* the message's headers fill what the caller did not say */
+        if (!job->src.message_id)
+            job->src.message_id = job->dec.msg.message_id;
+        if (!job->src.report_domain)
+            job->src.report_domain = job->dec.msg.report_domain;
+        if (!job->src.report_submitter)
+            job->src.report_submitter = job->dec.msg.report_submitter;
+        if (!job->src.subject)
+            job->src.subject = job->dec.msg.subject;
+    }
+    if (job->rc != TR_OK)
+        return job;
+
+    job->reports = calloc(job->dec.npayloads, sizeof *job->reports);
+    if (job->reports == NULL)
+        goto oom;
+    struct report_options ropt = {lim->max_depth,
+                                  job->dec.is_message ? job->dec.msg.report_domain : NULL};
+    for (size_t i = 0; i < job->dec.npayloads; i++) {
+        const struct ingest_payload *p = &job->dec.payloads[i];
+        struct job_report *jr = &job->reports[i];
+        if (p->decode_err != TR_OK) {
+            jr->rc = p->decode_err;
+            snprintf(jr->reason, sizeof jr->reason, "%s", p->decode_reason);
+            continue;
+        }
+        jr->rc = report_parse(p->json, p->jsonlen, &ropt, &jr->r, &jr->diags);
+        if (jr->rc != TR_OK)
+            diag_first_error(&jr->diags, jr->reason, sizeof jr->reason);
+    }
+    return job;
+oom:
+    if (take)
+        free(data);
+    ingest_job_free(job);
+    return NULL;
+}
+
 /* ---- batches -------------------------------------------------------------------------------- */
 
 struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim)
 {
     static const struct ingest_limits defaults = INGEST_DEFAULT_LIMITS;
     struct ingest *ig = calloc(1, sizeof *ig);
-    if (ig == NULL) return NULL;
+    if (ig == NULL)
+        return NULL;
     ig->st = st;
     ig->lim = lim ? *lim : defaults;
     return ig;
@@ -113,7 +255,8 @@ struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim)
 
 void ingest_free(struct ingest *ig)
 {
-    if (ig && store_in_transaction(ig->st)) store_rollback(ig->st);
+    if (ig && store_in_transaction(ig->st))
+        store_rollback(ig->st);
     free(ig);
 }
 
@@ -150,25 +293,13 @@ static void poison(struct ingest *ig, struct ingest_result *res, const char *why
     ingest_result_tempfail(res, why);
 }
 
-static void quarantine(struct ingest *ig, const void *data, size_t len,
-                       const struct store_source *src, const char *reason,
+static void quarantine(struct ingest *ig, const struct ingest_job *job, const char *reason,
                        struct ingest_result *res)
 {
     char err[TR_ERRLEN];
-    if (store_add_quarantine(ig->st, src, reason, data, len, &res->quarantine_id, err) != TR_OK)
+    if (store_add_quarantine(ig->st, &job->src, reason, job->data, job->data ? job->len : job->size,
+                             &res->quarantine_id, err) != TR_OK)
         poison(ig, res, err);
-}
-
-void ingest_reject(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
-                   const char *reason, struct ingest_result *res)
-{
-    memset(res, 0, sizeof *res);
-    res->outcome = INGEST_REJECTED;
-    snprintf(res->reason, sizeof res->reason, "%s", reason);
-    if (ig->failed)
-        ingest_result_tempfail(res, ig->failure);
-    else
-        quarantine(ig, data, len, src, reason, res);
 }
 
 static char *dup_or_null(const char *s)
@@ -176,42 +307,32 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-/* Validate and store one payload into rep. Returns false on a storage failure. */
-static bool ingest_payload(struct ingest *ig, const struct ingest_payload *p,
-                           const struct ingest_decoded *dec, const struct store_source *src,
-                           struct ingest_report *rep, struct ingest_result *res)
+/* Store one validated report of a job. Returns false on a storage failure. */
+static bool store_report(struct ingest *ig, const struct ingest_job *job, size_t i,
+                         struct ingest_report *rep, struct ingest_result *res)
 {
+    const struct job_report *jr = &job->reports[i];
+    const struct ingest_payload *p = &job->dec.payloads[i];
     rep->outcome = INGEST_REJECTED;
-    if (p->decode_err != TR_OK) {
-        snprintf(rep->reason, sizeof rep->reason, "%s", p->decode_reason);
+    if (jr->rc != TR_OK) {
+        snprintf(rep->reason, sizeof rep->reason, "%s", jr->reason);
         return true;
     }
-    struct report_options ropt = {ig->lim.max_depth,
-                                  dec->is_message ? dec->msg.report_domain : NULL};
-    struct report r;
-    struct diag_list diags = {0};
-    if (report_parse(p->json, p->jsonlen, &ropt, &r, &diags) != TR_OK) {
-        diag_first_error(&diags, rep->reason, sizeof rep->reason);
-        diag_list_free(&diags);
-        return true;
-    }
-    rep->organization_name = dup_or_null(r.organization_name);
-    rep->report_id = dup_or_null(r.report_id);
-    rep->first_domain = dup_or_null(r.policies[0].policy_domain);
-    rep->npolicies = r.npolicies;
-    rep->warnings = diags.warnings;
-    rep->notes = diags.notes;
-    for (size_t i = 0; i < r.npolicies; i++) {
-        rep->successful_sessions += r.policies[i].successful_sessions;
-        rep->failed_sessions += r.policies[i].failed_sessions;
+    const struct report *r = &jr->r;
+    rep->organization_name = dup_or_null(r->organization_name);
+    rep->report_id = dup_or_null(r->report_id);
+    rep->first_domain = dup_or_null(r->policies[0].policy_domain);
+    rep->npolicies = r->npolicies;
+    rep->warnings = jr->diags.warnings;
+    rep->notes = jr->diags.notes;
+    for (size_t k = 0; k < r->npolicies; k++) {
+        rep->successful_sessions += r->policies[k].successful_sessions;
+        rep->failed_sessions += r->policies[k].failed_sessions;
     }
     char err[TR_ERRLEN];
     bool dup = false;
-    tr_err e = store_add_report(ig->st, &r, &diags, src, p->raw, p->rawlen, p->jsonlen, &rep->id,
-                                &dup, err);
-    report_free(&r);
-    diag_list_free(&diags);
-    if (e != TR_OK) {
+    if (store_add_report(ig->st, r, &jr->diags, &job->src, p->raw, p->rawlen, p->jsonlen, &rep->id,
+                         &dup, err) != TR_OK) {
         poison(ig, res, err);
         return false;
     }
@@ -219,71 +340,67 @@ static bool ingest_payload(struct ingest *ig, const struct ingest_payload *p,
     return true;
 }
 
-void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
-                  struct ingest_result *res)
+void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res)
 {
     memset(res, 0, sizeof *res);
     if (ig->failed) {
         ingest_result_tempfail(res, ig->failure);
         return;
     }
-    struct ingest_decoded dec;
-    char err[TR_ERRLEN] = "";
-    tr_err e = ingest_decode(data, len, &ig->lim, &dec, err);
-
-    struct store_source s = *src;
-    if (dec.is_message) {
-        if (!s.message_id) s.message_id = dec.msg.message_id;
-        if (!s.report_domain) s.report_domain = dec.msg.report_domain;
-        if (!s.report_submitter) s.report_submitter = dec.msg.report_submitter;
-        if (!s.subject) s.subject = dec.msg.subject;
-    }
-    if (e != TR_OK) {
-        res->outcome = e == TR_ENOMEM ? INGEST_TEMPFAIL : INGEST_REJECTED;
-        snprintf(res->reason, sizeof res->reason, "%s", err);
-        if (res->outcome == INGEST_REJECTED) quarantine(ig, data, len, &s, err, res);
-        ingest_decoded_free(&dec);
+    if (job->rc != TR_OK) {
+        snprintf(res->reason, sizeof res->reason, "%s", job->reason);
+        if (job->rc == TR_ENOMEM) {
+            res->outcome = INGEST_TEMPFAIL;
+        } else if (job->rc == TR_EIO) {
+            res->outcome = INGEST_UNREADABLE;
+        } else {
+            res->outcome = INGEST_REJECTED;
+            quarantine(ig, job, job->reason, res);
+        }
         return;
     }
 
-    res->reports = calloc(dec.npayloads, sizeof *res->reports);
+    size_t n = job->dec.npayloads;
+    res->reports = calloc(n, sizeof *res->reports);
     if (res->reports == NULL) {
         ingest_result_tempfail(res, "out of memory");
-        ingest_decoded_free(&dec);
         return;
     }
-    size_t stored = 0, dups = 0, rejected = 0;
-    const char *first_reason = NULL;
-    for (size_t i = 0; i < dec.npayloads; i++) {
+    size_t stored = 0, dups = 0, first_rejected = n;
+    for (size_t i = 0; i < n; i++) {
         struct ingest_report *rep = &res->reports[res->nreports++];
-        if (!ingest_payload(ig, &dec.payloads[i], &dec, &s, rep, res)) {
-            ingest_decoded_free(&dec);
+        if (!store_report(ig, job, i, rep, res))
             return; /* the batch is poisoned; res says tempfail */
-        }
         if (rep->outcome == INGEST_STORED)
             stored++;
         else if (rep->outcome == INGEST_DUPLICATE)
             dups++;
-        else {
-            rejected++;
-            if (first_reason == NULL) first_reason = rep->reason;
-        }
+        else if (first_rejected == n)
+            first_rejected = i;
     }
-    if (rejected) {
-        if (dec.npayloads > 1) {
-            size_t k = 0;
-            while (res->reports[k].outcome != INGEST_REJECTED)
-                k++;
-            snprintf(res->reason, sizeof res->reason, "report part %zu of %zu: %.200s", k + 1,
-                     dec.npayloads, first_reason);
-        } else {
-            snprintf(res->reason, sizeof res->reason, "%s", first_reason);
-        }
-        quarantine(ig, data, len, &s, res->reason, res);
+    if (first_rejected < n) {
+        if (n > 1)
+            snprintf(res->reason, sizeof res->reason, "report part %zu of %zu: %.180s",
+                     first_rejected + 1, n, res->reports[first_rejected].reason);
+        else
+            snprintf(res->reason, sizeof res->reason, "%s", res->reports[0].reason);
+        quarantine(ig, job, res->reason, res);
     }
     if (!ig->failed)
         res->outcome = stored ? INGEST_STORED : dups ? INGEST_DUPLICATE : INGEST_REJECTED;
-    ingest_decoded_free(&dec);
+}
+
+void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
+                  struct ingest_result *res)
+{
+    struct ingest_job *job = ingest_prepare((void *)(uintptr_t)data, len, false, src, &ig->lim);
+    if (job == NULL) {
+        memset(res, 0, sizeof *res);
+        ingest_result_tempfail(res, "out of memory");
+        return;
+    }
+    ingest_store(ig, job, res);
+    ingest_job_free(job);
 }
 
 void ingest_result_tempfail(struct ingest_result *res, const char *why)

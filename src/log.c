@@ -34,7 +34,8 @@ void tr_log_setup(enum tr_log_target target, int max_level, const char *ident)
 {
     log_target = target;
     log_max_level = max_level;
-    if (target == TR_LOG_SYSLOG) openlog(ident ? ident : "tlsrptd", LOG_PID | LOG_NDELAY, LOG_MAIL);
+    if (target == TR_LOG_SYSLOG)
+        openlog(ident ? ident : "tlsrptd", LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
 int tr_log_level(void)
@@ -47,7 +48,8 @@ void tr_log(int level, const char *fmt, ...)
     char msg[2048];
     va_list ap;
 
-    if (level > log_max_level) return;
+    if (level > log_max_level)
+        return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
@@ -76,8 +78,10 @@ void tr_log(int level, const char *fmt, ...)
     } else {
         n = snprintf(line, sizeof line, "%sZ tlsrptd[%s]: %s\n", stamp, level_name(level), msg);
     }
-    if (n < 0) return;
-    if ((size_t)n >= sizeof line) n = (int)sizeof line - 1, line[n - 1] = '\n';
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof line)
+        n = (int)sizeof line - 1, line[n - 1] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
 }

@@ -14,7 +14,8 @@ bool cli_parse_size(const char *s, size_t *out)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-') return false;
+    if (errno || end == s || s[0] == '-')
+        return false;
     unsigned long long mult = 1;
     if (*end) {
         char c = *end;
@@ -27,9 +28,11 @@ bool cli_parse_size(const char *s, size_t *out)
         else
             return false;
         end++;
-        if (strcmp(end, "") != 0 && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0) return false;
+        if (strcmp(end, "") != 0 && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
+            return false;
     }
-    if (v == 0 || v > SIZE_MAX / mult) return false;
+    if (v == 0 || v > SIZE_MAX / mult)
+        return false;
     *out = (size_t)(v * mult);
     return true;
 }
@@ -39,7 +42,8 @@ bool cli_parse_long(const char *s, long min, long max, long *out)
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) return false;
+    if (errno || end == s || *end || v < min || v > max)
+        return false;
     *out = v;
     return true;
 }
@@ -93,7 +97,8 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "tlsrptd: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

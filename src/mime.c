@@ -52,7 +52,8 @@ static bool is_generic_type(const char *mt)
                                           "text/plain",
                                           NULL};
     for (const char *const *g = generic; *g; g++)
-        if (g_ascii_strcasecmp(mt, *g) == 0) return true;
+        if (g_ascii_strcasecmp(mt, *g) == 0)
+            return true;
     return false;
 }
 
@@ -65,10 +66,12 @@ static bool has_report_name(const char *name)
 static char *header_copy(GMimeObject *obj, const char *name)
 {
     const char *v = g_mime_object_get_header(obj, name);
-    if (v == NULL) return NULL;
+    if (v == NULL)
+        return NULL;
     /* unfold and trim: header values may span lines */
     char *s = g_mime_utils_header_unfold(v);
-    if (s == NULL) return NULL;
+    if (s == NULL)
+        return NULL;
     g_strstrip(s);
     char *out = strdup(s);
     g_free(s);
@@ -78,7 +81,8 @@ static char *header_copy(GMimeObject *obj, const char *name)
 static void take_headers(GMimeMessage *msg, struct mime_message *out)
 {
     GMimeObject *obj = GMIME_OBJECT(msg);
-    if (out->report_domain == NULL) out->report_domain = header_copy(obj, "TLS-Report-Domain");
+    if (out->report_domain == NULL)
+        out->report_domain = header_copy(obj, "TLS-Report-Domain");
     if (out->report_submitter == NULL)
         out->report_submitter = header_copy(obj, "TLS-Report-Submitter");
     if (out->subject == NULL) {
@@ -91,7 +95,8 @@ static void take_headers(GMimeMessage *msg, struct mime_message *out)
     }
     if (out->message_id == NULL) {
         const char *mid = g_mime_message_get_message_id(msg); /* without <>, borrowed */
-        if (mid) out->message_id = strdup(mid);
+        if (mid)
+            out->message_id = strdup(mid);
     }
 }
 
@@ -104,7 +109,8 @@ static void add_part(struct walk *w, GMimePart *part, const char *media_type)
         return;
     }
     GMimeDataWrapper *content = g_mime_part_get_content(part); /* borrowed */
-    if (content == NULL) return;                               /* an empty part holds no report */
+    if (content == NULL)
+        return; /* an empty part holds no report */
 
     GByteArray *bytes = g_byte_array_new();
     GMimeStream *mem = g_mime_stream_mem_new_with_byte_array(bytes); /* owns bytes */
@@ -144,7 +150,8 @@ static void add_part(struct walk *w, GMimePart *part, const char *media_type)
 
 static void walk_object(struct walk *w, GMimeObject *obj, size_t depth)
 {
-    if (w->rc != TR_OK || obj == NULL) return;
+    if (w->rc != TR_OK || obj == NULL)
+        return;
     if (++w->parts_seen > w->lim->max_parts) {
         w->rc = tr_fail(w->err, TR_ETOOBIG, "mime: more than %zu parts", w->lim->max_parts);
         return;
@@ -171,10 +178,12 @@ static void walk_object(struct walk *w, GMimeObject *obj, size_t depth)
         }
         return;
     }
-    if (!GMIME_IS_PART(obj)) return;
+    if (!GMIME_IS_PART(obj))
+        return;
     GMimeContentType *ct = g_mime_object_get_content_type(obj);
     char *mt = ct ? g_mime_content_type_get_mime_type(ct) : NULL; /* caller frees */
-    if (mt == NULL) return;
+    if (mt == NULL)
+        return;
     GMimePart *part = GMIME_PART(obj);
     if (is_report_type(mt) ||
         (is_generic_type(mt) && has_report_name(g_mime_part_get_filename(part))))
@@ -186,7 +195,8 @@ bool mime_looks_like_message(const void *buf, size_t len)
 {
     const unsigned char *s = buf;
     size_t i = 0;
-    if (len >= 5 && memcmp(s, "From ", 5) == 0) return true; /* mbox separator line */
+    if (len >= 5 && memcmp(s, "From ", 5) == 0)
+        return true; /* mbox separator line */
     /* a header field name as real mail has them (letters, digits, '-', '_'), then ':' */
     while (i < len && i < 128 && (isalnum(s[i]) || s[i] == '-' || s[i] == '_'))
         i++;
@@ -213,7 +223,8 @@ tr_err mime_extract(const void *buf, size_t len, const struct mime_limits *lim,
 {
     static const struct mime_limits defaults = MIME_DEFAULT_LIMITS;
     memset(out, 0, sizeof *out);
-    if (lim == NULL) lim = &defaults;
+    if (lim == NULL)
+        lim = &defaults;
     if (len > lim->max_message)
         return tr_fail(err, TR_ETOOBIG, "mime: message larger than %zu bytes", lim->max_message);
     pthread_once(&gmime_once, gmime_setup);
@@ -225,13 +236,16 @@ tr_err mime_extract(const void *buf, size_t len, const struct mime_limits *lim,
     GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
     g_object_unref(parser);
     g_object_unref(stream);
-    if (msg == NULL) return tr_fail(err, TR_EPARSE, "mime: not a mail message");
+    if (msg == NULL)
+        return tr_fail(err, TR_EPARSE, "mime: not a mail message");
 
     struct walk w = {lim, out, 0, TR_OK, err};
     take_headers(msg, out);
     walk_object(&w, g_mime_message_get_mime_part(msg), 0);
     g_object_unref(msg);
-    if (w.rc != TR_OK) return w.rc;
-    if (out->nparts == 0) return tr_fail(err, TR_ENOREPORT, "no TLS-RPT report part in message");
+    if (w.rc != TR_OK)
+        return w.rc;
+    if (out->nparts == 0)
+        return tr_fail(err, TR_ENOREPORT, "no TLS-RPT report part in message");
     return TR_OK;
 }

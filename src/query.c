@@ -20,7 +20,8 @@ static const char SQL_TOTALS[] =
 
 static json_t *domain_key(sqlite3_stmt *s, int col)
 {
-    if (sqlite3_column_type(s, col) == SQLITE_NULL) return json_null();
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return json_null();
     return json_string((const char *)sqlite3_column_text(s, col));
 }
 
@@ -30,7 +31,8 @@ static json_t *find_domain(json_t *domains, const json_t *key)
     json_t *d;
     json_array_foreach(domains, i, d)
     {
-        if (json_equal(json_object_get(d, "policy_domain"), (json_t *)key)) return d;
+        if (json_equal(json_object_get(d, "policy_domain"), (json_t *)key))
+            return d;
     }
     return NULL;
 }
@@ -49,7 +51,8 @@ json_t *query_summary(struct store *st, char *err)
     json_t *total_failures = json_object();
     int rc;
 
-    if (sqlite3_prepare_v2(db, SQL_BY_DOMAIN, -1, &s, NULL) != SQLITE_OK) goto fail;
+    if (sqlite3_prepare_v2(db, SQL_BY_DOMAIN, -1, &s, NULL) != SQLITE_OK)
+        goto fail;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *d = json_pack("{s:o, s:I, s:I, s:o, s:I}", "policy_domain", domain_key(s, 0),
                               "successful_sessions", (json_int_t)sqlite3_column_int64(s, 1),
@@ -57,21 +60,25 @@ json_t *query_summary(struct store *st, char *err)
                               json_object(), "reports", (json_int_t)sqlite3_column_int64(s, 3));
         json_array_append_new(domains, d);
     }
-    if (rc != SQLITE_DONE) goto fail;
+    if (rc != SQLITE_DONE)
+        goto fail;
     sqlite3_finalize(s);
     s = NULL;
 
-    if (sqlite3_prepare_v2(db, SQL_FAILURES_BY_DOMAIN, -1, &s, NULL) != SQLITE_OK) goto fail;
+    if (sqlite3_prepare_v2(db, SQL_FAILURES_BY_DOMAIN, -1, &s, NULL) != SQLITE_OK)
+        goto fail;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *key = domain_key(s, 0);
         json_t *d = find_domain(domains, key);
         json_decref(key);
         const char *type = (const char *)sqlite3_column_text(s, 1);
         json_int_t n = (json_int_t)sqlite3_column_int64(s, 2);
-        if (d) add_count(json_object_get(d, "failures"), type, n);
+        if (d)
+            add_count(json_object_get(d, "failures"), type, n);
         add_count(total_failures, type, n);
     }
-    if (rc != SQLITE_DONE) goto fail;
+    if (rc != SQLITE_DONE)
+        goto fail;
     sqlite3_finalize(s);
     s = NULL;
 
@@ -129,7 +136,8 @@ void query_print_table(const json_t *summary, FILE *out)
     {
         const char *name = json_string_value(json_object_get(d, "policy_domain"));
         int len = name ? (int)strlen(name) : 6;
-        if (len > width) width = len > 60 ? 60 : len;
+        if (len > width)
+            width = len > 60 ? 60 : len;
     }
     fprintf(out, "%-*s %12s %12s %9s %8s\n", width, "POLICY DOMAIN", "SUCCESSFUL", "FAILED",
             "FAIL RATE", "REPORTS");

@@ -45,7 +45,8 @@ void diag_add(struct diag_list *d, enum diag_level level, const char *path, cons
     if (d->n == d->cap) {
         size_t ncap = d->cap ? d->cap * 2 : 8;
         struct diag *p = realloc(d->items, ncap * sizeof *p);
-        if (p == NULL) return; /* counted, not described: the verdict stays right */
+        if (p == NULL)
+            return; /* counted, not described: the verdict stays right */
         d->items = p;
         d->cap = ncap;
     }
@@ -75,25 +76,30 @@ const char *diag_level_name(enum diag_level level)
 
 void diag_first_error(const struct diag_list *d, char *out, size_t outlen)
 {
-    if (outlen == 0) return;
+    if (outlen == 0)
+        return;
     out[0] = 0;
     for (size_t i = 0; i < d->n; i++) {
-        if (d->items[i].level != DIAG_ERROR) continue;
+        if (d->items[i].level != DIAG_ERROR)
+            continue;
         if (d->items[i].path[0])
             snprintf(out, outlen, "%s: %s", d->items[i].path, d->items[i].message);
         else
             snprintf(out, outlen, "%s", d->items[i].message);
         return;
     }
-    if (d->errors) snprintf(out, outlen, "not an acceptable report");
+    if (d->errors)
+        snprintf(out, outlen, "not an acceptable report");
 }
 
 json_t *diag_list_json(const struct diag_list *d)
 {
     json_t *a = json_array();
-    if (a == NULL) return NULL;
+    if (a == NULL)
+        return NULL;
     for (size_t i = 0; i < d->n; i++) {
-        if (d->items[i].level == DIAG_ERROR) continue;
+        if (d->items[i].level == DIAG_ERROR)
+            continue;
         json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "level",
                                            diag_level_name(d->items[i].level), "path",
                                            d->items[i].path, "message", d->items[i].message));
@@ -117,7 +123,8 @@ static int64_t days_since_epoch(int64_t y, int m, int d)
 static int days_in_month(int y, int m)
 {
     static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return 29;
     return dm[m - 1];
 }
 
@@ -125,7 +132,8 @@ static int digits(const char *s, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i])) return -1;
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
         v = v * 10 + (s[i] - '0');
     }
     *out = v;
@@ -135,11 +143,13 @@ static int digits(const char *s, int n, int *out)
 int report_parse_datetime(const char *s, int64_t *t, bool *had_zone)
 {
     int y, mo, d, h, mi, sec;
-    if (s == NULL || strlen(s) < 19) return -1;
+    if (s == NULL || strlen(s) < 19)
+        return -1;
     if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
         digits(s + 8, 2, &d))
         return -1;
-    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return -1;
+    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ')
+        return -1;
     if (digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
         digits(s + 17, 2, &sec))
         return -1;
@@ -148,7 +158,8 @@ int report_parse_datetime(const char *s, int64_t *t, bool *had_zone)
     const char *p = s + 19;
     if (*p == '.') {
         p++;
-        if (!isdigit((unsigned char)*p)) return -1;
+        if (!isdigit((unsigned char)*p))
+            return -1;
         while (isdigit((unsigned char)*p))
             p++;
     }
@@ -160,18 +171,24 @@ int report_parse_datetime(const char *s, int64_t *t, bool *had_zone)
         int oh, om;
         int sign = *p == '-' ? -1 : 1;
         p++;
-        if (digits(p, 2, &oh)) return -1;
+        if (digits(p, 2, &oh))
+            return -1;
         p += 2;
-        if (*p == ':') p++;
-        if (digits(p, 2, &om)) return -1;
+        if (*p == ':')
+            p++;
+        if (digits(p, 2, &om))
+            return -1;
         p += 2;
-        if (oh > 23 || om > 59) return -1;
+        if (oh > 23 || om > 59)
+            return -1;
         offset = sign * (oh * 3600 + om * 60);
     } else {
         *had_zone = false;
     }
-    if (*p != 0) return -1;
-    if (sec == 60) sec = 59; /* a leap second counts as the second before it */
+    if (*p != 0)
+        return -1;
+    if (sec == 60)
+        sec = 59; /* a leap second counts as the second before it */
     *t = days_since_epoch(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
     return 0;
 }
@@ -198,13 +215,63 @@ static const char *const result_types[] = {
 bool report_known_result_type(const char *s)
 {
     for (size_t i = 0; i < sizeof result_types / sizeof *result_types; i++)
-        if (strcmp(s, result_types[i]) == 0) return true;
+        if (strcmp(s, result_types[i]) == 0)
+            return true;
     return false;
 }
 
 bool report_known_policy_type(const char *s)
 {
     return strcmp(s, "sts") == 0 || strcmp(s, "tlsa") == 0 || strcmp(s, "no-policy-found") == 0;
+}
+
+/* ---- JSON paths ---------------------------------------------------------------------------- */
+
+/* A path into the document, linked up the C stack: building one costs nothing,
+ * and it is formatted ("policies[0].summary.total-failure-session-count") only
+ * when a finding is recorded. key NULL means an array element at idx. */
+struct jpath {
+    const struct jpath *up;
+    const char *key;
+    size_t idx;
+};
+
+static size_t jpath_format(const struct jpath *p, char *out, size_t n)
+{
+    if (p == NULL || n == 0)
+        return 0;
+    size_t len = jpath_format(p->up, out, n);
+    if (len >= n - 1)
+        return len;
+    int w;
+    if (p->key)
+        w = snprintf(out + len, n - len, "%s%s", len ? "." : "", p->key);
+    else
+        w = snprintf(out + len, n - len, "[%zu]", p->idx);
+    if (w < 0)
+        return len;
+    return (size_t)w >= n - len ? n - 1 : len + (size_t)w;
+}
+
+static void diag_vat(struct diag_list *d, enum diag_level level, const struct jpath *p,
+                     const char *fmt, va_list ap)
+{
+    char path[PATHLEN], msg[512];
+    path[0] = 0;
+    jpath_format(p, path, sizeof path);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    diag_add(d, level, path, "%s", msg);
+}
+
+static void diag_at(struct diag_list *d, enum diag_level level, const struct jpath *p,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void diag_at(struct diag_list *d, enum diag_level level, const struct jpath *p,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_vat(d, level, p, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -230,111 +297,92 @@ static const char *json_kind(const json_t *v)
     }
 }
 
-/* JSON paths are built into PATHLEN buffers; a path too long for one is cut
- * (it still names where the problem starts). */
-static void path_key(char *out, const char *base, const char *key)
-{
-    if (snprintf(out, PATHLEN, "%s%s%s", base, base[0] ? "." : "", key) >= PATHLEN)
-        out[PATHLEN - 1] = 0;
-}
-
-static void path_elem(char *out, const char *base, size_t i)
-{
-    if (snprintf(out, PATHLEN, "%s[%zu]", base, i) >= PATHLEN) out[PATHLEN - 1] = 0;
-}
-
-static void path_index(char *out, const char *base, const char *key, size_t i)
-{
-    if (snprintf(out, PATHLEN, "%s%s%s[%zu]", base, base[0] ? "." : "", key, i) >= PATHLEN)
-        out[PATHLEN - 1] = 0;
-}
-
 /* Notes every key of obj that is not in known (NULL-terminated). */
-static void check_keys(json_t *obj, const char *path, const char *const *known, struct diag_list *d)
+static void check_keys(json_t *obj, const struct jpath *path, const char *const *known,
+                       struct diag_list *d)
 {
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v)
     {
         bool found = false;
-        for (const char *const *k = known; *k; k++)
-            if (strcmp(key, *k) == 0) found = true;
+        for (const char *const *k = known; *k && !found; k++)
+            found = strcmp(key, *k) == 0;
         if (!found) {
-            char p[PATHLEN];
-            path_key(p, path, key);
-            diag_add(d, DIAG_NOTE, p, "unknown key; ignored");
+            struct jpath kp = {path, key, 0};
+            diag_at(d, DIAG_NOTE, &kp, "unknown key; ignored");
         }
     }
 }
 
 /* A required non-empty string member; error when absent or wrong. */
-static const char *need_string(const json_t *obj, const char *key, const char *path,
+static const char *need_string(const json_t *obj, const char *key, const struct jpath *path,
                                struct diag_list *d)
 {
-    char p[PATHLEN];
-    path_key(p, path, key);
+    struct jpath p = {path, key, 0};
     json_t *v = json_object_get(obj, key);
     if (v == NULL) {
-        diag_add(d, DIAG_ERROR, p, "missing");
+        diag_at(d, DIAG_ERROR, &p, "missing");
         return NULL;
     }
     if (!json_is_string(v)) {
-        diag_add(d, DIAG_ERROR, p, "not a string (%s)", json_kind(v));
+        diag_at(d, DIAG_ERROR, &p, "not a string (%s)", json_kind(v));
         return NULL;
     }
     if (json_string_length(v) == 0) {
-        diag_add(d, DIAG_ERROR, p, "empty");
+        diag_at(d, DIAG_ERROR, &p, "empty");
         return NULL;
     }
     return json_string_value(v);
 }
 
 /* A required session count: an integer in [0, 2^53]. Returns -1 when bad. */
-static int64_t need_count(const json_t *obj, const char *key, const char *path, struct diag_list *d)
+static int64_t need_count(const json_t *obj, const char *key, const struct jpath *path,
+                          struct diag_list *d)
 {
-    char p[PATHLEN];
-    path_key(p, path, key);
+    struct jpath p = {path, key, 0};
     json_t *v = json_object_get(obj, key);
     if (v == NULL) {
-        diag_add(d, DIAG_ERROR, p, "missing");
+        diag_at(d, DIAG_ERROR, &p, "missing");
         return -1;
     }
     if (!json_is_integer(v)) {
-        diag_add(d, DIAG_ERROR, p, "not an integer (%s)", json_kind(v));
+        diag_at(d, DIAG_ERROR, &p, "not an integer (%s)", json_kind(v));
         return -1;
     }
     json_int_t n = json_integer_value(v);
     if (n < 0 || n > REPORT_MAX_COUNT) {
-        diag_add(d, DIAG_ERROR, p, "%lld is outside [0, 2^53]", (long long)n);
+        diag_at(d, DIAG_ERROR, &p, "%lld is outside [0, 2^53]", (long long)n);
         return -1;
     }
     return (int64_t)n;
 }
 
 /* An optional string member; a note when present but not a string. */
-static const char *opt_string(const json_t *obj, const char *key, const char *path,
+static const char *opt_string(const json_t *obj, const char *key, const struct jpath *path,
                               struct diag_list *d)
 {
     json_t *v = json_object_get(obj, key);
-    if (v == NULL || json_is_null(v)) return NULL;
+    if (v == NULL || json_is_null(v))
+        return NULL;
     if (!json_is_string(v)) {
-        char p[PATHLEN];
-        path_key(p, path, key);
-        diag_add(d, DIAG_NOTE, p, "not a string (%s); ignored", json_kind(v));
+        struct jpath p = {path, key, 0};
+        diag_at(d, DIAG_NOTE, &p, "not a string (%s); ignored", json_kind(v));
         return NULL;
     }
     return json_string_value(v);
 }
 
-static const char *opt_ip(const json_t *obj, const char *key, const char *path, struct diag_list *d)
+static const char *opt_ip(const json_t *obj, const char *key, const struct jpath *path,
+                          struct diag_list *d)
 {
     const char *s = opt_string(obj, key, path, d);
-    if (s == NULL) return NULL;
+    if (s == NULL)
+        return NULL;
     unsigned char addr[16];
     if (inet_pton(AF_INET, s, addr) != 1 && inet_pton(AF_INET6, s, addr) != 1) {
-        char p[PATHLEN];
-        path_key(p, path, key);
-        diag_add(d, DIAG_NOTE, p, "\"%.64s\" is not an IP address; kept as text", s);
+        struct jpath p = {path, key, 0};
+        diag_at(d, DIAG_NOTE, &p, "\"%.64s\" is not an IP address; kept as text", s);
     }
     return s;
 }
@@ -343,9 +391,11 @@ static const char *opt_ip(const json_t *obj, const char *key, const char *path, 
 static char *normalize_domain(const char *s)
 {
     size_t n = strlen(s);
-    if (n > 1 && s[n - 1] == '.') n--;
+    if (n > 1 && s[n - 1] == '.')
+        n--;
     char *out = malloc(n + 1);
-    if (out == NULL) return NULL;
+    if (out == NULL)
+        return NULL;
     for (size_t i = 0; i < n; i++)
         out[i] = (char)tolower((unsigned char)s[i]);
     out[n] = 0;
@@ -353,32 +403,40 @@ static char *normalize_domain(const char *s)
 }
 
 /* A NEW array holding the strings of v (array of strings, or one string);
- * notes every deviation. NULL when v holds no string at all. */
-static json_t *string_list(json_t *v, const char *path, const char *what, struct diag_list *d)
+ * notes every deviation. NULL when v is absent or not a list. */
+static json_t *string_list(json_t *v, const struct jpath *path, const char *what,
+                           struct diag_list *d)
 {
-    if (v == NULL || json_is_null(v)) return NULL;
+    if (v == NULL || json_is_null(v))
+        return NULL;
     if (json_is_string(v)) {
-        diag_add(d, DIAG_NOTE, path, "%s is a single string, not an array; taken as one entry",
-                 what);
+        diag_at(d, DIAG_NOTE, path, "%s is a single string, not an array; taken as one entry",
+                what);
         json_t *a = json_array();
         json_array_append(a, v);
         return a;
     }
     if (!json_is_array(v)) {
-        diag_add(d, DIAG_NOTE, path, "not an array (%s); ignored", json_kind(v));
+        diag_at(d, DIAG_NOTE, path, "not an array (%s); ignored", json_kind(v));
         return NULL;
     }
-    json_t *a = json_array();
     size_t i;
     json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e))
+            break;
+    }
+    if (i == json_array_size(v))
+        return json_incref(v); /* the common case: already an array of strings */
+    json_t *a = json_array();
     json_array_foreach(v, i, e)
     {
         if (json_is_string(e)) {
             json_array_append(a, e);
         } else {
-            char p[PATHLEN];
-            path_elem(p, path, i);
-            diag_add(d, DIAG_NOTE, p, "not a string (%s); ignored", json_kind(e));
+            struct jpath ep = {path, NULL, i};
+            diag_at(d, DIAG_NOTE, &ep, "not a string (%s); ignored", json_kind(e));
         }
     }
     return a;
@@ -388,12 +446,15 @@ static json_t *string_list(json_t *v, const char *path, const char *what, struct
  * array of records. Returns a NEW unwrapped array, or NULL when a is not that. */
 static json_t *unwrap_json_string_array(const json_t *a)
 {
-    if (json_array_size(a) != 1) return NULL;
+    if (json_array_size(a) != 1)
+        return NULL;
     const char *s = json_string_value(json_array_get(a, 0));
-    if (s == NULL) return NULL;
+    if (s == NULL)
+        return NULL;
     while (isspace((unsigned char)*s))
         s++;
-    if (*s != '[') return NULL;
+    if (*s != '[')
+        return NULL;
     json_t *inner = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_array(inner) || json_array_size(inner) == 0) {
         json_decref(inner);
@@ -431,205 +492,207 @@ static const char *const failure_keys[] = {"result-type",
                                            "failure-reason-code",
                                            NULL};
 
-static void parse_datetime_member(const json_t *range, const char *key, const char *path,
+static void parse_datetime_member(const json_t *range, const char *key, const struct jpath *path,
                                   const char **text, int64_t *t, bool *ok, struct diag_list *d)
 {
-    char p[PATHLEN];
-    path_key(p, path, key);
+    struct jpath p = {path, key, 0};
     *ok = false;
     const char *s = need_string(range, key, path, d);
-    if (s == NULL) return;
+    if (s == NULL)
+        return;
     bool zone;
     if (report_parse_datetime(s, t, &zone) != 0) {
-        diag_add(d, DIAG_ERROR, p, "\"%.64s\" is not an RFC 3339 date-time", s);
+        diag_at(d, DIAG_ERROR, &p, "\"%.64s\" is not an RFC 3339 date-time", s);
         return;
     }
-    if (!zone) diag_add(d, DIAG_WARNING, p, "\"%.64s\" has no timezone; UTC assumed", s);
+    if (!zone)
+        diag_at(d, DIAG_WARNING, &p, "\"%.64s\" has no timezone; UTC assumed", s);
     *text = s;
     *ok = true;
 }
 
-static void parse_failures(json_t *arr, const char *path, struct report_policy *pol,
+static void parse_failure(json_t *e, const struct jpath *p, struct report_failure *f,
+                          struct diag_list *d)
+{
+    check_keys(e, p, failure_keys, d);
+    struct jpath rp = {p, "result-type", 0};
+    json_t *rt = json_object_get(e, "result-type");
+    if (rt == NULL)
+        diag_at(d, DIAG_ERROR, &rp, "missing");
+    else if (!json_is_string(rt))
+        diag_at(d, DIAG_ERROR, &rp, "not a string (%s)", json_kind(rt));
+    else if (json_string_length(rt) == 0)
+        diag_at(d, DIAG_ERROR, &rp, "empty");
+    else {
+        f->result_type = json_string_value(rt);
+        if (!report_known_result_type(f->result_type))
+            diag_at(d, DIAG_NOTE, &rp,
+                    "\"%.64s\" is not a result type of RFC 8460 §4.3; stored as sent",
+                    f->result_type);
+    }
+    f->failed_session_count = need_count(e, "failed-session-count", p, d);
+    f->sending_mta_ip = opt_ip(e, "sending-mta-ip", p, d);
+    f->receiving_ip = opt_ip(e, "receiving-ip", p, d);
+    f->receiving_mx_hostname = opt_string(e, "receiving-mx-hostname", p, d);
+    if (f->receiving_mx_hostname == NULL) {
+        const char *typo = opt_string(e, "receiving-mx-host-name", p, d);
+        if (typo != NULL) {
+            struct jpath tp = {p, "receiving-mx-host-name", 0};
+            diag_at(d, DIAG_NOTE, &tp, "taken as receiving-mx-hostname");
+            f->receiving_mx_hostname = typo;
+        }
+    }
+    f->receiving_mx_helo = opt_string(e, "receiving-mx-helo", p, d);
+    f->additional_information = opt_string(e, "additional-information", p, d);
+    f->failure_reason_code = opt_string(e, "failure-reason-code", p, d);
+}
+
+static void parse_failures(json_t *arr, const struct jpath *path, struct report_policy *pol,
                            struct diag_list *d)
 {
-    if (arr == NULL) return;
+    if (arr == NULL)
+        return;
     if (json_is_null(arr)) {
-        diag_add(d, DIAG_NOTE, path, "null; taken as no failure details");
+        diag_at(d, DIAG_NOTE, path, "null; taken as no failure details");
         return;
     }
     if (!json_is_array(arr)) {
-        diag_add(d, DIAG_ERROR, path, "not an array (%s)", json_kind(arr));
+        diag_at(d, DIAG_ERROR, path, "not an array (%s)", json_kind(arr));
         return;
     }
     size_t n = json_array_size(arr);
-    if (n == 0) return;
+    if (n == 0)
+        return;
     pol->failures = calloc(n, sizeof *pol->failures);
     if (pol->failures == NULL) {
-        diag_add(d, DIAG_ERROR, path, "out of memory");
+        diag_at(d, DIAG_ERROR, path, "out of memory");
         return;
     }
     int64_t sum = 0;
     for (size_t i = 0; i < n; i++) {
-        char p[PATHLEN];
-        path_elem(p, path, i);
+        struct jpath p = {path, NULL, i};
         json_t *e = json_array_get(arr, i);
         if (!json_is_object(e)) {
-            diag_add(d, DIAG_ERROR, p, "not an object (%s)", json_kind(e));
+            diag_at(d, DIAG_ERROR, &p, "not an object (%s)", json_kind(e));
             continue;
         }
-        check_keys(e, p, failure_keys, d);
         struct report_failure *f = &pol->failures[pol->nfailures];
-        char rp[PATHLEN];
-        path_key(rp, p, "result-type");
-        json_t *rt = json_object_get(e, "result-type");
-        if (rt == NULL)
-            diag_add(d, DIAG_ERROR, rp, "missing");
-        else if (!json_is_string(rt))
-            diag_add(d, DIAG_ERROR, rp, "not a string (%s)", json_kind(rt));
-        else if (json_string_length(rt) == 0)
-            diag_add(d, DIAG_ERROR, rp, "empty");
-        else {
-            f->result_type = json_string_value(rt);
-            if (!report_known_result_type(f->result_type))
-                diag_add(d, DIAG_NOTE, rp,
-                         "\"%.64s\" is not a result type of RFC 8460 §4.3; stored as sent",
-                         f->result_type);
+        parse_failure(e, &p, f, d);
+        if (f->failed_session_count < 0 || f->result_type == NULL) {
+            memset(f, 0, sizeof *f);
+            continue;
         }
-        int64_t c = need_count(e, "failed-session-count", p, d);
-        f->sending_mta_ip = opt_ip(e, "sending-mta-ip", p, d);
-        f->receiving_ip = opt_ip(e, "receiving-ip", p, d);
-        f->receiving_mx_hostname = opt_string(e, "receiving-mx-hostname", p, d);
-        if (f->receiving_mx_hostname == NULL) {
-            const char *typo = opt_string(e, "receiving-mx-host-name", p, d);
-            if (typo != NULL) {
-                char tp[PATHLEN];
-                path_key(tp, p, "receiving-mx-host-name");
-                diag_add(d, DIAG_NOTE, tp, "taken as receiving-mx-hostname");
-                f->receiving_mx_hostname = typo;
-            }
-        }
-        f->receiving_mx_helo = opt_string(e, "receiving-mx-helo", p, d);
-        f->additional_information = opt_string(e, "additional-information", p, d);
-        f->failure_reason_code = opt_string(e, "failure-reason-code", p, d);
-        if (c < 0 || f->result_type == NULL) continue;
-        f->failed_session_count = c;
-        sum += c;
+        sum += f->failed_session_count;
         pol->nfailures++;
     }
     if (pol->nfailures == n && sum != pol->failed_sessions && pol->failed_sessions >= 0)
-        diag_add(d, DIAG_NOTE, path,
-                 "failed-session-count adds up to %lld, summary says %lld; the summary total "
-                 "is counted",
-                 (long long)sum, (long long)pol->failed_sessions);
+        diag_at(d, DIAG_NOTE, path,
+                "failed-session-count adds up to %lld, summary says %lld; the summary total "
+                "is counted",
+                (long long)sum, (long long)pol->failed_sessions);
 }
 
-static void parse_policy(json_t *item, const char *path, struct report_policy *pol,
+static void parse_policy_object(json_t *policy, const struct jpath *p, struct report_policy *pol,
+                                const struct report_options *opt, struct diag_list *d)
+{
+    check_keys(policy, p, policy_keys, d);
+    pol->policy_type = need_string(policy, "policy-type", p, d);
+    struct jpath tp = {p, "policy-type", 0};
+    if (pol->policy_type && !report_known_policy_type(pol->policy_type))
+        diag_at(d, DIAG_NOTE, &tp, "\"%.64s\" is not sts, tlsa or no-policy-found; stored as sent",
+                pol->policy_type);
+
+    struct jpath dp = {p, "policy-domain", 0};
+    json_t *dom = json_object_get(policy, "policy-domain");
+    const char *domain = NULL;
+    if (dom == NULL)
+        diag_at(d, DIAG_WARNING, &dp, "missing (RFC 8460 requires it)");
+    else if (!json_is_string(dom) || json_string_length(dom) == 0)
+        diag_at(d, DIAG_WARNING, &dp, "%s, not a domain name; treated as missing",
+                json_is_string(dom) ? "empty" : json_kind(dom));
+    else
+        domain = json_string_value(dom);
+    if (domain == NULL && opt && opt->fallback_domain && opt->fallback_domain[0]) {
+        domain = opt->fallback_domain;
+        diag_at(d, DIAG_NOTE, &dp, "taken from the TLS-Report-Domain header: %.128s", domain);
+    }
+    if (domain) {
+        pol->policy_domain = normalize_domain(domain);
+        if (pol->policy_domain == NULL)
+            diag_at(d, DIAG_ERROR, &dp, "out of memory");
+    }
+
+    struct jpath sp = {p, "policy-string", 0};
+    pol->policy_strings =
+        string_list(json_object_get(policy, "policy-string"), &sp, "policy-string", d);
+    json_t *unwrapped = pol->policy_strings ? unwrap_json_string_array(pol->policy_strings) : NULL;
+    if (unwrapped) {
+        diag_at(d, DIAG_NOTE, &sp,
+                "one string holding a JSON array of %zu records (Microsoft); unwrapped",
+                json_array_size(unwrapped));
+        json_decref(pol->policy_strings);
+        pol->policy_strings = unwrapped;
+    }
+    struct jpath mp = {p, "mx-host", 0};
+    pol->mx_hosts = string_list(json_object_get(policy, "mx-host"), &mp, "mx-host", d);
+}
+
+static void parse_policy(json_t *item, const struct jpath *path, struct report_policy *pol,
                          const struct report_options *opt, struct diag_list *d)
 {
-    char p[PATHLEN];
     pol->successful_sessions = pol->failed_sessions = -1;
     if (!json_is_object(item)) {
-        diag_add(d, DIAG_ERROR, path, "not an object (%s)", json_kind(item));
+        diag_at(d, DIAG_ERROR, path, "not an object (%s)", json_kind(item));
         return;
     }
     check_keys(item, path, policy_item_keys, d);
 
-    path_key(p, path, "policy");
+    struct jpath p = {path, "policy", 0};
     json_t *policy = json_object_get(item, "policy");
-    if (policy == NULL) {
-        diag_add(d, DIAG_ERROR, p, "missing");
-    } else if (!json_is_object(policy)) {
-        diag_add(d, DIAG_ERROR, p, "not an object (%s)", json_kind(policy));
-    } else {
-        check_keys(policy, p, policy_keys, d);
-        pol->policy_type = need_string(policy, "policy-type", p, d);
-        char tp[PATHLEN];
-        path_key(tp, p, "policy-type");
-        if (pol->policy_type && !report_known_policy_type(pol->policy_type))
-            diag_add(d, DIAG_NOTE, tp,
-                     "\"%.64s\" is not sts, tlsa or no-policy-found; stored as sent",
-                     pol->policy_type);
+    if (policy == NULL)
+        diag_at(d, DIAG_ERROR, &p, "missing");
+    else if (!json_is_object(policy))
+        diag_at(d, DIAG_ERROR, &p, "not an object (%s)", json_kind(policy));
+    else
+        parse_policy_object(policy, &p, pol, opt, d);
 
-        char dp[PATHLEN];
-        path_key(dp, p, "policy-domain");
-        json_t *dom = json_object_get(policy, "policy-domain");
-        const char *domain = NULL;
-        if (dom == NULL)
-            diag_add(d, DIAG_WARNING, dp, "missing (RFC 8460 requires it)");
-        else if (!json_is_string(dom) || json_string_length(dom) == 0)
-            diag_add(d, DIAG_WARNING, dp, "%s, not a domain name; treated as missing",
-                     json_is_string(dom) ? "empty" : json_kind(dom));
-        else
-            domain = json_string_value(dom);
-        if (domain == NULL && opt && opt->fallback_domain && opt->fallback_domain[0]) {
-            domain = opt->fallback_domain;
-            diag_add(d, DIAG_NOTE, dp, "taken from the TLS-Report-Domain header: %.128s", domain);
-        }
-        if (domain) {
-            pol->policy_domain = normalize_domain(domain);
-            if (pol->policy_domain == NULL) diag_add(d, DIAG_ERROR, dp, "out of memory");
-        }
-
-        char sp[PATHLEN];
-        path_key(sp, p, "policy-string");
-        pol->policy_strings =
-            string_list(json_object_get(policy, "policy-string"), sp, "policy-string", d);
-        json_t *unwrapped =
-            pol->policy_strings ? unwrap_json_string_array(pol->policy_strings) : NULL;
-        if (unwrapped) {
-            diag_add(d, DIAG_NOTE, sp,
-                     "one string holding a JSON array of %zu records (Microsoft); unwrapped",
-                     json_array_size(unwrapped));
-            json_decref(pol->policy_strings);
-            pol->policy_strings = unwrapped;
-        }
-        char mp[PATHLEN];
-        path_key(mp, p, "mx-host");
-        pol->mx_hosts = string_list(json_object_get(policy, "mx-host"), mp, "mx-host", d);
-    }
-
-    path_key(p, path, "summary");
+    struct jpath sp = {path, "summary", 0};
     json_t *summary = json_object_get(item, "summary");
     if (summary == NULL) {
-        diag_add(d, DIAG_ERROR, p, "missing");
+        diag_at(d, DIAG_ERROR, &sp, "missing");
     } else if (!json_is_object(summary)) {
-        diag_add(d, DIAG_ERROR, p, "not an object (%s)", json_kind(summary));
+        diag_at(d, DIAG_ERROR, &sp, "not an object (%s)", json_kind(summary));
     } else {
-        check_keys(summary, p, summary_keys, d);
-        pol->successful_sessions = need_count(summary, "total-successful-session-count", p, d);
-        pol->failed_sessions = need_count(summary, "total-failure-session-count", p, d);
+        check_keys(summary, &sp, summary_keys, d);
+        pol->successful_sessions = need_count(summary, "total-successful-session-count", &sp, d);
+        pol->failed_sessions = need_count(summary, "total-failure-session-count", &sp, d);
     }
 
-    path_key(p, path, "failure-details");
-    parse_failures(json_object_get(item, "failure-details"), p, pol, d);
+    struct jpath fp = {path, "failure-details", 0};
+    parse_failures(json_object_get(item, "failure-details"), &fp, pol, d);
 }
 
-/* Depth of the deepest nesting of [ and { outside strings, stopping past max. */
-static size_t json_depth_exceeds(const unsigned char *s, size_t n, size_t max, size_t *where)
+/* True when [ and { nest deeper than max outside strings; *where is the offset. */
+static bool json_depth_exceeds(const unsigned char *s, size_t n, size_t max, size_t *where)
 {
     size_t depth = 0;
-    bool in_string = false, escape = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];
-        if (in_string) {
-            if (escape)
-                escape = false;
-            else if (c == '\\')
-                escape = true;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
+        if (c == '"') {
+            /* skip the string: find the closing quote not escaped */
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
         } else if (c == '[' || c == '{') {
             if (++depth > max) {
                 *where = i;
-                return depth;
+                return true;
             }
         } else if ((c == ']' || c == '}') && depth > 0) {
             depth--;
         }
     }
-    return 0;
+    return false;
 }
 
 void report_free(struct report *r)
@@ -643,6 +706,34 @@ void report_free(struct report *r)
     free(r->policies);
     json_decref(r->root);
     memset(r, 0, sizeof *r);
+}
+
+static void parse_date_range(json_t *root, struct report *out, struct diag_list *d)
+{
+    struct jpath rp = {NULL, "date-range", 0};
+    json_t *range = json_object_get(root, "date-range");
+    if (range == NULL) {
+        diag_at(d, DIAG_ERROR, &rp, "missing");
+        return;
+    }
+    if (!json_is_object(range)) {
+        diag_at(d, DIAG_ERROR, &rp, "not an object (%s)", json_kind(range));
+        return;
+    }
+    bool ok_start, ok_end;
+    check_keys(range, &rp, range_keys, d);
+    parse_datetime_member(range, "start-datetime", &rp, &out->start_text, &out->start_time,
+                          &ok_start, d);
+    parse_datetime_member(range, "end-datetime", &rp, &out->end_text, &out->end_time, &ok_end, d);
+    if (!ok_start || !ok_end)
+        return;
+    struct jpath ep = {&rp, "end-datetime", 0};
+    if (out->end_time < out->start_time)
+        diag_at(d, DIAG_ERROR, &ep, "%s is before start-datetime %s", out->end_text,
+                out->start_text);
+    else if (out->end_time % 86400 == 0 && out->end_time - out->start_time == 86400)
+        diag_at(d, DIAG_NOTE, &ep,
+                "the next day's 00:00:00 (RFC 8460 examples end at 23:59:59Z); stored as sent");
 }
 
 tr_err report_parse(const void *buf, size_t len, const struct report_options *opt,
@@ -667,9 +758,9 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
     json_t *root =
         json_loadb((const char *)s, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
-        const char *what = strstr(jerr.text, "duplicate object key") ? "duplicate key (I-JSON, "
-                                                                       "RFC 7493)"
-                                                                     : "not valid JSON";
+        const char *what = strstr(jerr.text, "duplicate object key")
+                               ? "duplicate key (I-JSON, RFC 7493)"
+                               : "not valid JSON";
         diag_add(d, DIAG_ERROR, "", "%s: %s at line %d column %d", what, jerr.text, jerr.line,
                  jerr.column);
         return TR_EPARSE;
@@ -681,9 +772,9 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
         diag_add(d, DIAG_ERROR, "", "top level is %s, not an object", json_kind(root));
         goto verdict;
     }
-    check_keys(root, "", top_keys, d);
-    out->organization_name = need_string(root, "organization-name", "", d);
-    out->report_id = need_string(root, "report-id", "", d);
+    check_keys(root, NULL, top_keys, d);
+    out->organization_name = need_string(root, "organization-name", NULL, d);
+    out->report_id = need_string(root, "report-id", NULL, d);
 
     json_t *contact = json_object_get(root, "contact-info");
     if (contact == NULL)
@@ -695,47 +786,26 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
     else
         out->contact_info = json_string_value(contact);
 
-    json_t *range = json_object_get(root, "date-range");
-    if (range == NULL) {
-        diag_add(d, DIAG_ERROR, "date-range", "missing");
-    } else if (!json_is_object(range)) {
-        diag_add(d, DIAG_ERROR, "date-range", "not an object (%s)", json_kind(range));
-    } else {
-        bool ok_start, ok_end;
-        check_keys(range, "date-range", range_keys, d);
-        parse_datetime_member(range, "start-datetime", "date-range", &out->start_text,
-                              &out->start_time, &ok_start, d);
-        parse_datetime_member(range, "end-datetime", "date-range", &out->end_text, &out->end_time,
-                              &ok_end, d);
-        if (ok_start && ok_end) {
-            if (out->end_time < out->start_time)
-                diag_add(d, DIAG_ERROR, "date-range.end-datetime", "%s is before start-datetime %s",
-                         out->end_text, out->start_text);
-            else if (out->end_time % 86400 == 0 && out->end_time - out->start_time == 86400)
-                diag_add(d, DIAG_NOTE, "date-range.end-datetime",
-                         "the next day's 00:00:00 (RFC 8460 examples end at 23:59:59Z); stored "
-                         "as sent");
-        }
-    }
+    parse_date_range(root, out, d);
 
+    struct jpath pp = {NULL, "policies", 0};
     json_t *policies = json_object_get(root, "policies");
     if (policies == NULL) {
-        diag_add(d, DIAG_ERROR, "policies", "missing");
+        diag_at(d, DIAG_ERROR, &pp, "missing");
     } else if (!json_is_array(policies)) {
-        diag_add(d, DIAG_ERROR, "policies", "not an array (%s)", json_kind(policies));
+        diag_at(d, DIAG_ERROR, &pp, "not an array (%s)", json_kind(policies));
     } else if (json_array_size(policies) == 0) {
-        diag_add(d, DIAG_ERROR, "policies", "empty");
+        diag_at(d, DIAG_ERROR, &pp, "empty");
     } else {
         size_t n = json_array_size(policies);
         out->policies = calloc(n, sizeof *out->policies);
         if (out->policies == NULL) {
-            diag_add(d, DIAG_ERROR, "policies", "out of memory");
+            diag_at(d, DIAG_ERROR, &pp, "out of memory");
             goto verdict;
         }
         for (size_t i = 0; i < n; i++) {
-            char p[PATHLEN];
-            path_index(p, "", "policies", i);
-            parse_policy(json_array_get(policies, i), p, &out->policies[i], opt, d);
+            struct jpath ip = {&pp, NULL, i};
+            parse_policy(json_array_get(policies, i), &ip, &out->policies[i], opt, d);
             out->npolicies++;
         }
     }

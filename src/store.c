@@ -49,7 +49,8 @@ static const char *const sql_text[S_COUNT] = {
         "source_client, source_message_id, source_report_domain, source_submitter, "
         "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, ?19, ?20, ?21)",
+        "?18, ?19, ?20, ?21) "
+        "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING",
     [S_INSERT_POLICY] = "INSERT INTO policies (report, idx, policy_type, policy_domain, "
                         "policy_strings, mx_hosts, successful_sessions, failed_sessions) "
                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -109,7 +110,8 @@ static tr_err exec_simple(struct store *st, int which, char *err, const char *wh
     sqlite3_stmt *s = stmt(st, which);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE) return db_fail(st, err, what);
+    if (rc != SQLITE_DONE)
+        return db_fail(st, err, what);
     return TR_OK;
 }
 
@@ -119,7 +121,8 @@ static tr_err migrate(struct store *st, char *err)
     int version = 0;
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
         return db_fail(st, err, "reading schema version");
-    if (sqlite3_step(s) == SQLITE_ROW) version = sqlite3_column_int(s, 0);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
     if (version > (int)tlsrptd_schema_count)
         return tr_fail(err, TR_EDB,
@@ -190,12 +193,18 @@ tr_err store_open(const char *path, const struct store_options *opt, struct stor
             goto fail;
         }
     }
-    if (sqlite3_exec(st->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", NULL, NULL,
-                     NULL) != SQLITE_OK) {
+    /* FULL: a commit is on disk before anyone is told "stored". A 16 MiB page
+     * cache keeps the indexes' hot pages; checkpoints every 32 MiB of WAL
+     * rather than 4 MiB halve their cost on bulk ingests. */
+    if (sqlite3_exec(st->db,
+                     "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+                     "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 8192",
+                     NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_fail(st, err, "setting pragmas");
         goto fail;
     }
-    if ((rc = migrate(st, err)) != TR_OK) goto fail;
+    if ((rc = migrate(st, err)) != TR_OK)
+        goto fail;
     if (!st->opt.read_only) {
         for (int i = 0; i < S_COUNT; i++) {
             if (sqlite3_prepare_v3(st->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
@@ -214,7 +223,8 @@ fail:
 
 void store_close(struct store *st)
 {
-    if (st == NULL) return;
+    if (st == NULL)
+        return;
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     if (st->db && !sqlite3_get_autocommit(st->db))
@@ -233,13 +243,15 @@ tr_err store_begin(struct store *st, char *err)
 tr_err store_commit(struct store *st, char *err)
 {
     tr_err rc = exec_simple(st, S_COMMIT, err, "committing");
-    if (rc != TR_OK) store_rollback(st);
+    if (rc != TR_OK)
+        store_rollback(st);
     return rc;
 }
 
 void store_rollback(struct store *st)
 {
-    if (!sqlite3_get_autocommit(st->db)) (void)exec_simple(st, S_ROLLBACK, NULL, "rolling back");
+    if (!sqlite3_get_autocommit(st->db))
+        (void)exec_simple(st, S_ROLLBACK, NULL, "rolling back");
 }
 
 bool store_in_transaction(const struct store *st)
@@ -270,7 +282,8 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
     sqlite3_reset(s);
     free(strings);
     free(mx);
-    if (rc != SQLITE_DONE) return db_fail(st, err, "storing a policy");
+    if (rc != SQLITE_DONE)
+        return db_fail(st, err, "storing a policy");
     int64_t policy = sqlite3_last_insert_rowid(st->db);
 
     for (size_t i = 0; i < p->nfailures; i++) {
@@ -287,7 +300,8 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
         bind_text(s, 9, f->failure_reason_code);
         rc = sqlite3_step(s);
         sqlite3_reset(s);
-        if (rc != SQLITE_DONE) return db_fail(st, err, "storing a failure detail");
+        if (rc != SQLITE_DONE)
+            return db_fail(st, err, "storing a failure detail");
     }
     return TR_OK;
 }
@@ -298,27 +312,16 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
 {
     *duplicate = false;
     *id = 0;
-    sqlite3_stmt *s = stmt(st, S_FIND_REPORT);
-    bind_text(s, 1, r->organization_name);
-    bind_text(s, 2, r->report_id);
-    sqlite3_bind_int64(s, 3, r->start_time);
-    sqlite3_bind_int64(s, 4, r->end_time);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(s, 0);
-        *duplicate = true;
-        sqlite3_reset(s);
-        return TR_OK;
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) return db_fail(st, err, "looking up a report");
+    sqlite3_stmt *s;
+    int rc;
 
     const unsigned char *b = raw;
     const char *encoding = "gzip";
     const void *blob = raw;
     size_t bloblen = rawlen;
     if (gz_is_compressed(raw, rawlen)) {
-        if (!(rawlen >= 2 && b[0] == 0x1f && b[1] == 0x8b)) encoding = "zlib";
+        if (!(rawlen >= 2 && b[0] == 0x1f && b[1] == 0x8b))
+            encoding = "zlib";
     } else {
         buf_reset(&st->gzbuf);
         char gzerr[TR_ERRLEN];
@@ -357,12 +360,30 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     free(diag_text);
-    if (rc != SQLITE_DONE) return db_fail(st, err, "storing a report");
+    if (rc != SQLITE_DONE)
+        return db_fail(st, err, "storing a report");
+    if (sqlite3_changes(st->db) == 0) {
+        /* the (organization, report-id, start, end) key is taken: a duplicate */
+        s = stmt(st, S_FIND_REPORT);
+        bind_text(s, 1, r->organization_name);
+        bind_text(s, 2, r->report_id);
+        sqlite3_bind_int64(s, 3, r->start_time);
+        sqlite3_bind_int64(s, 4, r->end_time);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            *id = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW)
+            return db_fail(st, err, "looking up a duplicate");
+        *duplicate = true;
+        return TR_OK;
+    }
     int64_t report = sqlite3_last_insert_rowid(st->db);
 
     for (size_t i = 0; i < r->npolicies; i++) {
         tr_err e = insert_policy(st, report, i, &r->policies[i], err);
-        if (e != TR_OK) return e;
+        if (e != TR_OK)
+            return e;
     }
     *id = report;
     return TR_OK;
@@ -400,7 +421,8 @@ static tr_err quarantine_make_room(struct store *st, size_t rawlen, char *err)
         int rc = sqlite3_step(s);
         if (rc != SQLITE_ROW) {
             sqlite3_reset(s);
-            if (rc == SQLITE_DONE) break; /* counters drifted; nothing left to evict */
+            if (rc == SQLITE_DONE)
+                break; /* counters drifted; nothing left to evict */
             return db_fail(st, err, "reading the quarantine");
         }
         int64_t qid = sqlite3_column_int64(s, 0), qlen = sqlite3_column_int64(s, 1);
@@ -409,10 +431,12 @@ static tr_err quarantine_make_room(struct store *st, size_t rawlen, char *err)
         sqlite3_bind_int64(s, 1, qid);
         rc = sqlite3_step(s);
         sqlite3_reset(s);
-        if (rc != SQLITE_DONE) return db_fail(st, err, "evicting from the quarantine");
+        if (rc != SQLITE_DONE)
+            return db_fail(st, err, "evicting from the quarantine");
         rows--, bytes -= qlen, evicted++, freed += qlen;
     }
-    if (evicted == 0) return TR_OK;
+    if (evicted == 0)
+        return TR_OK;
     tr_warn("quarantine full: evicted the %lld oldest entries (%lld bytes)", (long long)evicted,
             (long long)freed);
     tr_err e;
@@ -428,7 +452,8 @@ tr_err store_add_quarantine(struct store *st, const struct store_source *src, co
 {
     bool keep = raw != NULL && rawlen <= st->opt.quarantine_max_bytes;
     tr_err e = quarantine_make_room(st, keep ? rawlen : 0, err);
-    if (e != TR_OK) return e;
+    if (e != TR_OK)
+        return e;
     if (raw != NULL && !keep)
         tr_warn("quarantine: %s: %zu bytes exceed the quarantine budget of %zu; reason kept, "
                 "bytes not",
@@ -451,7 +476,8 @@ tr_err store_add_quarantine(struct store *st, const struct store_source *src, co
     sqlite3_bind_int(s, 12, keep);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE) return db_fail(st, err, "quarantining an input");
+    if (rc != SQLITE_DONE)
+        return db_fail(st, err, "quarantining an input");
     *id = sqlite3_last_insert_rowid(st->db);
     if ((e = meta_add(st, "quarantine_rows", 1, err)) != TR_OK ||
         (e = meta_add(st, "quarantine_bytes", keep ? (int64_t)rawlen : 0, err)) != TR_OK)

@@ -12,11 +12,13 @@ static tr_err push(struct walk_list *wl, const char *path, char *err)
     if (wl->n == wl->cap) {
         size_t ncap = wl->cap ? wl->cap * 2 : 64;
         char **p = realloc(wl->paths, ncap * sizeof *p);
-        if (p == NULL) return tr_fail(err, TR_ENOMEM, "out of memory");
+        if (p == NULL)
+            return tr_fail(err, TR_ENOMEM, "out of memory");
         wl->paths = p;
         wl->cap = ncap;
     }
-    if ((wl->paths[wl->n] = strdup(path)) == NULL) return tr_fail(err, TR_ENOMEM, "out of memory");
+    if ((wl->paths[wl->n] = strdup(path)) == NULL)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
     wl->n++;
     return TR_OK;
 }
@@ -28,15 +30,18 @@ static int cmp_names(const void *a, const void *b)
 
 static tr_err walk_dir(struct walk_list *wl, const char *dir, int depth, char *err)
 {
-    if (depth > 64) return tr_fail(err, TR_EIO, "%s: directories nested too deep", dir);
+    if (depth > 64)
+        return tr_fail(err, TR_EIO, "%s: directories nested too deep", dir);
     DIR *d = opendir(dir);
-    if (d == NULL) return tr_fail(err, TR_EIO, "%s: %s", dir, strerror(errno));
+    if (d == NULL)
+        return tr_fail(err, TR_EIO, "%s: %s", dir, strerror(errno));
     char **names = NULL;
     size_t n = 0, cap = 0;
     tr_err rc = TR_OK;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.') continue;
+        if (de->d_name[0] == '.')
+            continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             char **p = realloc(names, cap * sizeof *p);

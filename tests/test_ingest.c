@@ -265,7 +265,8 @@ static void test_exit_codes(void)
 int main(int argc, char **argv)
 {
     samples = argc > 1 ? argv[1] : "samples";
-    if (mkdtemp(dir) == NULL) return 1;
+    if (mkdtemp(dir) == NULL)
+        return 1;
     char path[300], err[TR_ERRLEN];
     snprintf(path, sizeof path, "%s/t.db", dir);
     struct store *st = NULL;
@@ -279,6 +280,7 @@ int main(int argc, char **argv)
     }
     test_exit_codes();
     snprintf(path, sizeof path, "rm -rf '%s'", dir);
-    if (system(path) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    if (system(path) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
     return check_done("ingest");
 }

@@ -233,7 +233,8 @@ static void test_corpus(const char *corpus)
     int seen = 0;
     while ((de = readdir(d)) != NULL) {
         size_t n = strlen(de->d_name);
-        if (n < 4 || strcmp(de->d_name + n - 4, ".eml") != 0) continue;
+        if (n < 4 || strcmp(de->d_name + n - 4, ".eml") != 0)
+            continue;
         char path[8192];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         gchar *data;
@@ -249,7 +250,8 @@ static void test_corpus(const char *corpus)
         if (strstr(de->d_name, "not-a-report"))
             CHECK_INT(e, TR_ENOREPORT);
         else {
-            if (e != TR_OK) fprintf(stderr, "%s: %s\n", de->d_name, err);
+            if (e != TR_OK)
+                fprintf(stderr, "%s: %s\n", de->d_name, err);
             CHECK_INT(e, TR_OK);
             CHECK_INT(m.nparts, 1);
         }
@@ -269,6 +271,7 @@ int main(int argc, char **argv)
     test_two_reports_and_no_report();
     test_limits();
     test_sniff();
-    if (argc > 2) test_corpus(argv[2]);
+    if (argc > 2)
+        test_corpus(argv[2]);
     return check_done("mime");
 }

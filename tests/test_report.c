@@ -40,7 +40,8 @@ static void parse(struct parsed *p, const char *json)
 
 static void done(struct parsed *p)
 {
-    if (p->rc == TR_OK) report_free(&p->r);
+    if (p->rc == TR_OK)
+        report_free(&p->r);
     diag_list_free(&p->d);
 }
 
@@ -49,7 +50,8 @@ static int has(const struct parsed *p, enum diag_level level, const char *path, 
 {
     for (size_t i = 0; i < p->d.n; i++) {
         const struct diag *g = &p->d.items[i];
-        if (g->level == level && strstr(g->path, path) && strstr(g->message, msg)) return 1;
+        if (g->level == level && strstr(g->path, path) && strstr(g->message, msg))
+            return 1;
     }
     fprintf(stderr, "  no %s at '%s' with '%s'; have:\n", diag_level_name(level), path, msg);
     for (size_t i = 0; i < p->d.n; i++)

@@ -50,7 +50,8 @@ static struct store *open_db(const struct store_options *opt)
     struct store *st = NULL;
     char err[TR_ERRLEN];
     tr_err e = store_open(dbpath, opt, &st, err);
-    if (e != TR_OK) fprintf(stderr, "store_open: %s\n", err);
+    if (e != TR_OK)
+        fprintf(stderr, "store_open: %s\n", err);
     CHECK_INT(e, TR_OK);
     return st;
 }
@@ -234,13 +235,15 @@ static void test_locked_and_foreign(void)
 
 int main(void)
 {
-    if (mkdtemp(dir) == NULL) return 1;
+    if (mkdtemp(dir) == NULL)
+        return 1;
     snprintf(dbpath, sizeof dbpath, "%s/t.db", dir);
     test_schema_and_reports();
     test_quarantine();
     test_locked_and_foreign();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
     return check_done("store");
 }

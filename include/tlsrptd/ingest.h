@@ -80,18 +80,32 @@ tr_err ingest_decode(const void *data, size_t len, const struct ingest_limits *l
                      struct ingest_decoded *dec, char *err);
 void ingest_decoded_free(struct ingest_decoded *dec);
 
+/* A prepared input: sniffed, decoded and validated, not yet stored. Preparing
+ * touches no database, so many threads may prepare while one thread stores
+ * (the CLI pipeline, the HTTP endpoint's group commit). */
+struct ingest_job;
+
+/* Prepare data[0..len). With take, the job owns data (malloc'd) and frees it;
+ * otherwise data is copied. src is copied. NULL only when out of memory. */
+struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struct store_source *src,
+                                  const struct ingest_limits *lim);
+/* A job for an input that could not be read: e is TR_ETOOBIG (rejected and
+ * quarantined without its bytes, size recorded), TR_EIO (unreadable) or
+ * TR_ENOMEM (temporary failure). */
+struct ingest_job *ingest_prepare_failed(const struct store_source *src, tr_err e,
+                                         const char *reason, size_t size);
+void ingest_job_free(struct ingest_job *job);
+
 struct ingest;
 struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim);
 void ingest_free(struct ingest *ig);
 
 tr_err ingest_begin(struct ingest *ig, char *err);
-/* Process one input inside the open batch. res is filled (free with ingest_result_free). */
+/* Store a prepared job inside the open batch; res is filled (free with ingest_result_free). */
+void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res);
+/* prepare + store + free, for callers with one input at hand. */
 void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
                   struct ingest_result *res);
-/* Quarantine an input that could not be taken at all (too large ...). data may be
- * NULL with len the input's size: the reason and size are kept, the bytes not. */
-void ingest_reject(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
-                   const char *reason, struct ingest_result *res);
 /* Commit the batch. On failure the batch is rolled back and TR_EDB returned:
  * callers mark their results with ingest_result_tempfail(). */
 tr_err ingest_commit(struct ingest *ig, char *err);

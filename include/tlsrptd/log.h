@@ -16,7 +16,8 @@ void tr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define tr_info(...)    tr_log(LOG_INFO, __VA_ARGS__)
 #define tr_debug(...)                                                                              \
     do {                                                                                           \
-        if (tr_log_level() >= LOG_DEBUG) tr_log(LOG_DEBUG, __VA_ARGS__);                           \
+        if (tr_log_level() >= LOG_DEBUG)                                                           \
+            tr_log(LOG_DEBUG, __VA_ARGS__);                                                        \
     } while (0)
 
 #endif
