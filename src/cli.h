@@ -16,6 +16,7 @@
 int cmd_ingest(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* "10M", "32MiB", "512k", "1048576" -> bytes. false when malformed or zero. */
 bool cli_parse_size(const char *s, size_t *out);

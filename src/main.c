@@ -64,6 +64,7 @@ static const struct command {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"serve", cmd_serve, "the daemon: the https rua endpoint"},
     {"ingest", cmd_ingest, "store reports from files, directories or stdin (also an MDA)"},
     {"validate", cmd_validate, "check reports against RFC 8460 without storing them"},
     {"summary", cmd_summary, "print failure summaries from the database"},

@@ -1,0 +1,43 @@
+/* http.h: the https rua endpoint of `tlsrptd serve` (libmicrohttpd + GnuTLS),
+ * DESIGN.md §4. Only http.c includes microhttpd.h. */
+#ifndef TLSRPTD_HTTP_H
+#define TLSRPTD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "tlsrptd/config.h"
+#include "tlsrptd/err.h"
+#include "tlsrptd/ratelimit.h"
+#include "tlsrptd/writer.h"
+
+struct http_server;
+
+/* A bound, listening socket for one listener. */
+struct http_listener {
+    int fd;
+    bool tls;
+    char name[80]; /* ADDR:PORT as configured */
+};
+
+/* Create and bind a listening socket for "ADDR:PORT" ("[v6]:PORT" too). */
+tr_err http_bind(const char *addr_port, bool tls, struct http_listener *out, char *err);
+
+/* Start serving on already bound listeners. cert and key are PEM text (NULL
+ * without TLS listeners). The server borrows cfg, w and rl. */
+struct http_server *http_start(const struct config *cfg, struct writer *w, struct ratelimit *rl,
+                               struct http_listener *listeners, size_t n, const char *cert,
+                               const char *key, char *err);
+/* Replace the TLS certificate and key: TLS listeners are restarted on the same
+ * sockets, and connections already open finish on the old ones. */
+tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key, char *err);
+/* Housekeeping from the main loop: stop retired listeners that went idle. */
+void http_tick(struct http_server *hs);
+/* Stop accepting; new requests on open connections get 503. */
+void http_quiesce(struct http_server *hs);
+/* Requests in progress (accepted, not yet answered). */
+size_t http_in_flight(struct http_server *hs);
+/* Close everything. Call only after http_in_flight() is 0 or the wait gave up,
+ * and after the writer answered everything (no suspended connection left). */
+void http_stop(struct http_server *hs);
+
+#endif

@@ -1,0 +1,278 @@
+/* cli_serve.c: `tlsrptd serve`, the daemon: configuration, listening
+ * sockets, privilege drop, the writer thread, the HTTP endpoint, signals.
+ *
+ * Startup order: read config and flags -> open the log -> bind every
+ * listener and read the TLS files (may need root) -> drop privileges ->
+ * open the database (created as the unprivileged user) -> start the writer
+ * -> start HTTP. Signals are blocked in every thread and taken by the main
+ * thread with sigtimedwait: SIGTERM/SIGINT stop accepting, let in-flight
+ * requests finish (their reports are committed before they are answered),
+ * and exit 0; SIGHUP reopens the log file and reloads the certificate. */
+#define _DEFAULT_SOURCE /* initgroups */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli.h"
+#include "tlsrptd/config.h"
+#include "tlsrptd/http.h"
+#include "tlsrptd/log.h"
+#include "tlsrptd/ratelimit.h"
+#include "tlsrptd/writer.h"
+
+static void serve_help(void)
+{
+    printf("Usage: tlsrptd serve [-c FILE] [OPTIONS]\n"
+           "\n"
+           "Run the https rua endpoint: senders POST reports to PATH (and PATH/anything);\n"
+           "each is committed to the database before it is answered: 201 stored, 200\n"
+           "duplicate, 400 not a report, 405, 411, 413, 415, 429, 503 (retry later).\n"
+           "GET /healthz answers 200.\n"
+           "\n"
+           "Every config file key is also a flag (listen_tls = ... is --listen-tls ...);\n"
+           "flags override the file. Without any listener: HTTP on 127.0.0.1:8080.\n"
+           "\n"
+           "  -c, --config FILE           config file (see samples/tlsrptd.conf)\n");
+    config_print_help(stdout);
+    printf("\nSignals: SIGTERM/SIGINT finish in-flight requests and exit 0; SIGHUP reopens\n"
+           "the log file and reloads tls_cert and tls_key.\n");
+}
+
+/* Read the TLS material (NUL-terminated PEM text). */
+static bool read_pem(const struct config *cfg, struct buf *cert, struct buf *key, char *err)
+{
+    buf_init(cert, 1 << 20);
+    buf_init(key, 1 << 20);
+    if (buf_read_file(cert, cfg->tls_cert, err) != TR_OK ||
+        buf_read_file(key, cfg->tls_key, err) != TR_OK) {
+        buf_free(cert);
+        buf_free(key);
+        return false;
+    }
+    return true;
+}
+
+static bool drop_privileges(const char *user, char *err)
+{
+    if (user == NULL || user[0] == 0)
+        return true;
+    if (geteuid() != 0) {
+        tr_warn("user = %s ignored: not started as root", user);
+        return true;
+    }
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        tr_fail(err, TR_EUSAGE, "user '%s' does not exist", user);
+        return false;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        tr_fail(err, TR_EIO, "cannot become user %s: %s", user, strerror(errno));
+        return false;
+    }
+    if (setuid(0) == 0) {
+        tr_fail(err, TR_EIO, "dropping privileges to %s did not stick", user);
+        return false;
+    }
+    tr_info("running as user %s (uid %ld)", user, (long)pw->pw_uid);
+    return true;
+}
+
+static void setup_log(const struct config *cfg)
+{
+    int level = cfg->verbose ? LOG_DEBUG : LOG_INFO;
+    bool json = strcmp(cfg->log_format, "json") == 0;
+    if (strcmp(cfg->log_target, "syslog") == 0) {
+        tr_log_setup(TR_LOG_SYSLOG, level, "tlsrptd");
+        return;
+    }
+    if (strcmp(cfg->log_target, "stderr") != 0) {
+        /* a file: stderr is pointed at it, and re-pointed on SIGHUP (logrotate) */
+        FILE *f = freopen(cfg->log_target, "a", stderr);
+        if (f == NULL)
+            fprintf(stdout, "tlsrptd serve: cannot open log file %s: %s\n", cfg->log_target,
+                    strerror(errno));
+    }
+    tr_log_setup(json ? TR_LOG_JSON : TR_LOG_STDERR, level, "tlsrptd");
+}
+
+/* Parse -c first (the file), then every other flag on top of it. */
+static int parse_args(int argc, char **argv, struct config *cfg)
+{
+    char err[TR_ERRLEN];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage_error("serve", "%s needs a file", argv[i]);
+            if (config_load_file(cfg, argv[++i], err) != TR_OK)
+                return cli_usage_error("serve", "%s", err);
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            serve_help();
+            return -1;
+        }
+        if (strncmp(a, "--", 2) != 0)
+            return cli_usage_error("serve", "unexpected argument '%s'", a);
+        char name[64];
+        const char *value = NULL;
+        const char *eq = strchr(a + 2, '=');
+        size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (nl >= sizeof name)
+            return cli_usage_error("serve", "unknown option '%s'", a);
+        memcpy(name, a + 2, nl);
+        name[nl] = 0;
+        bool takes_value;
+        if (!config_is_option(name, &takes_value))
+            return cli_usage_error("serve", "unknown option '%s'", a);
+        if (eq)
+            value = eq + 1;
+        else if (!takes_value)
+            value = "yes";
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else
+            return cli_usage_error("serve", "%s needs a value", a);
+        if (config_set(cfg, name, value, err) != TR_OK)
+            return cli_usage_error("serve", "%s", err);
+    }
+    if (config_finish(cfg, err) != TR_OK)
+        return cli_usage_error("serve", "%s", err);
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    struct config cfg;
+    config_init(&cfg);
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc != 0) {
+        config_free(&cfg);
+        return rc < 0 ? 0 : rc;
+    }
+    setup_log(&cfg);
+
+    char err[TR_ERRLEN];
+    struct http_listener listeners[2 * CONFIG_MAX_LIST];
+    size_t nl = 0;
+    struct buf cert = {0}, key = {0};
+    struct store *st = NULL;
+    struct writer *w = NULL;
+    struct ratelimit *rl = NULL;
+    struct http_server *hs = NULL;
+    int exit_code = EXIT_TEMPFAIL;
+
+    /* signals: blocked everywhere (threads inherit the mask), taken below */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    for (size_t i = 0; i < cfg.listen.n; i++, nl++)
+        if (http_bind(cfg.listen.items[i], false, &listeners[nl], err) != TR_OK)
+            goto fail;
+    for (size_t i = 0; i < cfg.listen_tls.n; i++, nl++)
+        if (http_bind(cfg.listen_tls.items[i], true, &listeners[nl], err) != TR_OK)
+            goto fail;
+    if (cfg.listen_tls.n && !read_pem(&cfg, &cert, &key, err))
+        goto fail;
+    if (!drop_privileges(cfg.user, err))
+        goto fail;
+
+    struct store_options sopt = STORE_DEFAULT_OPTIONS;
+    sopt.busy_timeout_ms = (int)cfg.busy_timeout;
+    sopt.quarantine_max_bytes = cfg.quarantine_bytes;
+    sopt.quarantine_max_rows = cfg.quarantine_rows;
+    if (store_open(cfg.db, &sopt, &st, err) != TR_OK)
+        goto fail;
+    struct ingest_limits lim = INGEST_DEFAULT_LIMITS;
+    if ((w = writer_start(st, &lim, cfg.commit_max, err)) == NULL)
+        goto fail;
+    rl = ratelimit_new(cfg.rate_limit);
+    hs = http_start(&cfg, w, rl, listeners, nl, (const char *)cert.data, (const char *)key.data,
+                    err);
+    if (hs == NULL)
+        goto fail;
+    tr_info("tlsrptd %s serving; database %s", TLSRPTD_VERSION, cfg.db);
+
+    for (;;) {
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGHUP) {
+            setup_log(&cfg);
+            tr_info("SIGHUP: log reopened");
+            if (cfg.listen_tls.n) {
+                struct buf ncert, nkey;
+                if (!read_pem(&cfg, &ncert, &nkey, err)) {
+                    tr_err_log("SIGHUP: keeping the old certificate: %s", err);
+                } else if (http_reload_tls(hs, (const char *)ncert.data, (const char *)nkey.data,
+                                           err) != TR_OK) {
+                    tr_err_log("SIGHUP: %s", err);
+                    buf_free(&ncert);
+                    buf_free(&nkey);
+                } else {
+                    /* the new daemons hold pointers into ncert/nkey: keep them */
+                    buf_free(&cert);
+                    buf_free(&key);
+                    cert = ncert;
+                    key = nkey;
+                    tr_info("SIGHUP: certificate and key reloaded");
+                }
+            }
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            tr_info("%s: finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        http_tick(hs);
+    }
+
+    /* graceful stop: no new connections or requests; wait for those in flight */
+    http_quiesce(hs);
+    time_t deadline = time(NULL) + (time_t)cfg.shutdown_timeout;
+    while (http_in_flight(hs) > 0 && time(NULL) < deadline) {
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    if (http_in_flight(hs) > 0)
+        tr_warn("%zu requests still open after %zu s; closing them", http_in_flight(hs),
+                cfg.shutdown_timeout);
+    writer_stop(w); /* stores and answers whatever is still queued */
+    w = NULL;
+    deadline = time(NULL) + 2; /* let the last answers go out */
+    while (http_in_flight(hs) > 0 && time(NULL) < deadline) {
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    http_stop(hs);
+    hs = NULL;
+    exit_code = 0;
+    tr_info("stopped");
+    goto done;
+fail:
+    tr_err_log("%s", err);
+    fprintf(stderr, "tlsrptd serve: %s\n", err);
+done:
+    http_stop(hs);
+    writer_stop(w);
+    ratelimit_free(rl);
+    store_close(st);
+    buf_free(&cert);
+    buf_free(&key);
+    config_free(&cfg);
+    return exit_code;
+}
