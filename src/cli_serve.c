@@ -114,6 +114,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
                 return cli_usage_error("serve", "%s", err);
         }
     }
+    unsigned cleared = 0; /* list options a flag has already reset, by index */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
@@ -145,6 +146,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             value = argv[++i];
         else
             return cli_usage_error("serve", "%s needs a value", a);
+        int li = config_list_index(name);
+        if (li >= 0 && !(cleared & (1u << li))) {
+            config_clear_list(cfg, name); /* the first --listen replaces the file's */
+            cleared |= 1u << li;
+        }
         if (config_set(cfg, name, value, err) != TR_OK)
             return cli_usage_error("serve", "%s", err);
     }

@@ -81,6 +81,23 @@ static const struct opt *find_opt(const char *name)
     return NULL;
 }
 
+int config_list_index(const char *name)
+{
+    const struct opt *o = find_opt(name);
+    return o && o->type == OPT_LIST ? (int)(o - opts) : -1;
+}
+
+void config_clear_list(struct config *c, const char *name)
+{
+    const struct opt *o = find_opt(name);
+    if (o == NULL || o->type != OPT_LIST)
+        return;
+    struct config_list *l = (struct config_list *)(void *)((char *)c + o->offset);
+    for (size_t k = 0; k < l->n; k++)
+        free(l->items[k]);
+    l->n = 0;
+}
+
 bool config_is_option(const char *name, bool *takes_value)
 {
     const struct opt *o = find_opt(name);
@@ -260,6 +277,11 @@ tr_err config_finish(struct config *c, char *err)
 
 void config_print_help(void *file)
 {
+    static const char *const metavar[] = {[OPT_STR] = "VALUE",
+                                          [OPT_LIST] = "VALUE",
+                                          [OPT_SIZE] = "SIZE",
+                                          [OPT_UINT] = "N",
+                                          [OPT_BOOL] = ""};
     FILE *out = file;
     for (size_t i = 0; i < NOPTS; i++) {
         char flag[64];
@@ -267,7 +289,7 @@ void config_print_help(void *file)
         for (const char *p = opts[i].name; *p && k < sizeof flag - 1; p++)
             flag[k++] = *p == '_' ? '-' : *p;
         flag[k] = 0;
-        fprintf(out, "  --%-24s %s", flag, opts[i].help);
+        fprintf(out, "  --%s %s\n      %s", flag, metavar[opts[i].type], opts[i].help);
         if (opts[i].def && opts[i].type != OPT_BOOL)
             fprintf(out, " (default %s)", opts[i].def);
         fputc('\n', out);

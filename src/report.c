@@ -254,6 +254,8 @@ static size_t jpath_format(const struct jpath *p, char *out, size_t n)
 }
 
 static void diag_vat(struct diag_list *d, enum diag_level level, const struct jpath *p,
+                     const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void diag_vat(struct diag_list *d, enum diag_level level, const struct jpath *p,
                      const char *fmt, va_list ap)
 {
     char path[PATHLEN], msg[512];

@@ -48,6 +48,10 @@ tr_err config_load_file(struct config *c, const char *path, char *err);
 tr_err config_set(struct config *c, const char *name, const char *value, char *err);
 /* True when name (with dashes or underscores) is an option; *takes_value for flags. */
 bool config_is_option(const char *name, bool *takes_value);
+/* Repeatable keys: flags replace what the file gave, so the first flag for a
+ * list clears it. config_list_index: a number < 32 for list options, else -1. */
+int config_list_index(const char *name);
+void config_clear_list(struct config *c, const char *name);
 /* Check cross-option rules (TLS needs cert and key, ...) and fill defaults
  * that depend on others (no listener at all: 127.0.0.1:8080). */
 tr_err config_finish(struct config *c, char *err);
