@@ -36,6 +36,19 @@ struct daemon_slot {
     time_t retired_at;
 };
 
+/* Every open connection, so the main loop can cut off clients that take
+ * longer than connection_timeout to send a whole request. libmicrohttpd's own
+ * timeout only counts idle time, and a client dribbling a byte a second is
+ * never idle. Shutting the socket down makes libmicrohttpd close the
+ * connection in its own thread. */
+struct conn_watch {
+    int fd;
+    time_t deadline; /* 0: waiting for the writer, not the client */
+    bool cut;
+    char client[INET6_ADDRSTRLEN];
+    struct conn_watch *prev, *next;
+};
+
 struct http_server {
     const struct config *cfg;
     struct writer *writer;
@@ -48,6 +61,8 @@ struct http_server {
     pthread_mutex_t mu; /* daemons[] */
     atomic_size_t in_flight;
     atomic_bool quiescing;
+    pthread_mutex_t watch_mu;
+    struct conn_watch *watches;
 };
 
 enum route { ROUTE_REPORT, ROUTE_HEALTHZ, ROUTE_OTHER };
@@ -158,6 +173,93 @@ static enum MHD_Result send_error(struct request *rq, unsigned status, const cha
     return send_json(rq, status, body, retry_after);
 }
 
+static void client_address(struct MHD_Connection *c, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, n, "-");
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)n);
+}
+
+/* ---- connection deadlines ------------------------------------------------------------------ */
+
+static struct conn_watch *watch_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* deadline: seconds from now, or 0 for none (waiting for the writer) */
+static void watch_deadline(struct http_server *hs, struct MHD_Connection *c, bool none)
+{
+    struct conn_watch *w = watch_of(c);
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&hs->watch_mu);
+    w->deadline = none ? 0 : time(NULL) + (time_t)hs->cfg->connection_timeout;
+    pthread_mutex_unlock(&hs->watch_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *hs = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_watch *w = calloc(1, sizeof *w);
+        if (w == NULL)
+            return;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        w->fd = ci ? ci->connect_fd : -1;
+        w->deadline = time(NULL) + (time_t)hs->cfg->connection_timeout;
+        client_address(c, w->client, sizeof w->client);
+        pthread_mutex_lock(&hs->watch_mu);
+        w->next = hs->watches;
+        if (hs->watches)
+            hs->watches->prev = w;
+        hs->watches = w;
+        pthread_mutex_unlock(&hs->watch_mu);
+        *socket_context = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        struct conn_watch *w = *socket_context;
+        pthread_mutex_lock(&hs->watch_mu);
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            hs->watches = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        pthread_mutex_unlock(&hs->watch_mu);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+/* Called every second: shut down connections past their deadline. */
+static void cut_slow_clients(struct http_server *hs)
+{
+    time_t now = time(NULL);
+    pthread_mutex_lock(&hs->watch_mu);
+    for (struct conn_watch *w = hs->watches; w; w = w->next) {
+        if (w->cut || w->deadline == 0 || w->deadline > now || w->fd < 0)
+            continue;
+        w->cut = true;
+        shutdown(w->fd, SHUT_RDWR);
+        tr_info("%s: cut off: no complete request within %zu s", w->client,
+                hs->cfg->connection_timeout);
+    }
+    pthread_mutex_unlock(&hs->watch_mu);
+}
+
 /* ---- the report POST ------------------------------------------------------------------------ */
 
 static bool media_type_ok(const char *ct)
@@ -244,6 +346,7 @@ static enum MHD_Result finish_upload(struct request *rq)
     rq->wreq.done = on_committed;
     rq->wreq.cls = rq;
     rq->phase = PHASE_WAITING;
+    watch_deadline(hs, rq->conn, true); /* the writer is slow, not the client */
     MHD_suspend_connection(rq->conn);
     writer_submit(hs->writer, &rq->wreq);
     return MHD_YES;
@@ -297,22 +400,6 @@ static enum MHD_Result start_report(struct request *rq)
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
-
-static void client_address(struct MHD_Connection *c, char *out, size_t n)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(out, n, "-");
-    if (ci == NULL || ci->client_addr == NULL)
-        return;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-                  (socklen_t)n);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
-                  (socklen_t)n);
-}
 
 static enum route route_of(const struct http_server *hs, const char *url)
 {
@@ -405,7 +492,6 @@ static void log_request(const struct request *rq)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     struct http_server *hs = cls;
     struct request *rq = *con_cls;
     if (rq == NULL)
@@ -416,6 +502,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout" : "client or error");
     }
     log_request(rq);
+    watch_deadline(hs, conn, false); /* the next request on this connection */
     if (rq->counted)
         atomic_fetch_sub(&hs->in_flight, 1);
     buf_free(&rq->body);
@@ -454,14 +541,14 @@ static struct MHD_Daemon *start_daemon(struct http_server *hs, struct http_liste
         {MHD_OPTION_END, 0, NULL},
     };
     struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
-    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, hs, MHD_OPTION_LISTEN_SOCKET, l->fd,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                            (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)cfg->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, hs, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, hs,
-                            MHD_OPTION_ARRAY, l->tls ? tls_opts : none, MHD_OPTION_END);
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, hs, MHD_OPTION_LISTEN_SOCKET, l->fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hs,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, hs, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, hs,
+        MHD_OPTION_ARRAY, l->tls ? tls_opts : none, MHD_OPTION_END);
 }
 
 struct http_server *http_start(const struct config *cfg, struct writer *w, struct ratelimit *rl,
@@ -485,6 +572,7 @@ struct http_server *http_start(const struct config *cfg, struct writer *w, struc
     hs->lim.mime.max_message = hs->lim.max_input;
     hs->lim.mime.max_parts = cfg->max_parts;
     pthread_mutex_init(&hs->mu, NULL);
+    pthread_mutex_init(&hs->watch_mu, NULL);
     for (size_t i = 0; i < n; i++) {
         struct MHD_Daemon *d = start_daemon(hs, &listeners[i], cert, key);
         if (d == NULL) {
@@ -537,6 +625,7 @@ tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key
 
 void http_tick(struct http_server *hs)
 {
+    cut_slow_clients(hs);
     pthread_mutex_lock(&hs->mu);
     for (size_t i = 0; i < hs->ndaemons;) {
         struct daemon_slot *s = &hs->daemons[i];
@@ -582,5 +671,6 @@ void http_stop(struct http_server *hs)
     for (size_t i = 0; i < hs->ndaemons; i++)
         MHD_stop_daemon(hs->daemons[i].d);
     pthread_mutex_destroy(&hs->mu);
+    pthread_mutex_destroy(&hs->watch_mu);
     free(hs);
 }

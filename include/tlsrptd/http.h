@@ -30,7 +30,8 @@ struct http_server *http_start(const struct config *cfg, struct writer *w, struc
 /* Replace the TLS certificate and key: TLS listeners are restarted on the same
  * sockets, and connections already open finish on the old ones. */
 tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key, char *err);
-/* Housekeeping from the main loop: stop retired listeners that went idle. */
+/* Housekeeping from the main loop, every second: cut off connections that did
+ * not complete a request within connection_timeout, stop retired listeners. */
 void http_tick(struct http_server *hs);
 /* Stop accepting; new requests on open connections get 503. */
 void http_quiesce(struct http_server *hs);
