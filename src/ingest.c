@@ -115,6 +115,7 @@ struct job_report {
     tr_err rc; /* TR_OK: r and diags hold an acceptable report */
     struct report r;
     struct diag_list diags;
+    struct store_blob blob; /* r serialized for storage (when rc is TR_OK) */
     char reason[TR_ERRLEN]; /* why rejected */
 };
 
@@ -153,8 +154,10 @@ void ingest_job_free(struct ingest_job *job)
     if (job == NULL)
         return;
     for (size_t i = 0; job->reports && i < job->dec.npayloads; i++) {
-        if (job->reports[i].rc == TR_OK)
+        if (job->reports[i].rc == TR_OK) {
+            store_blob_free(&job->reports[i].blob);
             report_free(&job->reports[i].r);
+        }
         diag_list_free(&job->reports[i].diags);
     }
     free(job->reports);
@@ -229,8 +232,17 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
             continue;
         }
         jr->rc = report_parse(p->json, p->jsonlen, &ropt, &jr->r, &jr->diags);
-        if (jr->rc != TR_OK)
+        if (jr->rc != TR_OK) {
             diag_first_error(&jr->diags, jr->reason, sizeof jr->reason);
+            continue;
+        }
+        /* the writer only writes rows: serialize here, on the preparing thread */
+        if (store_serialize(&jr->r, &jr->diags, p->raw, p->rawlen, p->jsonlen, &jr->blob,
+                            jr->reason) != TR_OK) {
+            report_free(&jr->r);
+            jr->rc = TR_ENOMEM;
+            goto oom;
+        }
     }
     return job;
 oom:
@@ -312,7 +324,6 @@ static bool store_report(struct ingest *ig, const struct ingest_job *job, size_t
                          struct ingest_report *rep, struct ingest_result *res)
 {
     const struct job_report *jr = &job->reports[i];
-    const struct ingest_payload *p = &job->dec.payloads[i];
     rep->outcome = INGEST_REJECTED;
     if (jr->rc != TR_OK) {
         snprintf(rep->reason, sizeof rep->reason, "%s", jr->reason);
@@ -331,8 +342,8 @@ static bool store_report(struct ingest *ig, const struct ingest_job *job, size_t
     }
     char err[TR_ERRLEN];
     bool dup = false;
-    if (store_add_report(ig->st, r, &jr->diags, &job->src, p->raw, p->rawlen, p->jsonlen, &rep->id,
-                         &dup, err) != TR_OK) {
+    if (store_add_report(ig->st, r, &jr->diags, &job->src, &jr->blob, &rep->id, &dup, err) !=
+        TR_OK) {
         poison(ig, res, err);
         return false;
     }

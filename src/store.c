@@ -75,7 +75,6 @@ struct store {
     sqlite3_stmt *stmt[S_COUNT];
     struct store_options opt;
     char *path;
-    struct buf gzbuf; /* reused for compressing JSON */
 };
 
 static tr_err db_fail(struct store *st, char *err, const char *what)
@@ -174,7 +173,6 @@ tr_err store_open(const char *path, const struct store_options *opt, struct stor
         return tr_fail(err, TR_ENOMEM, "database %s: out of memory", path);
     }
     st->opt = opt ? *opt : defaults;
-    buf_init(&st->gzbuf, (size_t)64 << 20);
     int flags =
         st->opt.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     tr_err rc = TR_EDB;
@@ -230,7 +228,6 @@ void store_close(struct store *st)
     if (st->db && !sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(st->db);
-    buf_free(&st->gzbuf);
     free(st->path);
     free(st);
 }
@@ -264,24 +261,73 @@ static char *dump_or_null(const json_t *j)
     return j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 }
 
-static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
-                            const struct report_policy *p, char *err)
+void store_blob_free(struct store_blob *b)
 {
-    char *strings = dump_or_null(p->policy_strings);
-    char *mx = dump_or_null(p->mx_hosts);
+    for (size_t i = 0; i < b->npolicies; i++) {
+        free(b->policy_strings[i]);
+        free(b->mx_hosts[i]);
+    }
+    free(b->policy_strings);
+    free(b->mx_hosts);
+    free(b->diagnostics);
+    buf_free(&b->owned);
+    memset(b, 0, sizeof *b);
+}
+
+tr_err store_serialize(const struct report *r, const struct diag_list *diags, const void *raw,
+                       size_t rawlen, size_t json_size, struct store_blob *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    const unsigned char *b = raw;
+    out->encoding = "gzip";
+    out->data = raw;
+    out->len = rawlen;
+    out->json_size = json_size;
+    if (gz_is_compressed(raw, rawlen)) {
+        if (!(rawlen >= 2 && b[0] == 0x1f && b[1] == 0x8b))
+            out->encoding = "zlib";
+    } else {
+        buf_init(&out->owned, rawlen + 1024);
+        if (gz_deflate(raw, rawlen, 6, &out->owned, err) != TR_OK) {
+            store_blob_free(out);
+            return TR_ENOMEM;
+        }
+        out->data = out->owned.data;
+        out->len = out->owned.len;
+    }
+    json_t *dj = diag_list_json(diags);
+    if (dj && json_array_size(dj))
+        out->diagnostics = json_dumps(dj, JSON_COMPACT);
+    json_decref(dj);
+    out->npolicies = r->npolicies;
+    out->policy_strings = calloc(r->npolicies, sizeof *out->policy_strings);
+    out->mx_hosts = calloc(r->npolicies, sizeof *out->mx_hosts);
+    if (out->policy_strings == NULL || out->mx_hosts == NULL) {
+        out->npolicies = 0;
+        store_blob_free(out);
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < r->npolicies; i++) {
+        out->policy_strings[i] = dump_or_null(r->policies[i].policy_strings);
+        out->mx_hosts[i] = dump_or_null(r->policies[i].mx_hosts);
+    }
+    return TR_OK;
+}
+
+static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
+                            const struct report_policy *p, const struct store_blob *blob, char *err)
+{
     sqlite3_stmt *s = stmt(st, S_INSERT_POLICY);
     sqlite3_bind_int64(s, 1, report);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
     bind_text(s, 3, p->policy_type);
     bind_text(s, 4, p->policy_domain);
-    bind_text(s, 5, strings);
-    bind_text(s, 6, mx);
+    bind_text(s, 5, blob->policy_strings[idx]);
+    bind_text(s, 6, blob->mx_hosts[idx]);
     sqlite3_bind_int64(s, 7, p->successful_sessions);
     sqlite3_bind_int64(s, 8, p->failed_sessions);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    free(strings);
-    free(mx);
     if (rc != SQLITE_DONE)
         return db_fail(st, err, "storing a policy");
     int64_t policy = sqlite3_last_insert_rowid(st->db);
@@ -307,35 +353,14 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
 }
 
 tr_err store_add_report(struct store *st, const struct report *r, const struct diag_list *diags,
-                        const struct store_source *src, const void *raw, size_t rawlen,
-                        size_t json_size, int64_t *id, bool *duplicate, char *err)
+                        const struct store_source *src, const struct store_blob *blob, int64_t *id,
+                        bool *duplicate, char *err)
 {
     *duplicate = false;
     *id = 0;
-    sqlite3_stmt *s;
-    int rc;
-
-    const unsigned char *b = raw;
-    const char *encoding = "gzip";
-    const void *blob = raw;
-    size_t bloblen = rawlen;
-    if (gz_is_compressed(raw, rawlen)) {
-        if (!(rawlen >= 2 && b[0] == 0x1f && b[1] == 0x8b))
-            encoding = "zlib";
-    } else {
-        buf_reset(&st->gzbuf);
-        char gzerr[TR_ERRLEN];
-        if (gz_deflate(raw, rawlen, 6, &st->gzbuf, gzerr) != TR_OK)
-            return tr_fail(err, TR_EDB, "database %s: compressing the report: %s", st->path, gzerr);
-        blob = st->gzbuf.data;
-        bloblen = st->gzbuf.len;
-    }
-
-    json_t *dj = diag_list_json(diags);
-    char *diag_text = dj && json_array_size(dj) ? json_dumps(dj, JSON_COMPACT) : NULL;
-    json_decref(dj);
-
-    s = stmt(st, S_INSERT_REPORT);
+    if (blob->npolicies != r->npolicies)
+        return tr_fail(err, TR_EDB, "database %s: report and blob disagree", st->path);
+    sqlite3_stmt *s = stmt(st, S_INSERT_REPORT);
     bind_text(s, 1, r->organization_name);
     bind_text(s, 2, r->report_id);
     sqlite3_bind_int64(s, 3, r->start_time);
@@ -353,13 +378,12 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
     bind_text(s, 15, src->subject);
     sqlite3_bind_int64(s, 16, (sqlite3_int64)diags->warnings);
     sqlite3_bind_int64(s, 17, (sqlite3_int64)diags->notes);
-    bind_text(s, 18, diag_text);
-    bind_text(s, 19, encoding);
-    sqlite3_bind_blob64(s, 20, blob, bloblen, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 21, (sqlite3_int64)json_size);
-    rc = sqlite3_step(s);
+    bind_text(s, 18, blob->diagnostics);
+    bind_text(s, 19, blob->encoding);
+    sqlite3_bind_blob64(s, 20, blob->len ? blob->data : "", blob->len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 21, (sqlite3_int64)blob->json_size);
+    int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    free(diag_text);
     if (rc != SQLITE_DONE)
         return db_fail(st, err, "storing a report");
     if (sqlite3_changes(st->db) == 0) {
@@ -379,9 +403,8 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
         return TR_OK;
     }
     int64_t report = sqlite3_last_insert_rowid(st->db);
-
     for (size_t i = 0; i < r->npolicies; i++) {
-        tr_err e = insert_policy(st, report, i, &r->policies[i], err);
+        tr_err e = insert_policy(st, report, i, &r->policies[i], blob, err);
         if (e != TR_OK)
             return e;
     }

@@ -64,7 +64,10 @@ static void add(struct store *st, const char *json, const void *raw, size_t rawl
     char err[TR_ERRLEN];
     CHECK_INT(report_parse(json, strlen(json), NULL, &r, &d), TR_OK);
     struct store_source src = {"file", "test.json", NULL, "<m@x>", "a.example", NULL, NULL};
-    CHECK_INT(store_add_report(st, &r, &d, &src, raw, rawlen, strlen(json), id, dup, err), TR_OK);
+    struct store_blob blob;
+    CHECK_INT(store_serialize(&r, &d, raw, rawlen, strlen(json), &blob, err), TR_OK);
+    CHECK_INT(store_add_report(st, &r, &d, &src, &blob, id, dup, err), TR_OK);
+    store_blob_free(&blob);
     report_free(&r);
     diag_list_free(&d);
 }

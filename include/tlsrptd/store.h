@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "tlsrptd/buf.h"
 #include "tlsrptd/err.h"
 #include "tlsrptd/report.h"
 
@@ -45,14 +46,34 @@ tr_err store_commit(struct store *st, char *err);
 void store_rollback(struct store *st);
 bool store_in_transaction(const struct store *st);
 
-/* Insert a validated report inside a transaction. raw/rawlen are the bytes as
- * received for this report (gzip and zlib are kept as they are; JSON is gzipped
- * first), json_size the size of the report JSON. *duplicate is set when the
+/* A validated report serialized for storage: the raw bytes as they will be
+ * stored (gzip and zlib bodies as received, JSON gzipped), the diagnostics and
+ * policy lists as JSON text. Made by store_serialize() on any thread, so the
+ * one writer thread only writes rows. */
+struct store_blob {
+    const char *encoding; /* "gzip" or "zlib" */
+    const void *data;     /* the raw bytes as stored: borrowed raw, or owned.data */
+    size_t len;
+    size_t json_size;                  /* bytes of the report JSON */
+    struct buf owned;                  /* compressed JSON, when the input was not compressed */
+    char *diagnostics;                 /* JSON array of warnings and notes, or NULL */
+    char **policy_strings, **mx_hosts; /* per policy: JSON arrays or NULL */
+    size_t npolicies;
+};
+
+/* raw/rawlen: the bytes received for this report (gzip, zlib or JSON); they
+ * must outlive the blob. json_size: the size of the report JSON. */
+tr_err store_serialize(const struct report *r, const struct diag_list *diags, const void *raw,
+                       size_t rawlen, size_t json_size, struct store_blob *out, char *err);
+void store_blob_free(struct store_blob *b);
+
+/* Insert a validated report inside a transaction. *duplicate is set when the
  * (organization, report-id, start, end) key is already stored; *id is then the
- * stored report's id. TR_EDB when storage fails (the transaction must be rolled back). */
+ * stored report's id. TR_EDB when storage fails (the transaction must be rolled
+ * back). */
 tr_err store_add_report(struct store *st, const struct report *r, const struct diag_list *diags,
-                        const struct store_source *src, const void *raw, size_t rawlen,
-                        size_t json_size, int64_t *id, bool *duplicate, char *err);
+                        const struct store_source *src, const struct store_blob *blob, int64_t *id,
+                        bool *duplicate, char *err);
 
 /* Keep a rejected input with its reason. Raw bytes beyond the quarantine's byte
  * budget are not kept (the row says so, and a warning is logged); rows beyond
