@@ -531,7 +531,7 @@ static struct MHD_Daemon *start_daemon(struct http_server *hs, struct http_liste
 {
     const struct config *cfg = hs->cfg;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+                     MHD_USE_ERROR_LOG;
     if (l->tls)
         flags |= MHD_USE_TLS;
     struct MHD_OptionItem tls_opts[] = {
