@@ -116,12 +116,14 @@ tr_err gz_deflate(const void *in, size_t inlen, int level, struct buf *out, char
 {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
+    if (inlen > (1u << 30))
+        return tr_fail(err, TR_ETOOBIG, "gzip: %zu bytes are too many to compress at once", inlen);
     if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return tr_fail(err, TR_ENOMEM, "gzip: cannot initialise zlib");
     uLong bound = deflateBound(&zs, (uLong)inlen);
-    tr_err rc = TR_OK;
-    if (buf_reserve(out, bound) != TR_OK) {
-        rc = tr_fail(err, TR_ETOOBIG, "gzip: output too large");
+    tr_err rc = buf_reserve(out, bound);
+    if (rc != TR_OK) {
+        tr_fail(err, rc, "gzip: %s for the compressed output", tr_strerror(rc));
         goto done;
     }
     zs.next_in = (Bytef *)(uintptr_t)in;
