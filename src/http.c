@@ -314,6 +314,8 @@ static enum MHD_Result answer_report(struct request *rq)
     }
 }
 
+static enum MHD_Result submit(struct request *rq);
+
 /* The last call of an upload: decode and hand over to the writer. */
 static enum MHD_Result finish_upload(struct request *rq)
 {
@@ -330,11 +332,18 @@ static enum MHD_Result finish_upload(struct request *rq)
         char err[TR_ERRLEN];
         buf_init(&plain, hs->cfg->max_inflated);
         tr_err e = gz_inflate(data.data, data.len, &plain, err);
-        buf_free(&data);
         if (e != TR_OK) {
+            /* rejected, but kept: the writer quarantines it and then we answer 400 */
             buf_free(&plain);
-            return send_error(rq, MHD_HTTP_BAD_REQUEST, "bad Content-Encoding: gzip body", err, 0);
+            char reason[TR_ERRLEN];
+            snprintf(reason, sizeof reason, "Content-Encoding: gzip body: %.200s", err);
+            struct store_source qsrc = {"http", rq->path, rq->client, NULL, NULL, NULL, NULL};
+            rq->wreq.job = ingest_prepare_rejected(data.data, data.len, true, &qsrc, reason);
+            if (rq->wreq.job == NULL)
+                return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
+            return submit(rq);
         }
+        buf_free(&data);
         data = plain;
     }
     struct store_source src = {"http", rq->path, rq->client, NULL, NULL, NULL, NULL};
@@ -343,6 +352,13 @@ static enum MHD_Result finish_upload(struct request *rq)
     rq->wreq.job = ingest_prepare(data.data, data.len, true, &src, &hs->lim);
     if (rq->wreq.job == NULL)
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
+    return submit(rq);
+}
+
+/* Hand the prepared job to the writer; the connection sleeps until it committed. */
+static enum MHD_Result submit(struct request *rq)
+{
+    struct http_server *hs = rq->hs;
     rq->wreq.done = on_committed;
     rq->wreq.cls = rq;
     rq->phase = PHASE_WAITING;
@@ -476,13 +492,11 @@ static void log_request(const struct request *rq)
     double ms = (double)(now.tv_sec - rq->start.tv_sec) * 1e3 +
                 (double)(now.tv_nsec - rq->start.tv_nsec) / 1e6;
     if (strcmp(rq->hs->cfg->log_format, "json") == 0) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:f}", "client", rq->client, "method",
-                              rq->method, "path", rq->path, "status", (int)rq->status, "bytes",
-                              (json_int_t)rq->bytes_in, "outcome", rq->outcome, "latency_ms", ms);
-        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        tr_log(LOG_INFO, "%s", s ? s : "{}");
-        free(s);
-        json_decref(j);
+        tr_log_fields(LOG_INFO,
+                      json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:f}", "msg", "request",
+                                "client", rq->client, "method", rq->method, "path", rq->path,
+                                "status", (int)rq->status, "bytes", (json_int_t)rq->bytes_in,
+                                "outcome", rq->outcome, "latency_ms", ms));
     } else {
         tr_log(LOG_INFO, "%s \"%s %s\" %u %zu %s %.1fms", rq->client, rq->method, rq->path,
                rq->status, rq->bytes_in, rq->outcome[0] ? rq->outcome : "-", ms);
@@ -530,8 +544,10 @@ static struct MHD_Daemon *start_daemon(struct http_server *hs, struct http_liste
                                        const char *cert, const char *key)
 {
     const struct config *cfg = hs->cfg;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
+    /* poll, not epoll: quiescing (SIGTERM, certificate reloads) an epoll daemon
+     * with worker threads races the workers' removal of the listening socket
+     * from their epoll sets, and libmicrohttpd 0.9.75 aborts on the loser */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (l->tls)
         flags |= MHD_USE_TLS;
     struct MHD_OptionItem tls_opts[] = {
@@ -631,9 +647,11 @@ void http_tick(struct http_server *hs)
         struct daemon_slot *s = &hs->daemons[i];
         const union MHD_DaemonInfo *info =
             s->retired ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
-        bool idle = info && info->num_connections == 0;
-        bool overdue =
-            s->retired && time(NULL) - s->retired_at > (time_t)hs->cfg->connection_timeout * 2;
+        /* A worker may still finish an accept() it was inside when the daemon was
+         * quiesced, so a retired daemon is stopped only after a grace period. */
+        time_t age = time(NULL) - s->retired_at;
+        bool idle = info && info->num_connections == 0 && age >= 3;
+        bool overdue = s->retired && age > (time_t)hs->cfg->connection_timeout * 2;
         if (s->retired && (idle || overdue)) {
             MHD_stop_daemon(s->d);
             hs->daemons[i] = hs->daemons[--hs->ndaemons];

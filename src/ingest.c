@@ -182,6 +182,30 @@ struct ingest_job *ingest_prepare_failed(const struct store_source *src, tr_err 
     return job;
 }
 
+struct ingest_job *ingest_prepare_rejected(void *data, size_t len, bool take,
+                                           const struct store_source *src, const char *reason)
+{
+    struct ingest_job *job = calloc(1, sizeof *job);
+    if (job == NULL || !copy_source(job, src))
+        goto oom;
+    if (take) {
+        job->data = data;
+    } else if ((job->data = malloc(len ? len : 1)) != NULL) {
+        memcpy(job->data, data, len);
+    } else {
+        goto oom;
+    }
+    job->len = job->size = len;
+    job->rc = TR_EPARSE;
+    snprintf(job->reason, sizeof job->reason, "%s", reason);
+    return job;
+oom:
+    if (take)
+        free(data);
+    ingest_job_free(job);
+    return NULL;
+}
+
 struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struct store_source *src,
                                   const struct ingest_limits *lim)
 {

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,4 +85,41 @@ void tr_log(int level, const char *fmt, ...)
         n = (int)sizeof line - 1, line[n - 1] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
+}
+
+void tr_log_fields(int level, json_t *fields)
+{
+    if (fields == NULL)
+        return;
+    if (level > log_max_level || log_target != TR_LOG_JSON) {
+        char *text = level > log_max_level ? NULL : json_dumps(fields, JSON_COMPACT);
+        if (text)
+            tr_log(level, "%s", text);
+        free(text);
+        json_decref(fields);
+        return;
+    }
+    char stamp[32];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *rec = json_pack("{s:s, s:s}", "time", stamp, "level", level_name(level));
+    json_object_update(rec, fields);
+    json_decref(fields);
+    char *text = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    if (text == NULL)
+        return;
+    size_t n = strlen(text);
+    char *line = malloc(n + 2);
+    if (line) {
+        memcpy(line, text, n);
+        line[n] = '\n';
+        ssize_t w = write(STDERR_FILENO, line, n + 1);
+        (void)w;
+        free(line);
+    }
+    free(text);
 }

@@ -94,6 +94,10 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
  * TR_ENOMEM (temporary failure). */
 struct ingest_job *ingest_prepare_failed(const struct store_source *src, tr_err e,
                                          const char *reason, size_t size);
+/* A job for an input already known to be unacceptable (a body whose
+ * Content-Encoding does not decode, say): stored in the quarantine with reason. */
+struct ingest_job *ingest_prepare_rejected(void *data, size_t len, bool take,
+                                           const struct store_source *src, const char *reason);
 void ingest_job_free(struct ingest_job *job);
 
 struct ingest;
