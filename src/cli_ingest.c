@@ -215,7 +215,8 @@ static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pendin
 /* The reader thread reads and prepares (decodes, validates) inputs into this
  * bounded queue; the main thread stores them. On 2 cores this overlaps the
  * JSON work with SQLite's. */
-#define QUEUE_CAP 64
+#define QUEUE_CAP  128
+#define WAKE_BATCH 16 /* wake a sleeping writer only per this many inputs */
 
 struct queue_item {
     struct ingest_job *job; /* NULL when out of memory */
@@ -229,6 +230,9 @@ struct reader {
     size_t head, count;
     bool done; /* the reader has queued every input */
     bool stop; /* the main thread wants no more */
+    /* who sleeps: each side wakes the other only past a threshold, so the
+     * threads hand over inputs in bunches instead of one context switch each */
+    bool reader_waiting, writer_waiting;
     const struct walk_list *inputs;
     const struct ingest_limits *lim;
 };
@@ -260,8 +264,11 @@ static void *reader_main(void *arg)
         const char *name = rd->inputs->paths[i];
         struct queue_item item = {read_and_prepare(name, rd->lim), strdup(name)};
         pthread_mutex_lock(&rd->mu);
-        while (rd->count == QUEUE_CAP && !rd->stop)
+        while (rd->count == QUEUE_CAP && !rd->stop) {
+            rd->reader_waiting = true;
             pthread_cond_wait(&rd->not_full, &rd->mu);
+            rd->reader_waiting = false;
+        }
         if (rd->stop) {
             pthread_mutex_unlock(&rd->mu);
             ingest_job_free(item.job);
@@ -270,7 +277,8 @@ static void *reader_main(void *arg)
         }
         rd->items[(rd->head + rd->count) % QUEUE_CAP] = item;
         rd->count++;
-        pthread_cond_signal(&rd->not_empty);
+        if (rd->writer_waiting && rd->count >= WAKE_BATCH)
+            pthread_cond_signal(&rd->not_empty);
         pthread_mutex_unlock(&rd->mu);
     }
     pthread_mutex_lock(&rd->mu);
@@ -284,14 +292,18 @@ static void *reader_main(void *arg)
 static bool reader_next(struct reader *rd, struct queue_item *out)
 {
     pthread_mutex_lock(&rd->mu);
-    while (rd->count == 0 && !rd->done)
+    while (rd->count == 0 && !rd->done) {
+        rd->writer_waiting = true;
         pthread_cond_wait(&rd->not_empty, &rd->mu);
+        rd->writer_waiting = false;
+    }
     bool got = rd->count > 0;
     if (got) {
         *out = rd->items[rd->head];
         rd->head = (rd->head + 1) % QUEUE_CAP;
         rd->count--;
-        pthread_cond_signal(&rd->not_full);
+        if (rd->reader_waiting && (rd->count <= QUEUE_CAP / 2 || rd->stop))
+            pthread_cond_signal(&rd->not_full);
     }
     pthread_mutex_unlock(&rd->mu);
     return got;
