@@ -99,7 +99,7 @@ i_rss=$(field maxrss_kib "$OUT/ingest.rusage")
 awk -v n="$N" -v pw="$p_wall" -v pu="$p_user" -v ps="$p_sys" -v prss="$p_rss" -v iw="$i_wall" -v iu="$i_user" \
     -v is="$i_sys" -v irss="$i_rss" -v stored="$stored" -v rc="$ingest_rc" \
     -v rmin="$RATIO_MIN" -v rssmax="$RSS_MAX_MIB" -v nproc="$(nproc)" \
-    -v load_before="$load_before" -v load_after="$(cut -d' ' -f1-3 /proc/loadavg)" -v batch="${BATCH:-256 (default)}" '
+    -v load_before="$load_before" -v load_after="$(cut -d' ' -f1-3 /proc/loadavg)" -v batch="${BATCH:-1024 (default)}" '
 function verdict(ok) { if (!ok) failed = 1; return ok ? "PASS" : "FAIL" }
 BEGIN {
     prate = n / pw; irate = n / iw; ratio = 100 * irate / prate; rss = irss / 1024
