@@ -210,13 +210,15 @@ static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pendin
     return ok;
 }
 
-/* ---- the reader thread ---------------------------------------------------------------------- */
+/* ---- the reader threads --------------------------------------------------------------------- */
 
-/* The reader thread reads and prepares (decodes, validates) inputs into this
- * bounded queue; the main thread stores them. On 2 cores this overlaps the
- * JSON work with SQLite's. */
-#define QUEUE_CAP  128
-#define WAKE_BATCH 16 /* wake a sleeping writer only per this many inputs */
+/* Reader threads read and prepare (decode, validate) inputs into a ring; the
+ * main thread stores them. Readers claim input indices in order and may finish
+ * out of order, but the main thread takes them strictly in input order: which
+ * copy of a report counts as the duplicate depends on that order. */
+#define QUEUE_CAP   128
+#define WAKE_BATCH  16 /* wake a sleeping writer only per this many ready inputs */
+#define MAX_READERS 4
 
 struct queue_item {
     struct ingest_job *job; /* NULL when out of memory */
@@ -225,14 +227,17 @@ struct queue_item {
 
 struct reader {
     pthread_mutex_t mu;
-    pthread_cond_t not_empty, not_full;
+    pthread_cond_t ready, room;
     struct queue_item items[QUEUE_CAP];
-    size_t head, count;
-    bool done; /* the reader has queued every input */
-    bool stop; /* the main thread wants no more */
-    /* who sleeps: each side wakes the other only past a threshold, so the
-     * threads hand over inputs in bunches instead of one context switch each */
-    bool reader_waiting, writer_waiting;
+    bool filled[QUEUE_CAP];
+    size_t next;     /* next input index a reader claims */
+    size_t consumed; /* next input index the writer takes */
+    size_t active;   /* reader threads still running */
+    bool stop;       /* the main thread wants no more */
+    /* each side wakes the other only past a threshold, so inputs are handed
+     * over in bunches instead of one context switch each */
+    bool writer_waiting;
+    size_t readers_waiting;
     const struct walk_list *inputs;
     const struct ingest_limits *lim;
 };
@@ -257,70 +262,89 @@ static struct ingest_job *read_and_prepare(const char *name, const struct ingest
     return ingest_prepare(in.data, in.len, true, &src, lim); /* takes in.data */
 }
 
+/* Ready inputs from the writer's position on, counting up to WAKE_BATCH. */
+static size_t ready_run(const struct reader *rd)
+{
+    size_t n = 0;
+    while (n < WAKE_BATCH && rd->consumed + n < rd->next &&
+           rd->filled[(rd->consumed + n) % QUEUE_CAP])
+        n++;
+    return n;
+}
+
 static void *reader_main(void *arg)
 {
     struct reader *rd = arg;
-    for (size_t i = 0; i < rd->inputs->n; i++) {
-        const char *name = rd->inputs->paths[i];
-        struct queue_item item = {read_and_prepare(name, rd->lim), strdup(name)};
+    for (;;) {
         pthread_mutex_lock(&rd->mu);
-        while (rd->count == QUEUE_CAP && !rd->stop) {
-            rd->reader_waiting = true;
-            pthread_cond_wait(&rd->not_full, &rd->mu);
-            rd->reader_waiting = false;
+        while (!rd->stop && rd->next < rd->inputs->n && rd->next - rd->consumed >= QUEUE_CAP) {
+            rd->readers_waiting++;
+            pthread_cond_wait(&rd->room, &rd->mu);
+            rd->readers_waiting--;
         }
-        if (rd->stop) {
+        if (rd->stop || rd->next >= rd->inputs->n) {
             pthread_mutex_unlock(&rd->mu);
-            ingest_job_free(item.job);
-            free(item.name);
             break;
         }
-        rd->items[(rd->head + rd->count) % QUEUE_CAP] = item;
-        rd->count++;
-        if (rd->writer_waiting && rd->count >= WAKE_BATCH)
-            pthread_cond_signal(&rd->not_empty);
+        size_t i = rd->next++;
+        pthread_mutex_unlock(&rd->mu);
+
+        const char *name = rd->inputs->paths[i];
+        struct queue_item item = {read_and_prepare(name, rd->lim), strdup(name)};
+
+        pthread_mutex_lock(&rd->mu);
+        rd->items[i % QUEUE_CAP] = item;
+        rd->filled[i % QUEUE_CAP] = true;
+        if (rd->writer_waiting &&
+            (ready_run(rd) >= WAKE_BATCH || rd->next >= rd->inputs->n || rd->stop))
+            pthread_cond_signal(&rd->ready);
         pthread_mutex_unlock(&rd->mu);
     }
     pthread_mutex_lock(&rd->mu);
-    rd->done = true;
-    pthread_cond_signal(&rd->not_empty);
+    rd->active--;
+    pthread_cond_broadcast(&rd->ready);
     pthread_mutex_unlock(&rd->mu);
     return NULL;
 }
 
-/* Next prepared input; false when the reader is done and the queue empty. */
+/* Next prepared input in input order; false when every input was taken. */
 static bool reader_next(struct reader *rd, struct queue_item *out)
 {
     pthread_mutex_lock(&rd->mu);
-    while (rd->count == 0 && !rd->done) {
+    while (!rd->filled[rd->consumed % QUEUE_CAP] && rd->active > 0) {
         rd->writer_waiting = true;
-        pthread_cond_wait(&rd->not_empty, &rd->mu);
+        pthread_cond_wait(&rd->ready, &rd->mu);
         rd->writer_waiting = false;
     }
-    bool got = rd->count > 0;
+    size_t slot = rd->consumed % QUEUE_CAP;
+    bool got = rd->filled[slot];
     if (got) {
-        *out = rd->items[rd->head];
-        rd->head = (rd->head + 1) % QUEUE_CAP;
-        rd->count--;
-        if (rd->reader_waiting && (rd->count <= QUEUE_CAP / 2 || rd->stop))
-            pthread_cond_signal(&rd->not_full);
+        *out = rd->items[slot];
+        rd->filled[slot] = false;
+        rd->consumed++;
+        if (rd->readers_waiting && rd->next - rd->consumed <= QUEUE_CAP / 2)
+            pthread_cond_broadcast(&rd->room);
     }
     pthread_mutex_unlock(&rd->mu);
     return got;
 }
 
-/* Stop the reader and drop what it queued; returns how many inputs were dropped. */
+/* Stop the readers, wait for them, and drop what they prepared. */
 static void reader_stop(struct reader *rd)
 {
     pthread_mutex_lock(&rd->mu);
     rd->stop = true;
-    pthread_cond_broadcast(&rd->not_full);
-    pthread_mutex_unlock(&rd->mu);
-    struct queue_item item;
-    while (reader_next(rd, &item)) {
-        ingest_job_free(item.job);
-        free(item.name);
+    pthread_cond_broadcast(&rd->room);
+    while (rd->active > 0)
+        pthread_cond_wait(&rd->ready, &rd->mu);
+    for (size_t k = 0; k < QUEUE_CAP; k++) {
+        if (rd->filled[k]) {
+            ingest_job_free(rd->items[k].job);
+            free(rd->items[k].name);
+            rd->filled[k] = false;
+        }
     }
+    pthread_mutex_unlock(&rd->mu);
 }
 
 /* ---- ingest --------------------------------------------------------------------------------- */
@@ -418,10 +442,24 @@ int cmd_ingest(int argc, char **argv)
     struct ingest *ig = ingest_new(st, &lim);
     struct pending *batch = calloc((size_t)batch_size, sizeof *batch);
     struct reader rd = {.inputs = &inputs, .lim = &lim};
-    pthread_t reader_thread;
-    if (ig == NULL || batch == NULL || pthread_mutex_init(&rd.mu, NULL) != 0 ||
-        pthread_cond_init(&rd.not_empty, NULL) != 0 || pthread_cond_init(&rd.not_full, NULL) != 0 ||
-        pthread_create(&reader_thread, NULL, reader_main, &rd) != 0) {
+    pthread_t readers[MAX_READERS];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nreaders = cpus >= MAX_READERS ? MAX_READERS : cpus >= 2 ? (size_t)cpus : 1;
+    if (nreaders > inputs.n)
+        nreaders = inputs.n ? inputs.n : 1;
+    bool started = ig != NULL && batch != NULL && pthread_mutex_init(&rd.mu, NULL) == 0 &&
+                   pthread_cond_init(&rd.ready, NULL) == 0 &&
+                   pthread_cond_init(&rd.room, NULL) == 0;
+    for (size_t k = 0; started && k < nreaders; k++) {
+        pthread_mutex_lock(&rd.mu);
+        rd.active++;
+        pthread_mutex_unlock(&rd.mu);
+        if (pthread_create(&readers[k], NULL, reader_main, &rd) != 0) {
+            rd.active--;
+            nreaders = k;
+        }
+    }
+    if (!started || nreaders == 0) {
         fprintf(stderr, "tlsrptd ingest: out of memory\n");
         free(batch);
         ingest_free(ig);
@@ -467,10 +505,11 @@ int cmd_ingest(int argc, char **argv)
     }
     if (!ok)
         reader_stop(&rd);
-    pthread_join(reader_thread, NULL);
+    for (size_t k = 0; k < nreaders; k++)
+        pthread_join(readers[k], NULL);
     pthread_mutex_destroy(&rd.mu);
-    pthread_cond_destroy(&rd.not_empty);
-    pthread_cond_destroy(&rd.not_full);
+    pthread_cond_destroy(&rd.ready);
+    pthread_cond_destroy(&rd.room);
 
     size_t skipped = inputs.n - run.done;
     if (!ok) {
