@@ -118,7 +118,14 @@ tr_err gz_deflate(const void *in, size_t inlen, int level, struct buf *out, char
     memset(&zs, 0, sizeof zs);
     if (inlen > (1u << 30))
         return tr_fail(err, TR_ETOOBIG, "gzip: %zu bytes are too many to compress at once", inlen);
-    if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    /* A window and hash table sized to the input: zlib's defaults allocate
+     * 256 KiB of state per call, which for a 2 KiB report costs more than the
+     * compression itself. The output is ordinary gzip either way. */
+    int wbits = 9;
+    while (wbits < 15 && ((size_t)1 << wbits) < inlen + 262)
+        wbits++;
+    int mem_level = wbits - 6 < 1 ? 1 : wbits - 6 > 8 ? 8 : wbits - 6;
+    if (deflateInit2(&zs, level, Z_DEFLATED, wbits + 16, mem_level, Z_DEFAULT_STRATEGY) != Z_OK)
         return tr_fail(err, TR_ENOMEM, "gzip: cannot initialise zlib");
     uLong bound = deflateBound(&zs, (uLong)inlen);
     tr_err rc = buf_reserve(out, bound);

@@ -287,7 +287,7 @@ tr_err store_serialize(const struct report *r, const struct diag_list *diags, co
         if (!(rawlen >= 2 && b[0] == 0x1f && b[1] == 0x8b))
             out->encoding = "zlib";
     } else {
-        buf_init(&out->owned, rawlen + 1024);
+        buf_init(&out->owned, rawlen + rawlen / 4 + 4096); /* zlib's worst case fits */
         if (gz_deflate(raw, rawlen, 6, &out->owned, err) != TR_OK) {
             store_blob_free(out);
             return TR_ENOMEM;

@@ -171,6 +171,30 @@ static void test_exact_cap(void)
     buf_free(&gz);
 }
 
+/* Incompressible input of any size fits in len + len/4 + 4 KiB (what store
+ * reserves), whatever window gz_deflate picks, and inflates back. */
+static void test_deflate_incompressible(void)
+{
+    unsigned state = 12345;
+    for (size_t n = 1; n <= (256u << 10); n *= 3) {
+        unsigned char *in = malloc(n);
+        for (size_t i = 0; i < n; i++) {
+            state = state * 1103515245u + 12345u;
+            in[i] = (unsigned char)(state >> 16);
+        }
+        struct buf gz, out;
+        char err[TR_ERRLEN];
+        buf_init(&gz, n + n / 4 + 4096);
+        CHECK_INT(gz_deflate(in, n, 6, &gz, err), TR_OK);
+        buf_init(&out, n);
+        CHECK_INT(gz_inflate(gz.data, gz.len, &out, err), TR_OK);
+        CHECK(out.len == n && memcmp(out.data, in, n) == 0);
+        buf_free(&gz);
+        buf_free(&out);
+        free(in);
+    }
+}
+
 int main(void)
 {
     test_round_trip();
@@ -179,5 +203,6 @@ int main(void)
     test_truncated_and_corrupt();
     test_bomb();
     test_exact_cap();
+    test_deflate_incompressible();
     return check_done("gz");
 }
