@@ -182,28 +182,37 @@ struct ingest_job *ingest_prepare_failed(const struct store_source *src, tr_err 
     return job;
 }
 
+/* A job owning data (taken, or copied) and a copy of src; NULL when out of
+ * memory (taken data is then freed too). */
+static struct ingest_job *new_job(void *data, size_t len, bool take, const struct store_source *src)
+{
+    struct ingest_job *job = calloc(1, sizeof *job);
+    if (job != NULL) {
+        if (take)
+            job->data = data;
+        else if ((job->data = malloc(len ? len : 1)) != NULL)
+            memcpy(job->data, data, len);
+        take = job->data == NULL; /* still ours to free when the job could not hold it */
+    }
+    if (job == NULL || job->data == NULL || !copy_source(job, src)) {
+        if (take)
+            free(data);
+        ingest_job_free(job);
+        return NULL;
+    }
+    job->len = job->size = len;
+    return job;
+}
+
 struct ingest_job *ingest_prepare_rejected(void *data, size_t len, bool take,
                                            const struct store_source *src, const char *reason)
 {
-    struct ingest_job *job = calloc(1, sizeof *job);
-    if (job == NULL || !copy_source(job, src))
-        goto oom;
-    if (take) {
-        job->data = data;
-    } else if ((job->data = malloc(len ? len : 1)) != NULL) {
-        memcpy(job->data, data, len);
-    } else {
-        goto oom;
-    }
-    job->len = job->size = len;
+    struct ingest_job *job = new_job(data, len, take, src);
+    if (job == NULL)
+        return NULL;
     job->rc = TR_EPARSE;
     snprintf(job->reason, sizeof job->reason, "%s", reason);
     return job;
-oom:
-    if (take)
-        free(data);
-    ingest_job_free(job);
-    return NULL;
 }
 
 struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struct store_source *src,
@@ -212,20 +221,9 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
     static const struct ingest_limits defaults = INGEST_DEFAULT_LIMITS;
     if (lim == NULL)
         lim = &defaults;
-    struct ingest_job *job = calloc(1, sizeof *job);
+    struct ingest_job *job = new_job(data, len, take, src);
     if (job == NULL)
-        goto oom;
-    if (take) {
-        job->data = data;
-    } else if ((job->data = malloc(len ? len : 1)) != NULL) {
-        memcpy(job->data, data, len);
-    } else {
-        goto oom;
-    }
-    take = false; /* from here on the job owns data */
-    job->len = job->size = len;
-    if (!copy_source(job, src))
-        goto oom;
+        return NULL;
 
     job->rc = ingest_decode(job->data, len, lim, &job->dec, job->reason);
     if (job->dec.is_message) {
@@ -270,8 +268,6 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
     }
     return job;
 oom:
-    if (take)
-        free(data);
     ingest_job_free(job);
     return NULL;
 }

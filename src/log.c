@@ -39,6 +39,16 @@ void tr_log_setup(enum tr_log_target target, int max_level, const char *ident)
         openlog(ident ? ident : "tlsrptd", LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
+/* The current UTC time as 2026-11-24T02:40:00Z. */
+static void format_stamp(char *out, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 int tr_log_level(void)
 {
     return log_max_level;
@@ -61,23 +71,19 @@ void tr_log(int level, const char *fmt, ...)
     }
 
     char stamp[32];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    format_stamp(stamp, sizeof stamp);
 
     char line[4096];
     int n;
     if (log_target == TR_LOG_JSON) {
-        json_t *j = json_pack("{s:s+, s:s, s:s}", "time", stamp, "Z", "level", level_name(level),
-                              "msg", msg);
+        json_t *j =
+            json_pack("{s:s, s:s, s:s}", "time", stamp, "level", level_name(level), "msg", msg);
         char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
         n = snprintf(line, sizeof line, "%s\n", s ? s : "{}");
         free(s);
         json_decref(j);
     } else {
-        n = snprintf(line, sizeof line, "%sZ tlsrptd[%s]: %s\n", stamp, level_name(level), msg);
+        n = snprintf(line, sizeof line, "%s tlsrptd[%s]: %s\n", stamp, level_name(level), msg);
     }
     if (n < 0)
         return;
@@ -100,11 +106,7 @@ void tr_log_fields(int level, json_t *fields)
         return;
     }
     char stamp[32];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    format_stamp(stamp, sizeof stamp);
     json_t *rec = json_pack("{s:s, s:s}", "time", stamp, "level", level_name(level));
     json_object_update(rec, fields);
     json_decref(fields);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "check.h"
+#include "check_db.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/ingest.h"
 
@@ -17,29 +18,6 @@ static const char JSON[] =
     "\"end-datetime\":\"2026-01-01T23:59:59Z\"},\"contact-info\":\"x@y\",\"report-id\":\"%s\","
     "\"policies\":[{\"policy\":{\"policy-type\":\"sts\"%s},\"summary\":{"
     "\"total-successful-session-count\":4,\"total-failure-session-count\":1}}]}";
-
-static int64_t count(struct store *st, const char *sql)
-{
-    sqlite3_stmt *s = NULL;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return n;
-}
-
-static char *text(struct store *st, const char *sql)
-{
-    static char out[4096];
-    sqlite3_stmt *s = NULL;
-    out[0] = 0;
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-        snprintf(out, sizeof out, "%s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    return out;
-}
 
 static void test_decode(void)
 {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
+#include "check_db.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/store.h"
 
@@ -21,29 +22,6 @@ static const char REPORT[] =
     "\"receiving-mx-hostname\":\"mx.a.example\"}]},"
     "{\"policy\":{\"policy-type\":\"no-policy-found\"},\"summary\":{"
     "\"total-successful-session-count\":1,\"total-failure-session-count\":0}}]}";
-
-static int64_t count(struct store *st, const char *sql)
-{
-    sqlite3_stmt *s = NULL;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return n;
-}
-
-static char *text(struct store *st, const char *sql)
-{
-    static char out[4096];
-    sqlite3_stmt *s = NULL;
-    out[0] = 0;
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-        snprintf(out, sizeof out, "%s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    return out;
-}
 
 static struct store *open_db(const struct store_options *opt)
 {
