@@ -223,12 +223,24 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         w->deadline = time(NULL) + (time_t)hs->cfg->connection_timeout;
         client_address(c, w->client, sizeof w->client);
         pthread_mutex_lock(&hs->watch_mu);
+        /* max_connections_per_ip over all worker threads and listeners:
+         * libmicrohttpd's own count is not shared between its workers */
+        size_t same = 0;
+        for (struct conn_watch *o = hs->watches; o; o = o->next)
+            same += !o->cut && strcmp(o->client, w->client) == 0;
         w->next = hs->watches;
         if (hs->watches)
             hs->watches->prev = w;
         hs->watches = w;
+        if (same >= hs->cfg->max_connections_per_ip && w->fd >= 0) {
+            w->cut = true;
+            shutdown(w->fd, SHUT_RDWR);
+        }
         pthread_mutex_unlock(&hs->watch_mu);
         *socket_context = w;
+        if (w->cut)
+            tr_info("%s: refused: more than %zu connections from one address", w->client,
+                    hs->cfg->max_connections_per_ip);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
         struct conn_watch *w = *socket_context;
         pthread_mutex_lock(&hs->watch_mu);

@@ -707,9 +707,24 @@ class Answers(ServeTestCase):
         n = 4
         d = self.start_daemon(args=["--max-connections-per-ip", str(n), "--rate-limit", "0",
                                     "--connection-timeout", "60"])
+        def open_sockets():
+            fd_dir = "/proc/%d/fd" % d.proc.pid
+            count = 0
+            for name in os.listdir(fd_dir):
+                try:
+                    count += os.readlink(os.path.join(fd_dir, name)).startswith("socket:")
+                except OSError:
+                    pass
+            return count
+
+        before = open_sockets()
         socks = [socket.create_connection(("127.0.0.1", d.port), timeout=10) for _ in range(n)]
         try:
-            time.sleep(0.5 * SLOW)  # let the server accept them all
+            # the daemon counts a connection only once it accept()ed it: wait until it
+            # holds all n, so the next one cannot race them
+            self.assertTrue(wait_until(lambda: open_sockets() >= before + n, 10 * SLOW),
+                            "the daemon did not accept %d connections" % n)
+            time.sleep(0.5 * SLOW)
             r = d.get("/healthz", timeout=int(10 * SLOW))
             self.assertIsNone(r.status, "connection %d of one IP was served: %r" % (n + 1, r))
         finally:
