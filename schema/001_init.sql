@@ -23,7 +23,7 @@ CREATE TABLE reports (
     warning_count        INTEGER NOT NULL DEFAULT 0,
     note_count           INTEGER NOT NULL DEFAULT 0,
     diagnostics          TEXT,               -- JSON array of warnings and notes
-    raw_encoding         TEXT    NOT NULL,   -- 'gzip': raw is a gzip stream of the report JSON
+    raw_encoding         TEXT    NOT NULL,   -- 'gzip'/'zlib' stream of the JSON, or 'identity'
     raw                  BLOB    NOT NULL,
     raw_size             INTEGER NOT NULL,   -- bytes of the uncompressed JSON
     UNIQUE (organization_name, report_id, start_time, end_time)

@@ -88,6 +88,11 @@ sqlite3 *store_db(struct store *st)
     return st->db;
 }
 
+const char *store_path(const struct store *st)
+{
+    return st->path;
+}
+
 static sqlite3_stmt *stmt(struct store *st, int which)
 {
     sqlite3_stmt *s = st->stmt[which];
@@ -196,11 +201,12 @@ tr_err store_open(const char *path, const struct store_options *opt, struct stor
      * rather than 4 MiB halve their cost on bulk ingests. */
     if (sqlite3_exec(st->db,
                      "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
-                     "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 8192",
+                     "PRAGMA cache_size = -16384",
                      NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_fail(st, err, "setting pragmas");
         goto fail;
     }
+    sqlite3_wal_autocheckpoint(st->db, STORE_CHECKPOINT_PAGES);
     if ((rc = migrate(st, err)) != TR_OK)
         goto fail;
     if (!st->opt.read_only) {
@@ -286,6 +292,8 @@ tr_err store_serialize(const struct report *r, const struct diag_list *diags, co
     if (gz_is_compressed(raw, rawlen)) {
         if (!(rawlen >= 2 && b[0] == 0x1f && b[1] == 0x8b))
             out->encoding = "zlib";
+    } else if (rawlen <= STORE_PLAIN_MAX) {
+        out->encoding = "identity"; /* compressing would save under 3 KiB for 10 µs */
     } else {
         buf_init(&out->owned, rawlen + rawlen / 4 + 4096); /* zlib's worst case fits */
         if (gz_deflate(raw, rawlen, 6, &out->owned, err) != TR_OK) {

@@ -9,11 +9,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tlsrptd/checkpoint.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/writer.h"
 
 struct writer {
     struct ingest *ig;
+    struct checkpointer *ckpt;
     size_t commit_max;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -102,9 +104,15 @@ struct writer *writer_start(struct store *st, const struct ingest_limits *lim, s
         return NULL;
     }
     w->commit_max = commit_max ? commit_max : 1;
+    if ((w->ckpt = checkpointer_start(st, STORE_CHECKPOINT_PAGES, err)) == NULL) {
+        ingest_free(w->ig);
+        free(w);
+        return NULL;
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        checkpointer_stop(w->ckpt);
         ingest_free(w->ig);
         free(w);
         tr_fail(err, TR_ENOMEM, "cannot start the writer thread");
@@ -146,6 +154,7 @@ void writer_stop(struct writer *w)
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    checkpointer_stop(w->ckpt);
     ingest_free(w->ig);
     free(w);
 }

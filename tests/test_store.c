@@ -1,11 +1,15 @@
 /* test_store.c: schema migrations, reports and duplicates, raw bytes,
- * transactions, the bounded quarantine, locked and foreign databases. */
+ * transactions, the bounded quarantine, locked and foreign databases, and the
+ * background checkpointer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "check.h"
 #include "check_db.h"
+#include "tlsrptd/checkpoint.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/store.h"
 
@@ -84,18 +88,35 @@ static void test_schema_and_reports(void)
               text(st, "SELECT diagnostics FROM reports"));
     CHECK(strstr(text(st, "SELECT diagnostics FROM reports"), "contact-info") != NULL);
 
-    /* raw JSON is stored gzipped and inflates back to the bytes received */
-    CHECK_STR(text(st, "SELECT raw_encoding FROM reports"), "gzip");
+    /* small raw JSON is stored as received */
+    CHECK_STR(text(st, "SELECT raw_encoding FROM reports"), "identity");
+    CHECK_STR(text(st, "SELECT CAST(raw AS TEXT) FROM reports"), REPORT);
+
+    /* JSON over STORE_PLAIN_MAX is stored gzipped and inflates back to the bytes received */
+    size_t biglen = strlen(REPORT) + STORE_PLAIN_MAX;
+    char *big = malloc(biglen + 1);
+    big[0] = '{';
+    memset(big + 1, ' ', STORE_PLAIN_MAX);
+    memcpy(big + 1 + STORE_PLAIN_MAX, REPORT + 1, strlen(REPORT)); /* with its NUL */
+    memcpy(strstr(big, "23:59:59Z"), "23:59:56Z", 9);
+    CHECK_INT(store_begin(st, err), TR_OK);
+    add(st, big, big, biglen, &id2, &dup);
+    CHECK(!dup);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_STR(text(st, "SELECT raw_encoding FROM reports ORDER BY id DESC LIMIT 1"), "gzip");
     sqlite3_stmt *s = NULL;
-    sqlite3_prepare_v2(store_db(st), "SELECT raw FROM reports", -1, &s, NULL);
+    sqlite3_prepare_v2(store_db(st), "SELECT raw FROM reports ORDER BY id DESC LIMIT 1", -1, &s,
+                       NULL);
     CHECK(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(sqlite3_column_bytes(s, 0) < (int)biglen / 2);
     struct buf out;
     buf_init(&out, 1 << 20);
     CHECK_INT(gz_inflate(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), &out, err),
               TR_OK);
-    CHECK_STR((char *)out.data, REPORT);
+    CHECK_STR((char *)out.data, big);
     sqlite3_finalize(s);
     buf_free(&out);
+    free(big);
 
     /* another end-datetime is another report; a gzip body is kept verbatim */
     char other[sizeof REPORT + 8];
@@ -118,14 +139,14 @@ static void test_schema_and_reports(void)
     CHECK_INT(store_begin(st, err), TR_OK);
     add(st, other, other, strlen(other), &id2, &dup);
     store_rollback(st);
-    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 2);
-    CHECK_INT(count(st, "SELECT COUNT(*) FROM policies"), 4);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 3);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM policies"), 6);
     store_close(st);
 
     /* reopening applies no migration twice */
     st = open_db(NULL);
     CHECK_INT(count(st, "PRAGMA user_version"), 1);
-    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 2);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 3);
     store_close(st);
 }
 
@@ -214,6 +235,45 @@ static void test_locked_and_foreign(void)
     CHECK_HAS(err, "newer");
 }
 
+/* 400 commits of one report each: the checkpointer keeps the WAL small (each
+ * commit adds about 6 pages, 10 MB in all without checkpoints), and every
+ * report is there afterwards. */
+static void test_checkpointer(void)
+{
+    char path[300], wal[310], err[TR_ERRLEN];
+    snprintf(path, sizeof path, "%s/ckpt.db", dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct store *st = NULL;
+    CHECK_INT(store_open(path, NULL, &st, err), TR_OK);
+    struct checkpointer *c = checkpointer_start(st, 32, err);
+    CHECK(c != NULL);
+    const char *cut = strstr(REPORT, "\"r1\"");
+    off_t wal_max = 0;
+    for (int i = 0; i < 400; i++) {
+        char json[sizeof REPORT + 16];
+        snprintf(json, sizeof json, "%.*s\"r%d\"%s", (int)(cut - REPORT), REPORT, i, cut + 4);
+        int64_t id;
+        bool dup;
+        CHECK_INT(store_begin(st, err), TR_OK);
+        add(st, json, json, strlen(json), &id, &dup);
+        CHECK(!dup);
+        CHECK_INT(store_commit(st, err), TR_OK);
+        struct stat sb;
+        if (stat(wal, &sb) == 0 && sb.st_size > wal_max)
+            wal_max = sb.st_size;
+    }
+    for (int i = 0; i < 200 && checkpointer_runs(c) == 0; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    CHECK(checkpointer_runs(c) > 0);
+    fprintf(stderr, "checkpointer: %lu runs, WAL at most %lld bytes\n", checkpointer_runs(c),
+            (long long)wal_max);
+    CHECK(wal_max < 1024 * 1024); /* 2 x 32 pages and a few commits */
+    checkpointer_stop(c);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 400);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM failure_details"), 400);
+    store_close(st);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -222,6 +282,7 @@ int main(void)
     test_schema_and_reports();
     test_quarantine();
     test_locked_and_foreign();
+    test_checkpointer();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

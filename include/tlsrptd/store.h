@@ -1,6 +1,6 @@
 /* store.h: the SQLite database of tlsrptd (WAL): schema migrations, prepared
  * statements, transactions, reports and the quarantine of rejected inputs.
- * Only store.c and query.c speak SQL. */
+ * Only store.c and query.c speak SQL (checkpoint.c only runs checkpoints). */
 #ifndef TLSRPTD_STORE_H
 #define TLSRPTD_STORE_H
 
@@ -39,19 +39,30 @@ struct store;
 /* Open (creating if needed) and migrate the database. *out is NULL on failure. */
 tr_err store_open(const char *path, const struct store_options *opt, struct store **out, char *err);
 void store_close(struct store *st);
-sqlite3 *store_db(struct store *st); /* borrowed, for query.c */
+sqlite3 *store_db(struct store *st); /* borrowed, for query.c and checkpoint.c */
+const char *store_path(const struct store *st);
+
+/* WAL pages after which a commit checkpoints (32 MiB of 4 KiB pages), unless a
+ * checkpointer (checkpoint.h) does it in the background. */
+#define STORE_CHECKPOINT_PAGES 8192
 
 tr_err store_begin(struct store *st, char *err);
 tr_err store_commit(struct store *st, char *err);
 void store_rollback(struct store *st);
 bool store_in_transaction(const struct store *st);
 
+/* JSON reports up to this size are stored as received ("identity"); larger
+ * ones are gzipped. Deflating a 1.5 KiB report costs about as much CPU as
+ * parsing it, to save under 1 KiB. */
+#define STORE_PLAIN_MAX 4096
+
 /* A validated report serialized for storage: the raw bytes as they will be
- * stored (gzip and zlib bodies as received, JSON gzipped), the diagnostics and
+ * stored (gzip and zlib bodies as received, JSON over STORE_PLAIN_MAX gzipped,
+ * smaller JSON as is), the diagnostics and
  * policy lists as JSON text. Made by store_serialize() on any thread, so the
  * one writer thread only writes rows. */
 struct store_blob {
-    const char *encoding; /* "gzip" or "zlib" */
+    const char *encoding; /* "gzip", "zlib" or "identity" */
     const void *data;     /* the raw bytes as stored: borrowed raw, or owned.data */
     size_t len;
     size_t json_size;                  /* bytes of the report JSON */

@@ -276,7 +276,9 @@ def report_rows(db):
 
 
 def inflate_raw(encoding, raw):
-    """The report JSON kept in reports.raw (gzip: one or more members; zlib)."""
+    """The report JSON kept in reports.raw (gzip: one or more members; zlib; identity)."""
+    if encoding == "identity":
+        return bytes(raw)
     if encoding == "gzip":
         return gzip.decompress(raw)
     if encoding == "zlib":
