@@ -23,6 +23,7 @@
 #include "tlsrptd/config.h"
 #include "tlsrptd/http.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/maildir.h"
 #include "tlsrptd/ratelimit.h"
 #include "tlsrptd/writer.h"
 
@@ -84,91 +85,16 @@ static bool drop_privileges(const char *user, char *err)
     return true;
 }
 
-static void setup_log(const struct config *cfg)
-{
-    int level = cfg->verbose ? LOG_DEBUG : LOG_INFO;
-    bool json = strcmp(cfg->log_format, "json") == 0;
-    if (strcmp(cfg->log_target, "syslog") == 0) {
-        tr_log_setup(TR_LOG_SYSLOG, level, "tlsrptd");
-        return;
-    }
-    if (strcmp(cfg->log_target, "stderr") != 0) {
-        /* a file: stderr is pointed at it, and re-pointed on SIGHUP (logrotate) */
-        FILE *f = freopen(cfg->log_target, "a", stderr);
-        if (f == NULL)
-            fprintf(stdout, "tlsrptd serve: cannot open log file %s: %s\n", cfg->log_target,
-                    strerror(errno));
-    }
-    tr_log_setup(json ? TR_LOG_JSON : TR_LOG_STDERR, level, "tlsrptd");
-}
-
-/* Parse -c first (the file), then every other flag on top of it. */
-static int parse_args(int argc, char **argv, struct config *cfg)
-{
-    char err[TR_ERRLEN];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-            if (i + 1 >= argc)
-                return cli_usage_error("serve", "%s needs a file", argv[i]);
-            if (config_load_file(cfg, argv[++i], err) != TR_OK)
-                return cli_usage_error("serve", "%s", err);
-        }
-    }
-    unsigned cleared = 0; /* list options a flag has already reset, by index */
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            i++;
-            continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            serve_help();
-            return -1;
-        }
-        if (strncmp(a, "--", 2) != 0)
-            return cli_usage_error("serve", "unexpected argument '%s'", a);
-        char name[64];
-        const char *value = NULL;
-        const char *eq = strchr(a + 2, '=');
-        size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        if (nl >= sizeof name)
-            return cli_usage_error("serve", "unknown option '%s'", a);
-        memcpy(name, a + 2, nl);
-        name[nl] = 0;
-        bool takes_value;
-        if (!config_is_option(name, &takes_value))
-            return cli_usage_error("serve", "unknown option '%s'", a);
-        if (eq)
-            value = eq + 1;
-        else if (!takes_value)
-            value = "yes";
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else
-            return cli_usage_error("serve", "%s needs a value", a);
-        int li = config_list_index(name);
-        if (li >= 0 && !(cleared & (1u << li))) {
-            config_clear_list(cfg, name); /* the first --listen replaces the file's */
-            cleared |= 1u << li;
-        }
-        if (config_set(cfg, name, value, err) != TR_OK)
-            return cli_usage_error("serve", "%s", err);
-    }
-    if (config_finish(cfg, err) != TR_OK)
-        return cli_usage_error("serve", "%s", err);
-    return 0;
-}
-
 int cmd_serve(int argc, char **argv)
 {
     struct config cfg;
     config_init(&cfg);
-    int rc = parse_args(argc, argv, &cfg);
+    int rc = cli_config_args("serve", argc, argv, &cfg, serve_help, NULL, NULL);
     if (rc != 0) {
         config_free(&cfg);
         return rc < 0 ? 0 : rc;
     }
-    setup_log(&cfg);
+    cli_setup_log(&cfg, "serve");
 
     char err[TR_ERRLEN];
     struct http_listener listeners[2 * CONFIG_MAX_LIST];
@@ -176,6 +102,7 @@ int cmd_serve(int argc, char **argv)
     struct buf cert = {0}, key = {0};
     struct store *st = NULL;
     struct writer *w = NULL;
+    struct maildir_watch *mw = NULL;
     struct ratelimit *rl = NULL;
     struct http_server *hs = NULL;
     int exit_code = EXIT_TEMPFAIL;
@@ -200,15 +127,20 @@ int cmd_serve(int argc, char **argv)
     if (!drop_privileges(cfg.user, err))
         goto fail;
 
-    struct store_options sopt = STORE_DEFAULT_OPTIONS;
-    sopt.busy_timeout_ms = (int)cfg.busy_timeout;
-    sopt.quarantine_max_bytes = cfg.quarantine_bytes;
-    sopt.quarantine_max_rows = cfg.quarantine_rows;
+    struct store_options sopt;
+    cli_config_store_options(&cfg, &sopt);
     if (store_open(cfg.db, &sopt, &st, err) != TR_OK)
         goto fail;
-    struct ingest_limits lim = INGEST_DEFAULT_LIMITS;
+    struct ingest_limits lim;
+    cli_config_limits(&cfg, &lim);
     if ((w = writer_start(st, &lim, cfg.commit_max, err)) == NULL)
         goto fail;
+    if (cfg.maildir.n) {
+        struct maildir_options mopt = {cfg.maildir_quarantine, (unsigned)cfg.maildir_rescan, 0,
+                                       lim};
+        if ((mw = maildir_watch_start(cfg.maildir.items, cfg.maildir.n, w, &mopt, err)) == NULL)
+            goto fail;
+    }
     rl = ratelimit_new(cfg.rate_limit);
     hs = http_start(&cfg, w, rl, listeners, nl, (const char *)cert.data, (const char *)key.data,
                     err);
@@ -220,7 +152,7 @@ int cmd_serve(int argc, char **argv)
         struct timespec tick = {1, 0};
         int sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig == SIGHUP) {
-            setup_log(&cfg);
+            cli_setup_log(&cfg, "serve");
             tr_info("SIGHUP: log reopened");
             if (cfg.listen_tls.n) {
                 struct buf ncert, nkey;
@@ -257,6 +189,8 @@ int cmd_serve(int argc, char **argv)
     if (http_in_flight(hs) > 0)
         tr_warn("%zu requests still open after %zu s; closing them", http_in_flight(hs),
                 cfg.shutdown_timeout);
+    maildir_watch_stop(mw, NULL); /* its round in progress is committed and moved */
+    mw = NULL;
     writer_stop(w); /* stores and answers whatever is still queued */
     w = NULL;
     deadline = time(NULL) + 2; /* let the last answers go out */
@@ -274,6 +208,7 @@ fail:
     fprintf(stderr, "tlsrptd serve: %s\n", err);
 done:
     http_stop(hs);
+    maildir_watch_stop(mw, NULL);
     writer_stop(w);
     ratelimit_free(rl);
     store_close(st);

@@ -64,6 +64,14 @@ static const struct opt opts[] = {
      "quarantine entries kept"},
     {"shutdown_timeout", OPT_UINT, OFF(shutdown_timeout), "10", 0, 3600,
      "seconds to finish in-flight requests on SIGTERM"},
+    {"maildir", OPT_LIST, OFF(maildir), NULL, 0, 0,
+     "Maildir to watch for mailed reports (new/ -> cur/); repeatable"},
+    {"maildir_quarantine", OPT_STR, OFF(maildir_quarantine), NULL, 0, 0,
+     "Maildir folder for messages that hold no report (default <maildir>/.Quarantine)"},
+    {"maildir_rescan", OPT_UINT, OFF(maildir_rescan), "60", 1, 86400,
+     "seconds between full rescans of new/ (besides inotify)"},
+    {"max_message", OPT_SIZE, OFF(max_message), "16M", 1, (size_t)1 << 30,
+     "largest mail message read from a Maildir"},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)

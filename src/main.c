@@ -68,6 +68,7 @@ static const struct command {
     {"serve", cmd_serve, "the daemon: the https rua endpoint"},
     {"ingest", cmd_ingest, "store reports from files, directories or stdin (also an MDA)"},
     {"validate", cmd_validate, "check reports against RFC 8460 without storing them"},
+    {"maildir", cmd_maildir, "store the reports mailed into Maildirs (once, or --watch)"},
     {"summary", cmd_summary, "print failure summaries from the database"},
 };
 

@@ -35,7 +35,11 @@ struct config {
     size_t commit_max;         /* most reports in one group commit */
     size_t busy_timeout;       /* ms */
     size_t quarantine_bytes, quarantine_rows;
-    size_t shutdown_timeout; /* seconds to finish in-flight requests on SIGTERM */
+    size_t shutdown_timeout;    /* seconds to finish in-flight requests on SIGTERM */
+    struct config_list maildir; /* Maildirs to watch */
+    char *maildir_quarantine;   /* quarantine folder; NULL: <maildir>/.Quarantine */
+    size_t maildir_rescan;      /* seconds between full rescans of new/ */
+    size_t max_message;         /* largest mail message read from a Maildir */
 };
 
 /* Defaults of every option. */

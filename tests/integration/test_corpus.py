@@ -27,30 +27,10 @@ def setUpModule():
     CORPUS = T.corpus_dir()  # raises (the whole module errors) when the corpus is missing
 
 
-def load_expected():
-    with open(os.path.join(CORPUS, "EXPECTED.tsv"), encoding="utf-8") as f:
-        lines = [ln.rstrip("\n") for ln in f if ln.strip()]
-    header = lines[0].split("\t")
-    rows = []
-    for ln in lines[1:]:
-        cells = ln.split("\t")
-        cells += [""] * (len(header) - len(cells))
-        rows.append(dict(zip(header, cells)))
-    return rows
 
 
-def load_totals():
-    with open(os.path.join(CORPUS, "EXPECTED-TOTALS.json"), encoding="utf-8") as f:
-        return json.load(f)
 
 
-def parse_failures(text):
-    """'certificate-expired=100;validation-failure=3' -> {type: count}."""
-    out = {}
-    for item in filter(None, text.split(";")):
-        k, v = item.rsplit("=", 1)
-        out[k] = out.get(k, 0) + int(v)
-    return out
 
 
 def real_files_sorted():
@@ -68,13 +48,13 @@ class ExpectedPerFile(T.TlsrptdTestCase):
     """Each file of EXPECTED.tsv, ingested ALONE into a fresh database."""
 
     def test_expected_lists_every_corpus_file(self):
-        listed = [r["file"] for r in load_expected()]
+        listed = [r["file"] for r in T.load_expected()]
         self.assertEqual(len(listed), len(set(listed)), "EXPECTED.tsv lists a file twice")
         self.assertEqual(sorted(listed), sorted(real_files_sorted()))
         self.assertGreater(len(listed), 0)
 
     def test_each_file_alone(self):
-        rows = load_expected()
+        rows = T.load_expected()
         self.assertTrue(rows)
         for row in rows:
             with self.subTest(file=row["file"]):
@@ -113,7 +93,7 @@ class ExpectedPerFile(T.TlsrptdTestCase):
             db, "SELECT f.result_type, SUM(f.failed_session_count) FROM failure_details f "
                 "JOIN policies p ON p.id = f.policy WHERE p.report = ? GROUP BY f.result_type",
             (rep["id"],)))
-        self.assertEqual(by_type, parse_failures(row["failures_by_type"]),
+        self.assertEqual(by_type, T.parse_failures(row["failures_by_type"]),
                          "failed sessions per result type")
 
         m = re.search(r"(\d+) warnings?", row["note"])
@@ -183,7 +163,7 @@ class AllInOneDatabase(T.TlsrptdTestCase):
         super().tearDownClass()
 
     def test_ingest_walks_in_sorted_order(self):
-        rows = {r["file"]: r for r in load_expected()}
+        rows = {r["file"]: r for r in T.load_expected()}
         rejected = [f for f, r in rows.items() if r["accepted"] == "no"]
         self.assertExit(self.first, T.EX_DATAERR if rejected else T.EX_OK)
         names = [o.name for o in T.outcomes(self.first)]
@@ -193,7 +173,7 @@ class AllInOneDatabase(T.TlsrptdTestCase):
         self.assertEqual(T.scalar(self.cdb, "SELECT COUNT(*) FROM quarantine"), len(rejected))
 
     def test_summary_json_equals_expected_totals(self):
-        expected = load_totals()
+        expected = T.load_totals()
         got = self.summary_json(self.cdb)
         self.assertEqual(len(by_domain(got)), len(got["domains"]),
                          "a policy domain appears twice in summary JSON")
@@ -214,11 +194,11 @@ class AllInOneDatabase(T.TlsrptdTestCase):
                                                             "SELECT COUNT(*) FROM reports"))
 
     def test_duplicates_are_exactly_the_expected(self):
-        expected = load_totals()["duplicates"]
+        expected = T.load_totals()["duplicates"]
         dups = [o.name for o in T.outcomes(self.first) if o.status == "duplicate"]
         self.assertEqual(sorted(dups), sorted(expected))
         stored = [o for o in T.outcomes(self.first) if o.status == "stored"]
-        self.assertEqual(len(stored), load_totals()["totals"]["reports"])
+        self.assertEqual(len(stored), T.load_totals()["totals"]["reports"])
 
     def test_sorted_file_list_gives_the_same_database(self):
         db = self.path("list.db")
@@ -319,7 +299,7 @@ class SummaryTable(T.TlsrptdTestCase):
         self.assertEqual(totals["rate"], expected_rate(t["successful_sessions"],
                                                        t["failed_sessions"]))
         self.assertEqual(totals["failures"], t["failures"])
-        exp = load_totals()["totals"]
+        exp = T.load_totals()["totals"]
         self.assertEqual((totals["successful_sessions"], totals["failed_sessions"],
                           totals["reports"]),
                          (exp["successful_sessions"], exp["failed_sessions"], exp["reports"]))

@@ -443,22 +443,8 @@ def raw_request(d, data, read_timeout=10 * SLOW, tls_ctx=None):
 # ---- 1. the corpus over HTTPS ---------------------------------------------------------------
 
 
-def load_expected():
-    with open(os.path.join(T.corpus_dir(), "EXPECTED.tsv"), encoding="utf-8") as f:
-        lines = [ln.rstrip("\n") for ln in f if ln.strip()]
-    header = lines[0].split("\t")
-    rows = {}
-    for ln in lines[1:]:
-        cells = ln.split("\t")
-        cells += [""] * (len(header) - len(cells))
-        row = dict(zip(header, cells))
-        rows[row["file"]] = row
-    return rows
 
 
-def load_totals():
-    with open(os.path.join(T.corpus_dir(), "EXPECTED-TOTALS.json"), encoding="utf-8") as f:
-        return json.load(f)
 
 
 def corpus_json_files():
@@ -477,8 +463,8 @@ def expected_first_answers(files):
     order of ALL of real/. Only the JSON files are POSTed here, so a listed duplicate is
     answered 200 only when the file it duplicates (same organization and report-id, earlier)
     was POSTed too; otherwise it is the first copy and answered 201."""
-    rows = load_expected()
-    dups = set(load_totals()["duplicates"])
+    rows = {r["file"]: r for r in T.load_expected()}
+    dups = set(T.load_totals()["duplicates"])
     seen = set()
     out = {}
     for f in files:
@@ -512,7 +498,7 @@ class Corpus(ServeTestCase):
         files = corpus_json_files()
         self.assertGreater(len(files), 10, "too few JSON files in the corpus")
         expected = expected_first_answers(files)
-        rows = load_expected()
+        rows = {r["file"]: r for r in T.load_expected()}
         # the reference: the same files, same order, through `tlsrptd ingest`
         ref_db = self.path("ingest.db")
         res = T.run(["ingest", "--db", ref_db, "--no-progress"] +

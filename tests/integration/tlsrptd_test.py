@@ -353,6 +353,35 @@ class TlsrptdTestCase(unittest.TestCase):
         return o.reason
 
 
+def load_expected():
+    """The rows of the corpus's EXPECTED.tsv (dicts keyed by its header), in file order."""
+    with open(os.path.join(corpus_dir(), "EXPECTED.tsv"), encoding="utf-8") as f:
+        lines = [ln.rstrip("\n") for ln in f if ln.strip()]
+    header = lines[0].split("\t")
+    rows = []
+    for ln in lines[1:]:
+        cells = ln.split("\t")
+        cells += [""] * (len(header) - len(cells))
+        rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def load_totals():
+    """The corpus's EXPECTED-TOTALS.json."""
+    with open(os.path.join(corpus_dir(), "EXPECTED-TOTALS.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def parse_failures(text):
+    """EXPECTED.tsv's failures_by_type: 'certificate-expired=100;validation-failure=3'
+    -> {type: count}."""
+    out = {}
+    for item in filter(None, text.split(";")):
+        k, v = item.rsplit("=", 1)
+        out[k] = out.get(k, 0) + int(v)
+    return out
+
+
 def sample_report(**changes):
     """samples/report.json as a dict, with top-level keys replaced."""
     with open(sample("report.json"), "rb") as f:
