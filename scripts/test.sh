@@ -4,7 +4,8 @@
 #  2. checks formatting (clang-format, .clang-format)
 #  3. builds Release and runs every ctest test (unit, integration, fuzz replay)
 #  4. builds the ASan/UBSan type and runs every test again
-#  5. runs the unit tests under valgrind (memcheck, GLib suppressions)
+#  5. runs the unit tests and the CLI (ingest, maildir, validate, summary) under
+#     valgrind (memcheck, GLib suppressions)
 #  6. fuzz smoke: each libFuzzer target for FUZZ_SECONDS (default 60; 0 skips)
 # Environment: JOBS (default nproc), FUZZ_SECONDS, SKIP_VALGRIND=1.
 set -euo pipefail
@@ -40,7 +41,10 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
         "${vg[@]}" "$t" "$top/samples" "$top/../shared/corpus" >/dev/null
     done
     vgdb=$(mktemp -d)
+    mkdir -p "$vgdb/md/tmp" "$vgdb/md/new" "$vgdb/md/cur"
+    cp "$top"/../shared/corpus/real/*.eml "$top"/samples/*.eml "$vgdb/md/new/"
     for cmd in "ingest --db $vgdb/t.db $top/samples $top/../shared/corpus/real" \
+               "maildir --db $vgdb/m.db $vgdb/md" \
                "validate $top/samples $top/../shared/corpus/real" \
                "summary --db $vgdb/t.db --format json"; do
         echo "valgrind tlsrptd $cmd"
