@@ -1,9 +1,11 @@
-/* gen_reports.c: write N distinct, realistic synthetic RFC 8460 reports as
- * .json.gz files for the ingest benchmark (bench/ingest.sh).
+/* gen_reports.c: write N distinct, realistic synthetic RFC 8460 reports for
+ * the benchmarks: as .json.gz files (bench/ingest.sh), as mails in a Maildir
+ * (bench/maildir.sh), or both.
  *
- *   gen_reports -n N -o DIR [-s SEED] [-d DOMAINS]
+ *   gen_reports -n N [-o DIR] [-m MAILDIR] [-s SEED] [-d DOMAINS]
  *
- * The shapes copy real senders (../shared/corpus/MANIFEST.tsv): Google (compact,
+ * At least one of -o and -m. The shapes copy real senders
+ * (../shared/corpus/MANIFEST.tsv): Google (compact,
  * "<date>T00:00:00Z_<domain>", sts with policy-string and mx-host), Microsoft
  * ("<18 digits>+<domain>", no mx-host, tlsa policy-strings sometimes as ONE
  * JSON-encoded string, some datetimes without a zone), Mail.ru (sorted keys,
@@ -15,13 +17,29 @@
  * Report i gets policy domain (i mod DOMAINS) and day (i div DOMAINS), so the
  * (organization, report-id, date range) key never repeats. Each report is drawn
  * from its own PRNG stream seeded by (SEED, i): the output is deterministic
- * for a seed. Files go to DIR/00 .. DIR/15 as sender!domain!start!end!i.json.gz.
+ * for a seed. With -o, files go to DIR/00 .. DIR/15 as
+ * sender!domain!start!end!i.json.gz.
+ *
+ * With -m, the same gzipped report (byte for byte) is also mailed as RFC 8460
+ * §5.3 says and real senders do: a message delivered into MAILDIR (its tmp/,
+ * new/ and cur/ are created; each message is written to tmp/ and renamed into
+ * new/ as <FIXED_EPOCH>.M<i>P<pid>.bench). Headers as the receiving MTA and
+ * the sender leave them: Return-Path, Delivered-To, one Received, a
+ * DKIM-Signature (random bytes, not verifiable), From, To, Date (the day after
+ * the report's range), Subject "Report Domain: <domain> Submitter: <submitter>
+ * Report-ID: <<report-id>>", Message-ID, MIME-Version, TLS-Report-Domain,
+ * TLS-Report-Submitter and Content-Type multipart/report; report-type="tlsrpt".
+ * The body is a short text/plain part and the report as application/tlsrpt+gzip,
+ * base64 in 76-character lines, with Content-Disposition: attachment;
+ * filename="<submitter>!<domain>!<start>!<end>!<i>.json.gz". The mail fields
+ * come from a PRNG stream of their own, so -m changes no report.
  * A benchmark tool, not part of tlsrptd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,10 +49,11 @@
 #include <unistd.h>
 #include "tlsrptd/gz.h"
 
-#define NSUBDIRS  16
-#define DAY       86400
-#define FIRST_DAY 1735689600 /* 2025-01-01T00:00:00Z */
-#define MAXMX     3
+#define NSUBDIRS    16
+#define DAY         86400
+#define FIRST_DAY   1735689600 /* 2025-01-01T00:00:00Z */
+#define MAXMX       3
+#define FIXED_EPOCH 1767225600 /* 2026-01-01T00:00:00Z: Maildir names of the mails */
 
 /* ---- randomness ----------------------------------------------------------------------------- */
 
@@ -410,22 +429,32 @@ static const char *pick_policy_type(struct rng *r, enum sender s, const struct d
 struct gen {
     uint64_t seed;
     unsigned ndomains;
-    const char *outdir;
+    const char *outdir;  /* -o, or NULL */
+    const char *maildir; /* -m, or NULL */
     struct buf gz;
+    struct buf mail;
     char err[TR_ERRLEN];
 };
 
-static void fmt_day(int64_t t, const char *tod, const char *zone, char *out, size_t n)
+/* days since 1970-01-01 -> y, m (1-12), d (civil_from_days, Howard Hinnant) */
+static void civil(int64_t days, int64_t *year, int *month, int *day)
 {
-    int64_t days = t / DAY;
-    /* civil_from_days (Howard Hinnant) */
     int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
     int64_t y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
     int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-    snprintf(out, n, "%04d-%02d-%02dT%s%s", (int)(y % 10000), (int)m, (int)d, tod, zone);
+    *year = y + (m <= 2);
+    *month = (int)m;
+    *day = (int)d;
+}
+
+static void fmt_day(int64_t t, const char *tod, const char *zone, char *out, size_t n)
+{
+    int64_t y;
+    int m, d;
+    civil(t / DAY, &y, &m, &d);
+    snprintf(out, n, "%04d-%02d-%02dT%s%s", (int)(y % 10000), m, d, tod, zone);
 }
 
 static int write_file(const char *path, const void *p, size_t n)
@@ -446,6 +475,189 @@ static int write_file(const char *path, const void *p, size_t n)
         n -= (size_t)w;
     }
     return close(fd);
+}
+
+/* ---- the report as a mail (-m) -------------------------------------------------------------- */
+
+/* What a sender puts in its report mails. */
+struct mail_meta {
+    enum sender sender;
+    const char *submitter; /* TLS-Report-Submitter: the sender's domain */
+    const char *contact;   /* the report's contact-info */
+    const char *domain;    /* TLS-Report-Domain: the report's first policy domain */
+    const char *report_id;
+    const char *filename; /* of the attachment */
+    int64_t end;          /* of the report's date range */
+};
+
+static bool mail_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool mail_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || buf_reserve(b, (size_t)n) != TR_OK)
+        return false;
+    va_start(ap, fmt);
+    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return true;
+}
+
+/* Append p[0..n) in base64 (RFC 2045): lines of 76 characters, each ending in LF. */
+static bool base64_lines(struct buf *b, const unsigned char *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t chars = (n + 2) / 3 * 4;
+    if (buf_reserve(b, chars + chars / 76 + 1) != TR_OK)
+        return false;
+    char *o = (char *)b->data + b->len, *start = o;
+    size_t col = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        *o++ = tab[(v >> 18) & 63];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        *o++ = i + 2 < n ? tab[v & 63] : '=';
+        if ((col += 4) == 76) {
+            *o++ = '\n';
+            col = 0;
+        }
+    }
+    if (col)
+        *o++ = '\n';
+    b->len += (size_t)(o - start);
+    b->data[b->len] = 0;
+    return true;
+}
+
+/* Random base64 text of n characters (a DKIM hash or signature). */
+static void rnd_base64(struct rng *r, char *out, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i++)
+        out[i] = tab[rnd(r, 64)];
+    out[n] = 0;
+}
+
+/* RFC 5322 date-time of t, in UTC */
+static void fmt_mail_date(int64_t t, char *out, size_t n)
+{
+    static const char *const wdays[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int64_t y;
+    int m, d;
+    civil(t / DAY, &y, &m, &d);
+    int64_t s = t % DAY;
+    snprintf(out, n, "%s, %02d %s %04d %02d:%02d:%02d +0000", wdays[(t / DAY) % 7], d,
+             months[m - 1], (int)(y % 10000), (int)(s / 3600), (int)(s / 60 % 60), (int)(s % 60));
+}
+
+/* The message of report i, as delivered: into g->mail. */
+static bool build_mail(struct gen *g, uint64_t i, const struct mail_meta *mm)
+{
+    struct rng r;
+    rng_seed(&r, g->seed, i, 0x6d61696c); /* "mail": a stream of its own */
+    struct buf *b = &g->mail;
+    buf_reset(b);
+
+    const char *from = mm->sender == GOOGLE   ? "noreply-smtp-tls-reporting@google.com"
+                       : mm->sender == MAILRU ? "noreply-smtp-tls-reporting@corp.mail.ru"
+                                              : mm->contact;
+    char date[64], received_date[64], boundary[80], msgid[128], bh[45], sig[345], qid[13];
+    int64_t sent = mm->end + 1 + 3600 + (int64_t)rnd(&r, 6 * 3600); /* next morning */
+    fmt_mail_date(sent, date, sizeof date);
+    fmt_mail_date(sent + 1 + rnd(&r, 30), received_date, sizeof received_date);
+    char h[33];
+    hex(&r, h, 16, false);
+    switch (mm->sender) {
+    case GOOGLE:
+        snprintf(boundary, sizeof boundary, "0000000000%.18s", h);
+        snprintf(msgid, sizeof msgid, "<%.8s.%.8s.%" PRIu64 "tls@google.com>", h + 8, h + 16, i);
+        break;
+    case MICROSOFT:
+        snprintf(boundary, sizeof boundary, "_%.8s-%.4s-%.4s-%.4s-%.12s_", h, h + 8, h + 12, h + 16,
+                 h + 20);
+        snprintf(msgid, sizeof msgid, "<%.16s@%s>", h, mm->submitter);
+        break;
+    default:
+        snprintf(boundary, sizeof boundary, "----=_NextPart_%" PRIu64 "%.12s", i, h);
+        snprintf(msgid, sizeof msgid, "<%.20s.%" PRIu64 "@%s>", h, i, mm->submitter);
+    }
+    rnd_base64(&r, bh, 43);
+    bh[43] = '=';
+    bh[44] = 0;
+    rnd_base64(&r, sig, 342);
+    sig[342] = sig[343] = '=';
+    sig[344] = 0;
+    hex(&r, h, 6, true);
+    memcpy(qid, h, 12);
+    qid[12] = 0;
+    /* the sending MTA; drawn one by one (argument order is unspecified) */
+    unsigned mta = 1 + rnd(&r, 40), ip[4];
+    ip[0] = PICK(&r, public_octets);
+    ip[1] = rnd(&r, 256);
+    ip[2] = rnd(&r, 256);
+    ip[3] = 1 + rnd(&r, 254);
+
+    bool ok =
+        mail_printf(b,
+                    "Return-Path: <%s>\n"
+                    "Delivered-To: tlsrpt@%s\n"
+                    "Received: from mta%u.%s (mta%u.%s [%u.%u.%u.%u])\n"
+                    "\tby mx1.%s (Postfix) with ESMTPS id %s\n"
+                    "\tfor <tlsrpt@%s>; %s\n",
+                    from, mm->domain, mta, mm->submitter, mta, mm->submitter, ip[0], ip[1], ip[2],
+                    ip[3], mm->domain, qid, mm->domain, received_date) &&
+        mail_printf(b,
+                    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=%s; s=tlsrpt;\n"
+                    "\th=from:to:subject:date:message-id:tls-report-domain:tls-report-submitter;\n"
+                    "\tbh=%s;\n\tb=",
+                    mm->submitter, bh);
+    for (size_t k = 0; ok && k < 344; k += 68) /* folded as senders fold it */
+        ok = mail_printf(b, "%s%.68s", k ? "\n\t  " : "", sig + k);
+    ok = ok &&
+         mail_printf(b,
+                     "\n"
+                     "From: %s\n"
+                     "To: tlsrpt@%s\n"
+                     "Date: %s\n"
+                     "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\n"
+                     "Message-ID: %s\n"
+                     "MIME-Version: 1.0\n"
+                     "TLS-Report-Domain: %s\n"
+                     "TLS-Report-Submitter: %s\n"
+                     "Content-Type: multipart/report; report-type=\"tlsrpt\";\n"
+                     "\tboundary=\"%s\"\n"
+                     "\n"
+                     "--%s\n"
+                     "Content-Type: text/plain; charset=\"us-ascii\"\n"
+                     "Content-Transfer-Encoding: 7bit\n"
+                     "\n"
+                     "This is an aggregate TLS report from %s for %s.\n"
+                     "\n"
+                     "--%s\n"
+                     "Content-Type: application/tlsrpt+gzip;\n"
+                     "\tname=\"%s\"\n"
+                     "Content-Disposition: attachment;\n"
+                     "\tfilename=\"%s\"\n"
+                     "Content-Transfer-Encoding: base64\n"
+                     "\n",
+                     from, mm->domain, date, mm->domain, mm->submitter, mm->report_id, msgid,
+                     mm->domain, mm->submitter, boundary, boundary, mm->submitter, mm->domain,
+                     boundary, mm->filename, mm->filename) &&
+         base64_lines(b, g->gz.data, g->gz.len) && mail_printf(b, "\n--%s--\n", boundary);
+    if (!ok)
+        fprintf(stderr, "gen_reports: out of memory (mail of report %" PRIu64 ")\n", i);
+    return ok;
 }
 
 static int gen_one(struct gen *g, uint64_t i)
@@ -564,12 +776,29 @@ static int gen_one(struct gen *g, uint64_t i)
         fprintf(stderr, "gen_reports: %s\n", g->err);
         return -1;
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%02u/%s!%s!%" PRId64 "!%" PRId64 "!%07" PRIu64 ".json.gz",
-             g->outdir, (unsigned)(i % NSUBDIRS), sender_dom, d.name, start, end, i);
-    if (write_file(path, g->gz.data, g->gz.len) != 0) {
-        fprintf(stderr, "gen_reports: %s: %s\n", path, strerror(errno));
-        return -1;
+    char fname[512], path[1024];
+    snprintf(fname, sizeof fname, "%s!%s!%" PRId64 "!%" PRId64 "!%07" PRIu64 ".json.gz", sender_dom,
+             d.name, start, end, i);
+    if (g->outdir) {
+        snprintf(path, sizeof path, "%s/%02u/%s", g->outdir, (unsigned)(i % NSUBDIRS), fname);
+        if (write_file(path, g->gz.data, g->gz.len) != 0) {
+            fprintf(stderr, "gen_reports: %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+    }
+    if (g->maildir) {
+        struct mail_meta mm = {s, sender_dom, contact, d.name, rid, fname, end};
+        if (!build_mail(g, i, &mm))
+            return -1;
+        /* delivered as an MDA does: written to tmp/, then renamed into new/ */
+        char name[128], tmp[1024];
+        snprintf(name, sizeof name, "%d.M%" PRIu64 "P%ld.bench", FIXED_EPOCH, i, (long)getpid());
+        snprintf(tmp, sizeof tmp, "%s/tmp/%s", g->maildir, name);
+        snprintf(path, sizeof path, "%s/new/%s", g->maildir, name);
+        if (write_file(tmp, g->mail.data, g->mail.len) != 0 || rename(tmp, path) != 0) {
+            fprintf(stderr, "gen_reports: %s: %s\n", path, strerror(errno));
+            return -1;
+        }
     }
     return 0;
 }
@@ -589,18 +818,28 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: gen_reports -n N -o DIR [-s SEED] [-d DOMAINS]\n"
-                    "  writes N distinct RFC 8460 reports as DIR/NN/*.json.gz\n"
+    fprintf(stderr, "usage: gen_reports -n N [-o DIR] [-m MAILDIR] [-s SEED] [-d DOMAINS]\n"
+                    "  writes N distinct RFC 8460 reports as DIR/NN/*.json.gz (-o) and/or\n"
+                    "  as RFC 8460 report mails into MAILDIR/new (-m); at least one of them\n"
                     "  (SEED default 1, DOMAINS default 500)\n");
     return 64;
+}
+
+static bool make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "gen_reports: %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    return true;
 }
 
 int main(int argc, char **argv)
 {
     uint64_t n = 0, seed = 1, ndomains = 500;
-    const char *outdir = NULL;
+    const char *outdir = NULL, *maildir = NULL;
     int c;
-    while ((c = getopt(argc, argv, "n:o:s:d:h")) != -1) {
+    while ((c = getopt(argc, argv, "n:o:m:s:d:h")) != -1) {
         switch (c) {
         case 'n':
             if (!parse_u64(optarg, 1, 100000000, &n))
@@ -608,6 +847,9 @@ int main(int argc, char **argv)
             break;
         case 'o':
             outdir = optarg;
+            break;
+        case 'm':
+            maildir = optarg;
             break;
         case 's':
             if (!parse_u64(optarg, 0, UINT64_MAX, &seed))
@@ -621,30 +863,49 @@ int main(int argc, char **argv)
             return usage();
         }
     }
-    if (n == 0 || outdir == NULL || optind != argc)
+    if (n == 0 || (outdir == NULL && maildir == NULL) || optind != argc)
         return usage();
 
-    if (mkdir(outdir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "gen_reports: %s: %s\n", outdir, strerror(errno));
-        return 1;
-    }
-    for (unsigned i = 0; i < NSUBDIRS; i++) {
-        char sub[1024];
-        snprintf(sub, sizeof sub, "%s/%02u", outdir, i);
-        if (mkdir(sub, 0755) != 0 && errno != EEXIST) {
-            fprintf(stderr, "gen_reports: %s: %s\n", sub, strerror(errno));
+    if (outdir) {
+        if (!make_dir(outdir))
             return 1;
+        for (unsigned i = 0; i < NSUBDIRS; i++) {
+            char sub[1024];
+            snprintf(sub, sizeof sub, "%s/%02u", outdir, i);
+            if (!make_dir(sub))
+                return 1;
+        }
+    }
+    if (maildir) {
+        static const char *const subs[] = {"tmp", "new", "cur"};
+        if (!make_dir(maildir))
+            return 1;
+        for (unsigned i = 0; i < 3; i++) {
+            char sub[1024];
+            snprintf(sub, sizeof sub, "%s/%s", maildir, subs[i]);
+            if (!make_dir(sub))
+                return 1;
         }
     }
 
-    struct gen g = {.seed = seed, .ndomains = (unsigned)ndomains, .outdir = outdir};
+    struct gen g = {
+        .seed = seed, .ndomains = (unsigned)ndomains, .outdir = outdir, .maildir = maildir};
     buf_init(&g.gz, (size_t)16 << 20);
+    buf_init(&g.mail, (size_t)32 << 20);
     int rc = 0;
     for (uint64_t i = 0; i < n && rc == 0; i++)
         rc = gen_one(&g, i);
     buf_free(&g.gz);
-    if (rc == 0)
-        fprintf(stderr, "gen_reports: wrote %" PRIu64 " reports to %s (seed %" PRIu64 ")\n", n,
-                outdir, seed);
+    buf_free(&g.mail);
+    if (rc == 0) {
+        if (outdir)
+            fprintf(stderr, "gen_reports: wrote %" PRIu64 " reports to %s (seed %" PRIu64 ")\n", n,
+                    outdir, seed);
+        if (maildir)
+            fprintf(stderr,
+                    "gen_reports: delivered %" PRIu64 " report mails to %s/new (seed %" PRIu64
+                    ")\n",
+                    n, maildir, seed);
+    }
     return rc == 0 ? 0 : 1;
 }

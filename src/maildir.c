@@ -455,26 +455,27 @@ static void settle(struct mdir *d, struct msg *m, struct maildir_stats *st, bool
     }
 }
 
-/* One round over names[0..n). */
-static void run_round(struct mdir *d, char **names, size_t n, struct writer *w,
-                      const struct maildir_options *opt, struct maildir_stats *st, bool *deferred,
-                      char *tempfail_reason)
+/* Start a round over names[0..n): prepare every message (on up to
+ * opt->threads threads) and submit it to the writer. NULL when out of memory. */
+static struct round *round_start(struct mdir *d, char **names, size_t n, struct writer *w,
+                                 const struct maildir_options *opt)
 {
-    struct round r = {.d = d, .w = w, .opt = opt, .n = n};
-    r.msgs = calloc(n, sizeof *r.msgs);
-    if (r.msgs == NULL) {
-        st->deferred += n;
-        *deferred = true;
-        snprintf(tempfail_reason, TR_ERRLEN, "out of memory");
-        return;
+    struct round *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->msgs = calloc(n, sizeof *r->msgs)) == NULL) {
+        free(r);
+        return NULL;
     }
+    r->d = d;
+    r->w = w;
+    r->opt = opt;
+    r->n = n;
     for (size_t i = 0; i < n; i++) {
-        r.msgs[i].round = &r;
-        r.msgs[i].name = names[i];
+        r->msgs[i].round = r;
+        r->msgs[i].name = names[i];
     }
-    atomic_init(&r.next, 0);
-    pthread_mutex_init(&r.mu, NULL);
-    pthread_cond_init(&r.cv, NULL);
+    atomic_init(&r->next, 0);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
 
     unsigned threads = opt->threads ? opt->threads : 1;
     if (threads > n / 8 + 1) /* a few messages: not worth a thread */
@@ -482,29 +483,36 @@ static void run_round(struct mdir *d, char **names, size_t n, struct writer *w,
     pthread_t tids[THREADS_MAX];
     unsigned started = 0;
     for (unsigned t = 1; t < threads && t < THREADS_MAX; t++)
-        if (pthread_create(&tids[started], NULL, prepare_worker, &r) == 0)
+        if (pthread_create(&tids[started], NULL, prepare_worker, r) == 0)
             started++;
-    prepare_worker(&r);
+    prepare_worker(r);
     for (unsigned t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
+    return r;
+}
 
-    pthread_mutex_lock(&r.mu);
-    while (r.pending > 0)
-        pthread_cond_wait(&r.cv, &r.mu);
-    pthread_mutex_unlock(&r.mu);
-
-    for (size_t i = 0; i < n; i++) {
-        struct msg *m = &r.msgs[i];
+/* Wait until the writer has answered every message of r (after its commit),
+ * then move each file and free the round. */
+static void round_finish(struct round *r, struct maildir_stats *st, bool *deferred,
+                         char *tempfail_reason)
+{
+    pthread_mutex_lock(&r->mu);
+    while (r->pending > 0)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < r->n; i++) {
+        struct msg *m = &r->msgs[i];
         bool was = *deferred;
-        settle(d, m, st, deferred);
+        settle(r->d, m, st, deferred);
         if (!was && *deferred && m->wreq.res.outcome == INGEST_TEMPFAIL)
             snprintf(tempfail_reason, TR_ERRLEN, "%s", m->wreq.res.reason);
         ingest_job_free(m->wreq.job);
         ingest_result_free(&m->wreq.res);
     }
-    pthread_mutex_destroy(&r.mu);
-    pthread_cond_destroy(&r.cv);
-    free(r.msgs);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r->msgs);
+    free(r);
 }
 
 static unsigned default_threads(void)
@@ -524,16 +532,30 @@ static tr_err pass(struct mdir *d, struct writer *w, const struct maildir_option
     if (rc != TR_OK)
         return rc;
     char tempfail_reason[TR_ERRLEN] = "";
+    /* Two rounds overlap: while the writer commits one, the next is prepared,
+     * and then the first one's files are moved while the next commits. */
+    struct round *prev = NULL;
     for (size_t i = 0; i < n; i += ROUND_MAX) {
         if (stop && atomic_load(stop)) {
             *deferred = true;
             break;
         }
         size_t k = n - i < ROUND_MAX ? n - i : ROUND_MAX;
-        run_round(d, names + i, k, w, opt, st, deferred, tempfail_reason);
+        struct round *r = round_start(d, names + i, k, w, opt);
+        if (r == NULL) {
+            st->deferred += k;
+            *deferred = true;
+            snprintf(tempfail_reason, TR_ERRLEN, "out of memory");
+            break;
+        }
+        if (prev)
+            round_finish(prev, st, deferred, tempfail_reason);
+        prev = r;
         if (*deferred && tempfail_reason[0]) /* storage is down: the rest would fail too */
             break;
     }
+    if (prev)
+        round_finish(prev, st, deferred, tempfail_reason);
     if (tempfail_reason[0])
         tr_warn("maildir %s: storage unavailable (%s); messages stay in new/ and are retried",
                 d->path, tempfail_reason);

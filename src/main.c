@@ -89,6 +89,10 @@ int main(int argc, char **argv)
      * report (and faulting it in again for the next): thousands of reports a
      * second allocate and free the same few hundred KiB. */
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    /* Setting the trim threshold also fixes glibc's mmap threshold at its
+     * 128 KiB default, so every 128 KiB read or inflate buffer would be an
+     * mmap and munmap of its own; serve them from the heap up to 4 MiB. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
     tr_log_setup(TR_LOG_STDERR, LOG_INFO, "tlsrptd");
     if (argc < 2) {
         usage(stderr);
