@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # scripts/deps.sh: install the Debian 12 packages tlsrptd needs.
-#   scripts/deps.sh build   compiler, CMake and the five libraries (default)
+#   scripts/deps.sh build   compiler, CMake and the libraries (default); libidn2
+#                           names the A-label of a Unicode domain (tlsrptd record)
 #   scripts/deps.sh test    build + what the test suite uses (python3, clang
 #                           for libFuzzer, clang-format, valgrind, curl, openssl,
-#                           and OpenSMTPD + swaks for the end-to-end mail test)
+#                           OpenSMTPD + swaks for the end-to-end mail test, and
+#                           dnsmasq for tlsrptd record --check)
 # Installs only what is missing; runs apt-get update at most once.
 set -euo pipefail
 
 build_pkgs=(gcc cmake make pkg-config libmicrohttpd-dev libjansson-dev libgmime-3.0-dev
-            libsqlite3-dev zlib1g-dev)
+            libsqlite3-dev zlib1g-dev libidn2-dev)
 test_pkgs=(python3 clang libclang-rt-14-dev clang-format valgrind curl openssl sqlite3
-           opensmtpd swaks)
+           opensmtpd swaks dnsmasq-base)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

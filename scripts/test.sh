@@ -4,8 +4,8 @@
 #  2. checks formatting (clang-format, .clang-format)
 #  3. builds Release and runs every ctest test (unit, integration, fuzz replay)
 #  4. builds the ASan/UBSan type and runs every test again
-#  5. runs the unit tests and the CLI (ingest, maildir, validate, summary) under
-#     valgrind (memcheck, GLib suppressions)
+#  5. runs the unit tests and the CLI (ingest, maildir, validate, summary, record)
+#     under valgrind (memcheck, GLib suppressions)
 #  6. fuzz smoke: each libFuzzer target for FUZZ_SECONDS (default 60; 0 skips)
 # Environment: JOBS (default nproc), FUZZ_SECONDS, SKIP_VALGRIND=1.
 set -euo pipefail
@@ -43,20 +43,47 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
     vgdb=$(mktemp -d)
     mkdir -p "$vgdb/md/tmp" "$vgdb/md/new" "$vgdb/md/cur"
     cp "$top"/../shared/corpus/real/*.eml "$top"/samples/*.eml "$vgdb/md/new/"
+    # for tlsrptd record: a config, and a dnsmasq on 127.0.0.1 that --check asks
+    printf 'public_url = https://collector.example/tlsrpt\nreport_mailbox = tlsrpt@mail.example\n' \
+        >"$vgdb/record.conf"
+    dnsport=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    dnsmasq --no-daemon --port="$dnsport" --listen-address=127.0.0.1 --bind-interfaces \
+        --no-resolv --no-hosts --conf-file=/dev/null --local=/example/ --pid-file= \
+        "--txt-record=_smtp._tls.mail.example,v=TLSRPTv1;, rua=https://collector.example/tlsrpt" \
+        "--txt-record=_smtp._tls.two.example,v=TLSRPTv1; rua=mailto:a@two.example" \
+        "--txt-record=_smtp._tls.two.example,v=TLSRPTv1; rua=mailto:b@two.example" \
+        >"$vgdb/dnsmasq.log" 2>&1 &
+    dnsmasq_pid=$!
+    trap 'kill "$dnsmasq_pid" 2>/dev/null || true' EXIT
+    sleep 1
+    rconf="-c $vgdb/record.conf"
     for cmd in "ingest --db $vgdb/t.db $top/samples $top/../shared/corpus/real" \
                "maildir --db $vgdb/m.db $vgdb/md" \
                "validate $top/samples $top/../shared/corpus/real" \
-               "summary --db $vgdb/t.db --format json"; do
+               "summary --db $vgdb/t.db --format json" \
+               "record $rconf --domain mail.example" \
+               "record $rconf --domain mail.example --format json --mta-sts --mx mx.mail.example" \
+               "record --domain mail.example --rua https://c.example/a;b --format value" \
+               "record --domain xn--bcher-kva.example --rua mailto:x@y.example,z@y.example" \
+               "record --parse v=TLSRPTv1;rua=mailto:a@b.example,https://c.example/r;x=1" \
+               "record --parse v=TLSRPTv1;rua=http://c.example/r" \
+               "record $rconf --check --domain mail.example --dns 127.0.0.1:$dnsport" \
+               "record $rconf --check --domain two.example --dns 127.0.0.1:$dnsport" \
+               "record $rconf --check --domain none.example --dns 127.0.0.1:$dnsport"; do
         echo "valgrind tlsrptd $cmd"
         rc=0
         # shellcheck disable=SC2086
         "${vg[@]}" build-ci-release/tlsrptd $cmd >/dev/null 2>&1 || rc=$?
-        # 65: some corpus files are rejected by design; 99: valgrind found errors
+        # 65: some corpus files (and some records) are rejected by design; 99: valgrind errors
         if [ "$rc" != 0 ] && [ "$rc" != 65 ]; then
             echo "valgrind: tlsrptd $cmd exited $rc" >&2
             exit 1
         fi
     done
+    kill "$dnsmasq_pid"
+    wait "$dnsmasq_pid" 2>/dev/null || true
+    trap - EXIT
     rm -rf "$vgdb"
     unset TLSRPTD_VALGRIND
 fi

@@ -21,6 +21,7 @@ int cmd_validate(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_maildir(int argc, char **argv);
+int cmd_record(int argc, char **argv);
 
 /* "10M", "32MiB", "512k", "1048576" -> bytes. false when malformed or zero. */
 bool cli_parse_size(const char *s, size_t *out);
@@ -29,7 +30,7 @@ bool cli_parse_long(const char *s, long min, long max, long *out);
 /* Print "tlsrptd CMD: message" to stderr and return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* cli_config.c: for commands configured by tlsrptd.conf (serve, maildir).
+/* cli_config.c: for commands configured by tlsrptd.conf (serve, maildir, record).
  * Parse -c FILE, then every flag over it; extra (may be NULL) sees each
  * argument first and returns 1 when it took it, -1 after printing a usage
  * error, 0 to let it be parsed as a config flag. Returns 0, -1 after --help,

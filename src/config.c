@@ -72,6 +72,10 @@ static const struct opt opts[] = {
      "seconds between full rescans of new/ (besides inotify)"},
     {"max_message", OPT_SIZE, OFF(max_message), "16M", 1, (size_t)1 << 30,
      "largest mail message read from a Maildir"},
+    {"public_url", OPT_STR, OFF(public_url), NULL, 0, 0,
+     "https URL senders POST reports to (rua=https:...; tlsrptd record)"},
+    {"report_mailbox", OPT_STR, OFF(report_mailbox), NULL, 0, 0,
+     "address reports are mailed to (rua=mailto:...; tlsrptd record)"},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)

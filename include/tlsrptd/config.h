@@ -40,6 +40,8 @@ struct config {
     char *maildir_quarantine;   /* quarantine folder; NULL: <maildir>/.Quarantine */
     size_t maildir_rescan;      /* seconds between full rescans of new/ */
     size_t max_message;         /* largest mail message read from a Maildir */
+    char *public_url;           /* this collector's https rua URL (tlsrptd record) */
+    char *report_mailbox;       /* this collector's rua mailbox (tlsrptd record) */
 };
 
 /* Defaults of every option. */
