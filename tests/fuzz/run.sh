@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh: build the libFuzzer targets with clang in build-fuzz and run them.
 #
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: report gz mime; default all)
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: report gz mime record; default all)
 #
 # Each target runs SECONDS (default 60) seeded from its committed corpus
 # (tests/fuzz/corpus/<t>), samples/ and ../shared/corpus/real when present.
@@ -14,7 +14,7 @@ set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-report gz mime}
+targets=${*:-report gz mime record}
 work=${TLSRPTD_FUZZ_WORK:-/tmp/tlsrptd-fuzz}
 build=$top/build-fuzz
 
@@ -23,8 +23,8 @@ case $seconds in
 esac
 for t in $targets; do
     case $t in
-    report | gz | mime) ;;
-    *) echo "$0: unknown target '$t' (report, gz, mime)" >&2; exit 64 ;;
+    report | gz | mime | record) ;;
+    *) echo "$0: unknown target '$t' (report, gz, mime, record)" >&2; exit 64 ;;
     esac
 done
 
@@ -43,7 +43,7 @@ for t in $targets; do
     mkdir -p "$new" "$crashes"
     set -- -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 -detect_leaks=1 \
         -print_final_stats=1 -artifact_prefix="$crashes/"
-    [ "$t" = report ] && set -- "$@" -dict="$top/tests/fuzz/report.dict"
+    [ -f "$top/tests/fuzz/$t.dict" ] && set -- "$@" -dict="$top/tests/fuzz/$t.dict"
     set -- "$@" "$new" "$top/tests/fuzz/corpus/$t" "$top/samples"
     [ -d "$top/../shared/corpus/real" ] && set -- "$@" "$top/../shared/corpus/real"
 
