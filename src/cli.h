@@ -19,6 +19,7 @@
 int cmd_ingest(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_maildir(int argc, char **argv);
 int cmd_record(int argc, char **argv);

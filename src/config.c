@@ -64,6 +64,8 @@ static const struct opt opts[] = {
      "quarantine entries kept"},
     {"shutdown_timeout", OPT_UINT, OFF(shutdown_timeout), "10", 0, 3600,
      "seconds to finish in-flight requests on SIGTERM"},
+    {"api_token", OPT_STR, OFF(api_token), NULL, 0, 0,
+     "bearer token for /api/ and /metrics (without it: loopback clients only)"},
     {"maildir", OPT_LIST, OFF(maildir), NULL, 0, 0,
      "Maildir to watch for mailed reports (new/ -> cur/); repeatable"},
     {"maildir_quarantine", OPT_STR, OFF(maildir_quarantine), NULL, 0, 0,

@@ -1,6 +1,7 @@
 /* http.c: the https rua endpoint (libmicrohttpd + GnuTLS), DESIGN.md §4.
  *
- * Routes: POST {path} and {path}/anything (reports), GET /healthz. A report
+ * Routes: POST {path} and {path}/anything (reports), GET /healthz, GET
+ * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c). A report
  * request is checked on its first call (method, rate, length, media type),
  * its body collected up to max_body, and on the last call gunzipped (when
  * Content-Encoding says so), prepared (decoded and validated, on this thread)
@@ -23,6 +24,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "tlsrptd/api.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/http.h"
 #include "tlsrptd/log.h"
@@ -49,6 +51,11 @@ struct conn_watch {
     struct conn_watch *prev, *next;
 };
 
+/* upper bounds (seconds) of tlsrptd_http_request_duration_seconds' buckets */
+static const double duration_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                         0.1,   0.25,   0.5,   1,    2.5,   10};
+#define NBUCKETS (sizeof duration_bounds / sizeof *duration_bounds)
+
 struct http_server {
     const struct config *cfg;
     struct writer *writer;
@@ -63,9 +70,23 @@ struct http_server {
     atomic_bool quiescing;
     pthread_mutex_t watch_mu;
     struct conn_watch *watches;
+    struct api *api;
+    /* for /metrics: answers by status, and a histogram of request durations */
+    atomic_ulong answers[600];
+    atomic_ulong duration_buckets[NBUCKETS];
+    atomic_ulong duration_count;
+    atomic_ullong duration_sum_us;
 };
 
-enum route { ROUTE_REPORT, ROUTE_HEALTHZ, ROUTE_OTHER };
+enum route {
+    ROUTE_REPORT,
+    ROUTE_HEALTHZ,
+    ROUTE_API_SUMMARY,
+    ROUTE_API_REPORTS,
+    ROUTE_API_OTHER,
+    ROUTE_METRICS,
+    ROUTE_OTHER
+};
 enum phase { PHASE_UPLOAD, PHASE_WAITING, PHASE_ANSWERED };
 
 /* One request on a connection (libmicrohttpd's *con_cls). */
@@ -147,6 +168,8 @@ static enum MHD_Result send_json(struct request *rq, unsigned status, json_t *bo
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tlsrptd\"");
     if (retry_after) {
         char ra[16];
         snprintf(ra, sizeof ra, "%u", retry_after);
@@ -427,6 +450,108 @@ static enum MHD_Result start_report(struct request *rq)
     return MHD_YES;
 }
 
+/* ---- the read side: /api/v1/..., /metrics --------------------------------------------------- */
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    struct api_args *args = cls;
+    if (args->n == API_MAX_ARGS) {
+        args->overflow = true;
+        return MHD_NO;
+    }
+    args->key[args->n] = key;
+    args->value[args->n++] = value;
+    return MHD_YES;
+}
+
+static void metrics_http(struct http_server *hs, struct buf *out)
+{
+    (void)api_printf(out, "# HELP tlsrptd_http_requests_total HTTP requests answered since the "
+                          "daemon started, by status code.\n"
+                          "# TYPE tlsrptd_http_requests_total counter\n");
+    for (unsigned code = 100; code < 600; code++) {
+        unsigned long n = atomic_load(&hs->answers[code]);
+        if (n)
+            (void)api_printf(out, "tlsrptd_http_requests_total{code=\"%u\"} %lu\n", code, n);
+    }
+    (void)api_printf(out, "# HELP tlsrptd_http_request_duration_seconds Time from a request's "
+                          "first byte to its answer.\n"
+                          "# TYPE tlsrptd_http_request_duration_seconds histogram\n");
+    unsigned long cumulative = 0;
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        cumulative += atomic_load(&hs->duration_buckets[i]);
+        (void)api_printf(out, "tlsrptd_http_request_duration_seconds_bucket{le=\"%g\"} %lu\n",
+                         duration_bounds[i], cumulative);
+    }
+    unsigned long count = atomic_load(&hs->duration_count);
+    (void)api_printf(out,
+                     "tlsrptd_http_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n"
+                     "tlsrptd_http_request_duration_seconds_sum %.6f\n"
+                     "tlsrptd_http_request_duration_seconds_count %lu\n",
+                     count, (double)atomic_load(&hs->duration_sum_us) / 1e6, count);
+}
+
+static enum MHD_Result send_metrics(struct request *rq)
+{
+    struct buf out;
+    buf_init(&out, (size_t)64 << 20);
+    char err[TR_ERRLEN];
+    if (api_metrics(rq->hs->api, &out, err) != TR_OK) {
+        buf_free(&out);
+        return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable", err, 5);
+    }
+    metrics_http(rq->hs, &out);
+    size_t len = out.len;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, out.data, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        buf_free(&out);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    snprintf(rq->outcome, sizeof rq->outcome, "metrics %zu bytes", len);
+    rq->status = MHD_HTTP_OK;
+    rq->phase = PHASE_ANSWERED;
+    enum MHD_Result r = MHD_queue_response(rq->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static enum MHD_Result answer_read(struct request *rq, const char *method)
+{
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL, 0);
+    const char *why = NULL;
+    unsigned denied = api_check_access(
+        rq->hs->cfg, rq->client,
+        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        &why);
+    if (denied)
+        return send_error(rq, denied, denied == 401 ? "unauthorized" : "forbidden", why, 0);
+    if (rq->route == ROUTE_METRICS)
+        return send_metrics(rq);
+    if (rq->route == ROUTE_API_OTHER)
+        return send_error(rq, MHD_HTTP_NOT_FOUND, "not found",
+                          "the API has /api/v1/summary and /api/v1/reports", 0);
+    struct api_args args = {0};
+    MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
+    json_t *body = NULL;
+    unsigned status = rq->route == ROUTE_API_SUMMARY ? api_summary(rq->hs->api, &args, &body)
+                                                     : api_reports(rq->hs->api, &args, &body);
+    if (status != MHD_HTTP_OK) {
+        snprintf(rq->outcome, sizeof rq->outcome, "%s",
+                 json_string_value(json_object_get(body, "detail"))
+                     ? json_string_value(json_object_get(body, "detail"))
+                     : "error");
+        return send_json(rq, status, body, status == MHD_HTTP_SERVICE_UNAVAILABLE ? 5 : 0);
+    }
+    snprintf(rq->outcome, sizeof rq->outcome, "ok");
+    return send_json(rq, status, body, 0);
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 static enum route route_of(const struct http_server *hs, const char *url)
@@ -436,6 +561,14 @@ static enum route route_of(const struct http_server *hs, const char *url)
         return ROUTE_REPORT;
     if (strcmp(url, "/healthz") == 0)
         return ROUTE_HEALTHZ;
+    if (strcmp(url, "/metrics") == 0)
+        return ROUTE_METRICS;
+    if (strcmp(url, "/api/v1/summary") == 0)
+        return ROUTE_API_SUMMARY;
+    if (strcmp(url, "/api/v1/reports") == 0)
+        return ROUTE_API_REPORTS;
+    if (strncmp(url, "/api/", 5) == 0)
+        return ROUTE_API_OTHER;
     return ROUTE_OTHER;
 }
 
@@ -469,6 +602,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL, 0);
             snprintf(rq->outcome, sizeof rq->outcome, "ok");
             return send_json(rq, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"), 0);
+        case ROUTE_API_SUMMARY:
+        case ROUTE_API_REPORTS:
+        case ROUTE_API_OTHER:
+        case ROUTE_METRICS:
+            return answer_read(rq, method);
         default:
             return send_error(rq, MHD_HTTP_NOT_FOUND, "not found", NULL, 0);
         }
@@ -515,6 +653,24 @@ static void log_request(const struct request *rq)
     }
 }
 
+static void count_answer(struct http_server *hs, const struct request *rq)
+{
+    if (rq->status >= 100 && rq->status < 600)
+        atomic_fetch_add(&hs->answers[rq->status], 1);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double s =
+        (double)(now.tv_sec - rq->start.tv_sec) + (double)(now.tv_nsec - rq->start.tv_nsec) / 1e9;
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        if (s <= duration_bounds[i]) {
+            atomic_fetch_add(&hs->duration_buckets[i], 1);
+            break;
+        }
+    }
+    atomic_fetch_add(&hs->duration_count, 1);
+    atomic_fetch_add(&hs->duration_sum_us, (unsigned long long)(s * 1e6));
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -528,6 +684,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout" : "client or error");
     }
     log_request(rq);
+    count_answer(hs, rq);
     watch_deadline(hs, conn, false); /* the next request on this connection */
     if (rq->counted)
         atomic_fetch_sub(&hs->in_flight, 1);
@@ -593,6 +750,11 @@ struct http_server *http_start(const struct config *cfg, struct writer *w, struc
     hs->rl = rl;
     hs->listeners = listeners;
     hs->nlisteners = n;
+    if ((hs->api = api_new(cfg)) == NULL) {
+        free(hs);
+        tr_fail(err, TR_ENOMEM, "out of memory");
+        return NULL;
+    }
     hs->lim = (struct ingest_limits)INGEST_DEFAULT_LIMITS;
     hs->lim.max_input = cfg->max_inflated > cfg->max_body ? cfg->max_inflated : cfg->max_body;
     hs->lim.max_inflated = cfg->max_inflated;
@@ -702,5 +864,6 @@ void http_stop(struct http_server *hs)
         MHD_stop_daemon(hs->daemons[i].d);
     pthread_mutex_destroy(&hs->mu);
     pthread_mutex_destroy(&hs->watch_mu);
+    api_free(hs->api);
     free(hs);
 }

@@ -70,6 +70,7 @@ static const struct command {
     {"validate", cmd_validate, "check reports against RFC 8460 without storing them"},
     {"maildir", cmd_maildir, "store the reports mailed into Maildirs (once, or --watch)"},
     {"summary", cmd_summary, "print failure summaries from the database"},
+    {"show", cmd_show, "print one stored report: its JSON, source and warnings"},
     {"record", cmd_record, "generate, parse or check the _smtp._tls TXT record"},
 };
 

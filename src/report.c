@@ -805,11 +805,21 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
             diag_at(d, DIAG_ERROR, &pp, "out of memory");
             goto verdict;
         }
+        /* Each count is at most 2^53; the report's sum must stay under 2^62,
+         * so that adding it up (one SQL SUM per report) cannot overflow. */
+        int64_t total = 0;
         for (size_t i = 0; i < n; i++) {
             struct jpath ip = {&pp, NULL, i};
-            parse_policy(json_array_get(policies, i), &ip, &out->policies[i], opt, d);
+            struct report_policy *pol = &out->policies[i];
+            parse_policy(json_array_get(policies, i), &ip, pol, opt, d);
             out->npolicies++;
+            if (total <= REPORT_MAX_TOTAL && pol->successful_sessions > 0)
+                total += pol->successful_sessions;
+            if (total <= REPORT_MAX_TOTAL && pol->failed_sessions > 0)
+                total += pol->failed_sessions;
         }
+        if (total > REPORT_MAX_TOTAL)
+            diag_at(d, DIAG_ERROR, &pp, "the session counts add up to more than 2^62");
     }
 
 verdict:

@@ -34,6 +34,12 @@ enum {
     S_QUARANTINE_DELETE,
     S_META_GET,
     S_META_ADD,
+    S_ROLLUP_SESSIONS,
+    S_ROLLUP_FAILURES,
+    S_TOTAL_SESSIONS,
+    S_TOTAL_FAILURES,
+    S_TOTAL_REPORTERS,
+    S_COUNT_OUTCOME,
     S_COUNT
 };
 
@@ -66,6 +72,38 @@ static const char *const sql_text[S_COUNT] = {
         "SELECT id, COALESCE(length(raw), 0) FROM quarantine ORDER BY id LIMIT 1",
     [S_QUARANTINE_DELETE] = "DELETE FROM quarantine WHERE id = ?1",
     [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    /* 002_rollups.sql: a report's policies and failure details, just inserted,
+     * added to the per-domain totals (one reports count per domain) */
+    [S_ROLLUP_SESSIONS] =
+        "INSERT INTO rollup_sessions (policy_domain, start_time, reporter, successful, failed, "
+        "reports) SELECT COALESCE(policy_domain, ''), ?2, ?3, SUM(successful_sessions), "
+        "SUM(failed_sessions), 1 FROM policies WHERE report = ?1 GROUP BY 1 "
+        "ON CONFLICT DO UPDATE SET successful = successful + excluded.successful, "
+        "failed = failed + excluded.failed, reports = reports + excluded.reports",
+    [S_ROLLUP_FAILURES] =
+        "INSERT INTO rollup_failures (policy_domain, start_time, result_type, failed) "
+        "SELECT COALESCE(p.policy_domain, ''), ?2, f.result_type, SUM(f.failed_session_count) "
+        "FROM failure_details f JOIN policies p ON p.id = f.policy WHERE p.report = ?1 "
+        "GROUP BY 1, 3 ON CONFLICT DO UPDATE SET failed = failed + excluded.failed",
+    /* the all-time tables of the same: ?2 and ?3 as above, where used */
+    [S_TOTAL_SESSIONS] =
+        "INSERT INTO domain_totals (policy_domain, successful, failed, reports) "
+        "SELECT COALESCE(policy_domain, ''), SUM(successful_sessions), SUM(failed_sessions), 1 "
+        "FROM policies WHERE report = ?1 AND ?2 IS NOT NULL GROUP BY 1 "
+        "ON CONFLICT DO UPDATE SET successful = successful + excluded.successful, "
+        "failed = failed + excluded.failed, reports = reports + excluded.reports",
+    [S_TOTAL_FAILURES] =
+        "INSERT INTO domain_failures (policy_domain, result_type, failed) "
+        "SELECT COALESCE(p.policy_domain, ''), f.result_type, SUM(f.failed_session_count) "
+        "FROM failure_details f JOIN policies p ON p.id = f.policy WHERE p.report = ?1 "
+        "AND ?2 IS NOT NULL GROUP BY 1, 2 ON CONFLICT DO UPDATE SET failed = failed + "
+        "excluded.failed",
+    [S_TOTAL_REPORTERS] =
+        "INSERT INTO domain_reporters (policy_domain, reporter) "
+        "SELECT DISTINCT COALESCE(policy_domain, ''), ?3 FROM policies WHERE report = ?1 "
+        "AND ?2 IS NOT NULL ON CONFLICT DO NOTHING",
+    [S_COUNT_OUTCOME] = "INSERT INTO outcome_counts (source, outcome, count) VALUES (?1, ?2, 1) "
+                        "ON CONFLICT DO UPDATE SET count = count + 1",
     [S_META_ADD] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
                    "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
 };
@@ -133,9 +171,13 @@ static tr_err migrate(struct store *st, char *err)
                        "database %s: schema version %d is newer than this tlsrptd knows (%zu)",
                        st->path, version, tlsrptd_schema_count);
     if (st->opt.read_only) {
+        if (version == 0)
+            return tr_fail(err, TR_EDB, "database %s: not a tlsrptd database", st->path);
         if (version < (int)tlsrptd_schema_count)
-            return tr_fail(err, TR_EDB, "database %s: not a tlsrptd database (schema %d)", st->path,
-                           version);
+            return tr_fail(err, TR_EDB,
+                           "database %s: schema version %d is older than this tlsrptd's (%zu); "
+                           "run a command that writes to it (ingest, maildir, serve) to upgrade it",
+                           st->path, version, tlsrptd_schema_count);
         return TR_OK;
     }
     for (size_t i = (size_t)version; i < tlsrptd_schema_count; i++) {
@@ -322,6 +364,17 @@ tr_err store_serialize(const struct report *r, const struct diag_list *diags, co
     return TR_OK;
 }
 
+/* outcome_counts: stored, duplicate or rejected, per source kind */
+static tr_err count_outcome(struct store *st, const char *source, const char *outcome, char *err)
+{
+    sqlite3_stmt *s = stmt(st, S_COUNT_OUTCOME);
+    bind_text(s, 1, source);
+    bind_text(s, 2, outcome);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? TR_OK : db_fail(st, err, "counting outcomes");
+}
+
 static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
                             const struct report_policy *p, const struct store_blob *blob, char *err)
 {
@@ -408,7 +461,7 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
         if (rc != SQLITE_ROW)
             return db_fail(st, err, "looking up a duplicate");
         *duplicate = true;
-        return TR_OK;
+        return count_outcome(st, src->kind, "duplicate", err);
     }
     int64_t report = sqlite3_last_insert_rowid(st->db);
     for (size_t i = 0; i < r->npolicies; i++) {
@@ -416,8 +469,19 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
         if (e != TR_OK)
             return e;
     }
+    for (int which = S_ROLLUP_SESSIONS; which <= S_TOTAL_REPORTERS; which++) {
+        s = stmt(st, which);
+        sqlite3_bind_int64(s, 1, report);
+        sqlite3_bind_int64(s, 2, r->start_time);
+        if (which == S_ROLLUP_SESSIONS || which == S_TOTAL_REPORTERS)
+            bind_text(s, 3, r->organization_name);
+        rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE)
+            return db_fail(st, err, "adding to the summary totals");
+    }
     *id = report;
-    return TR_OK;
+    return count_outcome(st, src->kind, "stored", err);
 }
 
 static int64_t meta_get(struct store *st, const char *key)
@@ -513,5 +577,5 @@ tr_err store_add_quarantine(struct store *st, const struct store_source *src, co
     if ((e = meta_add(st, "quarantine_rows", 1, err)) != TR_OK ||
         (e = meta_add(st, "quarantine_bytes", keep ? (int64_t)rawlen : 0, err)) != TR_OK)
         return e;
-    return TR_OK;
+    return count_outcome(st, src->kind, "rejected", err);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "tlsrptd/buf.h"
 #include "tlsrptd/report.h"
 
 /* A valid report; tests substitute pieces with %s-free string surgery. */
@@ -201,6 +202,24 @@ static void test_reject_policies(void)
                          "\"total-successful-session-count\":9007199254740992"));
     CHECK_INT(p.rc, TR_OK);
     done(&p);
+    /* 513 policies of 2^53 sessions each add up to more than 2^62 */
+    {
+        struct buf big;
+        buf_init(&big, 1 << 20);
+        const char *head = R_HEAD "\"policies\":[";
+        buf_append(&big, head, strlen(head));
+        for (int i = 0; i < 513; i++) {
+            const char *pol = "{\"policy\":{\"policy-type\":\"no-policy-found\"},\"summary\":{"
+                              "\"total-successful-session-count\":9007199254740992,"
+                              "\"total-failure-session-count\":0}}";
+            if (i)
+                buf_append(&big, ",", 1);
+            buf_append(&big, pol, strlen(pol));
+        }
+        buf_append(&big, "]}", 2);
+        expect_reject((const char *)big.data, "policies", "add up to more than 2^62");
+        buf_free(&big);
+    }
     /* the second policy's error names its index */
     expect_reject(R_HEAD "\"policies\":[" R_POLICY ",{\"policy\":{\"policy-type\":\"sts\"},"
                          "\"summary\":{\"total-successful-session-count\":1}}]}",

@@ -13,6 +13,14 @@
 #include "tlsrptd/gz.h"
 #include "tlsrptd/store.h"
 
+/* the compiled-in migrations (schema_sql.c, made by cmake/embed_schema.cmake) */
+struct tlsrptd_schema_file {
+    const char *name;
+    const char *sql;
+};
+extern const struct tlsrptd_schema_file tlsrptd_schema[];
+extern const size_t tlsrptd_schema_count;
+
 static char dir[] = "/tmp/tlsrptd-test-store-XXXXXX";
 static char dbpath[256];
 
@@ -57,7 +65,7 @@ static void add(struct store *st, const char *json, const void *raw, size_t rawl
 static void test_schema_and_reports(void)
 {
     struct store *st = open_db(NULL);
-    CHECK_INT(count(st, "PRAGMA user_version"), 1);
+    CHECK_INT(count(st, "PRAGMA user_version"), (int64_t)tlsrptd_schema_count);
     CHECK_STR(text(st, "PRAGMA journal_mode"), "wal");
     char err[TR_ERRLEN];
     int64_t id1, id2;
@@ -145,7 +153,7 @@ static void test_schema_and_reports(void)
 
     /* reopening applies no migration twice */
     st = open_db(NULL);
-    CHECK_INT(count(st, "PRAGMA user_version"), 1);
+    CHECK_INT(count(st, "PRAGMA user_version"), (int64_t)tlsrptd_schema_count);
     CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 3);
     store_close(st);
 }
@@ -235,6 +243,97 @@ static void test_locked_and_foreign(void)
     CHECK_HAS(err, "newer");
 }
 
+/* 002_rollups.sql: every stored report adds to the per-domain totals (one
+ * reports count per report and domain), duplicates and rejects are counted,
+ * and a database made before the migration is backfilled. */
+static void test_rollups(void)
+{
+    char path[300], err[TR_ERRLEN];
+    snprintf(path, sizeof path, "%s/rollup.db", dir);
+    struct store *st = NULL;
+    CHECK_INT(store_open(path, NULL, &st, err), TR_OK);
+    int64_t id;
+    bool dup;
+    CHECK_INT(store_begin(st, err), TR_OK);
+    add(st, REPORT, REPORT, strlen(REPORT), &id, &dup);
+    add(st, REPORT, REPORT, strlen(REPORT), &id, &dup); /* duplicate: counted, not added */
+    /* the same domain twice in one report: one report, sessions summed */
+    static const char two[] =
+        "{\"organization-name\":\"Org\",\"date-range\":{\"start-datetime\":"
+        "\"2026-01-01T00:00:00Z\",\"end-datetime\":\"2026-01-01T23:59:59Z\"},"
+        "\"contact-info\":\"x@org\",\"report-id\":\"r2\",\"policies\":["
+        "{\"policy\":{\"policy-type\":\"sts\",\"policy-domain\":\"a.example\"},"
+        "\"summary\":{\"total-successful-session-count\":5,\"total-failure-session-count\":2},"
+        "\"failure-details\":[{\"result-type\":\"certificate-expired\","
+        "\"failed-session-count\":2}]},"
+        "{\"policy\":{\"policy-type\":\"no-policy-found\",\"policy-domain\":\"A.example\"},"
+        "\"summary\":{\"total-successful-session-count\":1,\"total-failure-session-count\":0}}]}";
+    add(st, two, two, strlen(two), &id, &dup);
+    struct store_source src = {"http", "/tlsrpt", "127.0.0.1", NULL, NULL, NULL, NULL};
+    CHECK_INT(store_add_quarantine(st, &src, "not a report", "x", 1, &id, err), TR_OK);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_STR(text(st, "SELECT group_concat(policy_domain || '/' || reporter || '/' || successful "
+                       "|| '/' || failed || '/' || reports, ' ') FROM rollup_sessions"),
+              "/Org/1/0/1 a.example/Org/11/4/2");
+    CHECK_STR(text(st, "SELECT group_concat(policy_domain || '/' || result_type || '/' || failed, "
+                       "' ') FROM rollup_failures"),
+              "a.example/certificate-expired/4");
+    CHECK_STR(text(st, "SELECT group_concat(source || '/' || outcome || '/' || count, ' ') "
+                       "FROM outcome_counts"),
+              "file/duplicate/1 file/stored/2 http/rejected/1");
+    /* the all-time tables agree */
+    CHECK_STR(text(st, "SELECT group_concat(policy_domain || '/' || successful || '/' || failed "
+                       "|| '/' || reports, ' ') FROM domain_totals"),
+              "/1/0/1 a.example/11/4/2");
+    CHECK_STR(text(st, "SELECT group_concat(policy_domain || '/' || result_type || '/' || failed, "
+                       "' ') FROM domain_failures"),
+              "a.example/certificate-expired/4");
+    CHECK_STR(text(st, "SELECT group_concat(policy_domain || '/' || reporter, ' ') "
+                       "FROM domain_reporters"),
+              "/Org a.example/Org");
+    store_close(st);
+
+    /* a version-1 database with a report in it: the migration backfills */
+    char old[300];
+    snprintf(old, sizeof old, "%s/v1.db", dir);
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(old, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, tlsrptd_schema[0].sql, NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(db,
+                       "PRAGMA user_version = 1;"
+                       "INSERT INTO reports (id, organization_name, report_id, start_time, "
+                       "end_time, start_datetime, end_datetime, received_at, source_kind, "
+                       "raw_encoding, raw, raw_size) VALUES (7, 'Old', 'o1', 86400, 172799, 'a', "
+                       "'b', 0, 'maildir', 'identity', x'7b7d', 2);"
+                       "INSERT INTO policies (id, report, idx, policy_type, policy_domain, "
+                       "successful_sessions, failed_sessions) VALUES (1, 7, 0, 'sts', 'b.example', "
+                       "40, 3), (2, 7, 1, 'tlsa', 'b.example', 2, 0);"
+                       "INSERT INTO failure_details (policy, result_type, failed_session_count) "
+                       "VALUES (1, 'validation-failure', 3);",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    /* a reader cannot upgrade it, and says how to */
+    struct store_options ro = STORE_DEFAULT_OPTIONS;
+    ro.read_only = true;
+    CHECK_INT(store_open(old, &ro, &st, err), TR_EDB);
+    CHECK_HAS(err, "older than this tlsrptd");
+    CHECK_INT(store_open(old, NULL, &st, err), TR_OK);
+    CHECK_INT(count(st, "PRAGMA user_version"), (int64_t)tlsrptd_schema_count);
+    CHECK_STR(text(st, "SELECT policy_domain || '/' || start_time || '/' || reporter || '/' || "
+                       "successful || '/' || failed || '/' || reports FROM rollup_sessions"),
+              "b.example/86400/Old/42/3/1");
+    CHECK_STR(text(st, "SELECT result_type || '/' || failed FROM rollup_failures"),
+              "validation-failure/3");
+    CHECK_STR(text(st, "SELECT source || '/' || outcome || '/' || count FROM outcome_counts"),
+              "maildir/stored/1");
+    CHECK_STR(text(st, "SELECT policy_domain || '/' || successful || '/' || failed || '/' || "
+                       "reports FROM domain_totals"),
+              "b.example/42/3/1");
+    CHECK_STR(text(st, "SELECT policy_domain || '/' || reporter FROM domain_reporters"),
+              "b.example/Old");
+    store_close(st);
+}
+
 /* 400 commits of one report each: the checkpointer keeps the WAL small (each
  * commit adds about 6 pages, 10 MB in all without checkpoints), and every
  * report is there afterwards. */
@@ -283,6 +382,7 @@ int main(void)
     test_quarantine();
     test_locked_and_foreign();
     test_checkpointer();
+    test_rollups();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

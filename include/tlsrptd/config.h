@@ -36,6 +36,7 @@ struct config {
     size_t busy_timeout;       /* ms */
     size_t quarantine_bytes, quarantine_rows;
     size_t shutdown_timeout;    /* seconds to finish in-flight requests on SIGTERM */
+    char *api_token;            /* Bearer token for /api/ and /metrics; NULL: loopback only */
     struct config_list maildir; /* Maildirs to watch */
     char *maildir_quarantine;   /* quarantine folder; NULL: <maildir>/.Quarantine */
     size_t maildir_rescan;      /* seconds between full rescans of new/ */

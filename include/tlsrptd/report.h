@@ -16,6 +16,7 @@
 
 #define REPORT_DEFAULT_MAX_DEPTH 32
 #define REPORT_MAX_COUNT         (((int64_t)1) << 53) /* largest accepted session count */
+#define REPORT_MAX_TOTAL         (((int64_t)1) << 62) /* largest sum of a report's counts */
 
 enum diag_level {
     DIAG_NOTE,    /* a tolerated quirk that RFC 8460 allows or that changes nothing counted */

@@ -233,13 +233,13 @@ class AllInOneDatabase(T.TlsrptdTestCase):
         self.assertEqual(summary_before, self.summary_json(self.cdb))
 
 
-_ROW_RE = re.compile(r"^(\S+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\d+)\s*$")
-_FAIL_RE = re.compile(r"^\s+(\S+)\s+(\d+)\s*$")
+_ROW_RE = re.compile(r"^(\S+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s*$")
+_FAIL_RE = re.compile(r"^\s+(\S+)\s+(\d+)  (.+)$")
 
 
 def parse_table(text):
     """summary's table -> ({domain: row}, totals_row); a row is
-    {successful_sessions, failed_sessions, rate, reports, failures}."""
+    {successful_sessions, failed_sessions, rate, reports, reporters, failures, hints}."""
     domains, totals, current = {}, None, None
     lines = text.splitlines()
     assert lines and lines[0].startswith("POLICY DOMAIN"), "no table header: %r" % text[:200]
@@ -249,7 +249,8 @@ def parse_table(text):
         m = _ROW_RE.match(ln)
         if m:
             current = {"successful_sessions": int(m.group(2)), "failed_sessions": int(m.group(3)),
-                       "rate": m.group(4), "reports": int(m.group(5)), "failures": {}}
+                       "rate": m.group(4), "reports": int(m.group(5)),
+                       "reporters": int(m.group(6)), "failures": {}, "hints": {}}
             if m.group(1) == "TOTAL":
                 totals = current
             else:
@@ -260,6 +261,7 @@ def parse_table(text):
         m = _FAIL_RE.match(ln)
         assert m and current is not None, "unparseable table line %r" % ln
         current["failures"][m.group(1)] = int(m.group(2))
+        current["hints"][m.group(1)] = m.group(3)
     assert totals is not None, "no TOTAL line"
     return domains, totals
 
@@ -315,6 +317,15 @@ class SummaryTable(T.TlsrptdTestCase):
                                   d["failures"]))
                 self.assertEqual(row["rate"], expected_rate(d["successful_sessions"],
                                                             d["failed_sessions"]))
+                self.assertEqual(row["reporters"], d["reporters"])
+        # each result type comes with what it means and what to fix
+        hints = {}
+        for row in list(domains.values()) + [totals]:
+            hints.update(row["hints"])
+        self.assertIn("expired certificate", hints["certificate-expired"])
+        self.assertIn("renew", hints["certificate-expired"])
+        self.assertIn("STARTTLS", hints["starttls-not-supported"])
+        self.assertIn("not an RFC 8460 result type", hints["Testing"])
 
 
 if __name__ == "__main__":
