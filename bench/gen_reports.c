@@ -2,7 +2,7 @@
  * the benchmarks: as .json.gz files (bench/ingest.sh), as mails in a Maildir
  * (bench/maildir.sh), or both.
  *
- *   gen_reports -n N [-o DIR] [-m MAILDIR] [-s SEED] [-d DOMAINS]
+ *   gen_reports -n N [-o DIR] [-m MAILDIR] [-s SEED] [-d DOMAINS] [-y DAYS] [-f FIRST]
  *
  * At least one of -o and -m. The shapes copy real senders
  * (../shared/corpus/MANIFEST.tsv): Google (compact,
@@ -19,6 +19,21 @@
  * from its own PRNG stream seeded by (SEED, i): the output is deterministic
  * for a seed. With -o, files go to DIR/00 .. DIR/15 as
  * sender!domain!start!end!i.json.gz.
+ *
+ * -y DAYS keeps the dates within DAYS days (bench/summary.sh: 500 domains
+ * and a year, several reports per domain and day, as a domain gets them from
+ * several senders). Report i then gets day (i div DOMAINS) mod DAYS, and the
+ * pass w = (i div DOMAINS) div DAYS chooses its sender: passes 0-5 take
+ * Google, Microsoft, Mimecast, Mail.ru and Postfix hosts 1 and 2, rotated by
+ * (domain + day) so that a partial last pass still mixes them; passes 6-13
+ * take Postfix hosts 3-10. No two reports of one domain and day share an
+ * organization-name, so the key stays unique; FIRST + N may not exceed
+ * 14 * DOMAINS * DAYS. The draws are made as without -y (the sender and the
+ * Postfix host are replaced after being drawn).
+ * -f FIRST writes reports FIRST .. FIRST + N - 1 (default 0): exactly the
+ * files of a run with -n FIRST + N, from FIRST on (a batch of new reports for
+ * a database holding the first FIRST). Without -y and -f the output is that
+ * of the generator before these options, byte for byte.
  *
  * With -m, the same gzipped report (byte for byte) is also mailed as RFC 8460
  * §5.3 says and real senders do: a message delivered into MAILDIR (its tmp/,
@@ -218,6 +233,22 @@ static enum sender pick_sender(struct rng *r)
 {
     unsigned x = rnd(r, 100);
     return x < 40 ? GOOGLE : x < 70 ? MICROSOFT : x < 78 ? MAILRU : x < 88 ? MIMECAST : POSTFIX;
+}
+
+#define MAX_PASSES 14 /* -y: passes with a sender of their own (6 + the 8 other Postfix hosts) */
+
+/* -y: the sender of pass w for domain k on day `day` (*host: its Postfix
+ * host), distinct for the passes 0 .. MAX_PASSES - 1 of one domain and day. */
+static enum sender pass_sender(uint64_t w, uint64_t k, uint64_t day, unsigned *host)
+{
+    static const enum sender first[6] = {GOOGLE, MICROSOFT, MIMECAST, MAILRU, POSTFIX, POSTFIX};
+    if (w >= 6) {
+        *host = (unsigned)(w - 4);
+        return POSTFIX;
+    }
+    unsigned slot = (unsigned)((w + k + day) % 6);
+    *host = slot >= 4 ? slot - 4 : 0; /* Postfix hosts 0 and 1 for slots 4 and 5 */
+    return first[slot];
 }
 
 static const char *const sts_results[] = {
@@ -429,6 +460,7 @@ static const char *pick_policy_type(struct rng *r, enum sender s, const struct d
 struct gen {
     uint64_t seed;
     unsigned ndomains;
+    unsigned ndays;      /* -y: dates wrap after ndays days; 0 = no wrapping */
     const char *outdir;  /* -o, or NULL */
     const char *maildir; /* -m, or NULL */
     struct buf gz;
@@ -665,10 +697,18 @@ static int gen_one(struct gen *g, uint64_t i)
     struct rng r;
     rng_seed(&r, g->seed, i, 0x7265706f7274); /* "report" */
     unsigned k = (unsigned)(i % g->ndomains);
-    int64_t start = FIRST_DAY + (int64_t)(i / g->ndomains) * DAY;
+    uint64_t day = i / g->ndomains, pass = 0;
+    if (g->ndays) {
+        pass = day / g->ndays;
+        day %= g->ndays;
+    }
+    int64_t start = FIRST_DAY + (int64_t)day * DAY;
     struct domain d;
     domain_make(g->seed, k, &d);
     enum sender s = pick_sender(&r);
+    unsigned pass_host = 0;
+    if (g->ndays)
+        s = pass_sender(pass, k, day, &pass_host);
 
     char sday[64], eday[64], rid[200], org[64], contact[96], sender_dom[64];
     int64_t end = start + DAY - 1;
@@ -721,6 +761,8 @@ static int gen_one(struct gen *g, uint64_t i)
     }
     default: {
         const char *host = PICK(&r, postfix_hosts);
+        if (g->ndays)
+            host = postfix_hosts[pass_host];
         snprintf(org, sizeof org, "%s", host);
         snprintf(contact, sizeof contact, "smtp-tls-reporting@%s", host);
         snprintf(rid, sizeof rid, "%.10sT00:00:00Z_idx%u_%s", sday, 1 + rnd(&r, 3), d.name);
@@ -819,9 +861,11 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 static int usage(void)
 {
     fprintf(stderr, "usage: gen_reports -n N [-o DIR] [-m MAILDIR] [-s SEED] [-d DOMAINS]\n"
+                    "                   [-y DAYS] [-f FIRST]\n"
                     "  writes N distinct RFC 8460 reports as DIR/NN/*.json.gz (-o) and/or\n"
                     "  as RFC 8460 report mails into MAILDIR/new (-m); at least one of them\n"
-                    "  (SEED default 1, DOMAINS default 500)\n");
+                    "  (SEED default 1, DOMAINS default 500); -y: dates within DAYS days,\n"
+                    "  a sender per pass over them; -f: reports FIRST .. FIRST+N-1 (default 0)\n");
     return 64;
 }
 
@@ -836,10 +880,10 @@ static bool make_dir(const char *path)
 
 int main(int argc, char **argv)
 {
-    uint64_t n = 0, seed = 1, ndomains = 500;
+    uint64_t n = 0, seed = 1, ndomains = 500, ndays = 0, first = 0;
     const char *outdir = NULL, *maildir = NULL;
     int c;
-    while ((c = getopt(argc, argv, "n:o:m:s:d:h")) != -1) {
+    while ((c = getopt(argc, argv, "n:o:m:s:d:y:f:h")) != -1) {
         switch (c) {
         case 'n':
             if (!parse_u64(optarg, 1, 100000000, &n))
@@ -859,12 +903,27 @@ int main(int argc, char **argv)
             if (!parse_u64(optarg, 5, 1000000, &ndomains))
                 return usage();
             break;
+        case 'y':
+            if (!parse_u64(optarg, 1, 100000, &ndays))
+                return usage();
+            break;
+        case 'f':
+            if (!parse_u64(optarg, 0, 100000000, &first))
+                return usage();
+            break;
         default:
             return usage();
         }
     }
     if (n == 0 || (outdir == NULL && maildir == NULL) || optind != argc)
         return usage();
+    if (ndays && first + n > MAX_PASSES * ndomains * ndays) {
+        fprintf(stderr,
+                "gen_reports: -y %" PRIu64 ": at most %d reports per domain and day, so at most "
+                "%" PRIu64 " reports in all\n",
+                ndays, MAX_PASSES, MAX_PASSES * ndomains * ndays);
+        return 64;
+    }
 
     if (outdir) {
         if (!make_dir(outdir))
@@ -888,12 +947,15 @@ int main(int argc, char **argv)
         }
     }
 
-    struct gen g = {
-        .seed = seed, .ndomains = (unsigned)ndomains, .outdir = outdir, .maildir = maildir};
+    struct gen g = {.seed = seed,
+                    .ndomains = (unsigned)ndomains,
+                    .ndays = (unsigned)ndays,
+                    .outdir = outdir,
+                    .maildir = maildir};
     buf_init(&g.gz, (size_t)16 << 20);
     buf_init(&g.mail, (size_t)32 << 20);
     int rc = 0;
-    for (uint64_t i = 0; i < n && rc == 0; i++)
+    for (uint64_t i = first; i < first + n && rc == 0; i++)
         rc = gen_one(&g, i);
     buf_free(&g.gz);
     buf_free(&g.mail);
