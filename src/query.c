@@ -8,9 +8,9 @@
  * with the time window taken from the reports_start index. User values (the
  * window, the domains) are always bound parameters; only fixed fragments of
  * this file are put together into SQL. Only this file and store.c speak SQL. */
+#define _GNU_SOURCE /* qsort_r */
 #include <ctype.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -420,19 +420,22 @@ static void set_rate(json_t *g)
 }
 
 /* natural order: by key (domains without a name last); ranked: failed sessions first */
-static const struct dim *sort_dim;
-static bool sort_ranked;
+struct sort_order {
+    const struct dim *dim;
+    bool ranked;
+};
 
-static int cmp_groups(const void *pa, const void *pb)
+static int cmp_groups(const void *pa, const void *pb, void *arg)
 {
+    const struct sort_order *o = arg;
     const json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
-    if (sort_ranked) {
+    if (o->ranked) {
         json_int_t fa = int_of(a, "failed_sessions"), fb = int_of(b, "failed_sessions");
         if (fa != fb)
             return fa > fb ? -1 : 1;
     }
-    const char *ka = json_string_value(json_object_get(a, sort_dim->field));
-    const char *kb = json_string_value(json_object_get(b, sort_dim->field));
+    const char *ka = json_string_value(json_object_get(a, o->dim->field));
+    const char *kb = json_string_value(json_object_get(b, o->dim->field));
     if (!ka || !kb)
         return ka ? -1 : kb ? 1 : 0;
     return strcmp(ka, kb);
@@ -447,9 +450,8 @@ static json_t *sorted_groups(json_t *groups, const struct query_filter *f, const
         return out;
     for (size_t i = 0; i < n; i++)
         v[i] = json_array_get(groups, i);
-    sort_dim = dim;
-    sort_ranked = f->top > 0 || !dim->natural_by_name;
-    qsort(v, n, sizeof *v, cmp_groups);
+    struct sort_order o = {dim, f->top > 0 || !dim->natural_by_name};
+    qsort_r(v, n, sizeof *v, cmp_groups, &o);
     size_t keep = f->top && f->top < n ? f->top : n;
     for (size_t i = 0; i < keep; i++) {
         set_rate(v[i]);
@@ -470,7 +472,6 @@ static json_t *time_or_null(int64_t t, int64_t open)
 
 json_t *query_summary(struct store *st, const struct query_filter *f, char *err)
 {
-    static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER; /* qsort's comparator context */
     struct build b = {store_db(st), f, &dims[f->by < NDIMS ? f->by : 0], json_array(),
                       json_object()};
     json_t *totals = NULL, *out = NULL;
@@ -487,9 +488,7 @@ json_t *query_summary(struct store *st, const struct query_filter *f, char *err)
                                time_or_null(f->until, INT64_MAX), "by", b.dim->name);
     if (f->top)
         json_object_set_new(filter, "top", json_integer((json_int_t)f->top));
-    pthread_mutex_lock(&sort_mu);
     json_t *groups = sorted_groups(b.groups, f, b.dim);
-    pthread_mutex_unlock(&sort_mu);
     out = json_pack("{s:s, s:o, s:o, s:O}", "by", b.dim->name, "filter", filter, "groups", groups,
                     "totals", totals);
     if (b.dim == &dims[QUERY_BY_DOMAIN])
