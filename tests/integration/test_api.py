@@ -60,7 +60,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tlsrptd_test as T  # noqa: E402
 
-SLOW = 4.0 if T.asan() else 1.0
+SLOW = T.SLOW
 CURL_TIMEOUT = int(60 * SLOW)
 READY_TIMEOUT = 30 * SLOW
 STOP_TIMEOUT = 40 * SLOW
@@ -82,13 +82,7 @@ def setUpModule():
     CORPUS = T.corpus_dir()
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+free_port = T.free_port
 
 
 # ---- HTTP with curl --------------------------------------------------------------------------

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tlsrptd_test as T  # noqa: E402
 
-SLOW = 4.0 if T.asan() else 1.0
+SLOW = T.SLOW
 
 
 # ---- building Maildirs and messages ---------------------------------------------------------
@@ -482,13 +482,7 @@ class Storage(MaildirCase):
 # ---- 5. serve --maildir ---------------------------------------------------------------------
 
 
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = T.free_port
 
 
 class Serve(MaildirCase):

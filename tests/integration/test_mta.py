@@ -23,9 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import mta  # noqa: E402
 import tlsrptd_test as T  # noqa: E402
-from test_maildir import Background, files, free_port  # noqa: E402
+from test_maildir import Background, files  # noqa: E402
 
-SLOW = 4.0 if T.asan() else 1.0
+SLOW = T.SLOW
 
 
 class RealMTA(T.TlsrptdTestCase):
@@ -41,7 +41,7 @@ class RealMTA(T.TlsrptdTestCase):
         for sub in ("tmp", "new", "cur"):
             os.makedirs(os.path.join(md, sub))
         with mta.OpenSMTPD(md, self.tmp) as smtpd:
-            port = free_port()
+            port = T.free_port()
             bg = Background(self, ["serve", "--listen", "127.0.0.1:%d" % port, "--db", self.db,
                                    "--maildir", md], "serve")
             self.assertTrue(bg.wait_log("serving", 15 * SLOW), bg.log())

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -105,6 +106,20 @@ def corpus_dir():
 
 def asan():
     return os.environ.get("TLSRPTD_ASAN", "") not in ("", "0")
+
+
+# ASan/UBSan builds are several times slower: tests scale their waits by this.
+SLOW = 4.0 if asan() else 1.0
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
 
 
 def read_bytes(path):
