@@ -1,7 +1,8 @@
 # Writes OUT: a C file holding every schema file of FILES (sorted) as a
-# NUL-terminated string, in the array tlsrptd_schema[] used by store.c.
-set(body "/* Generated from the files in schema/ by cmake/embed_schema.cmake. Do not edit. */\n")
-string(APPEND body "#include <stddef.h>\n")
+# NUL-terminated string, in the array tlsrptd_schema_${NAME}[] (and its length
+# tlsrptd_schema_${NAME}_count) that the ${NAME} storage backend applies in order.
+set(body "/* Generated from the files in schema/${NAME} by cmake/embed_schema.cmake. Do not edit. */\n")
+string(APPEND body "#include \"store_schema.h\"\n")
 set(list "")
 set(i 0)
 foreach(f ${FILES})
@@ -12,9 +13,6 @@ foreach(f ${FILES})
   string(APPEND list "  {\"${name}\", schema_${i}},\n")
   math(EXPR i "${i} + 1")
 endforeach()
-string(APPEND body "struct tlsrptd_schema_file { const char *name; const char *sql; };\n")
-string(APPEND body "extern const struct tlsrptd_schema_file tlsrptd_schema[];\n")
-string(APPEND body "extern const size_t tlsrptd_schema_count;\n")
-string(APPEND body "const struct tlsrptd_schema_file tlsrptd_schema[] = {\n${list}  {NULL, NULL}};\n")
-string(APPEND body "const size_t tlsrptd_schema_count = ${i};\n")
+string(APPEND body "const struct store_schema_file tlsrptd_schema_${NAME}[] = {\n${list}  {NULL, NULL}};\n")
+string(APPEND body "const size_t tlsrptd_schema_${NAME}_count = ${i};\n")
 file(WRITE ${OUT} "${body}")

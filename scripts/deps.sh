@@ -11,7 +11,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc cmake make pkg-config libmicrohttpd-dev libjansson-dev libgmime-3.0-dev
-            libsqlite3-dev zlib1g-dev libidn2-dev)
+            libsqlite3-dev zlib1g-dev libidn2-dev libpq-dev)
 test_pkgs=(python3 clang libclang-rt-14-dev clang-format valgrind curl openssl sqlite3
            opensmtpd swaks dnsmasq-base prometheus iproute2)
 

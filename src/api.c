@@ -1,33 +1,40 @@
 /* api.c: the read side of `tlsrptd serve` (see api.h): the JSON API, the
- * database-backed metrics, and the access rule. */
+ * database-backed metrics, and the access rule. Parameters are checked here
+ * (a bad one is a 400 that names it); the answers are the JSON of query.c. */
+#define _DEFAULT_SOURCE /* strncasecmp */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include "tlsrptd/api.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/query.h"
 #include "tlsrptd/store.h"
 
+#define READERS 4 /* read-only connections */
+
+struct reader {
+    pthread_mutex_t mu;
+    struct store *st; /* opened on first use, closed after an error */
+};
+
 struct api {
     const struct config *cfg;
-    pthread_mutex_t mu; /* st and every query on it */
-    struct store *st;   /* read-only, opened on first use */
+    struct reader readers[READERS];
+    unsigned next;
 };
 
 struct api *api_new(const struct config *cfg)
 {
     struct api *a = calloc(1, sizeof *a);
-    if (a) {
-        a->cfg = cfg;
-        pthread_mutex_init(&a->mu, NULL);
-    }
+    if (a == NULL)
+        return NULL;
+    a->cfg = cfg;
+    for (int i = 0; i < READERS; i++)
+        pthread_mutex_init(&a->readers[i].mu, NULL);
     return a;
 }
 
@@ -35,9 +42,53 @@ void api_free(struct api *a)
 {
     if (a == NULL)
         return;
-    store_close(a->st);
-    pthread_mutex_destroy(&a->mu);
+    for (int i = 0; i < READERS; i++) {
+        store_close(a->readers[i].st);
+        pthread_mutex_destroy(&a->readers[i].mu);
+    }
     free(a);
+}
+
+void api_answer_free(struct api_answer *ans)
+{
+    json_decref(ans->body);
+    free(ans->bytes);
+    memset(ans, 0, sizeof *ans);
+}
+
+/* A free reader (locked), opened; NULL with err set when the database cannot
+ * be opened. */
+static struct reader *take_reader(struct api *a, char *err)
+{
+    struct reader *r = NULL;
+    for (int i = 0; i < READERS && r == NULL; i++)
+        if (pthread_mutex_trylock(&a->readers[i].mu) == 0)
+            r = &a->readers[i];
+    if (r == NULL) { /* all busy: queue on one of them */
+        r = &a->readers[__atomic_fetch_add(&a->next, 1, __ATOMIC_RELAXED) % READERS];
+        pthread_mutex_lock(&r->mu);
+    }
+    if (r->st == NULL) {
+        struct store_options sopt = STORE_DEFAULT_OPTIONS;
+        sopt.read_only = true;
+        sopt.password_file = a->cfg->db_password_file;
+        if (store_open(a->cfg->db, &sopt, &r->st, err) != TR_OK) {
+            r->st = NULL;
+            pthread_mutex_unlock(&r->mu);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+/* Give a reader back; after a failure its connection is closed. */
+static void give_reader(struct reader *r, bool failed)
+{
+    if (failed) {
+        store_close(r->st);
+        r->st = NULL;
+    }
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* ---- access --------------------------------------------------------------------------------- */
@@ -88,282 +139,562 @@ unsigned api_check_access(const struct config *cfg, const char *client, const ch
     return 0;
 }
 
-/* ---- the JSON API --------------------------------------------------------------------------- */
+/* ---- parameters ----------------------------------------------------------------------------- */
 
-static struct store *read_store(struct api *a, char *err)
+static void error_answer(struct api_answer *out, unsigned status, const char *error,
+                         const char *detail)
 {
-    if (a->st == NULL) {
-        struct store_options sopt = STORE_DEFAULT_OPTIONS;
-        sopt.read_only = true;
-        if (store_open(a->cfg->db, &sopt, &a->st, err) != TR_OK)
-            a->st = NULL;
-    }
-    return a->st;
-}
-
-static json_t *error_body(unsigned status, const char *error, const char *detail)
-{
-    json_t *b = json_pack("{s:i, s:s}", "status", (int)status, "error", error);
+    out->status = status;
+    out->body = json_pack("{s:i, s:s}", "status", (int)status, "error", error);
     if (detail)
-        json_object_set_new(b, "detail", json_string(detail));
-    return b;
+        json_object_set_new(out->body, "detail", json_string(detail));
+    if (status == 503)
+        out->retry_after = 5;
 }
 
-/* The filter of a query string; false with *body set (400) on a bad parameter. */
-static bool parse_args(const struct api_args *args, struct query_filter *f, char names[][256],
-                       size_t *limit, size_t *offset, bool reports, json_t **body)
+enum param {
+    P_DOMAIN = 1 << 0,
+    P_REPORTER = 1 << 1,
+    P_WINDOW = 1 << 2,
+    P_BY = 1 << 3,
+    P_TOP = 1 << 4,
+    P_PAGE = 1 << 5,
+    P_FILL = 1 << 6,
+};
+
+struct params {
+    struct query_filter f;
+    size_t limit, offset;
+    bool limit_given;
+};
+
+static bool parse_count(const char *v, long min, long max, size_t *out)
+{
+    char *end = NULL;
+    if (!(v[0] >= '0' && v[0] <= '9'))
+        return false;
+    long n = strtol(v, &end, 10);
+    if (*end || n < min || n > max)
+        return false;
+    *out = (size_t)n;
+    return true;
+}
+
+/* The query string into p; false with *out a 400 naming the bad parameter. */
+static bool parse_params(const struct api_args *args, unsigned allowed, struct params *p,
+                         struct api_answer *out)
 {
     char detail[512];
     int64_t now = (int64_t)time(NULL);
-    query_filter_init(f);
+    query_filter_init(&p->f);
+    p->limit = 100;
+    p->offset = 0;
+    p->limit_given = false;
     if (args->overflow) {
-        *body = error_body(400, "bad request", "too many query parameters");
+        error_answer(out, 400, "bad request", "too many query parameters");
         return false;
     }
     for (size_t i = 0; i < args->n; i++) {
         const char *k = args->key[i], *v = args->value[i] ? args->value[i] : "";
         bool ok = true;
-        long n = 0;
-        char *end = NULL;
-        if (strcmp(k, "domain") == 0) {
-            ok = query_filter_add_domain(f, v, names[f->ndomains], 256);
-        } else if (strcmp(k, "since") == 0 || strcmp(k, "until") == 0) {
-            ok = query_parse_time(v, now, k[0] == 's' ? &f->since : &f->until);
-        } else if (strcmp(k, "by") == 0 && !reports) {
-            ok = query_parse_by(v, &f->by);
-        } else if ((strcmp(k, "top") == 0 && !reports) ||
-                   ((strcmp(k, "limit") == 0 || strcmp(k, "offset") == 0) && reports)) {
-            n = strtol(v, &end, 10);
-            ok = v[0] >= '0' && v[0] <= '9' && *end == 0 && n <= 100000000 &&
-                 (k[0] == 'o' ? n >= 0 : n >= 1); /* top and limit: at least 1 */
-            if (ok && k[0] == 't')
-                f->top = (size_t)n;
-            else if (ok && k[0] == 'l')
-                *limit = (size_t)n;
-            else if (ok)
-                *offset = (size_t)n;
-        } else {
+        unsigned which = strcmp(k, "domain") == 0                              ? P_DOMAIN
+                         : strcmp(k, "reporter") == 0                          ? P_REPORTER
+                         : strcmp(k, "since") == 0 || strcmp(k, "until") == 0  ? P_WINDOW
+                         : strcmp(k, "by") == 0                                ? P_BY
+                         : strcmp(k, "top") == 0                               ? P_TOP
+                         : strcmp(k, "limit") == 0 || strcmp(k, "offset") == 0 ? P_PAGE
+                         : strcmp(k, "fill") == 0                              ? P_FILL
+                                                                               : 0;
+        if ((which & allowed) == 0) {
             snprintf(detail, sizeof detail, "unknown parameter '%.100s'", k);
-            *body = error_body(400, "bad request", detail);
+            error_answer(out, 400, "bad request", detail);
             return false;
+        }
+        switch (which) {
+        case P_DOMAIN:
+            ok = query_filter_add_domain(&p->f, v);
+            break;
+        case P_REPORTER:
+            ok = query_filter_add_reporter(&p->f, v);
+            break;
+        case P_WINDOW:
+            ok = query_parse_time(v, now, k[0] == 's' ? &p->f.sf.since : &p->f.sf.until);
+            break;
+        case P_BY:
+            ok = query_parse_by(v, &p->f.by);
+            break;
+        case P_TOP:
+            ok = parse_count(v, 1, 100000000, &p->f.top);
+            break;
+        case P_FILL:
+            ok = strcmp(v, "1") == 0 || strcmp(v, "0") == 0 || strcmp(v, "true") == 0 ||
+                 strcmp(v, "false") == 0;
+            p->f.fill = ok && (v[0] == '1' || v[0] == 't');
+            break;
+        default: /* P_PAGE */
+            if (k[0] == 'l') {
+                ok = parse_count(v, 1, 100000000, &p->limit);
+                p->limit_given = true;
+            } else {
+                ok = parse_count(v, 0, 100000000, &p->offset);
+            }
         }
         if (!ok) {
             snprintf(detail, sizeof detail, "%s: '%.200s' is not valid", k, v);
-            *body = error_body(400, "bad request", detail);
+            error_answer(out, 400, "bad request", detail);
             return false;
         }
     }
-    if (f->since >= f->until) {
-        *body = error_body(400, "bad request", "since is not before until");
+    if (p->f.sf.since >= p->f.sf.until) {
+        error_answer(out, 400, "bad request", "since is not before until");
         return false;
+    }
+    if (p->limit > API_MAX_LIMIT)
+        p->limit = API_MAX_LIMIT;
+    return true;
+}
+
+/* ---- routes --------------------------------------------------------------------------------- */
+
+enum route { R_SUMMARY, R_REPORTS, R_REPORT, R_POLICIES, R_QUARANTINE, R_ENTRY, R_RAW, R_NONE };
+
+/* "/quarantine/12/raw" -> R_RAW, *id = 12 */
+static enum route route_of(const char *path, int64_t *id)
+{
+    static const struct {
+        const char *prefix;
+        enum route plain, with_id;
+    } table[] = {
+        {"/summary", R_SUMMARY, R_NONE},
+        {"/reports", R_REPORTS, R_REPORT},
+        {"/policies", R_POLICIES, R_NONE},
+        {"/quarantine", R_QUARANTINE, R_ENTRY},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+        size_t n = strlen(table[i].prefix);
+        if (strncmp(path, table[i].prefix, n) != 0)
+            continue;
+        const char *rest = path + n;
+        if (*rest == 0)
+            return table[i].plain;
+        if (*rest != '/' || table[i].with_id == R_NONE)
+            return R_NONE;
+        char *end = NULL;
+        long long v = strtoll(rest + 1, &end, 10);
+        if (end == rest + 1 || v <= 0)
+            return R_NONE;
+        *id = (int64_t)v;
+        if (*end == 0)
+            return table[i].with_id;
+        if (table[i].with_id == R_ENTRY && strcmp(end, "/raw") == 0)
+            return R_RAW;
+        return R_NONE;
+    }
+    return R_NONE;
+}
+
+struct raw_ctx {
+    struct api_answer *out;
+    bool kept;
+};
+
+static int copy_raw(void *cls, const struct store_quarantine_row *q)
+{
+    struct raw_ctx *c = cls;
+    if (q->raw == NULL)
+        return 1;
+    c->kept = true;
+    c->out->bytes = malloc(q->rawlen ? q->rawlen : 1);
+    if (c->out->bytes) {
+        memcpy(c->out->bytes, q->raw, q->rawlen);
+        c->out->len = q->rawlen;
+    }
+    return 1;
+}
+
+/* The bytes of quarantine entry id, as an attachment. */
+static bool raw_answer(struct store *st, int64_t id, struct api_answer *out, bool *found, char *err)
+{
+    struct raw_ctx c = {out, false};
+    if (store_get_quarantine(st, id, copy_raw, &c, found, err) != TR_OK)
+        return false;
+    if (*found && !c.kept)
+        error_answer(out, 409, "conflict",
+                     "the bytes of this entry were not kept (over the quarantine budget)");
+    else if (*found && out->bytes == NULL)
+        error_answer(out, 503, "out of memory", NULL);
+    else if (*found) {
+        out->status = 200;
+        out->content_type = "application/octet-stream";
+        snprintf(out->disposition, sizeof out->disposition,
+                 "attachment; filename=\"tlsrptd-quarantine-%lld.bin\"", (long long)id);
     }
     return true;
 }
 
-static unsigned run_query(struct api *a, const struct api_args *args, bool reports, json_t **body)
+void api_get(struct api *a, const char *path, const struct api_args *args, struct api_answer *out)
 {
-    struct query_filter f;
-    static __thread char names[QUERY_MAX_DOMAINS][256];
-    size_t limit = 100, offset = 0;
-    if (!parse_args(args, &f, names, &limit, &offset, reports, body))
-        return 400;
-    if (limit > 10000)
-        limit = 10000;
-    char err[TR_ERRLEN];
-    pthread_mutex_lock(&a->mu);
-    struct store *st = read_store(a, err);
-    json_t *out = NULL;
-    if (st)
-        out = reports ? query_reports(st, &f, limit, offset, err) : query_summary(st, &f, err);
-    if (out == NULL && a->st) { /* reopen next time */
-        store_close(a->st);
-        a->st = NULL;
+    memset(out, 0, sizeof *out);
+    int64_t id = 0;
+    enum route r = route_of(path, &id);
+    static const unsigned allowed[] = {
+        [R_SUMMARY] = P_DOMAIN | P_REPORTER | P_WINDOW | P_BY | P_TOP | P_PAGE | P_FILL,
+        [R_REPORTS] = P_DOMAIN | P_REPORTER | P_WINDOW | P_PAGE,
+        [R_REPORT] = 0,
+        [R_POLICIES] = P_DOMAIN | P_REPORTER | P_WINDOW,
+        [R_QUARANTINE] = P_WINDOW | P_PAGE,
+        [R_ENTRY] = 0,
+        [R_RAW] = 0,
+    };
+    if (r == R_NONE) {
+        error_answer(out, 404, "not found",
+                     "the API has /api/v1/summary, /reports, /reports/ID, /policies, /quarantine, "
+                     "/quarantine/ID and /quarantine/ID/raw");
+        return;
     }
-    pthread_mutex_unlock(&a->mu);
-    if (out == NULL) {
+    struct params *p = malloc(sizeof *p);
+    if (p == NULL) {
+        error_answer(out, 503, "out of memory", NULL);
+        return;
+    }
+    if (!parse_params(args, allowed[r], p, out)) {
+        free(p);
+        return;
+    }
+    char err[TR_ERRLEN] = "";
+    struct reader *rd = take_reader(a, err);
+    json_t *body = NULL;
+    bool found = true;
+    size_t nfound = 0;
+    if (rd) {
+        switch (r) {
+        case R_SUMMARY:
+            if (p->limit_given || p->offset) {
+                p->f.limit = p->limit;
+                p->f.offset = p->offset;
+            }
+            body = query_summary(rd->st, &p->f, err);
+            break;
+        case R_REPORTS:
+            body = query_reports(rd->st, &p->f, p->limit, p->offset, err);
+            if (body) {
+                json_object_set_new(body, "limit", json_integer((json_int_t)p->limit));
+                json_object_set_new(body, "offset", json_integer((json_int_t)p->offset));
+            }
+            break;
+        case R_REPORT: {
+            char key[32];
+            snprintf(key, sizeof key, "%lld", (long long)id);
+            body = query_report(rd->st, key, &nfound, err);
+            found = nfound > 0;
+            break;
+        }
+        case R_POLICIES:
+            body = query_policies(rd->st, &p->f, err);
+            break;
+        case R_QUARANTINE:
+            body = query_quarantine(rd->st, p->f.sf.since, p->f.sf.until, p->limit, p->offset, err);
+            if (body) {
+                json_object_set_new(body, "limit", json_integer((json_int_t)p->limit));
+                json_object_set_new(body, "offset", json_integer((json_int_t)p->offset));
+            }
+            break;
+        case R_RAW:
+            if (raw_answer(rd->st, id, out, &found, err) && found) {
+                give_reader(rd, false);
+                free(p);
+                return;
+            }
+            break;
+        default: /* R_ENTRY */
+            body = query_quarantine_entry(rd->st, id, false, &found, err);
+        }
+        give_reader(rd, body == NULL && found && err[0]);
+    }
+    free(p);
+    if (body == NULL && !found) {
+        error_answer(out, 404, "not found",
+                     r == R_REPORT ? "no stored report has this id"
+                                   : "no quarantine entry has this id");
+        return;
+    }
+    if (body == NULL) {
         tr_warn("api: %s", err);
-        *body = error_body(503, "storage unavailable", err);
-        return 503;
+        error_answer(out, 503, "storage unavailable", err);
+        return;
     }
-    if (reports) {
-        json_object_set_new(out, "limit", json_integer((json_int_t)limit));
-        json_object_set_new(out, "offset", json_integer((json_int_t)offset));
-    }
-    *body = out;
-    return 200;
+    out->status = 200;
+    out->body = body;
 }
 
-unsigned api_summary(struct api *a, const struct api_args *args, json_t **body)
+bool api_is_reingest(const char *path)
 {
-    return run_query(a, args, false, body);
+    int64_t id;
+    size_t n = strlen(path);
+    static const char tail[] = "/reingest";
+    if (n <= sizeof tail - 1 || strcmp(path + n - (sizeof tail - 1), tail) != 0)
+        return false;
+    char head[64];
+    if (n - (sizeof tail - 1) >= sizeof head)
+        return false;
+    memcpy(head, path, n - (sizeof tail - 1));
+    head[n - (sizeof tail - 1)] = 0;
+    return route_of(head, &id) == R_ENTRY;
 }
 
-unsigned api_reports(struct api *a, const struct api_args *args, json_t **body)
+struct reingest_ctx {
+    const struct ingest_limits *lim;
+    struct ingest_job *job;
+    bool kept;
+};
+
+static int on_entry(void *cls, const struct store_quarantine_row *q)
 {
-    return run_query(a, args, true, body);
+    struct reingest_ctx *c = cls;
+    if (q->raw == NULL)
+        return 1;
+    c->kept = true;
+    c->job = ingest_prepare((void *)(uintptr_t)q->raw, q->rawlen, false, &q->src, c->lim);
+    if (c->job)
+        ingest_job_set_requeue(c->job, q->id);
+    return 1;
+}
+
+bool api_reingest_job(struct api *a, const char *path, const struct ingest_limits *lim,
+                      struct ingest_job **job, struct api_answer *out)
+{
+    memset(out, 0, sizeof *out);
+    *job = NULL;
+    int64_t id = strtoll(path + strlen("/quarantine/"), NULL, 10);
+    char err[TR_ERRLEN] = "";
+    struct reader *rd = take_reader(a, err);
+    if (rd == NULL) {
+        error_answer(out, 503, "storage unavailable", err);
+        return false;
+    }
+    struct reingest_ctx c = {lim, NULL, false};
+    bool found = false;
+    tr_err rc = store_get_quarantine(rd->st, id, on_entry, &c, &found, err);
+    give_reader(rd, rc != TR_OK);
+    if (rc != TR_OK) {
+        error_answer(out, 503, "storage unavailable", err);
+        return false;
+    }
+    if (!found) {
+        error_answer(out, 404, "not found", "no quarantine entry has this id");
+        return false;
+    }
+    if (!c.kept) {
+        error_answer(out, 409, "conflict",
+                     "the bytes of this entry were not kept (over the quarantine budget)");
+        return false;
+    }
+    if (c.job == NULL) {
+        error_answer(out, 503, "out of memory", NULL);
+        return false;
+    }
+    *job = c.job;
+    return true;
 }
 
 /* ---- metrics -------------------------------------------------------------------------------- */
 
-tr_err api_printf(struct buf *out, const char *fmt, ...)
+struct domain_volume {
+    char *name;
+    int64_t successful, failed, reports;
+};
+
+struct metrics_ctx {
+    struct buf *out;
+    struct domain_volume *v;
+    size_t n, cap, top;
+    json_t *shown; /* domains with series of their own */
+    json_t *other; /* result type -> failed sessions of the rest */
+    int64_t other_ok, other_bad;
+    size_t reporter_series;
+    tr_err rc;
+};
+
+static int take_domain(void *cls, const struct store_count_row *r)
 {
-    char small[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return TR_EINVAL;
-    if ((size_t)n < sizeof small)
-        return buf_append(out, small, (size_t)n);
-    char *big = malloc((size_t)n + 1);
-    if (big == NULL)
-        return TR_ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    tr_err e = buf_append(out, big, (size_t)n);
-    free(big);
-    return e;
+    struct metrics_ctx *c = cls;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256;
+        struct domain_volume *nv = realloc(c->v, cap * sizeof *nv);
+        if (nv == NULL) {
+            c->rc = TR_ENOMEM;
+            return 1;
+        }
+        c->v = nv;
+        c->cap = cap;
+    }
+    struct domain_volume *d = &c->v[c->n];
+    if ((d->name = strdup(r->a ? r->a : "")) == NULL) {
+        c->rc = TR_ENOMEM;
+        return 1;
+    }
+    d->successful = r->n1;
+    d->failed = r->n2;
+    d->reports = r->n3;
+    c->n++;
+    return 0;
 }
 
-/* A label value in the text format: backslash, quote and newline escaped. */
-static void label_value(const char *v, char *out, size_t n)
+static int by_volume(const void *pa, const void *pb)
 {
-    size_t k = 0;
-    for (; *v && k + 3 < n; v++) {
-        if (*v == '\\' || *v == '"') {
-            out[k++] = '\\';
-            out[k++] = *v;
-        } else if (*v == '\n') {
-            out[k++] = '\\';
-            out[k++] = 'n';
-        } else {
-            out[k++] = *v;
+    const struct domain_volume *a = pa, *b = pb;
+    double va = (double)a->successful + (double)a->failed,
+           vb = (double)b->successful + (double)b->failed;
+    if (va != vb)
+        return va > vb ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+static const char *domain_label(const char *v)
+{
+    return v && v[0] ? v : "(none)";
+}
+
+static int put_failure(void *cls, const struct store_count_row *r)
+{
+    struct metrics_ctx *c = cls;
+    if (json_object_get(c->shown, r->a ? r->a : "") == NULL) {
+        json_t *n = json_object_get(c->other, r->b);
+        json_int_t old = n ? json_integer_value(n) : 0;
+        json_object_set_new(c->other, r->b,
+                            json_integer(old > INT64_MAX - r->n1 ? INT64_MAX : old + r->n1));
+        return 0;
+    }
+    char l1[600], l2[600];
+    prom_label(domain_label(r->a), l1, sizeof l1);
+    prom_label(r->b ? r->b : "", l2, sizeof l2);
+    c->rc = prom_printf(c->out,
+                        "tlsrptd_failed_sessions_total{policy_domain=\"%s\",result_type=\"%s\"} "
+                        "%lld\n",
+                        l1, l2, (long long)r->n1);
+    return c->rc != TR_OK;
+}
+
+static int put_reporter(void *cls, const struct store_count_row *r)
+{
+    struct metrics_ctx *c = cls;
+    if (json_object_get(c->shown, r->a ? r->a : "") == NULL || c->reporter_series >= c->top)
+        return 0;
+    char l1[600], l2[600];
+    prom_label(domain_label(r->a), l1, sizeof l1);
+    prom_label(r->b ? r->b : "", l2, sizeof l2);
+    c->reporter_series++;
+    c->rc = prom_printf(c->out,
+                        "tlsrptd_last_report_timestamp_seconds{policy_domain=\"%s\",reporter="
+                        "\"%s\"} %lld\n",
+                        l1, l2, (long long)r->n1);
+    return c->rc != TR_OK;
+}
+
+static int put_outcome(void *cls, const struct store_count_row *r)
+{
+    struct metrics_ctx *c = cls;
+    char l1[600], l2[600];
+    prom_label(r->a ? r->a : "", l1, sizeof l1);
+    prom_label(r->b ? r->b : "", l2, sizeof l2);
+    c->rc = prom_printf(c->out, "tlsrptd_reports_total{source=\"%s\",outcome=\"%s\"} %lld\n", l1,
+                        l2, (long long)r->n1);
+    return c->rc != TR_OK;
+}
+
+static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
+{
+    tr_err rc = store_counts(st, STORE_COUNT_DOMAINS, take_domain, c, err);
+    if (rc != TR_OK || c->rc != TR_OK)
+        return rc != TR_OK ? rc : tr_fail(err, c->rc, "metrics: out of memory");
+    qsort(c->v, c->n, sizeof *c->v, by_volume);
+    rc = prom_printf(c->out,
+                     "# HELP tlsrptd_sessions_total TLS sessions reported by senders, per policy "
+                     "domain (the busiest metrics_domains; the rest as \"(other)\").\n"
+                     "# TYPE tlsrptd_sessions_total counter\n");
+    for (size_t i = 0; i < c->n && rc == TR_OK; i++) {
+        struct domain_volume *d = &c->v[i];
+        if (i >= c->top) {
+            c->other_ok =
+                d->successful > INT64_MAX - c->other_ok ? INT64_MAX : c->other_ok + d->successful;
+            c->other_bad =
+                d->failed > INT64_MAX - c->other_bad ? INT64_MAX : c->other_bad + d->failed;
+            continue;
+        }
+        json_object_set_new(c->shown, d->name, json_true());
+        char l[600];
+        prom_label(domain_label(d->name), l, sizeof l);
+        rc = prom_printf(c->out,
+                         "tlsrptd_sessions_total{policy_domain=\"%s\",result=\"successful\"} %lld\n"
+                         "tlsrptd_sessions_total{policy_domain=\"%s\",result=\"failed\"} %lld\n",
+                         l, (long long)d->successful, l, (long long)d->failed);
+    }
+    if (rc == TR_OK && c->n > c->top)
+        rc = prom_printf(c->out,
+                         "tlsrptd_sessions_total{policy_domain=\"(other)\",result=\"successful\"} "
+                         "%lld\ntlsrptd_sessions_total{policy_domain=\"(other)\",result=\"failed\"}"
+                         " %lld\n",
+                         (long long)c->other_ok, (long long)c->other_bad);
+    if (rc == TR_OK)
+        rc = prom_printf(c->out, "# HELP tlsrptd_failed_sessions_total Failed TLS sessions per "
+                                 "policy domain and result type (failure details).\n"
+                                 "# TYPE tlsrptd_failed_sessions_total counter\n");
+    if (rc == TR_OK &&
+        (rc = store_counts(st, STORE_COUNT_DOMAIN_FAILURES, put_failure, c, err)) == TR_OK &&
+        (rc = c->rc) == TR_OK) {
+        const char *type;
+        json_t *n;
+        json_object_foreach(c->other, type, n)
+        {
+            char l[600];
+            prom_label(type, l, sizeof l);
+            if ((rc = prom_printf(c->out,
+                                  "tlsrptd_failed_sessions_total{policy_domain=\"(other)\","
+                                  "result_type=\"%s\"} %lld\n",
+                                  l, (long long)json_integer_value(n))) != TR_OK)
+                break;
         }
     }
-    out[k] = 0;
-}
-
-static const char *domain_label(const unsigned char *v)
-{
-    return v && v[0] ? (const char *)v : "(none)";
-}
-
-static size_t count_new(const char *maildir)
-{
-    size_t len = strlen(maildir);
-    char *p = malloc(len + 5);
-    if (p == NULL)
-        return 0;
-    memcpy(p, maildir, len);
-    memcpy(p + len, "/new", 5);
-    DIR *d = opendir(p);
-    free(p);
-    size_t n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    if (d)
-        closedir(d);
-    return n;
-}
-
-static long long file_size(const char *path, const char *suffix)
-{
-    char p[4096];
-    snprintf(p, sizeof p, "%s%s", path, suffix);
-    struct stat sb;
-    return stat(p, &sb) == 0 ? (long long)sb.st_size : 0;
+    if (rc == TR_OK)
+        rc = prom_printf(c->out, "# HELP tlsrptd_last_report_timestamp_seconds Start of the "
+                                 "latest report per policy domain and reporter.\n"
+                                 "# TYPE tlsrptd_last_report_timestamp_seconds gauge\n");
+    if (rc == TR_OK)
+        rc = store_counts(st, STORE_COUNT_DOMAIN_REPORTERS, put_reporter, c, err);
+    if (rc == TR_OK)
+        rc = c->rc;
+    if (rc == TR_OK)
+        rc = prom_printf(c->out, "# HELP tlsrptd_reports_total Inputs handled, by source and "
+                                 "outcome.\n# TYPE tlsrptd_reports_total counter\n");
+    if (rc == TR_OK)
+        rc = store_counts(st, STORE_COUNT_OUTCOMES, put_outcome, c, err);
+    if (rc == TR_OK)
+        rc = c->rc;
+    if (rc == TR_OK)
+        rc = prom_printf(c->out,
+                         "# HELP tlsrptd_database_bytes Size of the database (SQLite: the file "
+                         "and its WAL).\n# TYPE tlsrptd_database_bytes gauge\n"
+                         "tlsrptd_database_bytes %lld\n",
+                         (long long)store_size_bytes(st));
+    if (rc != TR_OK && err[0] == 0)
+        tr_fail(err, rc, "metrics: %s", tr_strerror(rc));
+    return rc;
 }
 
 tr_err api_metrics(struct api *a, struct buf *out, char *err)
 {
-    static const char *const sql[3] = {
-        "SELECT policy_domain, successful, failed FROM domain_totals",
-        "SELECT policy_domain, result_type, failed FROM domain_failures",
-        "SELECT source, outcome, count FROM outcome_counts ORDER BY source, outcome",
-    };
-    static const char *const head[3] = {
-        "# HELP tlsrptd_sessions_total TLS sessions reported by senders, per policy domain.\n"
-        "# TYPE tlsrptd_sessions_total counter\n",
-        "# HELP tlsrptd_failed_sessions_total Failed TLS sessions per policy domain and result "
-        "type (failure details).\n"
-        "# TYPE tlsrptd_failed_sessions_total counter\n",
-        "# HELP tlsrptd_reports_total Inputs handled, by source and outcome.\n"
-        "# TYPE tlsrptd_reports_total counter\n",
-    };
-    tr_err rc = TR_OK;
     err[0] = 0;
-    pthread_mutex_lock(&a->mu);
-    struct store *st = read_store(a, err);
-    if (st == NULL) {
-        pthread_mutex_unlock(&a->mu);
+    struct reader *rd = take_reader(a, err);
+    if (rd == NULL)
         return TR_EDB;
-    }
-    sqlite3 *db = store_db(st);
-    for (int q = 0; q < 3 && rc == TR_OK; q++) {
-        sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(db, sql[q], -1, &s, NULL) != SQLITE_OK) {
-            rc = tr_fail(err, TR_EDB, "metrics: %s", sqlite3_errmsg(db));
-            break;
-        }
-        rc = buf_append(out, head[q], strlen(head[q]));
-        int step = SQLITE_DONE;
-        while (rc == TR_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
-            char l1[600], l2[600];
-            if (q == 0) {
-                label_value(domain_label(sqlite3_column_text(s, 0)), l1, sizeof l1);
-                rc = api_printf(out,
-                                "tlsrptd_sessions_total{policy_domain=\"%s\",result=\"successful\"}"
-                                " %lld\n"
-                                "tlsrptd_sessions_total{policy_domain=\"%s\",result=\"failed\"}"
-                                " %lld\n",
-                                l1, (long long)sqlite3_column_int64(s, 1), l1,
-                                (long long)sqlite3_column_int64(s, 2));
-            } else if (q == 1) {
-                label_value(domain_label(sqlite3_column_text(s, 0)), l1, sizeof l1);
-                label_value((const char *)sqlite3_column_text(s, 1), l2, sizeof l2);
-                rc = api_printf(out,
-                                "tlsrptd_failed_sessions_total{policy_domain=\"%s\","
-                                "result_type=\"%s\"} %lld\n",
-                                l1, l2, (long long)sqlite3_column_int64(s, 2));
-            } else {
-                label_value((const char *)sqlite3_column_text(s, 0), l1, sizeof l1);
-                label_value((const char *)sqlite3_column_text(s, 1), l2, sizeof l2);
-                rc = api_printf(out, "tlsrptd_reports_total{source=\"%s\",outcome=\"%s\"} %lld\n",
-                                l1, l2, (long long)sqlite3_column_int64(s, 2));
-            }
-        }
-        if (rc == TR_OK && step != SQLITE_DONE)
-            rc = tr_fail(err, TR_EDB, "metrics: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(s);
-    }
-    if (rc != TR_OK) {
-        store_close(a->st);
-        a->st = NULL;
-    }
-    pthread_mutex_unlock(&a->mu);
-    if (rc != TR_OK)
-        return rc;
-
-    if (a->cfg->maildir.n)
-        rc = api_printf(out, "# HELP tlsrptd_maildir_backlog Messages waiting in a Maildir's "
-                             "new/.\n# TYPE tlsrptd_maildir_backlog gauge\n");
-    for (size_t i = 0; rc == TR_OK && i < a->cfg->maildir.n; i++) {
-        char l[600];
-        label_value(a->cfg->maildir.items[i], l, sizeof l);
-        rc = api_printf(out, "tlsrptd_maildir_backlog{maildir=\"%s\"} %zu\n", l,
-                        count_new(a->cfg->maildir.items[i]));
-    }
-    if (rc == TR_OK)
-        rc = api_printf(out,
-                        "# HELP tlsrptd_database_bytes Size of the database file and its WAL.\n"
-                        "# TYPE tlsrptd_database_bytes gauge\n"
-                        "tlsrptd_database_bytes %lld\n",
-                        file_size(a->cfg->db, "") + file_size(a->cfg->db, "-wal"));
-    if (rc != TR_OK && err[0] == 0)
-        tr_fail(err, rc, "metrics: %s", tr_strerror(rc));
+    struct metrics_ctx c = {
+        out, NULL, 0, 0, a->cfg->metrics_domains, json_object(), json_object(), 0, 0, 0, TR_OK};
+    tr_err rc = write_metrics(rd->st, &c, err);
+    give_reader(rd, rc == TR_EDB);
+    for (size_t i = 0; i < c.n; i++)
+        free(c.v[i].name);
+    free(c.v);
+    json_decref(c.shown);
+    json_decref(c.other);
     return rc;
 }

@@ -244,8 +244,7 @@ struct reader {
 
 static struct ingest_job *read_and_prepare(const char *name, const struct ingest_limits *lim)
 {
-    struct store_source src = {
-        strcmp(name, "-") == 0 ? "stdin" : "file", name, NULL, NULL, NULL, NULL, NULL};
+    struct store_source src = {.kind = strcmp(name, "-") == 0 ? "stdin" : "file", .name = name};
     struct buf in;
     char err[TR_ERRLEN];
     tr_err e;

@@ -8,10 +8,12 @@
 #include <time.h>
 #include "cli.h"
 #include "tlsrptd/query.h"
+#include "tlsrptd/render.h"
 
 static const char summary_help[] =
-    "Usage: tlsrptd summary [--db PATH] [--domain D]... [--since T] [--until T]\n"
-    "                       [--by DIM] [--top N] [--format table|json|csv] [--reports]\n"
+    "Usage: tlsrptd summary [--db DB] [--domain D]... [--reporter ORG]... [--since T]\n"
+    "                       [--until T] [--by DIM] [--top N] [--fill]\n"
+    "                       [--format table|json|csv] [--reports [--limit N]]\n"
     "\n"
     "Successful and failed sessions (as the senders' summaries report them), the\n"
     "failure rate, failed sessions per result type (summed over failure details),\n"
@@ -19,17 +21,22 @@ static const char summary_help[] =
     "type and what to fix.\n"
     "\n"
     "Options:\n"
-    "  --db PATH            database file (default " DEFAULT_DB ")\n"
+    "  --db DB              database: a SQLite file or a postgresql:// URI (default\n"
+    "                       " DEFAULT_DB ")\n"
     "  --domain D           only policies for D (repeatable; '(none)': policies\n"
     "                       without a domain)\n"
+    "  --reporter ORG       only reports from this organization-name (repeatable)\n"
     "  --since T, --until T reports whose start-datetime is in [since, until); T is a\n"
-    "                       date (2026-11-01), an RFC 3339 date-time, or a time ago\n"
-    "                       (30d, 12h, 2w, 45m)\n"
+    "                       date (2026-11-01), a date and time (2026-11-01 12:00, UTC\n"
+    "                       unless an offset is given), an RFC 3339 date-time, or a\n"
+    "                       time ago (30d, 12h, 2w, 45m)\n"
     "  --by DIM             domain (default), day, result-type, reporter, sending-ip,\n"
     "                       mx-host or policy-type\n"
     "  --top N              the N groups with the most failed sessions\n"
+    "  --fill               with --by day: every day of the window, zeros included\n"
     "  --format FMT         table (default), json or csv\n"
     "  --reports            list the stored reports behind the numbers instead\n"
+    "                       (table, json or csv)\n"
     "  --limit N            with --reports: at most N (default all)\n";
 
 static const char show_help[] =
@@ -49,6 +56,8 @@ enum {
     OPT_TOP,
     OPT_REPORTS,
     OPT_LIMIT,
+    OPT_REPORTER,
+    OPT_FILL,
 };
 
 static struct store *open_read(const char *cmd, const char *db)
@@ -80,13 +89,14 @@ int cmd_summary(int argc, char **argv)
         {"top", required_argument, NULL, OPT_TOP},
         {"reports", no_argument, NULL, OPT_REPORTS},
         {"limit", required_argument, NULL, OPT_LIMIT},
+        {"reporter", required_argument, NULL, OPT_REPORTER},
+        {"fill", no_argument, NULL, OPT_FILL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = DEFAULT_DB, *format = "table";
-    struct query_filter f;
+    static struct query_filter f;
     query_filter_init(&f);
-    static char names[QUERY_MAX_DOMAINS][256];
     bool reports = false;
     long limit = 0, top = 0;
     int64_t now = (int64_t)time(NULL);
@@ -105,7 +115,7 @@ int cmd_summary(int argc, char **argv)
                                        format);
             break;
         case OPT_DOMAIN:
-            if (!query_filter_add_domain(&f, optarg, names[f.ndomains], sizeof names[0]))
+            if (!query_filter_add_domain(&f, optarg))
                 return cli_usage_error("summary",
                                        "--domain: '%s' is empty, too long, or one "
                                        "too many (at most %d)",
@@ -113,11 +123,21 @@ int cmd_summary(int argc, char **argv)
             break;
         case OPT_SINCE:
         case OPT_UNTIL:
-            if (!query_parse_time(optarg, now, c == OPT_SINCE ? &f.since : &f.until))
+            if (!query_parse_time(optarg, now, c == OPT_SINCE ? &f.sf.since : &f.sf.until))
                 return cli_usage_error("summary",
-                                       "%s: '%s' is not a date, an RFC 3339 date-time or a time "
-                                       "ago like 30d",
+                                       "%s: '%s' is not a date, a date and time, an RFC 3339 "
+                                       "date-time or a time ago like 30d",
                                        c == OPT_SINCE ? "--since" : "--until", optarg);
+            break;
+        case OPT_REPORTER:
+            if (!query_filter_add_reporter(&f, optarg))
+                return cli_usage_error("summary",
+                                       "--reporter: '%s' is empty, too long, or one too many "
+                                       "(at most %d)",
+                                       optarg, QUERY_MAX_DOMAINS);
+            break;
+        case OPT_FILL:
+            f.fill = true;
             break;
         case OPT_BY:
             if (!query_parse_by(optarg, &f.by))
@@ -147,12 +167,12 @@ int cmd_summary(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("summary", "unexpected argument '%s'", argv[optind]);
-    if (f.since >= f.until)
+    if (f.sf.since >= f.sf.until)
         return cli_usage_error("summary", "--since is not before --until");
-    if (reports && strcmp(format, "csv") == 0)
-        return cli_usage_error("summary", "--reports prints table or json, not csv");
-    if (reports && (f.by != QUERY_BY_DOMAIN || f.top))
-        return cli_usage_error("summary", "--by and --top do not apply to --reports");
+    if (reports && (f.by != QUERY_BY_DOMAIN || f.top || f.fill))
+        return cli_usage_error("summary", "--by, --top and --fill do not apply to --reports");
+    if (f.fill && f.by != QUERY_BY_DAY)
+        return cli_usage_error("summary", "--fill applies to --by day only");
     if (!reports && limit)
         return cli_usage_error("summary", "--limit applies to --reports only");
 
@@ -167,14 +187,13 @@ int cmd_summary(int argc, char **argv)
         fprintf(stderr, "tlsrptd summary: %s\n", err);
         return EXIT_TEMPFAIL;
     }
+    bool csv = strcmp(format, "csv") == 0;
     if (strcmp(format, "json") == 0)
         print_json(out);
     else if (reports)
-        query_print_reports(out, stdout);
-    else if (strcmp(format, "csv") == 0)
-        query_print_csv(out, stdout);
+        (csv ? render_reports_csv : render_reports_table)(out, stdout);
     else
-        query_print_table(out, stdout);
+        (csv ? render_summary_csv : render_summary_table)(out, stdout);
     json_decref(out);
     return 0;
 }

@@ -28,6 +28,8 @@
 #include "tlsrptd/gz.h"
 #include "tlsrptd/http.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/maildir.h"
+#include "tlsrptd/prom.h"
 
 #define MAX_DAEMONS (2 * CONFIG_MAX_LIST)
 
@@ -81,9 +83,8 @@ struct http_server {
 enum route {
     ROUTE_REPORT,
     ROUTE_HEALTHZ,
-    ROUTE_API_SUMMARY,
-    ROUTE_API_REPORTS,
-    ROUTE_API_OTHER,
+    ROUTE_API,      /* GET /api/v1/... (api.c) */
+    ROUTE_REINGEST, /* POST /api/v1/quarantine/ID/reingest */
     ROUTE_METRICS,
     ROUTE_OTHER
 };
@@ -342,6 +343,13 @@ static enum MHD_Result answer_report(struct request *rq)
                          json_pack("{s:s, s:o}", "result", ingest_outcome_name(res->outcome),
                                    "reports", reports),
                          0);
+    case INGEST_SPOOLED:
+        snprintf(rq->outcome, sizeof rq->outcome, "spooled: %s", res->reason);
+        return send_json(rq, MHD_HTTP_ACCEPTED,
+                         json_pack("{s:s, s:s}", "result", "spooled", "detail",
+                                   "storage is unavailable; the report is kept on disk and will "
+                                   "be stored when it is back"),
+                         0);
     case INGEST_REJECTED:
         return send_error(rq, MHD_HTTP_BAD_REQUEST, "not an acceptable report", res->reason, 0);
     default:
@@ -372,7 +380,7 @@ static enum MHD_Result finish_upload(struct request *rq)
             buf_free(&plain);
             char reason[TR_ERRLEN];
             snprintf(reason, sizeof reason, "Content-Encoding: gzip body: %.200s", err);
-            struct store_source qsrc = {"http", rq->path, rq->client, NULL, NULL, NULL, NULL};
+            struct store_source qsrc = {.kind = "http", .name = rq->path, .client = rq->client};
             rq->wreq.job = ingest_prepare_rejected(data.data, data.len, true, &qsrc, reason);
             if (rq->wreq.job == NULL)
                 return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
@@ -381,7 +389,7 @@ static enum MHD_Result finish_upload(struct request *rq)
         buf_free(&data);
         data = plain;
     }
-    struct store_source src = {"http", rq->path, rq->client, NULL, NULL, NULL, NULL};
+    struct store_source src = {.kind = "http", .name = rq->path, .client = rq->client};
     if (data.data == NULL && buf_reserve(&data, 0) != TR_OK)
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
     rq->wreq.job = ingest_prepare(data.data, data.len, true, &src, &hs->lim);
@@ -396,6 +404,7 @@ static enum MHD_Result submit(struct request *rq)
     struct http_server *hs = rq->hs;
     rq->wreq.done = on_committed;
     rq->wreq.cls = rq;
+    rq->wreq.spoolable = rq->route == ROUTE_REPORT;
     rq->phase = PHASE_WAITING;
     watch_deadline(hs, rq->conn, true); /* the writer is slow, not the client */
     MHD_suspend_connection(rq->conn);
@@ -503,6 +512,15 @@ static enum MHD_Result send_metrics(struct request *rq)
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable", err, 5);
     }
     metrics_http(rq->hs, &out);
+    maildir_backlog_metrics(rq->hs->cfg->maildir.items, rq->hs->cfg->maildir.n, &out);
+    char why[TR_ERRLEN];
+    (void)prom_printf(
+        &out,
+        "# HELP tlsrptd_storage_up Whether the database takes writes (1) or not (0).\n"
+        "# TYPE tlsrptd_storage_up gauge\ntlsrptd_storage_up %d\n"
+        "# HELP tlsrptd_spool_entries Reports waiting in the spool for the "
+        "database.\n# TYPE tlsrptd_spool_entries gauge\ntlsrptd_spool_entries %zu\n",
+        writer_healthy(rq->hs->writer, why, sizeof why) ? 1 : 0, writer_spooled(rq->hs->writer));
     size_t len = out.len;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, out.data, MHD_RESPMEM_MUST_FREE);
@@ -520,41 +538,130 @@ static enum MHD_Result send_metrics(struct request *rq)
     return r;
 }
 
-static enum MHD_Result answer_read(struct request *rq, const char *method)
+/* The API's access rule: 0, or the 401/403 already queued in *r. */
+static unsigned deny(struct request *rq, enum MHD_Result *r)
 {
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL, 0);
     const char *why = NULL;
     unsigned denied = api_check_access(
         rq->hs->cfg, rq->client,
         MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
         &why);
     if (denied)
-        return send_error(rq, denied, denied == 401 ? "unauthorized" : "forbidden", why, 0);
+        *r = send_error(rq, denied, denied == 401 ? "unauthorized" : "forbidden", why, 0);
+    return denied;
+}
+
+static enum MHD_Result answer_read(struct request *rq, const char *method)
+{
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL, 0);
+    enum MHD_Result denied;
+    if (deny(rq, &denied))
+        return denied;
     if (rq->route == ROUTE_METRICS)
         return send_metrics(rq);
-    if (rq->route == ROUTE_API_OTHER)
-        return send_error(rq, MHD_HTTP_NOT_FOUND, "not found",
-                          "the API has /api/v1/summary and /api/v1/reports", 0);
+    if (strncmp(rq->path, "/api/v1/", 8) != 0)
+        return send_error(rq, MHD_HTTP_NOT_FOUND, "not found", "the API is under /api/v1/", 0);
     struct api_args args = {0};
     MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
-    json_t *body = NULL;
-    unsigned status = rq->route == ROUTE_API_SUMMARY ? api_summary(rq->hs->api, &args, &body)
-                                                     : api_reports(rq->hs->api, &args, &body);
-    if (status != MHD_HTTP_OK) {
+    struct api_answer ans;
+    api_get(rq->hs->api, rq->path + 7, &args, &ans);
+    if (ans.body) {
+        const char *detail = json_string_value(json_object_get(ans.body, "detail"));
         snprintf(rq->outcome, sizeof rq->outcome, "%s",
-                 json_string_value(json_object_get(body, "detail"))
-                     ? json_string_value(json_object_get(body, "detail"))
-                     : "error");
-        return send_json(rq, status, body, status == MHD_HTTP_SERVICE_UNAVAILABLE ? 5 : 0);
+                 ans.status == MHD_HTTP_OK ? "ok"
+                 : detail                  ? detail
+                                           : "error");
+        enum MHD_Result r = send_json(rq, ans.status, json_incref(ans.body), ans.retry_after);
+        api_answer_free(&ans);
+        return r;
     }
-    snprintf(rq->outcome, sizeof rq->outcome, "ok");
-    return send_json(rq, status, body, 0);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(ans.len, ans.bytes, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        api_answer_free(&ans);
+        return MHD_NO;
+    }
+    ans.bytes = NULL; /* the response frees them */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ans.content_type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (ans.disposition[0])
+        MHD_add_response_header(resp, "Content-Disposition", ans.disposition);
+    snprintf(rq->outcome, sizeof rq->outcome, "%zu bytes", ans.len);
+    rq->status = ans.status;
+    rq->phase = PHASE_ANSWERED;
+    enum MHD_Result r = MHD_queue_response(rq->conn, ans.status, resp);
+    MHD_destroy_response(resp);
+    api_answer_free(&ans);
+    return r;
+}
+
+/* GET /healthz: 200 while the database takes writes, else 503 with the reason. */
+static enum MHD_Result answer_health(struct request *rq)
+{
+    char why[TR_ERRLEN];
+    if (writer_healthy(rq->hs->writer, why, sizeof why)) {
+        snprintf(rq->outcome, sizeof rq->outcome, "ok");
+        return send_json(rq, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"), 0);
+    }
+    snprintf(rq->outcome, sizeof rq->outcome, "unavailable: %s", why);
+    json_t *body = json_pack("{s:s, s:s}", "status", "unavailable", "reason", why);
+    size_t spooled = writer_spooled(rq->hs->writer);
+    if (spooled)
+        json_object_set_new(body, "spooled", json_integer((json_int_t)spooled));
+    return send_json(rq, MHD_HTTP_SERVICE_UNAVAILABLE, body, 5);
+}
+
+/* POST /api/v1/quarantine/ID/reingest, first call: only who may ask. */
+static enum MHD_Result start_reingest(struct request *rq)
+{
+    enum MHD_Result r;
+    if (deny(rq, &r))
+        return r;
+    if (atomic_load(&rq->hs->quiescing))
+        return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, 60);
+    buf_init(&rq->body, 0); /* a body is not expected, and not kept */
+    rq->too_large = true;
+    return MHD_YES;
+}
+
+/* The last call: the entry's job to the writer. */
+static enum MHD_Result finish_reingest(struct request *rq)
+{
+    struct api_answer ans;
+    struct ingest_job *job = NULL;
+    if (!api_reingest_job(rq->hs->api, rq->path + 7, &rq->hs->lim, &job, &ans)) {
+        const char *detail = json_string_value(json_object_get(ans.body, "detail"));
+        snprintf(rq->outcome, sizeof rq->outcome, "%s", detail ? detail : "error");
+        enum MHD_Result r = send_json(rq, ans.status, json_incref(ans.body), ans.retry_after);
+        api_answer_free(&ans);
+        return r;
+    }
+    rq->wreq.job = job;
+    return submit(rq);
+}
+
+static enum MHD_Result answer_reingest(struct request *rq)
+{
+    const struct ingest_result *res = &rq->wreq.res;
+    snprintf(rq->outcome, sizeof rq->outcome, "reingest: %s", ingest_outcome_name(res->outcome));
+    if (res->outcome == INGEST_TEMPFAIL)
+        return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable", res->reason, 5);
+    json_t *reports = json_array();
+    for (size_t i = 0; i < res->nreports; i++)
+        json_array_append_new(reports, json_pack("{s:s, s:I}", "result",
+                                                 ingest_outcome_name(res->reports[i].outcome), "id",
+                                                 (json_int_t)res->reports[i].id));
+    json_t *body =
+        json_pack("{s:s, s:o}", "result", ingest_outcome_name(res->outcome), "reports", reports);
+    if (res->outcome == INGEST_REJECTED)
+        json_object_set_new(body, "reason", json_string(res->reason));
+    return send_json(rq, MHD_HTTP_OK, body, 0);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
-static enum route route_of(const struct http_server *hs, const char *url)
+static enum route route_of(const struct http_server *hs, const char *url, const char *method)
 {
     size_t pl = strlen(hs->cfg->path);
     if (strncmp(url, hs->cfg->path, pl) == 0 && (url[pl] == 0 || url[pl] == '/'))
@@ -563,12 +670,11 @@ static enum route route_of(const struct http_server *hs, const char *url)
         return ROUTE_HEALTHZ;
     if (strcmp(url, "/metrics") == 0)
         return ROUTE_METRICS;
-    if (strcmp(url, "/api/v1/summary") == 0)
-        return ROUTE_API_SUMMARY;
-    if (strcmp(url, "/api/v1/reports") == 0)
-        return ROUTE_API_REPORTS;
+    if (strncmp(url, "/api/v1/", 8) == 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0 &&
+        api_is_reingest(url + 7))
+        return ROUTE_REINGEST;
     if (strncmp(url, "/api/", 5) == 0)
-        return ROUTE_API_OTHER;
+        return ROUTE_API;
     return ROUTE_OTHER;
 }
 
@@ -591,7 +697,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         client_address(conn, rq->client, sizeof rq->client);
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
-        rq->route = route_of(hs, url);
+        rq->route = route_of(hs, url, method);
         rq->counted = true;
         atomic_fetch_add(&hs->in_flight, 1);
         switch (rq->route) {
@@ -600,11 +706,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         case ROUTE_HEALTHZ:
             if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
                 return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL, 0);
-            snprintf(rq->outcome, sizeof rq->outcome, "ok");
-            return send_json(rq, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"), 0);
-        case ROUTE_API_SUMMARY:
-        case ROUTE_API_REPORTS:
-        case ROUTE_API_OTHER:
+            return answer_health(rq);
+        case ROUTE_REINGEST:
+            return start_reingest(rq);
+        case ROUTE_API:
         case ROUTE_METRICS:
             return answer_read(rq, method);
         default:
@@ -621,7 +726,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->phase == PHASE_WAITING) {
         if (!atomic_load(&rq->committed))
             return MHD_YES; /* spurious call; still suspended */
-        return answer_report(rq);
+        return rq->route == ROUTE_REINGEST ? answer_reingest(rq) : answer_report(rq);
     }
     if (*upload_data_size > 0) {
         rq->bytes_in += *upload_data_size;
@@ -632,7 +737,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return finish_upload(rq);
+    return rq->route == ROUTE_REINGEST ? finish_reingest(rq) : finish_upload(rq);
 }
 
 static void log_request(const struct request *rq)

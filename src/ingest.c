@@ -17,7 +17,8 @@
 struct ingest {
     struct store *st;
     struct ingest_limits lim;
-    bool failed; /* a store error happened in this batch */
+    bool failed;         /* a store error happened in this batch */
+    tr_err failure_code; /* TR_EDB, or TR_ERETRY: the batch may simply run again */
     char failure[TR_ERRLEN];
 };
 
@@ -130,6 +131,7 @@ struct ingest_job {
     char reason[TR_ERRLEN];
     struct ingest_decoded dec;
     struct job_report *reports; /* dec.npayloads of them */
+    int64_t requeue_of;         /* > 0: re-ingesting this quarantine entry */
 };
 
 static bool copy_source(struct ingest_job *job, const struct store_source *src)
@@ -146,6 +148,7 @@ static bool copy_source(struct ingest_job *job, const struct store_source *src)
             return false;
         *out[i] = job->src_strings[i];
     }
+    job->src.received_at = src->received_at;
     return true;
 }
 
@@ -303,7 +306,7 @@ tr_err ingest_commit(struct ingest *ig, char *err)
 {
     if (ig->failed) {
         store_rollback(ig->st);
-        return tr_fail(err, TR_EDB, "%s", ig->failure);
+        return tr_fail(err, ig->failure_code, "%s", ig->failure);
     }
     return store_commit(ig->st, err);
 }
@@ -318,9 +321,10 @@ bool ingest_failed(const struct ingest *ig)
     return ig->failed;
 }
 
-static void poison(struct ingest *ig, struct ingest_result *res, const char *why)
+static void poison(struct ingest *ig, struct ingest_result *res, tr_err code, const char *why)
 {
     ig->failed = true;
+    ig->failure_code = code == TR_ERETRY ? TR_ERETRY : TR_EDB;
     snprintf(ig->failure, sizeof ig->failure, "%s", why);
     ingest_result_tempfail(res, why);
 }
@@ -329,9 +333,10 @@ static void quarantine(struct ingest *ig, const struct ingest_job *job, const ch
                        struct ingest_result *res)
 {
     char err[TR_ERRLEN];
-    if (store_add_quarantine(ig->st, &job->src, reason, job->data, job->data ? job->len : job->size,
-                             &res->quarantine_id, err) != TR_OK)
-        poison(ig, res, err);
+    tr_err rc = store_add_quarantine(ig->st, &job->src, reason, job->data,
+                                     job->data ? job->len : job->size, &res->quarantine_id, err);
+    if (rc != TR_OK)
+        poison(ig, res, rc, err);
 }
 
 static char *dup_or_null(const char *s)
@@ -362,13 +367,52 @@ static bool store_report(struct ingest *ig, const struct ingest_job *job, size_t
     }
     char err[TR_ERRLEN];
     bool dup = false;
-    if (store_add_report(ig->st, r, &jr->diags, &job->src, &jr->blob, &rep->id, &dup, err) !=
-        TR_OK) {
-        poison(ig, res, err);
+    tr_err rc = store_add_report(ig->st, r, &jr->diags, &job->src, &jr->blob, &rep->id, &dup, err);
+    if (rc != TR_OK) {
+        poison(ig, res, rc, err);
         return false;
     }
     rep->outcome = dup ? INGEST_DUPLICATE : INGEST_STORED;
     return true;
+}
+
+const void *ingest_job_input(const struct ingest_job *job, size_t *len,
+                             const struct store_source **src)
+{
+    *len = job->len;
+    *src = &job->src;
+    return job->data;
+}
+
+bool ingest_job_rejected(const struct ingest_job *job, const char **reason)
+{
+    *reason = job->reason;
+    if (job->rc == TR_ENOMEM || job->rc == TR_EIO)
+        return false;
+    if (job->rc != TR_OK)
+        return true;
+    for (size_t i = 0; i < job->dec.npayloads; i++)
+        if (job->reports[i].rc == TR_OK)
+            return false;
+    if (job->dec.npayloads)
+        *reason = job->reports[0].reason;
+    return true;
+}
+
+void ingest_job_set_requeue(struct ingest_job *job, int64_t quarantine_id)
+{
+    job->requeue_of = quarantine_id;
+}
+
+/* A re-ingested quarantine entry that now stored (or was a duplicate) leaves
+ * the quarantine in the same transaction. */
+static void unquarantine(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res)
+{
+    char err[TR_ERRLEN];
+    if (job->requeue_of > 0 &&
+        (res->outcome == INGEST_STORED || res->outcome == INGEST_DUPLICATE) &&
+        store_delete_quarantine(ig->st, job->requeue_of, err) != TR_OK)
+        poison(ig, res, TR_EDB, err);
 }
 
 void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res)
@@ -417,8 +461,10 @@ void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest
             snprintf(res->reason, sizeof res->reason, "%s", res->reports[0].reason);
         quarantine(ig, job, res->reason, res);
     }
-    if (!ig->failed)
+    if (!ig->failed) {
         res->outcome = stored ? INGEST_STORED : dups ? INGEST_DUPLICATE : INGEST_REJECTED;
+        unquarantine(ig, job, res);
+    }
 }
 
 void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
@@ -458,6 +504,8 @@ const char *ingest_outcome_name(enum ingest_outcome o)
         return "stored";
     case INGEST_DUPLICATE:
         return "duplicate";
+    case INGEST_SPOOLED:
+        return "spooled";
     case INGEST_REJECTED:
         return "rejected";
     case INGEST_UNREADABLE:
@@ -472,6 +520,7 @@ int ingest_exit_code(enum ingest_outcome o)
     switch (o) {
     case INGEST_STORED:
     case INGEST_DUPLICATE:
+    case INGEST_SPOOLED:
         return 0;
     case INGEST_REJECTED:
         return 65; /* EX_DATAERR */

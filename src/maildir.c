@@ -26,6 +26,7 @@
 #include "tlsrptd/buf.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/maildir.h"
+#include "tlsrptd/prom.h"
 
 #define ROUND_MAX     256 /* messages prepared and committed per round */
 #define BACKOFF_MAX   60  /* seconds between retries while storage is unavailable */
@@ -448,6 +449,7 @@ static void settle(struct mdir *d, struct msg *m, struct maildir_stats *st, bool
         tr_err_log("maildir %s: %s: unreadable, left in new/: %s", d->path, m->name, res->reason);
         st->deferred++;
         return;
+    case INGEST_SPOOLED: /* not for Maildir requests: the file waits in new/ instead */
     case INGEST_TEMPFAIL:
         st->deferred++;
         *deferred = true;
@@ -765,4 +767,41 @@ void maildir_watch_stop(struct maildir_watch *mw, struct maildir_stats *stats)
     close(mw->wake[1]);
     free(mw->dirs);
     free(mw);
+}
+
+/* ---- metrics -------------------------------------------------------------------------------- */
+
+static size_t count_new(const char *maildir)
+{
+    size_t len = strlen(maildir);
+    char *p = malloc(len + 5);
+    if (p == NULL)
+        return 0;
+    memcpy(p, maildir, len);
+    memcpy(p + len, "/new", 5);
+    DIR *d = opendir(p);
+    free(p);
+    size_t n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+tr_err maildir_backlog_metrics(char *const *dirs, size_t n, struct buf *out)
+{
+    tr_err rc = TR_OK;
+    if (n)
+        rc = prom_printf(out, "# HELP tlsrptd_maildir_backlog Messages waiting in a Maildir's "
+                              "new/.\n# TYPE tlsrptd_maildir_backlog gauge\n");
+    for (size_t i = 0; rc == TR_OK && i < n; i++) {
+        char l[600];
+        prom_label(dirs[i], l, sizeof l);
+        rc = prom_printf(out, "tlsrptd_maildir_backlog{maildir=\"%s\"} %zu\n", l,
+                         count_new(dirs[i]));
+    }
+    return rc;
 }

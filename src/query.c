@@ -1,54 +1,42 @@
-/* query.c: failure summaries from the database (DESIGN.md §6).
- *
- * Sessions are the senders' summary totals (policies), failures the failure
- * details summed per result type. Summaries by domain, and every total, read
- * the rollup tables (schema/002_rollups.sql) that each stored report adds
- * to, so they cost a few rows per domain and day however many reports are
- * stored. The other dimensions join reports, policies and failure details,
- * with the time window taken from the reports_start index. User values (the
- * window, the domains) are always bound parameters; only fixed fragments of
- * this file are put together into SQL. Only this file and store.c speak SQL. */
-#define _GNU_SOURCE /* qsort_r */
+/* query.c: the summary model (see query.h). It asks the store for groups,
+ * failures and totals (store_summary_*), and builds the JSON of DESIGN §6:
+ * group keys as names (days as YYYY-MM-DD, no domain as null), failure
+ * rates, zero-filled days, the meaning of each result type. The store orders
+ * and pages the groups; this file only puts them together, so it knows no
+ * SQL and no backend. */
 #include <ctype.h>
-#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "tlsrptd/gz.h"
 #include "tlsrptd/query.h"
 #include "tlsrptd/report.h"
+#include "tlsrptd/result_type.h"
 
 #define DAY 86400
 
-/* ---- dimensions ----------------------------------------------------------------------------- */
-
-struct dim {
-    const char *name;     /* --by value */
-    const char *field;    /* JSON key of a group */
-    const char *key_sql;  /* group key over reports r, policies p, failure_details f */
-    bool failure_only;    /* a property of failure details: no successful sessions */
-    bool natural_by_name; /* unranked order: by key (else by failed sessions) */
-};
-
-static const struct dim dims[] = {
-    [QUERY_BY_DOMAIN] = {"domain", "policy_domain", "COALESCE(p.policy_domain, '')", false, true},
-    [QUERY_BY_DAY] = {"day", "day", "r.start_time - ((r.start_time % 86400) + 86400) % 86400",
-                      false, true},
-    [QUERY_BY_RESULT_TYPE] = {"result-type", "result_type", "f.result_type", true, false},
-    [QUERY_BY_REPORTER] = {"reporter", "reporter", "r.organization_name", false, false},
-    [QUERY_BY_SENDING_IP] = {"sending-ip", "sending_ip", "COALESCE(f.sending_mta_ip, '')", true,
-                             false},
-    [QUERY_BY_MX_HOST] = {"mx-host", "mx_host", "COALESCE(f.receiving_mx_hostname, '')", true,
-                          false},
-    [QUERY_BY_POLICY_TYPE] = {"policy-type", "policy_type", "p.policy_type", false, false},
+static const struct {
+    const char *name;  /* --by value */
+    const char *field; /* JSON key of a group */
+} dims[] = {
+    [QUERY_BY_DOMAIN] = {"domain", "policy_domain"},
+    [QUERY_BY_DAY] = {"day", "day"},
+    [QUERY_BY_RESULT_TYPE] = {"result-type", "result_type"},
+    [QUERY_BY_REPORTER] = {"reporter", "reporter"},
+    [QUERY_BY_SENDING_IP] = {"sending-ip", "sending_ip"},
+    [QUERY_BY_MX_HOST] = {"mx-host", "mx_host"},
+    [QUERY_BY_POLICY_TYPE] = {"policy-type", "policy_type"},
 };
 #define NDIMS (sizeof dims / sizeof *dims)
+
+/* ---- filters -------------------------------------------------------------------------------- */
 
 void query_filter_init(struct query_filter *f)
 {
     memset(f, 0, sizeof *f);
-    f->since = INT64_MIN;
-    f->until = INT64_MAX;
+    store_filter_init(&f->sf);
     f->by = QUERY_BY_DOMAIN;
 }
 
@@ -68,6 +56,16 @@ const char *query_by_name(enum query_by by)
     return (size_t)by < NDIMS ? dims[by].name : "?";
 }
 
+const char *query_by_field(enum query_by by)
+{
+    return (size_t)by < NDIMS ? dims[by].field : "?";
+}
+
+void query_format_time(int64_t t, char *out)
+{
+    report_format_time(t, out, 32);
+}
+
 bool query_parse_time(const char *s, int64_t now, int64_t *out)
 {
     size_t n = strlen(s);
@@ -85,323 +83,92 @@ bool query_parse_time(const char *s, int64_t now, int64_t *out)
         *out = now - v * unit;
         return true;
     }
+    char dt[64];
     if (n == 10) { /* a date: midnight UTC */
-        char dt[32];
         snprintf(dt, sizeof dt, "%sT00:00:00Z", s);
-        bool zone;
-        return report_parse_datetime(dt, out, &zone) == 0;
+    } else if (n >= 16 && n < 40 && s[10] == ' ') {
+        /* "2026-11-01 00:00" or with seconds: a date and time, UTC unless given */
+        snprintf(dt, sizeof dt, "%.10sT%s%s", s, s + 11, n == 16 ? ":00" : "");
+    } else if (n == 16 && s[10] == 'T') {
+        snprintf(dt, sizeof dt, "%s:00", s);
+    } else {
+        snprintf(dt, sizeof dt, "%s", s);
     }
     bool zone;
-    return report_parse_datetime(s, out, &zone) == 0;
+    return n < 40 && report_parse_datetime(dt, out, &zone) == 0;
 }
 
-bool query_filter_add_domain(struct query_filter *f, const char *domain, char *store,
-                             size_t storelen)
+static char *filter_name(struct query_filter *f)
 {
-    if (f->ndomains == QUERY_MAX_DOMAINS || storelen == 0)
+    return f->nnames < sizeof f->names / sizeof *f->names ? f->names[f->nnames++] : NULL;
+}
+
+bool query_filter_add_domain(struct query_filter *f, const char *domain)
+{
+    if (f->sf.ndomains == QUERY_MAX_DOMAINS)
         return false;
-    if (strcmp(domain, "(none)") == 0) {
+    size_t n = strlen(domain);
+    bool none = strcmp(domain, "(none)") == 0;
+    if (!none) {
+        if (n && domain[n - 1] == '.') /* one trailing dot, as ingest drops it */
+            n--;
+        if (n == 0 || n >= QUERY_NAME_MAX)
+            return false;
+    }
+    char *store = filter_name(f);
+    if (store == NULL)
+        return false;
+    if (none) {
         store[0] = 0;
     } else {
-        size_t n = strlen(domain);
-        while (n && domain[n - 1] == '.')
-            n--;
-        if (n == 0 || n >= storelen)
-            return false;
         for (size_t i = 0; i < n; i++)
             store[i] = (char)tolower((unsigned char)domain[i]);
         store[n] = 0;
     }
-    f->domains[f->ndomains++] = store;
+    f->sf.domains[f->sf.ndomains++] = store;
     return true;
 }
 
-/* ---- SQL assembly --------------------------------------------------------------------------- */
-
-struct sql {
-    char text[2048];
-    size_t len;
-    bool overflow;
-};
-
-static void sql_add(struct sql *q, const char *s)
+bool query_filter_add_reporter(struct query_filter *f, const char *reporter)
 {
-    size_t n = strlen(s);
-    if (q->len + n >= sizeof q->text) {
-        q->overflow = true;
-        return;
-    }
-    memcpy(q->text + q->len, s, n + 1);
-    q->len += n;
+    size_t n = strlen(reporter);
+    if (f->sf.nreporters == QUERY_MAX_DOMAINS || n == 0 || n >= QUERY_NAME_MAX)
+        return false;
+    char *store = filter_name(f);
+    if (store == NULL)
+        return false;
+    memcpy(store, reporter, n + 1);
+    f->sf.reporters[f->sf.nreporters++] = store;
+    return true;
 }
 
-/* " AND <column> IN (?3, ?4, ...)" for the domain filter; nothing without one. */
-static void sql_domains(struct sql *q, const struct query_filter *f, const char *column)
+/* ---- the summary ---------------------------------------------------------------------------- */
+
+static json_t *time_or_null(int64_t t, int64_t open)
 {
-    if (f->ndomains == 0)
-        return;
-    sql_add(q, " AND ");
-    sql_add(q, column);
-    sql_add(q, " IN (");
-    for (size_t i = 0; i < f->ndomains; i++) {
-        char p[16];
-        snprintf(p, sizeof p, "%s?%zu", i ? ", " : "", i + 3);
-        sql_add(q, p);
-    }
-    sql_add(q, ")");
+    if (t == open)
+        return json_null();
+    char buf[32];
+    query_format_time(t, buf);
+    return json_string(buf);
 }
 
-/* Prepare q and bind ?1 since, ?2 until, ?3... the domains. */
-static sqlite3_stmt *prepare(sqlite3 *db, const struct sql *q, const struct query_filter *f)
+static json_t *day_name(int64_t day)
 {
-    sqlite3_stmt *s = NULL;
-    if (q->overflow || sqlite3_prepare_v2(db, q->text, -1, &s, NULL) != SQLITE_OK)
-        return NULL;
-    sqlite3_bind_int64(s, 1, f->since);
-    sqlite3_bind_int64(s, 2, f->until);
-    for (size_t i = 0; i < f->ndomains; i++)
-        sqlite3_bind_text(s, (int)i + 3, f->domains[i], -1, SQLITE_STATIC);
-    return s;
+    char t[32], d[16];
+    query_format_time(day, t);
+    snprintf(d, sizeof d, "%.10s", t);
+    return json_string(d);
 }
-
-/* The FROM/WHERE of the base-table queries: reports in the window, their
- * policies (in the domains), and with failures their failure details. */
-static void sql_base(struct sql *q, const struct query_filter *f, bool with_failures)
-{
-    sql_add(q, " FROM reports r JOIN policies p ON p.report = r.id");
-    if (with_failures)
-        sql_add(q, " JOIN failure_details f ON f.policy = p.id");
-    sql_add(q, " WHERE r.start_time >= ?1 AND r.start_time < ?2");
-    sql_domains(q, f, "COALESCE(p.policy_domain, '')");
-}
-
-static bool all_time(const struct query_filter *f)
-{
-    return f->since == INT64_MIN && f->until == INT64_MAX;
-}
-
-/* ---- building the summary ------------------------------------------------------------------- */
 
 struct build {
-    sqlite3 *db;
     const struct query_filter *f;
-    const struct dim *dim;
-    json_t *groups; /* array */
-    json_t *index;  /* key -> group */
+    json_t *groups;    /* array, in the store's order */
+    json_t *index;     /* key -> group */
+    const char **keys; /* the page's keys, for the failures query */
+    size_t nkeys, cap;
+    bool oom;
 };
-
-/* The group key of row s: the column as text, or for days "YYYY-MM-DD" in
- * day (which must hold 32 bytes). Valid until the next step. */
-static const char *key_text(const struct build *b, sqlite3_stmt *s, char *day)
-{
-    if (b->dim == &dims[QUERY_BY_DAY]) {
-        char t[32];
-        report_format_time(sqlite3_column_int64(s, 0), t, sizeof t);
-        snprintf(day, 32, "%.10s", t);
-        return day;
-    }
-    const unsigned char *v = sqlite3_column_text(s, 0);
-    return v ? (const char *)v : "";
-}
-
-static json_t *group_for(struct build *b, const char *key)
-{
-    json_t *g = json_object_get(b->index, key);
-    if (g)
-        return g;
-    g = json_object();
-    bool none =
-        key[0] == 0 && (b->dim == &dims[QUERY_BY_DOMAIN] || b->dim == &dims[QUERY_BY_SENDING_IP] ||
-                        b->dim == &dims[QUERY_BY_MX_HOST]);
-    json_t *k = none ? json_null() : json_string(key);
-    if (k == NULL) { /* not UTF-8: cannot be a JSON key */
-        json_decref(g);
-        return NULL;
-    }
-    json_object_set_new(g, b->dim->field, k);
-    json_object_set_new(g, "successful_sessions",
-                        b->dim->failure_only ? json_null() : json_integer(0));
-    json_object_set_new(g, "failed_sessions", json_integer(0));
-    json_object_set_new(g, "failures", json_object());
-    json_object_set_new(g, "reports", json_integer(0));
-    json_object_set_new(g, "reporters", json_integer(0));
-    json_object_set(b->index, key, g);
-    json_array_append_new(b->groups, g);
-    return g;
-}
-
-static void set_int(json_t *obj, const char *key, sqlite3_stmt *s, int col)
-{
-    json_object_set_new(obj, key, json_integer((json_int_t)sqlite3_column_int64(s, col)));
-}
-
-static void add_int(json_t *obj, const char *key, json_int_t n)
-{
-    json_t *v = json_object_get(obj, key);
-    json_object_set_new(obj, key, json_integer((v ? json_integer_value(v) : 0) + n));
-}
-
-/* Rows of (key, successful|NULL, failed, reports, reporters) into groups. */
-static bool read_groups(struct build *b, const struct sql *q)
-{
-    sqlite3_stmt *s = prepare(b->db, q, b->f);
-    if (s == NULL)
-        return false;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        char day[32];
-        json_t *g = group_for(b, key_text(b, s, day));
-        if (g == NULL)
-            continue;
-        if (!b->dim->failure_only)
-            set_int(g, "successful_sessions", s, 1);
-        set_int(g, "failed_sessions", s, 2);
-        set_int(g, "reports", s, 3);
-        set_int(g, "reporters", s, 4);
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE;
-}
-
-/* Rows of (key, result type, failed) into each group's failures. */
-static bool read_failures(struct build *b, const struct sql *q)
-{
-    sqlite3_stmt *s = prepare(b->db, q, b->f);
-    if (s == NULL)
-        return false;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        char day[32];
-        json_t *g = group_for(b, key_text(b, s, day));
-        if (g == NULL)
-            continue;
-        add_int(json_object_get(g, "failures"), (const char *)sqlite3_column_text(s, 1),
-                (json_int_t)sqlite3_column_int64(s, 2));
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE;
-}
-
-static bool build_groups(struct build *b)
-{
-    struct sql g = {0}, fl = {0};
-    if (b->dim == &dims[QUERY_BY_DOMAIN] && all_time(b->f)) {
-        /* the all-time tables: a few rows per domain */
-        sql_add(&g, "SELECT t.policy_domain, t.successful, t.failed, t.reports, "
-                    "(SELECT COUNT(*) FROM domain_reporters r WHERE r.policy_domain = "
-                    "t.policy_domain) FROM domain_totals t WHERE ?1 <= ?2");
-        sql_domains(&g, b->f, "t.policy_domain");
-        sql_add(&fl, "SELECT policy_domain, result_type, failed FROM domain_failures "
-                     "WHERE ?1 <= ?2");
-        sql_domains(&fl, b->f, "policy_domain");
-        return read_groups(b, &g) && read_failures(b, &fl);
-    }
-    if (b->dim == &dims[QUERY_BY_DOMAIN]) {
-        /* from the rollups: reports there count once per report and domain */
-        sql_add(&g, "SELECT policy_domain, SUM(successful), SUM(failed), SUM(reports), "
-                    "COUNT(DISTINCT reporter) FROM rollup_sessions "
-                    "WHERE start_time >= ?1 AND start_time < ?2");
-        sql_domains(&g, b->f, "policy_domain");
-        sql_add(&g, " GROUP BY policy_domain");
-        sql_add(&fl, "SELECT policy_domain, result_type, SUM(failed) FROM rollup_failures "
-                     "WHERE start_time >= ?1 AND start_time < ?2");
-        sql_domains(&fl, b->f, "policy_domain");
-        sql_add(&fl, " GROUP BY policy_domain, result_type");
-        return read_groups(b, &g) && read_failures(b, &fl);
-    }
-    sql_add(&g, "SELECT ");
-    sql_add(&g, b->dim->key_sql);
-    if (b->dim->failure_only) {
-        sql_add(&g, ", NULL, SUM(f.failed_session_count), COUNT(DISTINCT r.id), "
-                    "COUNT(DISTINCT r.organization_name)");
-    } else {
-        sql_add(&g, ", SUM(p.successful_sessions), SUM(p.failed_sessions), COUNT(DISTINCT r.id), "
-                    "COUNT(DISTINCT r.organization_name)");
-    }
-    sql_base(&g, b->f, b->dim->failure_only);
-    sql_add(&g, " GROUP BY 1");
-    sql_add(&fl, "SELECT ");
-    sql_add(&fl, b->dim->key_sql);
-    sql_add(&fl, ", f.result_type, SUM(f.failed_session_count)");
-    sql_base(&fl, b->f, true);
-    sql_add(&fl, " GROUP BY 1, 2");
-    return read_groups(b, &g) && read_failures(b, &fl);
-}
-
-/* Totals over the whole filter, from the rollups or, without a time window,
- * the all-time tables (and reports for the count). */
-static json_t *build_totals(sqlite3 *db, const struct query_filter *f)
-{
-    json_t *t = json_object(), *failures = json_object();
-    json_object_set_new(t, "failures", failures);
-    bool ever = all_time(f);
-    struct sql q = {0};
-    if (ever) {
-        sql_add(&q, "SELECT COALESCE(SUM(successful), 0), COALESCE(SUM(failed), 0), "
-                    "(SELECT COUNT(DISTINCT reporter) FROM domain_reporters WHERE ?1 <= ?2");
-        sql_domains(&q, f, "policy_domain");
-        sql_add(&q, "), COALESCE(SUM(reports), 0) FROM domain_totals WHERE ?1 <= ?2");
-    } else {
-        sql_add(&q, "SELECT COALESCE(SUM(successful), 0), COALESCE(SUM(failed), 0), "
-                    "COUNT(DISTINCT reporter), COALESCE(SUM(reports), 0) FROM rollup_sessions "
-                    "WHERE start_time >= ?1 AND start_time < ?2");
-    }
-    sql_domains(&q, f, "policy_domain");
-    sqlite3_stmt *s = prepare(db, &q, f);
-    if (s == NULL || sqlite3_step(s) != SQLITE_ROW)
-        goto fail;
-    set_int(t, "successful_sessions", s, 0);
-    set_int(t, "failed_sessions", s, 1);
-    set_int(t, "reporters", s, 2);
-    json_int_t domain_reports = (json_int_t)sqlite3_column_int64(s, 3);
-    sqlite3_finalize(s);
-
-    struct sql fq = {0};
-    if (ever)
-        sql_add(&fq, "SELECT result_type, SUM(failed) FROM domain_failures WHERE ?1 <= ?2");
-    else
-        sql_add(&fq, "SELECT result_type, SUM(failed) FROM rollup_failures "
-                     "WHERE start_time >= ?1 AND start_time < ?2");
-    sql_domains(&fq, f, "policy_domain");
-    sql_add(&fq, " GROUP BY result_type");
-    if ((s = prepare(db, &fq, f)) == NULL)
-        goto fail;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        add_int(failures, (const char *)sqlite3_column_text(s, 0),
-                (json_int_t)sqlite3_column_int64(s, 1));
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        goto fail_nofin;
-
-    if (f->ndomains == 1) {
-        /* one domain: its rollup count is already once per report */
-        json_object_set_new(t, "reports", json_integer(domain_reports));
-        return t;
-    }
-    struct sql rq = {0};
-    if (ever && f->ndomains == 0) /* every stored report, counted as it was stored */
-        sql_add(&rq, "SELECT COALESCE(SUM(count), 0) FROM outcome_counts "
-                     "WHERE outcome = 'stored' AND ?1 <= ?2");
-    else
-        sql_add(&rq,
-                "SELECT COUNT(*) FROM reports r WHERE r.start_time >= ?1 AND r.start_time < ?2");
-    if (f->ndomains) {
-        sql_add(&rq, " AND EXISTS (SELECT 1 FROM policies p WHERE p.report = r.id");
-        sql_domains(&rq, f, "COALESCE(p.policy_domain, '')");
-        sql_add(&rq, ")");
-    }
-    if ((s = prepare(db, &rq, f)) == NULL || sqlite3_step(s) != SQLITE_ROW)
-        goto fail;
-    set_int(t, "reports", s, 0);
-    sqlite3_finalize(s);
-    return t;
-fail:
-    sqlite3_finalize(s);
-fail_nofin:
-    json_decref(t);
-    return NULL;
-}
 
 static json_int_t int_of(const json_t *g, const char *key)
 {
@@ -412,187 +179,283 @@ static void set_rate(json_t *g)
 {
     json_t *ok = json_object_get(g, "successful_sessions");
     json_int_t bad = int_of(g, "failed_sessions");
-    if (!json_is_integer(ok) || json_integer_value(ok) + bad == 0)
+    if (!json_is_integer(ok) || json_integer_value(ok) + bad <= 0)
         json_object_set_new(g, "failure_rate", json_null());
     else
-        json_object_set_new(g, "failure_rate",
-                            json_real((double)bad / (double)(json_integer_value(ok) + bad)));
+        json_object_set_new(
+            g, "failure_rate",
+            json_real((double)bad / ((double)json_integer_value(ok) + (double)bad)));
 }
 
-/* natural order: by key (domains without a name last); ranked: failed sessions first */
-struct sort_order {
-    const struct dim *dim;
-    bool ranked;
-};
-
-static int cmp_groups(const void *pa, const void *pb, void *arg)
+/* a group with zero counts, keyed k (a JSON value: a name, a day or null) */
+static json_t *new_group(const struct query_filter *f, json_t *k)
 {
-    const struct sort_order *o = arg;
-    const json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
-    if (o->ranked) {
-        json_int_t fa = int_of(a, "failed_sessions"), fb = int_of(b, "failed_sessions");
-        if (fa != fb)
-            return fa > fb ? -1 : 1;
-    }
-    const char *ka = json_string_value(json_object_get(a, o->dim->field));
-    const char *kb = json_string_value(json_object_get(b, o->dim->field));
-    if (!ka || !kb)
-        return ka ? -1 : kb ? 1 : 0;
-    return strcmp(ka, kb);
+    bool failure_only = store_dim_failure_only((enum store_dim)f->by);
+    json_t *g = json_object();
+    json_object_set_new(g, dims[f->by].field, k);
+    json_object_set_new(g, "successful_sessions", failure_only ? json_null() : json_integer(0));
+    json_object_set_new(g, "failed_sessions", json_integer(0));
+    json_object_set_new(g, "failures", json_object());
+    json_object_set_new(g, "reports", json_integer(0));
+    json_object_set_new(g, "reporters", json_integer(0));
+    return g;
 }
 
-static json_t *sorted_groups(json_t *groups, const struct query_filter *f, const struct dim *dim)
+/* the index key of a row: the name, or the day's date in day (16 bytes) */
+static const char *index_key(const struct query_filter *f, const char *key, int64_t day, char *buf)
+{
+    if (f->by != QUERY_BY_DAY)
+        return key;
+    char t[32];
+    query_format_time(day, t);
+    snprintf(buf, 16, "%.10s", t);
+    return buf;
+}
+
+static int on_group(void *cls, const struct store_group *row)
+{
+    struct build *b = cls;
+    const struct query_filter *f = b->f;
+    bool none =
+        row->key[0] == 0 && f->by != QUERY_BY_DAY &&
+        (f->by == QUERY_BY_DOMAIN || f->by == QUERY_BY_SENDING_IP || f->by == QUERY_BY_MX_HOST);
+    json_t *k = f->by == QUERY_BY_DAY ? day_name(row->day)
+                : none                ? json_null()
+                                      : json_string(row->key);
+    if (k == NULL) /* not UTF-8: cannot be a JSON string */
+        return 0;
+    json_t *g = new_group(f, k);
+    if (row->has_successful)
+        json_object_set_new(g, "successful_sessions", json_integer(row->successful));
+    json_object_set_new(g, "failed_sessions", json_integer(row->failed));
+    json_object_set_new(g, "reports", json_integer(row->reports));
+    json_object_set_new(g, "reporters", json_integer(row->reporters));
+    if ((f->by == QUERY_BY_DOMAIN || f->by == QUERY_BY_REPORTER) && row->last_start)
+        json_object_set_new(g, "last_report", time_or_null(row->last_start, 0));
+    char day[16];
+    json_object_set(b->index, index_key(f, row->key, row->day, day), g);
+    json_array_append_new(b->groups, g);
+    if (b->nkeys == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 64;
+        const char **v = realloc(b->keys, cap * sizeof *v);
+        if (v == NULL) {
+            b->oom = true;
+            return 1;
+        }
+        b->keys = v;
+        b->cap = cap;
+    }
+    /* the key as the store knows it: kept alive by the group's JSON */
+    json_t *kv = json_object_get(g, dims[f->by].field);
+    b->keys[b->nkeys++] = json_is_string(kv) ? json_string_value(kv) : "";
+    return 0;
+}
+
+static void add_count(json_t *obj, const char *key, json_int_t n)
+{
+    json_t *v = json_object_get(obj, key);
+    json_int_t old = v ? json_integer_value(v) : 0;
+    json_object_set_new(obj, key, json_integer(old > INT64_MAX - n ? INT64_MAX : old + n));
+}
+
+static int on_failure(void *cls, const struct store_failure *row)
+{
+    struct build *b = cls;
+    char day[16];
+    json_t *g = json_object_get(b->index, index_key(b->f, row->key, row->day, day));
+    if (g)
+        add_count(json_object_get(g, "failures"), row->result_type, row->failed);
+    return 0;
+}
+
+static int on_total_failure(void *cls, const struct store_failure *row)
+{
+    add_count(cls, row->result_type, row->failed);
+    return 0;
+}
+
+/* every day of the window, zero groups where the store had none */
+static json_t *filled_days(const struct query_filter *f, json_t *groups)
 {
     size_t n = json_array_size(groups);
-    json_t **v = calloc(n ? n : 1, sizeof *v);
-    json_t *out = json_array();
-    if (v == NULL)
-        return out;
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_array_get(groups, i);
-    struct sort_order o = {dim, f->top > 0 || !dim->natural_by_name};
-    qsort_r(v, n, sizeof *v, cmp_groups, &o);
-    size_t keep = f->top && f->top < n ? f->top : n;
-    for (size_t i = 0; i < keep; i++) {
-        set_rate(v[i]);
-        json_array_append(out, v[i]);
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    json_t *by_day = json_object();
+    for (size_t i = 0; i < n; i++) {
+        json_t *g = json_array_get(groups, i);
+        const char *d = json_string_value(json_object_get(g, "day"));
+        int64_t t;
+        if (d == NULL || !query_parse_time(d, 0, &t))
+            continue;
+        json_object_set(by_day, d, g);
+        first = t < first ? t : first;
+        last = t > last ? t : last;
     }
-    free(v);
+    int64_t now = (int64_t)time(NULL);
+    int64_t start = f->sf.since != INT64_MIN ? f->sf.since : first;
+    int64_t end = f->sf.until != INT64_MAX   ? f->sf.until - 1
+                  : f->sf.since != INT64_MIN ? now
+                                             : last;
+    json_t *out = json_array();
+    if (start != INT64_MAX && end != INT64_MIN && start <= end) {
+        start -= ((start % DAY) + DAY) % DAY;
+        if ((end - start) / DAY >= QUERY_FILL_DAYS)
+            start = end - ((end % DAY) + DAY) % DAY - (int64_t)(QUERY_FILL_DAYS - 1) * DAY;
+        for (int64_t t = start; t <= end; t += DAY) {
+            json_t *name = day_name(t);
+            json_t *g = json_object_get(by_day, json_string_value(name));
+            if (g) {
+                json_array_append(out, g);
+                json_decref(name);
+            } else {
+                g = new_group(f, name);
+                set_rate(g);
+                json_array_append_new(out, g);
+            }
+        }
+    }
+    json_decref(by_day);
     return out;
-}
-
-static json_t *time_or_null(int64_t t, int64_t open)
-{
-    if (t == open)
-        return json_null();
-    char buf[32];
-    report_format_time(t, buf, sizeof buf);
-    return json_string(buf);
 }
 
 json_t *query_summary(struct store *st, const struct query_filter *f, char *err)
 {
-    struct build b = {store_db(st), f, &dims[f->by < NDIMS ? f->by : 0], json_array(),
-                      json_object()};
-    json_t *totals = NULL, *out = NULL;
-    if (!build_groups(&b) || (totals = build_totals(b.db, f)) == NULL) {
-        tr_fail(err, TR_EDB, "summary query failed: %s", sqlite3_errmsg(b.db));
+    struct build b = {f, json_array(), json_object(), NULL, 0, 0, false};
+    json_t *totals = json_object(), *tfail = json_object(), *out = NULL;
+    json_object_set_new(totals, "failures", tfail);
+    enum store_dim dim = (enum store_dim)f->by;
+    bool natural = f->by == QUERY_BY_DOMAIN || f->by == QUERY_BY_DAY;
+    size_t limit = f->top ? f->top : f->limit;
+    struct store_page page = {f->top > 0 || !natural, limit, f->top ? 0 : f->offset};
+    size_t ngroups = 0;
+    struct store_totals t;
+    if (store_summary_groups(st, &f->sf, dim, &page, on_group, &b, limit ? &ngroups : NULL, err) !=
+            TR_OK ||
+        store_summary_failures(st, &f->sf, dim, limit ? b.keys : NULL, b.nkeys, on_failure, &b,
+                               err) != TR_OK ||
+        store_summary_totals(st, &f->sf, &t, on_total_failure, tfail, err) != TR_OK)
+        goto done;
+    if (b.oom) {
+        tr_fail(err, TR_ENOMEM, "out of memory");
         goto done;
     }
+    json_object_set_new(totals, "successful_sessions", json_integer(t.successful));
+    json_object_set_new(totals, "failed_sessions", json_integer(t.failed));
+    json_object_set_new(totals, "reports", json_integer(t.reports));
+    json_object_set_new(totals, "reporters", json_integer(t.reporters));
     set_rate(totals);
+    size_t i;
+    json_t *g;
+    json_array_foreach(b.groups, i, g) set_rate(g);
+    json_t *groups =
+        f->fill && f->by == QUERY_BY_DAY ? filled_days(f, b.groups) : json_incref(b.groups);
+
     json_t *domains = json_array();
-    for (size_t i = 0; i < f->ndomains; i++)
-        json_array_append_new(domains, f->domains[i][0] ? json_string(f->domains[i]) : json_null());
+    for (size_t k = 0; k < f->sf.ndomains; k++)
+        json_array_append_new(domains,
+                              f->sf.domains[k][0] ? json_string(f->sf.domains[k]) : json_null());
     json_t *filter = json_pack("{s:o, s:o, s:o, s:s}", "domains", domains, "since",
-                               time_or_null(f->since, INT64_MIN), "until",
-                               time_or_null(f->until, INT64_MAX), "by", b.dim->name);
+                               time_or_null(f->sf.since, INT64_MIN), "until",
+                               time_or_null(f->sf.until, INT64_MAX), "by", dims[f->by].name);
+    if (f->sf.nreporters) {
+        json_t *reporters = json_array();
+        for (size_t k = 0; k < f->sf.nreporters; k++)
+            json_array_append_new(reporters, json_string(f->sf.reporters[k]));
+        json_object_set_new(filter, "reporters", reporters);
+    }
     if (f->top)
         json_object_set_new(filter, "top", json_integer((json_int_t)f->top));
-    json_t *groups = sorted_groups(b.groups, f, b.dim);
-    out = json_pack("{s:s, s:o, s:o, s:O}", "by", b.dim->name, "filter", filter, "groups", groups,
-                    "totals", totals);
-    if (b.dim == &dims[QUERY_BY_DOMAIN])
+    if (f->fill)
+        json_object_set_new(filter, "fill", json_true());
+
+    json_t *meanings = json_object();
+    const char *type;
+    json_t *n;
+    json_object_foreach(tfail, type, n)
+    {
+        const struct result_type *rt = result_type_find(type);
+        json_object_set_new(
+            meanings, type,
+            rt ? json_pack("{s:s, s:s, s:b}", "meaning", rt->meaning, "fix", rt->fix, "rfc", 1)
+               : json_pack("{s:n, s:n, s:b}", "meaning", "fix", "rfc", 0));
+    }
+    out = json_pack("{s:s, s:o, s:o, s:O, s:o}", "by", dims[f->by].name, "filter", filter, "groups",
+                    groups, "totals", totals, "result_types", meanings);
+    if (f->by == QUERY_BY_DOMAIN)
         json_object_set(out, "domains", groups);
+    if (limit && !f->top) {
+        json_object_set_new(out, "total_groups", json_integer((json_int_t)ngroups));
+        json_object_set_new(out, "limit", json_integer((json_int_t)f->limit));
+        json_object_set_new(out, "offset", json_integer((json_int_t)f->offset));
+    }
 done:
     json_decref(totals);
     json_decref(b.groups);
     json_decref(b.index);
+    free(b.keys);
     return out;
 }
 
-/* ---- the reports behind a summary ----------------------------------------------------------- */
+/* ---- reports -------------------------------------------------------------------------------- */
 
-static void reports_where(struct sql *q, const struct query_filter *f)
+static json_t *str_or_null(const char *s)
 {
-    sql_add(q, " FROM reports r WHERE r.start_time >= ?1 AND r.start_time < ?2");
-    if (f->ndomains) {
-        sql_add(q, " AND EXISTS (SELECT 1 FROM policies p WHERE p.report = r.id");
-        sql_domains(q, f, "COALESCE(p.policy_domain, '')");
-        sql_add(q, ")");
-    }
+    json_t *v = s ? json_string(s) : NULL;
+    return v ? v : json_null();
 }
 
-static json_t *text_or_null(sqlite3_stmt *s, int col)
-{
-    const unsigned char *v = sqlite3_column_text(s, col);
-    return v ? json_string((const char *)v) : json_null();
-}
-
-static json_t *source_json(sqlite3_stmt *s, int col)
+static json_t *source_json(const struct store_source *s)
 {
     static const char *const names[] = {"kind",   "name",      "client", "message_id",
                                         "domain", "submitter", "subject"};
+    const char *values[] = {s->kind,       s->name,          s->client,
+                            s->message_id, s->report_domain, s->report_submitter,
+                            s->subject};
     json_t *src = json_object();
     for (int i = 0; i < 7; i++)
-        if (sqlite3_column_type(s, col + i) != SQLITE_NULL)
-            json_object_set_new(src, names[i], text_or_null(s, col + i));
+        if (values[i])
+            json_object_set_new(src, names[i], str_or_null(values[i]));
     return src;
+}
+
+static json_t *report_base(const struct store_report_row *r)
+{
+    char received[32];
+    query_format_time(r->received_at, received);
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:s, s:I, s:I, s:I, s:I, s:o}", "id",
+                     (json_int_t)r->id, "organization_name", str_or_null(r->organization_name),
+                     "report_id", str_or_null(r->report_id), "start_datetime",
+                     str_or_null(r->start_datetime), "end_datetime", str_or_null(r->end_datetime),
+                     "received_at", received, "warnings", (json_int_t)r->warnings, "notes",
+                     (json_int_t)r->notes, "successful_sessions", (json_int_t)r->successful,
+                     "failed_sessions", (json_int_t)r->failed, "source", source_json(&r->src));
+}
+
+static int on_listed(void *cls, const struct store_report_row *r)
+{
+    json_t *item = report_base(r);
+    json_t *domains = r->policy_domains ? json_loads(r->policy_domains, 0, NULL) : NULL;
+    json_object_set_new(item, "policy_domains", domains ? domains : json_array());
+    json_array_append_new(cls, item);
+    return 0;
 }
 
 json_t *query_reports(struct store *st, const struct query_filter *f, size_t limit, size_t offset,
                       char *err)
 {
-    sqlite3 *db = store_db(st);
     json_t *list = json_array();
-    struct sql q = {0};
-    sql_add(&q, "SELECT r.id, r.organization_name, r.report_id, r.start_datetime, "
-                "r.end_datetime, r.received_at, r.warning_count, r.note_count, "
-                "(SELECT SUM(successful_sessions) FROM policies WHERE report = r.id), "
-                "(SELECT SUM(failed_sessions) FROM policies WHERE report = r.id), "
-                "(SELECT json_group_array(policy_domain) FROM policies WHERE report = r.id), "
-                "r.source_kind, r.source_name, r.source_client, r.source_message_id, "
-                "r.source_report_domain, r.source_submitter, r.source_subject");
-    reports_where(&q, f);
-    sql_add(&q, " ORDER BY r.start_time, r.id LIMIT ?99 OFFSET ?98");
-    sqlite3_stmt *s = prepare(db, &q, f);
-    if (s == NULL)
-        goto fail;
-    sqlite3_bind_int64(s, 99, limit ? (sqlite3_int64)limit : -1);
-    sqlite3_bind_int64(s, 98, (sqlite3_int64)offset);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        char received[32];
-        report_format_time(sqlite3_column_int64(s, 5), received, sizeof received);
-        const char *doms = (const char *)sqlite3_column_text(s, 10);
-        json_t *domains = doms ? json_loads(doms, 0, NULL) : NULL;
-        json_t *r = json_pack("{s:I, s:o, s:o, s:o, s:o, s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "id",
-                              (json_int_t)sqlite3_column_int64(s, 0), "organization_name",
-                              text_or_null(s, 1), "report_id", text_or_null(s, 2), "start_datetime",
-                              text_or_null(s, 3), "end_datetime", text_or_null(s, 4), "received_at",
-                              received, "warnings", (json_int_t)sqlite3_column_int64(s, 6), "notes",
-                              (json_int_t)sqlite3_column_int64(s, 7), "successful_sessions",
-                              (json_int_t)sqlite3_column_int64(s, 8), "failed_sessions",
-                              (json_int_t)sqlite3_column_int64(s, 9), "policy_domains",
-                              domains ? domains : json_array(), "source", source_json(s, 11));
-        json_array_append_new(list, r);
+    int64_t total = 0;
+    if (store_list_reports(st, &f->sf, limit, offset, on_listed, list, &total, err) != TR_OK) {
+        json_decref(list);
+        return NULL;
     }
-    sqlite3_finalize(s);
-    s = NULL;
-    if (rc != SQLITE_DONE)
-        goto fail;
-    struct sql cq = {0};
-    sql_add(&cq, "SELECT COUNT(*)");
-    reports_where(&cq, f);
-    if ((s = prepare(db, &cq, f)) == NULL || sqlite3_step(s) != SQLITE_ROW)
-        goto fail;
-    json_t *out =
-        json_pack("{s:o, s:I}", "reports", list, "total", (json_int_t)sqlite3_column_int64(s, 0));
-    sqlite3_finalize(s);
-    return out;
-fail:
-    tr_fail(err, TR_EDB, "reports query failed: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(s);
-    json_decref(list);
-    return NULL;
+    return json_pack("{s:o, s:I}", "reports", list, "total", (json_int_t)total);
 }
 
-/* ---- one report ----------------------------------------------------------------------------- */
-
-static json_t *raw_json(sqlite3_stmt *s, int enc_col, int raw_col)
+/* The report JSON as received (stored raw, maybe compressed). */
+static json_t *raw_json(const char *enc, const void *raw, size_t len)
 {
-    const char *enc = (const char *)sqlite3_column_text(s, enc_col);
-    const void *raw = sqlite3_column_blob(s, raw_col);
-    size_t len = (size_t)sqlite3_column_bytes(s, raw_col);
+    if (raw == NULL)
+        return json_null();
     struct buf out;
     buf_init(&out, (size_t)32 << 20);
     const void *json = raw;
@@ -614,285 +477,227 @@ static json_t *raw_json(sqlite3_stmt *s, int enc_col, int raw_col)
     return j ? j : json_null();
 }
 
-static json_t *query_report_by(struct store *st, const char *key, bool numeric, size_t *nfound,
-                               char *err);
+struct one_report {
+    json_t *out;
+    char ids[TR_ERRLEN];
+};
+
+static int on_one(void *cls, const struct store_report_row *r)
+{
+    struct one_report *o = cls;
+    size_t used = strlen(o->ids);
+    snprintf(o->ids + used, sizeof o->ids - used, "%s%lld", used ? ", " : "", (long long)r->id);
+    if (o->out)
+        return 0;
+    o->out = report_base(r);
+    json_t *diags = r->diagnostics ? json_loads(r->diagnostics, 0, NULL) : NULL;
+    json_object_set_new(o->out, "contact_info", str_or_null(r->contact_info));
+    json_object_set_new(o->out, "diagnostics", diags ? diags : json_array());
+    json_object_set_new(o->out, "report", raw_json(r->raw_encoding, r->raw, r->rawlen));
+    return 0;
+}
+
+static json_t *json_text_or(const char *text)
+{
+    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    return v ? v : json_array();
+}
+
+static int on_policy(void *cls, const struct store_policy_row *p)
+{
+    json_array_append_new(
+        cls, json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:o}", "policy_type",
+                       str_or_null(p->policy_type), "policy_domain", str_or_null(p->policy_domain),
+                       "policy_strings", json_text_or(p->policy_strings), "mx_hosts",
+                       json_text_or(p->mx_hosts), "successful_sessions", (json_int_t)p->successful,
+                       "failed_sessions", (json_int_t)p->failed, "failure_details", json_array()));
+    return 0;
+}
+
+static int on_detail(void *cls, const struct store_failure_row *f)
+{
+    json_t *policy = json_array_get(cls, f->policy_idx);
+    if (policy == NULL)
+        return 0;
+    json_t *d = json_pack("{s:o, s:I}", "result_type", str_or_null(f->result_type),
+                          "failed_session_count", (json_int_t)f->failed_session_count);
+    const char *keys[] = {"sending_mta_ip", "receiving_mx_hostname",  "receiving_mx_helo",
+                          "receiving_ip",   "additional_information", "failure_reason_code"};
+    const char *values[] = {f->sending_mta_ip, f->receiving_mx_hostname,  f->receiving_mx_helo,
+                            f->receiving_ip,   f->additional_information, f->failure_reason_code};
+    for (size_t i = 0; i < 6; i++)
+        if (values[i])
+            json_object_set_new(d, keys[i], str_or_null(values[i]));
+    json_array_append_new(json_object_get(policy, "failure_details"), d);
+    return 0;
+}
 
 json_t *query_report(struct store *st, const char *key, size_t *nfound, char *err)
 {
     /* an id first; a number that is no id may still be a report-id */
     bool numeric = key[0] != 0 && strspn(key, "0123456789") == strlen(key) && strlen(key) < 19;
+    struct one_report o = {NULL, ""};
     err[0] = 0;
-    json_t *r = query_report_by(st, key, numeric, nfound, err);
-    if (r == NULL && numeric && *nfound == 0 && err[0] == 0)
-        r = query_report_by(st, key, false, nfound, err);
-    return r;
-}
-
-static json_t *query_report_by(struct store *st, const char *key, bool numeric, size_t *nfound,
-                               char *err)
-{
-    sqlite3 *db = store_db(st);
     *nfound = 0;
-    static const char cols[] =
-        "SELECT id, organization_name, report_id, start_datetime, end_datetime, contact_info, "
-        "received_at, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size, "
-        "source_kind, source_name, source_client, source_message_id, source_report_domain, "
-        "source_submitter, source_subject FROM reports WHERE ";
-    char sqltext[sizeof cols + 32];
-    snprintf(sqltext, sizeof sqltext, "%s%s", cols, numeric ? "id = ?1" : "report_id = ?1");
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sqltext, -1, &s, NULL) != SQLITE_OK) {
-        tr_fail(err, TR_EDB, "report query failed: %s", sqlite3_errmsg(db));
-        return NULL;
-    }
+    tr_err rc = TR_OK;
     if (numeric)
-        sqlite3_bind_int64(s, 1, strtoll(key, NULL, 10));
-    else
-        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    json_t *out = NULL;
-    char ids[TR_ERRLEN] = "";
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        (*nfound)++;
-        size_t used = strlen(ids);
-        snprintf(ids + used, sizeof ids - used, "%s%lld", used ? ", " : "",
-                 (long long)sqlite3_column_int64(s, 0));
-        if (out)
-            continue;
-        char received[32];
-        report_format_time(sqlite3_column_int64(s, 6), received, sizeof received);
-        const char *diag = (const char *)sqlite3_column_text(s, 9);
-        json_t *diags = diag ? json_loads(diag, 0, NULL) : NULL;
-        out = json_pack(
-            "{s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:I, s:I, s:o, s:o, s:o}", "id",
-            (json_int_t)sqlite3_column_int64(s, 0), "organization_name", text_or_null(s, 1),
-            "report_id", text_or_null(s, 2), "start_datetime", text_or_null(s, 3), "end_datetime",
-            text_or_null(s, 4), "contact_info", text_or_null(s, 5), "received_at", received,
-            "warnings", (json_int_t)sqlite3_column_int64(s, 7), "notes",
-            (json_int_t)sqlite3_column_int64(s, 8), "diagnostics", diags ? diags : json_array(),
-            "source", source_json(s, 13), "report", raw_json(s, 10, 11));
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        json_decref(out);
-        tr_fail(err, TR_EDB, "report query failed: %s", sqlite3_errmsg(db));
+        rc = store_get_reports(st, strtoll(key, NULL, 10), NULL, on_one, &o, nfound, err);
+    if (rc == TR_OK && *nfound == 0)
+        rc = store_get_reports(st, 0, key, on_one, &o, nfound, err);
+    if (rc != TR_OK) {
+        json_decref(o.out);
         return NULL;
     }
     if (*nfound > 1) {
-        json_decref(out);
+        json_decref(o.out);
         tr_fail(err, TR_EUSAGE, "report-id %s matches %zu stored reports (ids %s); give the id",
-                key, *nfound, ids);
+                key, *nfound, o.ids);
         return NULL;
     }
-    return out;
+    if (o.out) {
+        json_t *policies = json_array();
+        rc = store_report_details(st, int_of(o.out, "id"), on_policy, on_detail, policies, err);
+        if (rc != TR_OK) {
+            json_decref(policies);
+            json_decref(o.out);
+            return NULL;
+        }
+        json_object_set_new(o.out, "policies", policies);
+    }
+    return o.out;
 }
 
-/* ---- hints ---------------------------------------------------------------------------------- */
+/* ---- policies ------------------------------------------------------------------------------- */
 
-static const struct {
-    const char *type, *hint;
-} hints[] = {
-    {"starttls-not-supported", "the MX did not offer STARTTLS: enable STARTTLS on it"},
-    {"certificate-host-mismatch",
-     "the MX certificate does not name the MX host: add the name to the certificate"},
-    {"certificate-expired", "the MX presented an expired certificate: renew it"},
-    {"certificate-not-trusted",
-     "the MX certificate chain does not lead to a trusted root: serve the full chain of a "
-     "public CA"},
-    {"validation-failure",
-     "the certificate or policy could not be validated: check the chain and MX names"},
-    {"tlsa-invalid", "the DANE TLSA record does not match the certificate: fix the TLSA record"},
-    {"dnssec-invalid", "DNSSEC validation failed for the TLSA lookup: fix the zone's signatures"},
-    {"dane-required", "the sender requires DANE and found no usable TLSA record: publish one"},
-    {"sts-policy-fetch-error",
-     "the MTA-STS policy could not be fetched: check https://mta-sts.<domain>/.well-known/"
-     "mta-sts.txt"},
-    {"sts-policy-invalid", "the MTA-STS policy file is malformed: fix its syntax"},
-    {"sts-webpki-invalid",
-     "the mta-sts.<domain> web server's certificate is not valid: renew or fix it"},
-};
-
-const char *query_hint(const char *result_type)
+/* The mode of an MTA-STS policy ("mode: enforce" among its strings), else NULL. */
+static const char *sts_mode(const json_t *strings)
 {
-    for (size_t i = 0; i < sizeof hints / sizeof *hints; i++)
-        if (strcmp(hints[i].type, result_type) == 0)
-            return hints[i].hint;
+    size_t i;
+    json_t *s;
+    json_array_foreach(strings, i, s)
+    {
+        const char *v = json_string_value(s);
+        if (v == NULL || strncasecmp(v, "mode:", 5) != 0)
+            continue;
+        v += 5;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (strncmp(v, "enforce", 7) == 0)
+            return "enforce";
+        if (strncmp(v, "testing", 7) == 0)
+            return "testing";
+        if (strncmp(v, "none", 4) == 0)
+            return "none";
+    }
     return NULL;
 }
 
-/* ---- renderers ------------------------------------------------------------------------------ */
-
-static const char *group_label(const json_t *g, const char *field, const char *none)
+static int on_seen(void *cls, const struct store_seen_policy *p)
 {
-    const char *v = json_string_value(json_object_get(g, field));
-    return v ? (v[0] ? v : none) : none;
+    json_t *strings = json_text_or(p->policy_strings);
+    const char *mode =
+        p->policy_type && strcmp(p->policy_type, "sts") == 0 ? sts_mode(strings) : NULL;
+    char first[32], last[32];
+    query_format_time(p->first_start, first);
+    query_format_time(p->last_start, last);
+    json_array_append_new(
+        cls, json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:s, s:s}", "policy_domain",
+                       p->policy_domain && p->policy_domain[0] ? json_string(p->policy_domain)
+                                                               : json_null(),
+                       "policy_type", str_or_null(p->policy_type), "mode",
+                       mode ? json_string(mode) : json_null(), "policy_strings", strings,
+                       "mx_hosts", json_text_or(p->mx_hosts), "reports", (json_int_t)p->reports,
+                       "first_seen", first, "last_seen", last));
+    return 0;
 }
 
-static void format_rate(const json_t *g, char *out, size_t n)
+json_t *query_policies(struct store *st, const struct query_filter *f, char *err)
 {
-    json_t *r = json_object_get(g, "failure_rate");
-    if (json_is_number(r))
-        snprintf(out, n, "%.2f%%", 100.0 * json_number_value(r));
-    else
-        snprintf(out, n, "-");
-}
-
-static void format_count(const json_t *v, char *out, size_t n)
-{
-    if (json_is_integer(v))
-        snprintf(out, n, "%lld", (long long)json_integer_value(v));
-    else
-        snprintf(out, n, "-");
-}
-
-static void print_row(FILE *out, const char *label, const json_t *g, int width, bool by_type)
-{
-    char rate[32], ok[32];
-    format_rate(g, rate, sizeof rate);
-    format_count(json_object_get(g, "successful_sessions"), ok, sizeof ok);
-    fprintf(out, "%-*s %12s %12lld %9s %8lld %9lld\n", width, label, ok,
-            (long long)int_of(g, "failed_sessions"), rate, (long long)int_of(g, "reports"),
-            (long long)int_of(g, "reporters"));
-    if (by_type) { /* the group is the result type: its hint, no breakdown */
-        const char *hint = query_hint(label);
-        fprintf(out, "%-*s   %s\n", width, "", hint ? hint : "(not an RFC 8460 result type)");
-        return;
+    json_t *list = json_array();
+    if (store_seen_policies(st, &f->sf, on_seen, list, err) != TR_OK) {
+        json_decref(list);
+        return NULL;
     }
-    const char *type;
-    json_t *n;
-    json_object_foreach((json_t *)json_object_get(g, "failures"), type, n)
-    {
-        const char *hint = query_hint(type);
-        fprintf(out, "%-*s   %-26s %10lld  %s\n", width, "", type, (long long)json_integer_value(n),
-                hint ? hint : "(not an RFC 8460 result type)");
-    }
+    return json_pack("{s:o}", "policies", list);
 }
 
-void query_print_table(const json_t *summary, FILE *out)
+/* ---- the quarantine ------------------------------------------------------------------------- */
+
+struct entry_ctx {
+    json_t *out;
+    bool raw;
+};
+
+static bool is_text(const unsigned char *p, size_t n)
 {
-    const char *by = json_string_value(json_object_get(summary, "by"));
-    enum query_by which = QUERY_BY_DOMAIN;
-    if (by)
-        (void)query_parse_by(by, &which);
-    const struct dim *dim = &dims[which];
-    const json_t *groups = json_object_get(summary, "groups");
-    const char *none = which == QUERY_BY_DOMAIN ? "(none)" : "(unknown)";
-    char head[64];
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == 0 || (p[i] < 0x20 && p[i] != '\n' && p[i] != '\r' && p[i] != '\t'))
+            return false;
+    return true;
+}
+
+static json_t *base64(const unsigned char *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc(4 * ((n + 2) / 3) + 1);
+    if (out == NULL)
+        return json_null();
     size_t k = 0;
-    for (const char *p = dim->field; *p && k < sizeof head - 1; p++)
-        head[k++] = *p == '_' ? ' ' : (char)toupper((unsigned char)*p);
-    head[k] = 0;
-    int width = (int)strlen(head) > 13 ? (int)strlen(head) : 13;
-    size_t i;
-    json_t *g;
-    json_array_foreach((json_t *)groups, i, g)
-    {
-        int len = (int)strlen(group_label(g, dim->field, none));
-        if (len > width)
-            width = len > 60 ? 60 : len;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        out[k++] = tab[v >> 18];
+        out[k++] = tab[(v >> 12) & 63];
+        out[k++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[k++] = i + 2 < n ? tab[v & 63] : '=';
     }
-    fprintf(out, "%-*s %12s %12s %9s %8s %9s\n", width, head, "SUCCESSFUL", "FAILED", "FAIL RATE",
-            "REPORTS", "REPORTERS");
-    json_array_foreach((json_t *)groups, i, g)
-    {
-        print_row(out, group_label(g, dim->field, none), g, width, which == QUERY_BY_RESULT_TYPE);
-    }
-    fprintf(out, "%.*s\n", width + 55,
-            "----------------------------------------------------------------------------------"
-            "----------------------------------------------------------------------------------");
-    print_row(out, "TOTAL", json_object_get(summary, "totals"), width, false);
+    json_t *j = json_stringn(out, k);
+    free(out);
+    return j ? j : json_null();
 }
 
-/* RFC 4180: quote a field holding a comma, quote or line break */
-static void csv_field(FILE *out, const char *v)
+static int on_entry(void *cls, const struct store_quarantine_row *q)
 {
-    if (strpbrk(v, ",\"\r\n") == NULL) {
-        fputs(v, out);
-        return;
+    struct entry_ctx *c = cls;
+    char received[32];
+    query_format_time(q->received_at, received);
+    json_t *e =
+        json_pack("{s:I, s:s, s:o, s:o, s:I, s:b}", "id", (json_int_t)q->id, "received_at",
+                  received, "reason", str_or_null(q->reason), "source", source_json(&q->src),
+                  "raw_size", (json_int_t)q->raw_size, "raw_kept", q->raw_kept);
+    if (c->raw && q->raw) {
+        json_t *text = is_text(q->raw, q->rawlen) ? json_stringn(q->raw, q->rawlen) : NULL;
+        if (text)
+            json_object_set_new(e, "raw_text", text);
+        else
+            json_object_set_new(e, "raw_base64", base64(q->raw, q->rawlen));
     }
-    fputc('"', out);
-    for (; *v; v++) {
-        if (*v == '"')
-            fputc('"', out);
-        fputc(*v, out);
-    }
-    fputc('"', out);
+    if (json_is_array(c->out))
+        json_array_append_new(c->out, e);
+    else
+        c->out = e;
+    return 0;
 }
 
-void query_print_csv(const json_t *summary, FILE *out)
+json_t *query_quarantine(struct store *st, int64_t since, int64_t until, size_t limit,
+                         size_t offset, char *err)
 {
-    const char *by = json_string_value(json_object_get(summary, "by"));
-    enum query_by which = QUERY_BY_DOMAIN;
-    if (by)
-        (void)query_parse_by(by, &which);
-    const struct dim *dim = &dims[which];
-    fprintf(out,
-            "%s,successful_sessions,failed_sessions,failure_rate,reports,reporters,failures\r\n",
-            dim->field);
-    size_t i;
-    json_t *g;
-    json_array_foreach(json_object_get(summary, "groups"), i, g)
-    {
-        const char *key = json_string_value(json_object_get(g, dim->field));
-        csv_field(out, key ? key : "");
-        char ok[32], rate[32] = "";
-        format_count(json_object_get(g, "successful_sessions"), ok, sizeof ok);
-        json_t *r = json_object_get(g, "failure_rate");
-        if (json_is_number(r))
-            snprintf(rate, sizeof rate, "%.6f", json_number_value(r));
-        fprintf(out, ",%s,%lld,%s,%lld,%lld,", strcmp(ok, "-") == 0 ? "" : ok,
-                (long long)int_of(g, "failed_sessions"), rate, (long long)int_of(g, "reports"),
-                (long long)int_of(g, "reporters"));
-        struct buf failures;
-        buf_init(&failures, (size_t)16 << 20);
-        const char *type;
-        json_t *n;
-        json_object_foreach(json_object_get(g, "failures"), type, n)
-        {
-            char count[32];
-            snprintf(count, sizeof count, "=%lld", (long long)json_integer_value(n));
-            if (failures.len)
-                buf_append(&failures, ";", 1);
-            buf_append(&failures, type, strlen(type));
-            buf_append(&failures, count, strlen(count));
-        }
-        csv_field(out, failures.len ? (const char *)failures.data : "");
-        buf_free(&failures);
-        fputs("\r\n", out);
+    struct entry_ctx c = {json_array(), false};
+    int64_t total = 0;
+    if (store_list_quarantine(st, since, until, limit, offset, on_entry, &c, &total, err) !=
+        TR_OK) {
+        json_decref(c.out);
+        return NULL;
     }
+    return json_pack("{s:o, s:I}", "entries", c.out, "total", (json_int_t)total);
 }
 
-void query_print_reports(const json_t *reports, FILE *out)
+json_t *query_quarantine_entry(struct store *st, int64_t id, bool raw, bool *found, char *err)
 {
-    fprintf(out, "%8s  %-20s  %-16s  %-40s  %10s %8s  %-8s  %s\n", "ID", "START", "REPORTER",
-            "REPORT-ID", "SUCCESSFUL", "FAILED", "SOURCE", "DOMAINS / WARNINGS");
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(reports, "reports"), i, r)
-    {
-        char domains[256] = "";
-        size_t used = 0, k;
-        json_t *d;
-        json_array_foreach(json_object_get(r, "policy_domains"), k, d)
-        {
-            const char *name = json_string_value(d);
-            int w = snprintf(domains + used, sizeof domains - used, "%s%s", used ? "," : "",
-                             name ? name : "(none)");
-            if (w < 0 || (size_t)w >= sizeof domains - used)
-                break;
-            used += (size_t)w;
-        }
-        const json_t *src = json_object_get(r, "source");
-        fprintf(out, "%8lld  %-20s  %-16.16s  %-40.40s  %10lld %8lld  %-8s  %s",
-                (long long)int_of(r, "id"), json_string_value(json_object_get(r, "start_datetime")),
-                json_string_value(json_object_get(r, "organization_name")),
-                json_string_value(json_object_get(r, "report_id")),
-                (long long)int_of(r, "successful_sessions"),
-                (long long)int_of(r, "failed_sessions"),
-                json_string_value(json_object_get(src, "kind")), domains);
-        if (int_of(r, "warnings"))
-            fprintf(out, " (%lld warnings)", (long long)int_of(r, "warnings"));
-        fputc('\n', out);
+    struct entry_ctx c = {NULL, raw};
+    if (store_get_quarantine(st, id, on_entry, &c, found, err) != TR_OK) {
+        json_decref(c.out);
+        return NULL;
     }
-    fprintf(out, "%lld reports\n", (long long)int_of(reports, "total"));
+    return c.out;
 }

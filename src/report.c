@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include "tlsrptd/report.h"
+#include "tlsrptd/result_type.h"
 
 #define PATHLEN 160
 
@@ -203,21 +204,9 @@ void report_format_time(int64_t t, char *out, size_t outlen)
 
 /* ---- registries ----------------------------------------------------------------------------- */
 
-static const char *const result_types[] = {
-    "starttls-not-supported", "certificate-host-mismatch",
-    "certificate-expired",    "certificate-not-trusted",
-    "validation-failure",     "tlsa-invalid",
-    "dnssec-invalid",         "dane-required",
-    "sts-policy-fetch-error", "sts-policy-invalid",
-    "sts-webpki-invalid",
-};
-
 bool report_known_result_type(const char *s)
 {
-    for (size_t i = 0; i < sizeof result_types / sizeof *result_types; i++)
-        if (strcmp(s, result_types[i]) == 0)
-            return true;
-    return false;
+    return result_type_find(s) != NULL; /* the table lives in result_type.c */
 }
 
 bool report_known_policy_type(const char *s)

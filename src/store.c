@@ -1,308 +1,473 @@
-/* store.c: the SQLite database (WAL): open, schema migrations (schema/NNN_*.sql,
- * compiled in, recorded in PRAGMA user_version), transactions, prepared
- * statements for reports, policies, failure details and the quarantine.
+/* store.c: the generic half of the storage port (store.h): picks the backend
+ * by the db value, serializes validated reports for storage, writes reports,
+ * policies and failure details, keeps the quarantine within its budget and
+ * free of repeats, and batches rollup deltas.
  *
- * One struct store is one connection, used by one thread at a time. Batches use
- * BEGIN IMMEDIATE so the duplicate check and the insert see the same database.
- * synchronous=FULL: a committed report survives power loss, which is what an
- * acknowledgement promises. */
+ * Rollups: every stored report adds to the per-day and all-time totals that
+ * summaries and /metrics read (schema 002). Instead of updating those rows
+ * once per report, a transaction collects the deltas in memory, keyed by
+ * table and row, and writes each row once when it commits, in key order: a
+ * batch of a thousand reports for a few domains is a few upserts, and two
+ * collectors sharing one PostgreSQL database take the rows' locks in the same
+ * order, so they do not deadlock on them. Sums saturate at INT64_MAX instead
+ * of wrapping (hostile reports may claim 2^53 sessions each).
+ *
+ * The SQL here and in store_read.c is shared by the backends (?N
+ * placeholders); the backends own connections and statement preparation. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "store_backend.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/store.h"
 
-struct tlsrptd_schema_file {
-    const char *name;
-    const char *sql;
-};
-extern const struct tlsrptd_schema_file tlsrptd_schema[];
-extern const size_t tlsrptd_schema_count;
+/* ---- rollup deltas -------------------------------------------------------------------------- */
 
-enum {
-    S_BEGIN,
-    S_COMMIT,
-    S_ROLLBACK,
-    S_FIND_REPORT,
-    S_INSERT_REPORT,
-    S_INSERT_POLICY,
-    S_INSERT_FAILURE,
-    S_INSERT_QUARANTINE,
-    S_QUARANTINE_OLDEST,
-    S_QUARANTINE_DELETE,
-    S_META_GET,
-    S_META_ADD,
-    S_ROLLUP_SESSIONS,
-    S_ROLLUP_FAILURES,
-    S_TOTAL_SESSIONS,
-    S_TOTAL_FAILURES,
-    S_TOTAL_REPORTERS,
-    S_COUNT_OUTCOME,
-    S_COUNT
+enum rollup_kind {
+    RU_SESSIONS,         /* (domain, start, reporter): successful, failed, reports */
+    RU_FAILURES,         /* (domain, start, result type): failed */
+    RU_DOMAIN,           /* (domain): successful, failed, reports */
+    RU_DOMAIN_FAILURES,  /* (domain, result type): failed */
+    RU_DOMAIN_REPORTERS, /* (domain, reporter): latest start (n[0]) */
+    RU_REPORTS,          /* (start, reporter): reports */
+    RU_OUTCOMES,         /* (source, outcome): count */
 };
 
-static const char *const sql_text[S_COUNT] = {
-    [S_BEGIN] = "BEGIN IMMEDIATE",
-    [S_COMMIT] = "COMMIT",
-    [S_ROLLBACK] = "ROLLBACK",
-    [S_FIND_REPORT] = "SELECT id FROM reports WHERE organization_name = ?1 AND report_id = ?2 "
-                      "AND start_time = ?3 AND end_time = ?4",
-    [S_INSERT_REPORT] =
-        "INSERT INTO reports (organization_name, report_id, start_time, end_time, "
-        "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
-        "source_client, source_message_id, source_report_domain, source_submitter, "
-        "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, ?19, ?20, ?21) "
-        "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING",
-    [S_INSERT_POLICY] = "INSERT INTO policies (report, idx, policy_type, policy_domain, "
-                        "policy_strings, mx_hosts, successful_sessions, failed_sessions) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [S_INSERT_FAILURE] =
-        "INSERT INTO failure_details (policy, result_type, sending_mta_ip, "
-        "receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_session_count, "
-        "additional_information, failure_reason_code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    [S_INSERT_QUARANTINE] =
-        "INSERT INTO quarantine (received_at, source_kind, source_name, source_client, "
-        "source_message_id, source_report_domain, source_submitter, source_subject, reason, raw, "
-        "raw_size, raw_kept) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    [S_QUARANTINE_OLDEST] =
-        "SELECT id, COALESCE(length(raw), 0) FROM quarantine ORDER BY id LIMIT 1",
-    [S_QUARANTINE_DELETE] = "DELETE FROM quarantine WHERE id = ?1",
-    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
-    /* 002_rollups.sql: a report's policies and failure details, just inserted,
-     * added to the per-domain totals (one reports count per domain) */
-    [S_ROLLUP_SESSIONS] =
-        "INSERT INTO rollup_sessions (policy_domain, start_time, reporter, successful, failed, "
-        "reports) SELECT COALESCE(policy_domain, ''), ?2, ?3, SUM(successful_sessions), "
-        "SUM(failed_sessions), 1 FROM policies WHERE report = ?1 GROUP BY 1 "
-        "ON CONFLICT DO UPDATE SET successful = successful + excluded.successful, "
-        "failed = failed + excluded.failed, reports = reports + excluded.reports",
-    [S_ROLLUP_FAILURES] =
-        "INSERT INTO rollup_failures (policy_domain, start_time, result_type, failed) "
-        "SELECT COALESCE(p.policy_domain, ''), ?2, f.result_type, SUM(f.failed_session_count) "
-        "FROM failure_details f JOIN policies p ON p.id = f.policy WHERE p.report = ?1 "
-        "GROUP BY 1, 3 ON CONFLICT DO UPDATE SET failed = failed + excluded.failed",
-    /* the all-time tables of the same: ?2 and ?3 as above, where used */
-    [S_TOTAL_SESSIONS] =
-        "INSERT INTO domain_totals (policy_domain, successful, failed, reports) "
-        "SELECT COALESCE(policy_domain, ''), SUM(successful_sessions), SUM(failed_sessions), 1 "
-        "FROM policies WHERE report = ?1 AND ?2 IS NOT NULL GROUP BY 1 "
-        "ON CONFLICT DO UPDATE SET successful = successful + excluded.successful, "
-        "failed = failed + excluded.failed, reports = reports + excluded.reports",
-    [S_TOTAL_FAILURES] =
-        "INSERT INTO domain_failures (policy_domain, result_type, failed) "
-        "SELECT COALESCE(p.policy_domain, ''), f.result_type, SUM(f.failed_session_count) "
-        "FROM failure_details f JOIN policies p ON p.id = f.policy WHERE p.report = ?1 "
-        "AND ?2 IS NOT NULL GROUP BY 1, 2 ON CONFLICT DO UPDATE SET failed = failed + "
-        "excluded.failed",
-    [S_TOTAL_REPORTERS] =
-        "INSERT INTO domain_reporters (policy_domain, reporter) "
-        "SELECT DISTINCT COALESCE(policy_domain, ''), ?3 FROM policies WHERE report = ?1 "
-        "AND ?2 IS NOT NULL ON CONFLICT DO NOTHING",
-    [S_COUNT_OUTCOME] = "INSERT INTO outcome_counts (source, outcome, count) VALUES (?1, ?2, 1) "
-                        "ON CONFLICT DO UPDATE SET count = count + 1",
-    [S_META_ADD] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
-                   "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
+struct rollup_entry {
+    uint64_t hash;
+    int kind; /* enum rollup_kind; -1: empty slot */
+    const char *a, *b;
+    int64_t t;
+    int64_t n[3];
+};
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    char data[];
+};
+
+struct rollups {
+    struct rollup_entry *slots;
+    size_t cap, n;
+    struct arena_chunk *chunks;
 };
 
 struct store {
-    sqlite3 *db;
-    sqlite3_stmt *stmt[S_COUNT];
+    const struct store_backend *be;
+    void *h;
+    char *target;
     struct store_options opt;
-    char *path;
+    char *password_file;
+    struct rollups ru;
 };
 
-static tr_err db_fail(struct store *st, char *err, const char *what)
+#define SAT_MAX INT64_MAX
+
+static int64_t sat_add(int64_t a, int64_t b)
 {
-    return tr_fail(err, TR_EDB, "database %s: %s: %s", st->path, what,
-                   st->db ? sqlite3_errmsg(st->db) : "not open");
+    if (b > 0 && a > SAT_MAX - b)
+        return SAT_MAX;
+    if (b < 0 && a < INT64_MIN - b)
+        return INT64_MIN;
+    return a + b;
 }
 
-sqlite3 *store_db(struct store *st)
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
-    return st->db;
-}
-
-const char *store_path(const struct store *st)
-{
-    return st->path;
-}
-
-static sqlite3_stmt *stmt(struct store *st, int which)
-{
-    sqlite3_stmt *s = st->stmt[which];
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return s;
-}
-
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-    if (v)
-        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, i);
-}
-
-static tr_err exec_simple(struct store *st, int which, char *err, const char *what)
-{
-    sqlite3_stmt *s = stmt(st, which);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return db_fail(st, err, what);
-    return TR_OK;
-}
-
-static tr_err migrate(struct store *st, char *err)
-{
-    sqlite3_stmt *s = NULL;
-    int version = 0;
-    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
-        return db_fail(st, err, "reading schema version");
-    if (sqlite3_step(s) == SQLITE_ROW)
-        version = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    if (version > (int)tlsrptd_schema_count)
-        return tr_fail(err, TR_EDB,
-                       "database %s: schema version %d is newer than this tlsrptd knows (%zu)",
-                       st->path, version, tlsrptd_schema_count);
-    if (st->opt.read_only) {
-        if (version == 0)
-            return tr_fail(err, TR_EDB, "database %s: not a tlsrptd database", st->path);
-        if (version < (int)tlsrptd_schema_count)
-            return tr_fail(err, TR_EDB,
-                           "database %s: schema version %d is older than this tlsrptd's (%zu); "
-                           "run a command that writes to it (ingest, maildir, serve) to upgrade it",
-                           st->path, version, tlsrptd_schema_count);
-        return TR_OK;
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ull;
     }
-    for (size_t i = (size_t)version; i < tlsrptd_schema_count; i++) {
-        char pragma[64];
-        char *msg = NULL;
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %zu", i + 1);
-        if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-            return db_fail(st, err, "starting migration");
-        /* re-check inside the lock: another process may have migrated meanwhile */
-        int now = 0;
-        if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
-            sqlite3_step(s) == SQLITE_ROW)
-            now = sqlite3_column_int(s, 0);
-        sqlite3_finalize(s);
-        if ((size_t)now > i) {
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return h;
+}
+#define FNV_INIT 0xcbf29ce484222325ull
+
+static const char *arena_strdup(struct rollups *ru, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    struct arena_chunk *c = ru->chunks;
+    if (c == NULL || c->cap - c->used < n) {
+        size_t cap = n > 16384 ? n : 16384;
+        c = malloc(sizeof *c + cap);
+        if (c == NULL)
+            return NULL;
+        c->next = ru->chunks;
+        c->used = 0;
+        c->cap = cap;
+        ru->chunks = c;
+    }
+    char *out = c->data + c->used;
+    memcpy(out, s, n);
+    c->used += n;
+    return out;
+}
+
+static void rollups_reset(struct rollups *ru)
+{
+    for (struct arena_chunk *c = ru->chunks, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    ru->chunks = NULL;
+    if (ru->n) {
+        for (size_t i = 0; i < ru->cap; i++)
+            ru->slots[i].kind = -1;
+    }
+    ru->n = 0;
+    if (ru->cap > 65536) { /* a huge batch: give the memory back */
+        free(ru->slots);
+        ru->slots = NULL;
+        ru->cap = 0;
+    }
+}
+
+static uint64_t entry_hash(int kind, const char *a, const char *b, int64_t t)
+{
+    uint64_t h = fnv1a(FNV_INIT, &kind, sizeof kind);
+    h = fnv1a(h, a, strlen(a) + 1);
+    if (b)
+        h = fnv1a(h, b, strlen(b) + 1);
+    return fnv1a(h, &t, sizeof t);
+}
+
+static bool rollups_grow(struct rollups *ru)
+{
+    size_t cap = ru->cap ? ru->cap * 2 : 256;
+    struct rollup_entry *slots = malloc(cap * sizeof *slots);
+    if (slots == NULL)
+        return false;
+    for (size_t i = 0; i < cap; i++)
+        slots[i].kind = -1;
+    for (size_t i = 0; i < ru->cap; i++) {
+        if (ru->slots[i].kind < 0)
             continue;
-        }
-        if (sqlite3_exec(st->db, tlsrptd_schema[i].sql, NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(st->db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-            tr_err e = tr_fail(err, TR_EDB, "database %s: applying %s: %s", st->path,
-                               tlsrptd_schema[i].name, msg ? msg : sqlite3_errmsg(st->db));
-            sqlite3_free(msg);
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-            return e;
-        }
-        tr_debug("database %s: applied %s", st->path, tlsrptd_schema[i].name);
+        size_t j = ru->slots[i].hash & (cap - 1);
+        while (slots[j].kind >= 0)
+            j = (j + 1) & (cap - 1);
+        slots[j] = ru->slots[i];
     }
-    return TR_OK;
+    free(ru->slots);
+    ru->slots = slots;
+    ru->cap = cap;
+    return true;
 }
 
-tr_err store_open(const char *path, const struct store_options *opt, struct store **out, char *err)
+/* The entry for (kind, a, b, t), created with zero counts. NULL: out of memory. */
+static struct rollup_entry *rollup_at(struct rollups *ru, int kind, const char *a, const char *b,
+                                      int64_t t)
+{
+    if ((ru->n + 1) * 4 > ru->cap * 3 && !rollups_grow(ru))
+        return NULL;
+    uint64_t h = entry_hash(kind, a, b, t);
+    size_t j = h & (ru->cap - 1);
+    for (;; j = (j + 1) & (ru->cap - 1)) {
+        struct rollup_entry *e = &ru->slots[j];
+        if (e->kind < 0)
+            break;
+        if (e->hash == h && e->kind == kind && e->t == t && strcmp(e->a, a) == 0 &&
+            ((e->b == NULL && b == NULL) || (e->b && b && strcmp(e->b, b) == 0)))
+            return e;
+    }
+    struct rollup_entry *e = &ru->slots[j];
+    const char *ca = arena_strdup(ru, a), *cb = b ? arena_strdup(ru, b) : NULL;
+    if (ca == NULL || (b && cb == NULL))
+        return NULL;
+    *e = (struct rollup_entry){h, kind, ca, cb, t, {0, 0, 0}};
+    ru->n++;
+    return e;
+}
+
+static bool rollup_add(struct rollups *ru, int kind, const char *a, const char *b, int64_t t,
+                       int64_t n0, int64_t n1, int64_t n2)
+{
+    struct rollup_entry *e = rollup_at(ru, kind, a, b, t);
+    if (e == NULL)
+        return false;
+    e->n[0] = sat_add(e->n[0], n0);
+    e->n[1] = sat_add(e->n[1], n1);
+    e->n[2] = sat_add(e->n[2], n2);
+    return true;
+}
+
+static int cmp_entries(const void *pa, const void *pb)
+{
+    const struct rollup_entry *a = *(struct rollup_entry *const *)pa;
+    const struct rollup_entry *b = *(struct rollup_entry *const *)pb;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    if (a->t != b->t)
+        return a->t < b->t ? -1 : 1;
+    int c = strcmp(a->a, b->a);
+    if (c)
+        return c;
+    return strcmp(a->b ? a->b : "", b->b ? b->b : "");
+}
+
+/* "a + b" that stops at INT64_MAX instead of failing (PostgreSQL) or turning
+ * into a REAL (SQLite); b is never negative here. */
+#define SAT(t, c)                                                                                  \
+    "CASE WHEN " t "." c " > 9223372036854775807 - excluded." c                                    \
+    " THEN 9223372036854775807 ELSE " t "." c " + excluded." c " END"
+
+static const char *const rollup_sql[] = {
+    [RU_SESSIONS] =
+        "INSERT INTO rollup_sessions (policy_domain, start_time, reporter, successful, "
+        "failed, reports) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+        "ON CONFLICT (start_time, policy_domain, reporter) DO UPDATE SET "
+        "successful = " SAT("rollup_sessions", "successful") ", failed = " SAT(
+            "rollup_sessions", "failed") ", reports = " SAT("rollup_sessions", "reports"),
+    [RU_FAILURES] = "INSERT INTO rollup_failures (policy_domain, start_time, result_type, failed) "
+                    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (start_time, policy_domain, result_type) "
+                    "DO UPDATE SET failed = " SAT("rollup_failures", "failed"),
+    [RU_DOMAIN] = "INSERT INTO domain_totals (policy_domain, successful, failed, reports) "
+                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (policy_domain) DO UPDATE SET "
+                  "successful = " SAT("domain_totals", "successful") ", failed = " SAT(
+                      "domain_totals", "failed") ", reports = " SAT("domain_totals", "reports"),
+    [RU_DOMAIN_FAILURES] = "INSERT INTO domain_failures (policy_domain, result_type, failed) "
+                           "VALUES (?1, ?2, ?3) ON CONFLICT (policy_domain, result_type) DO "
+                           "UPDATE SET failed = " SAT("domain_failures", "failed"),
+    [RU_DOMAIN_REPORTERS] =
+        "INSERT INTO domain_reporters (policy_domain, reporter, last_start) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (policy_domain, reporter) DO UPDATE SET last_start = CASE WHEN "
+        "excluded.last_start > domain_reporters.last_start THEN excluded.last_start ELSE "
+        "domain_reporters.last_start END",
+    [RU_REPORTS] = "INSERT INTO rollup_reports (start_time, reporter, reports) VALUES (?1, ?2, ?3) "
+                   "ON CONFLICT (start_time, reporter) DO UPDATE SET reports = " SAT(
+                       "rollup_reports", "reports"),
+    [RU_OUTCOMES] =
+        "INSERT INTO outcome_counts (source, outcome, count) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (source, outcome) DO UPDATE SET count = " SAT("outcome_counts", "count"),
+};
+static const unsigned rollup_key[] = {
+    [RU_SESSIONS] = STMT_ROLLUP_SESSIONS,
+    [RU_FAILURES] = STMT_ROLLUP_FAILURES,
+    [RU_DOMAIN] = STMT_DOMAIN_TOTALS,
+    [RU_DOMAIN_FAILURES] = STMT_DOMAIN_FAILURES,
+    [RU_DOMAIN_REPORTERS] = STMT_DOMAIN_REPORTERS,
+    [RU_REPORTS] = STMT_ROLLUP_REPORTS,
+    [RU_OUTCOMES] = STMT_OUTCOMES,
+};
+
+static tr_err rollups_flush(struct store *st, char *err)
+{
+    struct rollups *ru = &st->ru;
+    if (ru->n == 0)
+        return TR_OK;
+    struct rollup_entry **v = malloc(ru->n * sizeof *v);
+    if (v == NULL)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < ru->cap; i++)
+        if (ru->slots[i].kind >= 0)
+            v[k++] = &ru->slots[i];
+    qsort(v, k, sizeof *v, cmp_entries);
+    tr_err rc = TR_OK;
+    for (size_t i = 0; i < k && rc == TR_OK; i++) {
+        const struct rollup_entry *e = v[i];
+        struct sql_arg args[6];
+        size_t n = 0;
+        if (e->kind == RU_REPORTS) /* keyed by time first */
+            args[n++] = sql_int(e->t);
+        args[n++] = sql_text(e->a);
+        switch (e->kind) {
+        case RU_SESSIONS:
+            args[n++] = sql_int(e->t);
+            args[n++] = sql_text(e->b);
+            args[n++] = sql_int(e->n[0]);
+            args[n++] = sql_int(e->n[1]);
+            args[n++] = sql_int(e->n[2]);
+            break;
+        case RU_FAILURES:
+            args[n++] = sql_int(e->t);
+            args[n++] = sql_text(e->b);
+            args[n++] = sql_int(e->n[1]);
+            break;
+        case RU_DOMAIN:
+            args[n++] = sql_int(e->n[0]);
+            args[n++] = sql_int(e->n[1]);
+            args[n++] = sql_int(e->n[2]);
+            break;
+        case RU_DOMAIN_FAILURES:
+            args[n++] = sql_text(e->b);
+            args[n++] = sql_int(e->n[1]);
+            break;
+        case RU_DOMAIN_REPORTERS:
+            args[n++] = sql_text(e->b);
+            args[n++] = sql_int(e->n[0]);
+            break;
+        case RU_REPORTS:
+            args[n++] = sql_int(e->n[2]);
+            break;
+        default: /* RU_OUTCOMES */
+            args[n++] = sql_text(e->b);
+            args[n++] = sql_int(e->n[0]);
+            break;
+        }
+        rc = st->be->exec(st->h, rollup_key[e->kind], rollup_sql[e->kind], args, n, NULL, NULL,
+                          NULL, err);
+    }
+    free(v);
+    return rc;
+}
+
+/* ---- opening -------------------------------------------------------------------------------- */
+
+bool store_is_postgresql(const char *db)
+{
+    return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
+}
+
+const char *store_sqlite_path(const char *db)
+{
+    return strncmp(db, "sqlite:", 7) == 0 ? db + 7 : db;
+}
+
+tr_err store_open(const char *db, const struct store_options *opt, struct store **out, char *err)
 {
     static const struct store_options defaults = STORE_DEFAULT_OPTIONS;
     *out = NULL;
     struct store *st = calloc(1, sizeof *st);
-    if (st == NULL || (st->path = strdup(path)) == NULL) {
-        free(st);
-        return tr_fail(err, TR_ENOMEM, "database %s: out of memory", path);
-    }
+    if (st == NULL)
+        return tr_fail(err, TR_ENOMEM, "database %s: out of memory", db);
     st->opt = opt ? *opt : defaults;
-    int flags =
-        st->opt.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    tr_err rc = TR_EDB;
-    if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "cannot open");
-        goto fail;
+    bool pg = store_is_postgresql(db);
+    st->be = pg ? &store_pg_backend : &store_sqlite_backend;
+    st->target = strdup(pg ? db : store_sqlite_path(db));
+    if (st->opt.password_file)
+        st->password_file = strdup(st->opt.password_file);
+    st->opt.password_file = st->password_file;
+    if (st->target == NULL || (opt && opt->password_file && st->password_file == NULL)) {
+        store_close(st);
+        return tr_fail(err, TR_ENOMEM, "database %s: out of memory", db);
     }
-    sqlite3_busy_timeout(st->db, st->opt.busy_timeout_ms);
-    sqlite3_extended_result_codes(st->db, 1);
-    if (!st->opt.read_only) {
-        char *msg = NULL;
-        if (sqlite3_exec(st->db, "PRAGMA journal_mode = WAL", NULL, NULL, &msg) != SQLITE_OK) {
-            rc = tr_fail(err, TR_EDB, "database %s: cannot enable WAL: %s", path,
-                         msg ? msg : sqlite3_errmsg(st->db));
-            sqlite3_free(msg);
-            goto fail;
-        }
+    if (!pg && st->target[0] == 0) {
+        store_close(st);
+        return tr_fail(err, TR_EUSAGE, "database: an empty path");
     }
-    /* FULL: a commit is on disk before anyone is told "stored". A 16 MiB page
-     * cache keeps the indexes' hot pages; checkpoints every 32 MiB of WAL
-     * rather than 4 MiB halve their cost on bulk ingests. */
-    if (sqlite3_exec(st->db,
-                     "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
-                     "PRAGMA cache_size = -16384",
-                     NULL, NULL, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "setting pragmas");
-        goto fail;
-    }
-    sqlite3_wal_autocheckpoint(st->db, STORE_CHECKPOINT_PAGES);
-    if ((rc = migrate(st, err)) != TR_OK)
-        goto fail;
-    if (!st->opt.read_only) {
-        for (int i = 0; i < S_COUNT; i++) {
-            if (sqlite3_prepare_v3(st->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
-                                   NULL) != SQLITE_OK) {
-                rc = db_fail(st, err, "preparing statements");
-                goto fail;
-            }
-        }
+    tr_err rc = st->be->open(st->target, &st->opt, &st->h, err);
+    if (rc != TR_OK) {
+        st->h = NULL;
+        store_close(st);
+        return rc;
     }
     *out = st;
     return TR_OK;
-fail:
-    store_close(st);
-    return rc;
 }
 
 void store_close(struct store *st)
 {
     if (st == NULL)
         return;
-    for (int i = 0; i < S_COUNT; i++)
-        sqlite3_finalize(st->stmt[i]);
-    if (st->db && !sqlite3_get_autocommit(st->db))
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_close(st->db);
-    free(st->path);
+    if (st->h)
+        st->be->close(st->h);
+    rollups_reset(&st->ru);
+    free(st->ru.slots);
+    free(st->target);
+    free(st->password_file);
     free(st);
 }
 
+const char *store_name(const struct store *st)
+{
+    return st->h ? st->be->display(st->h) : st->target;
+}
+
+const char *store_backend_name(const struct store *st)
+{
+    return st->be->name;
+}
+
+enum store_dialect store_dialect(const struct store *st)
+{
+    return st->be->dialect;
+}
+
+tr_err store_reconnect(struct store *st, char *err)
+{
+    if (st->h)
+        st->be->close(st->h);
+    st->h = NULL;
+    rollups_reset(&st->ru);
+    tr_err rc = st->be->open(st->target, &st->opt, &st->h, err);
+    if (rc != TR_OK)
+        st->h = NULL;
+    return rc;
+}
+
+static tr_err not_open(const struct store *st, char *err)
+{
+    return tr_fail(err, TR_EDB, "database %s: not connected", st->target);
+}
+
+tr_err store_exec(struct store *st, unsigned key, const char *sql, const struct sql_arg *args,
+                  size_t nargs, sql_row_fn fn, void *cls, int64_t *changes, char *err)
+{
+    if (st->h == NULL)
+        return not_open(st, err);
+    return st->be->exec(st->h, key, sql, args, nargs, fn, cls, changes, err);
+}
+
+tr_err store_check_writable(struct store *st, char *why)
+{
+    if (st->h == NULL)
+        return not_open(st, why);
+    return st->be->check_writable(st->h, why);
+}
+
+tr_err store_start_maintenance(struct store *st, char *err)
+{
+    return st->h ? st->be->start_maintenance(st->h, err) : not_open(st, err);
+}
+
+void store_stop_maintenance(struct store *st)
+{
+    if (st->h)
+        st->be->stop_maintenance(st->h);
+}
+
+int64_t store_size_bytes(struct store *st)
+{
+    return st->h ? st->be->size_bytes(st->h) : 0;
+}
+
+/* ---- transactions --------------------------------------------------------------------------- */
+
 tr_err store_begin(struct store *st, char *err)
 {
-    return exec_simple(st, S_BEGIN, err, "starting a transaction");
+    rollups_reset(&st->ru);
+    return st->h ? st->be->begin(st->h, err) : not_open(st, err);
 }
 
 tr_err store_commit(struct store *st, char *err)
 {
-    tr_err rc = exec_simple(st, S_COMMIT, err, "committing");
-    if (rc != TR_OK)
-        store_rollback(st);
-    return rc;
+    if (st->h == NULL)
+        return not_open(st, err);
+    tr_err rc = rollups_flush(st, err);
+    rollups_reset(&st->ru);
+    if (rc != TR_OK) {
+        st->be->rollback(st->h);
+        return rc;
+    }
+    return st->be->commit(st->h, err);
 }
 
 void store_rollback(struct store *st)
 {
-    if (!sqlite3_get_autocommit(st->db))
-        (void)exec_simple(st, S_ROLLBACK, NULL, "rolling back");
+    rollups_reset(&st->ru);
+    if (st->h)
+        st->be->rollback(st->h);
 }
 
 bool store_in_transaction(const struct store *st)
 {
-    return sqlite3_get_autocommit(st->db) == 0;
+    return st->h && st->be->in_transaction(st->h);
 }
+
+/* ---- serializing ---------------------------------------------------------------------------- */
 
 static char *dump_or_null(const json_t *j)
 {
@@ -364,51 +529,105 @@ tr_err store_serialize(const struct report *r, const struct diag_list *diags, co
     return TR_OK;
 }
 
-/* outcome_counts: stored, duplicate or rejected, per source kind */
+/* ---- reports -------------------------------------------------------------------------------- */
+
+/* The source's columns as arguments (received_at first, then the fields of
+ * struct store_source in order): 8 of them. */
+static struct sql_arg *source_args(struct sql_arg *a, const struct store_source *src)
+{
+    *a++ = sql_int(src->received_at ? src->received_at : (int64_t)time(NULL));
+    const char *fields[] = {src->kind,       src->name,          src->client,
+                            src->message_id, src->report_domain, src->report_submitter,
+                            src->subject};
+    for (size_t i = 0; i < 7; i++)
+        *a++ = sql_text(fields[i]);
+    return a;
+}
+
 static tr_err count_outcome(struct store *st, const char *source, const char *outcome, char *err)
 {
-    sqlite3_stmt *s = stmt(st, S_COUNT_OUTCOME);
-    bind_text(s, 1, source);
-    bind_text(s, 2, outcome);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? TR_OK : db_fail(st, err, "counting outcomes");
+    if (!rollup_add(&st->ru, RU_OUTCOMES, source ? source : "", outcome, 0, 1, 0, 0))
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    return TR_OK;
 }
 
 static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
                             const struct report_policy *p, const struct store_blob *blob, char *err)
 {
-    sqlite3_stmt *s = stmt(st, S_INSERT_POLICY);
-    sqlite3_bind_int64(s, 1, report);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
-    bind_text(s, 3, p->policy_type);
-    bind_text(s, 4, p->policy_domain);
-    bind_text(s, 5, blob->policy_strings[idx]);
-    bind_text(s, 6, blob->mx_hosts[idx]);
-    sqlite3_bind_int64(s, 7, p->successful_sessions);
-    sqlite3_bind_int64(s, 8, p->failed_sessions);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return db_fail(st, err, "storing a policy");
-    int64_t policy = sqlite3_last_insert_rowid(st->db);
-
-    for (size_t i = 0; i < p->nfailures; i++) {
+    static const char sql_policy[] =
+        "INSERT INTO policies (report, idx, policy_type, policy_domain, policy_strings, mx_hosts, "
+        "successful_sessions, failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+        "RETURNING id";
+    static const char sql_failure[] =
+        "INSERT INTO failure_details (policy, result_type, sending_mta_ip, receiving_mx_hostname, "
+        "receiving_mx_helo, receiving_ip, failed_session_count, additional_information, "
+        "failure_reason_code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    struct sql_arg pa[] = {
+        sql_int(report),
+        sql_int((int64_t)idx),
+        sql_text(p->policy_type),
+        sql_text(p->policy_domain),
+        sql_text(blob->policy_strings[idx]),
+        sql_text(blob->mx_hosts[idx]),
+        sql_int(p->successful_sessions),
+        sql_int(p->failed_sessions),
+    };
+    int64_t policy = 0;
+    tr_err rc = st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy, pa, 8, sql_take_int, &policy,
+                             NULL, err);
+    for (size_t i = 0; rc == TR_OK && i < p->nfailures; i++) {
         const struct report_failure *f = &p->failures[i];
-        s = stmt(st, S_INSERT_FAILURE);
-        sqlite3_bind_int64(s, 1, policy);
-        bind_text(s, 2, f->result_type);
-        bind_text(s, 3, f->sending_mta_ip);
-        bind_text(s, 4, f->receiving_mx_hostname);
-        bind_text(s, 5, f->receiving_mx_helo);
-        bind_text(s, 6, f->receiving_ip);
-        sqlite3_bind_int64(s, 7, f->failed_session_count);
-        bind_text(s, 8, f->additional_information);
-        bind_text(s, 9, f->failure_reason_code);
-        rc = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (rc != SQLITE_DONE)
-            return db_fail(st, err, "storing a failure detail");
+        struct sql_arg fa[] = {
+            sql_int(policy),
+            sql_text(f->result_type),
+            sql_text(f->sending_mta_ip),
+            sql_text(f->receiving_mx_hostname),
+            sql_text(f->receiving_mx_helo),
+            sql_text(f->receiving_ip),
+            sql_int(f->failed_session_count),
+            sql_text(f->additional_information),
+            sql_text(f->failure_reason_code),
+        };
+        rc = st->be->exec(st->h, STMT_INSERT_FAILURE, sql_failure, fa, 9, NULL, NULL, NULL, err);
+    }
+    return rc;
+}
+
+/* The rollup deltas of one stored report: per policy domain (reports counted
+ * once per domain), per result type, per reporter. */
+static tr_err add_rollups(struct store *st, const struct report *r, char *err)
+{
+    struct rollups *ru = &st->ru;
+    const char *org = r->organization_name;
+    if (!rollup_add(ru, RU_REPORTS, org, NULL, r->start_time, 0, 0, 1))
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->npolicies; i++) {
+        const struct report_policy *p = &r->policies[i];
+        const char *d = p->policy_domain ? p->policy_domain : "";
+        bool first = true; /* the first policy of this report for domain d */
+        for (size_t k = 0; k < i && first; k++) {
+            const char *dk = r->policies[k].policy_domain ? r->policies[k].policy_domain : "";
+            first = strcmp(dk, d) != 0;
+        }
+        if (!rollup_add(ru, RU_SESSIONS, d, org, r->start_time, p->successful_sessions,
+                        p->failed_sessions, first) ||
+            !rollup_add(ru, RU_DOMAIN, d, NULL, 0, p->successful_sessions, p->failed_sessions,
+                        first))
+            return tr_fail(err, TR_ENOMEM, "out of memory");
+        struct rollup_entry *e = rollup_at(ru, RU_DOMAIN_REPORTERS, d, org, 0);
+        if (e == NULL)
+            return tr_fail(err, TR_ENOMEM, "out of memory");
+        if (e->n[2] == 0 || r->start_time > e->n[0]) /* n[0]: the latest start */
+            e->n[0] = r->start_time;
+        e->n[2] = 1;
+        for (size_t k = 0; k < p->nfailures; k++) {
+            const struct report_failure *f = &p->failures[k];
+            if (!rollup_add(ru, RU_FAILURES, d, f->result_type, r->start_time, 0,
+                            f->failed_session_count, 0) ||
+                !rollup_add(ru, RU_DOMAIN_FAILURES, d, f->result_type, 0, 0,
+                            f->failed_session_count, 0))
+                return tr_fail(err, TR_ENOMEM, "out of memory");
+        }
     }
     return TR_OK;
 }
@@ -417,165 +636,173 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
                         const struct store_source *src, const struct store_blob *blob, int64_t *id,
                         bool *duplicate, char *err)
 {
+    static const char sql_insert[] =
+        "INSERT INTO reports (organization_name, report_id, start_time, end_time, "
+        "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
+        "source_client, source_message_id, source_report_domain, source_submitter, "
+        "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+        "?18, ?19, ?20, ?21) "
+        "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING RETURNING id";
+    static const char sql_find[] = "SELECT id FROM reports WHERE organization_name = ?1 AND "
+                                   "report_id = ?2 AND start_time = ?3 AND end_time = ?4";
     *duplicate = false;
     *id = 0;
+    if (st->h == NULL)
+        return not_open(st, err);
     if (blob->npolicies != r->npolicies)
-        return tr_fail(err, TR_EDB, "database %s: report and blob disagree", st->path);
-    sqlite3_stmt *s = stmt(st, S_INSERT_REPORT);
-    bind_text(s, 1, r->organization_name);
-    bind_text(s, 2, r->report_id);
-    sqlite3_bind_int64(s, 3, r->start_time);
-    sqlite3_bind_int64(s, 4, r->end_time);
-    bind_text(s, 5, r->start_text);
-    bind_text(s, 6, r->end_text);
-    bind_text(s, 7, r->contact_info);
-    sqlite3_bind_int64(s, 8, (sqlite3_int64)time(NULL));
-    bind_text(s, 9, src->kind);
-    bind_text(s, 10, src->name);
-    bind_text(s, 11, src->client);
-    bind_text(s, 12, src->message_id);
-    bind_text(s, 13, src->report_domain);
-    bind_text(s, 14, src->report_submitter);
-    bind_text(s, 15, src->subject);
-    sqlite3_bind_int64(s, 16, (sqlite3_int64)diags->warnings);
-    sqlite3_bind_int64(s, 17, (sqlite3_int64)diags->notes);
-    bind_text(s, 18, blob->diagnostics);
-    bind_text(s, 19, blob->encoding);
-    sqlite3_bind_blob64(s, 20, blob->len ? blob->data : "", blob->len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 21, (sqlite3_int64)blob->json_size);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return db_fail(st, err, "storing a report");
-    if (sqlite3_changes(st->db) == 0) {
+        return tr_fail(err, TR_EDB, "database %s: report and blob disagree", store_name(st));
+    struct sql_arg a[21] = {
+        sql_text(r->organization_name), sql_text(r->report_id),  sql_int(r->start_time),
+        sql_int(r->end_time),           sql_text(r->start_text), sql_text(r->end_text),
+        sql_text(r->contact_info),
+    };
+    struct sql_arg *rest = source_args(&a[7], src);
+    *rest++ = sql_int((int64_t)diags->warnings);
+    *rest++ = sql_int((int64_t)diags->notes);
+    *rest++ = sql_text(blob->diagnostics);
+    *rest++ = sql_text(blob->encoding);
+    *rest++ = sql_blob(blob->len ? blob->data : "", blob->len);
+    *rest = sql_int((int64_t)blob->json_size);
+    int64_t report = 0;
+    tr_err rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_insert, a, 21, sql_take_int, &report,
+                             NULL, err);
+    if (rc != TR_OK)
+        return rc;
+    if (report == 0) {
         /* the (organization, report-id, start, end) key is taken: a duplicate */
-        s = stmt(st, S_FIND_REPORT);
-        bind_text(s, 1, r->organization_name);
-        bind_text(s, 2, r->report_id);
-        sqlite3_bind_int64(s, 3, r->start_time);
-        sqlite3_bind_int64(s, 4, r->end_time);
-        rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW)
-            *id = sqlite3_column_int64(s, 0);
-        sqlite3_reset(s);
-        if (rc != SQLITE_ROW)
-            return db_fail(st, err, "looking up a duplicate");
+        rc = st->be->exec(st->h, STMT_FIND_REPORT, sql_find, a, 4, sql_take_int, id, NULL, err);
+        if (rc != TR_OK)
+            return rc;
+        if (*id == 0)
+            return tr_fail(err, TR_EDB, "database %s: a duplicate report vanished", store_name(st));
         *duplicate = true;
         return count_outcome(st, src->kind, "duplicate", err);
     }
-    int64_t report = sqlite3_last_insert_rowid(st->db);
-    for (size_t i = 0; i < r->npolicies; i++) {
-        tr_err e = insert_policy(st, report, i, &r->policies[i], blob, err);
-        if (e != TR_OK)
-            return e;
-    }
-    for (int which = S_ROLLUP_SESSIONS; which <= S_TOTAL_REPORTERS; which++) {
-        s = stmt(st, which);
-        sqlite3_bind_int64(s, 1, report);
-        sqlite3_bind_int64(s, 2, r->start_time);
-        if (which == S_ROLLUP_SESSIONS || which == S_TOTAL_REPORTERS)
-            bind_text(s, 3, r->organization_name);
-        rc = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (rc != SQLITE_DONE)
-            return db_fail(st, err, "adding to the summary totals");
-    }
+    for (size_t i = 0; i < r->npolicies && rc == TR_OK; i++)
+        rc = insert_policy(st, report, i, &r->policies[i], blob, err);
+    if (rc == TR_OK)
+        rc = add_rollups(st, r, err);
+    if (rc != TR_OK)
+        return rc;
     *id = report;
     return count_outcome(st, src->kind, "stored", err);
 }
 
-static int64_t meta_get(struct store *st, const char *key)
+/* ---- counters ------------------------------------------------------------------------------- */
+
+tr_err store_counter_add(struct store *st, const char *key, int64_t n, int64_t *now, char *err)
 {
-    sqlite3_stmt *s = stmt(st, S_META_GET);
-    bind_text(s, 1, key);
-    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    return v;
+    static const char sql[] =
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET "
+        "value = meta.value + excluded.value RETURNING value";
+    struct sql_arg a[] = {sql_text(key), sql_int(n)};
+    int64_t v = 0;
+    tr_err rc = store_exec(st, STMT_COUNTER_ADD, sql, a, 2, sql_take_int, &v, NULL, err);
+    if (rc == TR_OK && now)
+        *now = v;
+    return rc;
 }
 
-static tr_err meta_add(struct store *st, const char *key, int64_t delta, char *err)
+tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char *err)
 {
-    sqlite3_stmt *s = stmt(st, S_META_ADD);
-    bind_text(s, 1, key);
-    sqlite3_bind_int64(s, 2, delta);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? TR_OK : db_fail(st, err, "updating counters");
+    struct sql_arg a[] = {sql_text(key)};
+    *value = 0;
+    return store_exec(st, STMT_COUNTER_GET, "SELECT value FROM meta WHERE key = ?1", a, 1,
+                      sql_take_int, value, NULL, err);
 }
 
-/* Evict the oldest quarantine rows until one more row of rawlen bytes fits. */
-static tr_err quarantine_make_room(struct store *st, size_t rawlen, char *err)
+/* ---- the quarantine ------------------------------------------------------------------------- */
+
+/* Who sent it and which bytes: the same input read again gets the same key. */
+static void dedupe_key(const struct store_source *src, const void *raw, size_t rawlen, char out[80])
 {
-    int64_t rows = meta_get(st, "quarantine_rows");
-    int64_t bytes = meta_get(st, "quarantine_bytes");
+    uint64_t who = FNV_INIT;
+    const char *parts[] = {src->kind, src->name, src->client};
+    for (size_t i = 0; i < 3; i++)
+        who = fnv1a(who, parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 1);
+    uint64_t what = raw ? fnv1a(FNV_INIT, raw, rawlen) : FNV_INIT;
+    snprintf(out, 80, "%016llx-%016llx-%zu", (unsigned long long)who, (unsigned long long)what,
+             rawlen);
+}
+
+/* Evict the oldest rows (not keep_id) while the totals exceed the budget. */
+static tr_err quarantine_trim(struct store *st, int64_t keep_id, int64_t rows, int64_t bytes,
+                              char *err)
+{
+    static const char sql_oldest[] = "SELECT id, COALESCE(raw_size * raw_kept, 0) FROM quarantine "
+                                     "WHERE id <> ?1 ORDER BY id LIMIT 1";
+    static const char sql_delete[] = "DELETE FROM quarantine WHERE id = ?1";
     int64_t evicted = 0, freed = 0;
-    while (rows > 0 && (rows + 1 > (int64_t)st->opt.quarantine_max_rows ||
-                        (rawlen <= st->opt.quarantine_max_bytes &&
-                         bytes + (int64_t)rawlen > (int64_t)st->opt.quarantine_max_bytes))) {
-        sqlite3_stmt *s = stmt(st, S_QUARANTINE_OLDEST);
-        int rc = sqlite3_step(s);
-        if (rc != SQLITE_ROW) {
-            sqlite3_reset(s);
-            if (rc == SQLITE_DONE)
-                break; /* counters drifted; nothing left to evict */
-            return db_fail(st, err, "reading the quarantine");
-        }
-        int64_t qid = sqlite3_column_int64(s, 0), qlen = sqlite3_column_int64(s, 1);
-        sqlite3_reset(s);
-        s = stmt(st, S_QUARANTINE_DELETE);
-        sqlite3_bind_int64(s, 1, qid);
-        rc = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (rc != SQLITE_DONE)
-            return db_fail(st, err, "evicting from the quarantine");
-        rows--, bytes -= qlen, evicted++, freed += qlen;
+    tr_err rc = TR_OK;
+    while (rows > (int64_t)st->opt.quarantine_max_rows ||
+           bytes > (int64_t)st->opt.quarantine_max_bytes) {
+        struct sql_pair o = {0, 0}; /* id, bytes */
+        struct sql_arg a[] = {sql_int(keep_id)};
+        if ((rc = store_exec(st, STMT_QUARANTINE_OLDEST, sql_oldest, a, 1, sql_take_pair, &o, NULL,
+                             err)) != TR_OK)
+            return rc;
+        if (o.a == 0)
+            break; /* counters drifted; nothing left to evict */
+        struct sql_arg d[] = {sql_int(o.a)};
+        if ((rc = store_exec(st, STMT_QUARANTINE_DELETE, sql_delete, d, 1, NULL, NULL, NULL,
+                             err)) != TR_OK)
+            return rc;
+        rows--, bytes -= o.b, evicted++, freed += o.b;
     }
     if (evicted == 0)
         return TR_OK;
     tr_warn("quarantine full: evicted the %lld oldest entries (%lld bytes)", (long long)evicted,
             (long long)freed);
-    tr_err e;
-    if ((e = meta_add(st, "quarantine_rows", -evicted, err)) != TR_OK ||
-        (e = meta_add(st, "quarantine_bytes", -freed, err)) != TR_OK ||
-        (e = meta_add(st, "quarantine_evicted", evicted, err)) != TR_OK)
-        return e;
+    if ((rc = store_counter_add(st, "quarantine_rows", -evicted, NULL, err)) != TR_OK ||
+        (rc = store_counter_add(st, "quarantine_bytes", -freed, NULL, err)) != TR_OK ||
+        (rc = store_counter_add(st, "quarantine_evicted", evicted, NULL, err)) != TR_OK)
+        return rc;
     return TR_OK;
 }
 
 tr_err store_add_quarantine(struct store *st, const struct store_source *src, const char *reason,
                             const void *raw, size_t rawlen, int64_t *id, char *err)
 {
+    static const char sql_find[] = "SELECT id FROM quarantine WHERE dedupe_key = ?1";
+    static const char sql_insert[] =
+        "INSERT INTO quarantine (received_at, source_kind, source_name, source_client, "
+        "source_message_id, source_report_domain, source_submitter, source_subject, reason, raw, "
+        "raw_size, raw_kept, dedupe_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+        "?12, ?13) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
+    *id = 0;
+    if (st->h == NULL)
+        return not_open(st, err);
+    char key[80];
+    dedupe_key(src, raw, rawlen, key);
+    struct sql_arg k[] = {sql_text(key)};
+    tr_err rc =
+        st->be->exec(st->h, STMT_QUARANTINE_FIND, sql_find, k, 1, sql_take_int, id, NULL, err);
+    if (rc != TR_OK || *id)
+        return rc; /* read before: kept once */
     bool keep = raw != NULL && rawlen <= st->opt.quarantine_max_bytes;
-    tr_err e = quarantine_make_room(st, keep ? rawlen : 0, err);
-    if (e != TR_OK)
-        return e;
     if (raw != NULL && !keep)
         tr_warn("quarantine: %s: %zu bytes exceed the quarantine budget of %zu; reason kept, "
                 "bytes not",
                 src->name ? src->name : src->kind, rawlen, st->opt.quarantine_max_bytes);
-    sqlite3_stmt *s = stmt(st, S_INSERT_QUARANTINE);
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)time(NULL));
-    bind_text(s, 2, src->kind);
-    bind_text(s, 3, src->name);
-    bind_text(s, 4, src->client);
-    bind_text(s, 5, src->message_id);
-    bind_text(s, 6, src->report_domain);
-    bind_text(s, 7, src->report_submitter);
-    bind_text(s, 8, src->subject);
-    bind_text(s, 9, reason);
-    if (keep)
-        sqlite3_bind_blob64(s, 10, rawlen ? raw : "", rawlen, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 10);
-    sqlite3_bind_int64(s, 11, (sqlite3_int64)rawlen);
-    sqlite3_bind_int(s, 12, keep);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return db_fail(st, err, "quarantining an input");
-    *id = sqlite3_last_insert_rowid(st->db);
-    if ((e = meta_add(st, "quarantine_rows", 1, err)) != TR_OK ||
-        (e = meta_add(st, "quarantine_bytes", keep ? (int64_t)rawlen : 0, err)) != TR_OK)
-        return e;
+    struct sql_arg a[13];
+    struct sql_arg *rest = source_args(a, src);
+    *rest++ = sql_text(reason);
+    *rest++ = keep ? sql_blob(rawlen ? raw : "", rawlen) : sql_text(NULL);
+    *rest++ = sql_int((int64_t)rawlen);
+    *rest++ = sql_int(keep);
+    *rest = sql_text(key);
+    if ((rc = st->be->exec(st->h, STMT_QUARANTINE_INSERT, sql_insert, a, 13, sql_take_int, id, NULL,
+                           err)) != TR_OK)
+        return rc;
+    if (*id == 0) /* another writer kept it a moment ago */
+        return st->be->exec(st->h, STMT_QUARANTINE_FIND, sql_find, k, 1, sql_take_int, id, NULL,
+                            err);
+    int64_t rows = 0, bytes = 0;
+    if ((rc = store_counter_add(st, "quarantine_rows", 1, &rows, err)) != TR_OK ||
+        (rc = store_counter_add(st, "quarantine_bytes", keep ? (int64_t)rawlen : 0, &bytes, err)) !=
+            TR_OK ||
+        (rc = quarantine_trim(st, *id, rows, bytes, err)) != TR_OK)
+        return rc;
     return count_outcome(st, src->kind, "rejected", err);
 }

@@ -1,35 +1,49 @@
-/* check_db.h: read one value from a test database (unit tests of store and
- * ingest). The SQL is the test's own; values are read back as the tests assert. */
+/* check_db.h: read values back from a test database (unit tests of store and
+ * ingest), through the store's own statement runner, so the same checks run
+ * on every backend. The SQL is the test's own. */
 #ifndef TLSRPTD_CHECK_DB_H
 #define TLSRPTD_CHECK_DB_H
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include "store_backend.h"
 #include "tlsrptd/store.h"
+
+static inline int check_db_int(void *cls, struct sql_row *row)
+{
+    *(int64_t *)cls = sql_null(row, 0) ? -1 : sql_col_int(row, 0);
+    return 1;
+}
 
 /* The first column of the first row as an integer; -1 when there is none. */
 static inline int64_t count(struct store *st, const char *sql)
 {
-    sqlite3_stmt *s = NULL;
     int64_t n = -1;
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    char err[TR_ERRLEN];
+    if (store_exec(st, STMT_NONE, sql, NULL, 0, check_db_int, &n, NULL, err) != TR_OK)
+        fprintf(stderr, "check_db: %s\n", err);
     return n;
 }
 
-/* The first column of the first row as text ("" when NULL or none), in a
- * static buffer that the next call overwrites. */
+static inline int check_db_text(void *cls, struct sql_row *row)
+{
+    char *out = cls;
+    size_t used = strlen(out);
+    const char *v = sql_col_text(row, 0);
+    snprintf(out + used, 4096 - used, "%s%s", used ? " " : "", v ? v : "");
+    return 0;
+}
+
+/* The first column of every row as text, joined by spaces ("" when none), in
+ * a static buffer that the next call overwrites. */
 static inline char *text(struct store *st, const char *sql)
 {
     static char out[4096];
-    sqlite3_stmt *s = NULL;
+    char err[TR_ERRLEN];
     out[0] = 0;
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-        snprintf(out, sizeof out, "%s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
+    if (store_exec(st, STMT_NONE, sql, NULL, 0, check_db_text, out, NULL, err) != TR_OK)
+        fprintf(stderr, "check_db: %s\n", err);
     return out;
 }
 

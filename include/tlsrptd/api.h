@@ -1,12 +1,13 @@
-/* api.h: the read side of `tlsrptd serve`: GET /api/v1/summary and
- * /api/v1/reports (the JSON of `tlsrptd summary`, same parameters as query
- * strings), the database-backed part of GET /metrics, and who may ask.
+/* api.h: the read side of `tlsrptd serve`: the JSON API under /api/v1/ (the
+ * JSON of `tlsrptd summary`, `show` and `quarantine`, same parameters as
+ * query strings), the database-backed part of GET /metrics, and who may ask.
  *
  * Access (DESIGN §4): with api_token configured, a request needs
  * "Authorization: Bearer <token>" (compared in constant time; 401
  * otherwise); without one, only loopback clients are answered (403). The
- * daemon applies the same rule to /metrics. Queries run on one read-only
- * connection, one at a time. */
+ * daemon applies the same rule to /metrics. Queries run on a small pool of
+ * read-only connections, so a slow one does not hold up the others. No SQL
+ * here: everything goes through query.h and store.h. */
 #ifndef TLSRPTD_API_H
 #define TLSRPTD_API_H
 
@@ -15,6 +16,8 @@
 #include <stddef.h>
 #include "tlsrptd/buf.h"
 #include "tlsrptd/config.h"
+#include "tlsrptd/ingest.h"
+#include "tlsrptd/prom.h"
 
 /* A request's query string, as (key, value) pairs; value may be NULL. */
 #define API_MAX_ARGS 80
@@ -25,6 +28,21 @@ struct api_args {
     bool overflow; /* more than API_MAX_ARGS */
 };
 
+/* What to answer: a JSON body, or bytes with their content type. */
+struct api_answer {
+    unsigned status;
+    json_t *body;         /* a new reference, or NULL when bytes are the answer */
+    unsigned char *bytes; /* malloc'd */
+    size_t len;
+    const char *content_type;
+    char disposition[160]; /* Content-Disposition, or "" */
+    unsigned retry_after;  /* seconds, for 503 */
+};
+void api_answer_free(struct api_answer *ans);
+
+/* The largest page of summary groups, reports or quarantine entries. */
+#define API_MAX_LIMIT 10000
+
 struct api;
 
 struct api *api_new(const struct config *cfg);
@@ -34,18 +52,26 @@ void api_free(struct api *a);
 unsigned api_check_access(const struct config *cfg, const char *client, const char *authorization,
                           const char **why);
 
-/* GET /api/v1/summary and /api/v1/reports: the HTTP status and a JSON body
- * (a new reference): 200 with the result, 400 naming a bad parameter, 503
- * when the database cannot be read. */
-unsigned api_summary(struct api *a, const struct api_args *args, json_t **body);
-unsigned api_reports(struct api *a, const struct api_args *args, json_t **body);
+/* GET path (below /api/v1: "/summary", "/reports", "/reports/ID", "/policies",
+ * "/quarantine", "/quarantine/ID", "/quarantine/ID/raw"): 200 with the
+ * answer, 400 naming a bad parameter, 404, 503 when the database cannot be
+ * read. */
+void api_get(struct api *a, const char *path, const struct api_args *args, struct api_answer *out);
 
-/* Append the database-backed metrics in the Prometheus text format:
- * sessions and failed sessions per domain (and result type), reports by
- * source and outcome, the Maildir backlog and the database size. */
+/* POST /api/v1/quarantine/ID/reingest: true when path is that route. */
+bool api_is_reingest(const char *path);
+/* The job that re-ingests the entry (prepared with lim, marked to leave the
+ * quarantine once stored), or false with *out filled (404, 503). */
+bool api_reingest_job(struct api *a, const char *path, const struct ingest_limits *lim,
+                      struct ingest_job **job, struct api_answer *out);
+
+/* Append the database-backed metrics in the Prometheus text format: sessions
+ * and failed sessions per domain (and result type) for the metrics_domains
+ * busiest domains and one "(other)" series for the rest, the latest report
+ * per domain and reporter, inputs by source and outcome, the database size. */
 tr_err api_metrics(struct api *a, struct buf *out, char *err);
 
-/* Append to out, failing only when out is full. */
-tr_err api_printf(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Kept for callers from before prom.h. */
+#define api_printf prom_printf
 
 #endif

@@ -21,11 +21,15 @@ struct config {
     struct config_list listen_tls; /* ADDR:PORT, HTTPS */
     char *tls_cert, *tls_key;      /* PEM files */
     char *tls_priorities;          /* GnuTLS priority string */
-    char *db;
-    char *path;       /* POST path prefix, default /tlsrpt */
-    char *user;       /* drop privileges to this user after binding */
-    char *log_format; /* text | json */
-    char *log_target; /* stderr | syslog | a file path */
+    char *db;                      /* a SQLite path (or sqlite:PATH) or a postgresql:// URI */
+    char *db_password_file;        /* PostgreSQL: libpq's passfile */
+    char *spool_dir;               /* serve: the spool; NULL: derived from db; "off": none */
+    size_t spool_max;              /* bytes the spool may hold */
+    size_t metrics_domains;        /* domains with /metrics series of their own */
+    char *path;                    /* POST path prefix, default /tlsrpt */
+    char *user;                    /* drop privileges to this user after binding */
+    char *log_format;              /* text | json */
+    char *log_target;              /* stderr | syslog | a file path */
     bool verbose;
     size_t max_body, max_inflated, max_json_depth, max_parts;
     size_t max_connections, max_connections_per_ip;

@@ -18,6 +18,7 @@ typedef enum {
     TR_EIO,       /* reading an input failed */
     TR_EDB,       /* storage unavailable or failed: retry later */
     TR_EUSAGE,    /* bad command line or configuration */
+    TR_ERETRY,    /* a transaction lost a race with another writer: run it again */
     TR_ELAST
 } tr_err;
 

@@ -1,5 +1,5 @@
 /* ingest.h: bytes in -> extract (MIME) -> decode (gzip) -> validate -> store.
- * The one path every source uses (files, stdin, HTTP, Maildir).
+ * The one path every source uses (files, stdin, HTTP, Maildir, IMAP, the spool).
  *
  * Inputs are added inside a batch (one transaction); nothing is final until
  * ingest_commit() succeeds. When a batch fails, every result in it becomes
@@ -20,6 +20,7 @@
 enum ingest_outcome {
     INGEST_STORED,
     INGEST_DUPLICATE,
+    INGEST_SPOOLED,    /* `serve` only: durably spooled while storage is down, stored later */
     INGEST_REJECTED,   /* not an acceptable report: quarantined */
     INGEST_UNREADABLE, /* the input could not be read */
     INGEST_TEMPFAIL    /* storage unavailable: retry later */
@@ -99,6 +100,16 @@ struct ingest_job *ingest_prepare_failed(const struct store_source *src, tr_err 
 struct ingest_job *ingest_prepare_rejected(void *data, size_t len, bool take,
                                            const struct store_source *src, const char *reason);
 void ingest_job_free(struct ingest_job *job);
+/* The input a job holds (NULL when it could not be read) and its source,
+ * borrowed from the job. */
+const void *ingest_job_input(const struct ingest_job *job, size_t *len,
+                             const struct store_source **src);
+/* True when storing the job can only quarantine it (no acceptable report in
+ * it); *reason says why. False for temporary failures and good reports. */
+bool ingest_job_rejected(const struct ingest_job *job, const char **reason);
+/* The job re-ingests quarantine entry id: when it is stored (or found to be a
+ * duplicate) the entry is removed in the same transaction. */
+void ingest_job_set_requeue(struct ingest_job *job, int64_t quarantine_id);
 
 struct ingest;
 struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim);
@@ -110,7 +121,8 @@ void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest
 /* prepare + store + free, for callers with one input at hand. */
 void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
                   struct ingest_result *res);
-/* Commit the batch. On failure the batch is rolled back and TR_EDB returned:
+/* Commit the batch. On failure the batch is rolled back and TR_EDB returned
+ * (TR_ERETRY: it lost a race with another writer and may simply run again):
  * callers mark their results with ingest_result_tempfail(). */
 tr_err ingest_commit(struct ingest *ig, char *err);
 void ingest_rollback(struct ingest *ig);

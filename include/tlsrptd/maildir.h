@@ -61,4 +61,8 @@ struct maildir_watch *maildir_watch_start(char *const *dirs, size_t ndirs, struc
  * stop. *stats (may be NULL) gets the totals. NULL is a no-op. */
 void maildir_watch_stop(struct maildir_watch *mw, struct maildir_stats *stats);
 
+/* Append tlsrptd_maildir_backlog{maildir=...} (messages waiting in each
+ * Maildir's new/) in the Prometheus text format; nothing for n == 0. */
+tr_err maildir_backlog_metrics(char *const *dirs, size_t n, struct buf *out);
+
 #endif

@@ -388,7 +388,9 @@ class Api(CorpusDaemonCase):
             ("/api/v1/summary?domain=", "domain"),
             ("/api/v1/summary?domain=" + "a" * 300, "domain"),
             ("/api/v1/summary?colour=blue", "colour"),
-            ("/api/v1/summary?limit=5", "limit"),  # a parameter of /reports only
+            ("/api/v1/summary?limit=0", "limit"),
+            ("/api/v1/summary?fill=maybe", "fill"),
+            ("/api/v1/quarantine?by=day", "by"),  # a parameter of /summary only
             ("/api/v1/reports?limit=abc", "limit"),
             ("/api/v1/reports?offset=-1", "offset"),
             ("/api/v1/reports?by=day", "by"),  # a parameter of /summary only
@@ -407,7 +409,8 @@ class Api(CorpusDaemonCase):
 
     def test_other_api_paths_are_404(self):
         for path in ("/api/v2/x", "/api/v1/nope", "/api/", "/api/v1/summary/extra",
-                     "/api/v1/reports/1"):
+                     "/api/v1/reports/999999", "/api/v1/reports/x", "/api/v1/quarantine/999999",
+                     "/api/v1/quarantine/999999/raw", "/api/v1/reports/1/raw"):
             with self.subTest(path=path):
                 body = self.get_json(path, status=404)
                 self.assertEqual(body["status"], 404)

@@ -889,7 +889,7 @@ class BadArguments(T.TlsrptdTestCase):
             (sum([["--domain", "d%d.example" % i] for i in range(65)], []), "--domain"),
             (["--frobnicate"], "frobnicate"),
             (["surplus"], "surplus"),
-            (["--reports", "--format", "csv"], "--reports"),
+            (["--fill"], "--fill"),
             (["--reports", "--by", "day"], "--reports"),
             (["--reports", "--top", "2"], "--reports"),
             (["--limit", "5"], "--limit"),

@@ -1,4 +1,8 @@
-/* checkpoint.c: WAL checkpoints on a background thread (see checkpoint.h).
+/* store_sqlite_checkpoint.c: WAL checkpoints on a background thread, for the
+ * SQLite backend's one long-lived writer (store_start_maintenance). SQLite's
+ * automatic checkpoint runs inside the COMMIT that crosses the threshold, so
+ * every few seconds under load one group commit (and every request waiting on
+ * it) would stall while 32 MiB of WAL are copied and synced.
  *
  * sqlite3_wal_hook() on the writer's connection replaces its automatic
  * checkpoint; the hook runs on the writer thread after each commit and only
@@ -9,13 +13,14 @@
  * this changes nothing about what is durable when. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
-#include "tlsrptd/checkpoint.h"
+#include "store_sqlite.h"
 #include "tlsrptd/log.h"
 
 struct checkpointer {
-    struct store *st;
-    sqlite3 *db; /* the checkpointer's own connection */
+    sqlite3 *writer; /* the writer's connection, whose commits call the hook */
+    sqlite3 *db;     /* the checkpointer's own connection */
     unsigned pages;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -94,18 +99,19 @@ static void *checkpointer_main(void *arg)
     return NULL;
 }
 
-struct checkpointer *checkpointer_start(struct store *st, unsigned pages, char *err)
+struct checkpointer *checkpointer_start(sqlite3 *writer, const char *path, unsigned pages,
+                                        char *err)
 {
     struct checkpointer *c = calloc(1, sizeof *c);
     if (c == NULL) {
         tr_fail(err, TR_ENOMEM, "out of memory");
         return NULL;
     }
-    c->st = st;
+    c->writer = writer;
     c->pages = pages ? pages : 1;
-    if (sqlite3_open_v2(store_path(st), &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        tr_fail(err, TR_EDB, "database %s: opening the checkpoint connection: %s", store_path(st),
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        tr_fail(err, TR_EDB, "database %s: opening the checkpoint connection: %s", path,
                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
         sqlite3_close(c->db);
         free(c);
@@ -115,8 +121,8 @@ struct checkpointer *checkpointer_start(struct store *st, unsigned pages, char *
      * first reads it; until then a checkpoint does nothing (and says so with
      * -1 pages). */
     if (sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL) != SQLITE_OK) {
-        tr_fail(err, TR_EDB, "database %s: reading it from the checkpoint connection: %s",
-                store_path(st), sqlite3_errmsg(c->db));
+        tr_fail(err, TR_EDB, "database %s: reading it from the checkpoint connection: %s", path,
+                sqlite3_errmsg(c->db));
         sqlite3_close(c->db);
         free(c);
         return NULL;
@@ -131,7 +137,7 @@ struct checkpointer *checkpointer_start(struct store *st, unsigned pages, char *
         free(c);
         return NULL;
     }
-    sqlite3_wal_hook(store_db(st), on_wal_commit, c);
+    sqlite3_wal_hook(writer, on_wal_commit, c);
     return c;
 }
 
@@ -139,7 +145,7 @@ void checkpointer_stop(struct checkpointer *c)
 {
     if (c == NULL)
         return;
-    sqlite3_wal_autocheckpoint(store_db(c->st), STORE_CHECKPOINT_PAGES); /* removes our hook */
+    sqlite3_wal_autocheckpoint(c->writer, SQLITE_CHECKPOINT_PAGES); /* removes our hook */
     pthread_mutex_lock(&c->mu);
     c->stopping = true;
     pthread_cond_signal(&c->cv);

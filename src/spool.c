@@ -1,0 +1,320 @@
+/* spool.c: the durable queue of inputs of `tlsrptd serve` (see spool.h).
+ *
+ * An entry file: one line of JSON with the source ({"v":1,"kind":…,"name":…,
+ * "received_at":…}), a newline, then the input's bytes as received. Its name
+ * is the time of arrival in microseconds and a sequence number, both in fixed
+ * width, so a sorted listing is arrival order. */
+#define _DEFAULT_SOURCE /* DT_REG */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "tlsrptd/buf.h"
+#include "tlsrptd/log.h"
+#include "tlsrptd/spool.h"
+
+#define ENTRY_MAX ((size_t)1 << 30) /* no entry is bigger than the largest body */
+
+struct spool {
+    char *dir;
+    int dirfd, newfd, tmpfd;
+    size_t max_bytes, bytes, count;
+    unsigned seq;
+};
+
+static const char *const source_keys[7] = {"kind",          "name",      "client", "message_id",
+                                           "report_domain", "submitter", "subject"};
+
+static int open_subdir(int dirfd, const char *name, char *err, const char *dir)
+{
+    if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST) {
+        tr_fail(err, TR_EIO, "spool %s: cannot create %s/: %s", dir, name, strerror(errno));
+        return -1;
+    }
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        tr_fail(err, TR_EIO, "spool %s: cannot open %s/: %s", dir, name, strerror(errno));
+    return fd;
+}
+
+/* Entry names in new/, sorted (arrival order). *n gets how many. */
+static char **list_entries(struct spool *sp, size_t *n, size_t *bytes)
+{
+    *n = 0;
+    if (bytes)
+        *bytes = 0;
+    int fd = dup(sp->newfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    rewinddir(d);
+    char **v = NULL;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nv = realloc(v, cap * sizeof *nv);
+            if (nv == NULL)
+                break;
+            v = nv;
+        }
+        if ((v[*n] = strdup(e->d_name)) == NULL)
+            break;
+        struct stat sb;
+        if (bytes && fstatat(sp->newfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+            *bytes += (size_t)sb.st_size;
+        (*n)++;
+    }
+    closedir(d);
+    for (size_t i = 1; i < *n; i++) /* insertion sort: names arrive nearly sorted */
+        for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
+            char *t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v;
+}
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+struct spool *spool_open(const char *dir, size_t max_bytes, char *err)
+{
+    struct spool *sp = calloc(1, sizeof *sp);
+    if (sp == NULL || (sp->dir = strdup(dir)) == NULL) {
+        free(sp);
+        tr_fail(err, TR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    sp->dirfd = sp->newfd = sp->tmpfd = -1;
+    sp->max_bytes = max_bytes;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        tr_fail(err, TR_EIO, "spool %s: cannot create it: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        tr_fail(err, TR_EIO, "spool %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if ((sp->newfd = open_subdir(sp->dirfd, "new", err, dir)) < 0 ||
+        (sp->tmpfd = open_subdir(sp->dirfd, "tmp", err, dir)) < 0)
+        goto fail;
+    /* tmp/ holds only entries a crash cut short: never acknowledged */
+    size_t n = 0;
+    int fd = dup(sp->tmpfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' && unlinkat(sp->tmpfd, e->d_name, 0) == 0)
+            n++;
+    if (d)
+        closedir(d);
+    else if (fd >= 0)
+        close(fd);
+    if (n)
+        tr_info("spool %s: removed %zu unfinished entries from tmp/", dir, n);
+    char **names = list_entries(sp, &sp->count, &sp->bytes);
+    free_list(names, sp->count);
+    if (sp->count)
+        tr_info("spool %s: %zu entries (%zu bytes) wait to be stored", dir, sp->count, sp->bytes);
+    return sp;
+fail:
+    spool_close(sp);
+    return NULL;
+}
+
+void spool_close(struct spool *sp)
+{
+    if (sp == NULL)
+        return;
+    if (sp->dirfd >= 0)
+        close(sp->dirfd);
+    if (sp->newfd >= 0)
+        close(sp->newfd);
+    if (sp->tmpfd >= 0)
+        close(sp->tmpfd);
+    free(sp->dir);
+    free(sp);
+}
+
+size_t spool_count(const struct spool *sp)
+{
+    return sp->count;
+}
+
+size_t spool_bytes(const struct spool *sp)
+{
+    return sp->bytes;
+}
+
+static bool write_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        s += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct store_source *src,
+                 char *err)
+{
+    json_t *head = json_pack("{s:i, s:I}", "v", 1, "received_at",
+                             (json_int_t)(src->received_at ? src->received_at : time(NULL)));
+    const char *values[7] = {src->kind,       src->name,          src->client,
+                             src->message_id, src->report_domain, src->report_submitter,
+                             src->subject};
+    for (int i = 0; i < 7; i++)
+        if (values[i])
+            json_object_set_new(head, source_keys[i], json_string(values[i]));
+    char *line = json_dumps(head, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(head);
+    if (line == NULL)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    size_t total = strlen(line) + 1 + len;
+    if (sp->bytes + total > sp->max_bytes) {
+        free(line);
+        return tr_fail(err, TR_ETOOBIG, "spool %s is full (%zu of %zu bytes)", sp->dir, sp->bytes,
+                       sp->max_bytes);
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char name[64];
+    snprintf(name, sizeof name, "%016llx.%08x.%d",
+             (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000,
+             sp->seq++, (int)getpid());
+    int fd = openat(sp->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write_all(fd, line, strlen(line)) && write_all(fd, "\n", 1) &&
+              write_all(fd, data, len) && fsync(fd) == 0;
+    int saved = errno;
+    if (fd >= 0 && close(fd) != 0 && ok) {
+        ok = false;
+        saved = errno;
+    }
+    free(line);
+    if (ok && renameat(sp->tmpfd, name, sp->newfd, name) != 0) {
+        ok = false;
+        saved = errno;
+    }
+    if (!ok) {
+        unlinkat(sp->tmpfd, name, 0);
+        return tr_fail(err, TR_EIO, "spool %s: cannot write an entry: %s", sp->dir,
+                       strerror(saved));
+    }
+    if (fsync(sp->newfd) != 0)
+        return tr_fail(err, TR_EIO, "spool %s: cannot sync new/: %s", sp->dir, strerror(errno));
+    sp->bytes += total;
+    sp->count++;
+    return TR_OK;
+}
+
+void spool_entry_free(struct spool_entry *e)
+{
+    free(e->name);
+    free(e->data);
+    for (int i = 0; i < 7; i++)
+        free(e->strings[i]);
+    memset(e, 0, sizeof *e);
+}
+
+/* Parse one entry file; false when it is not one of ours. */
+static bool read_entry(struct spool *sp, const char *name, struct spool_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    int fd = openat(sp->newfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct buf b;
+    buf_init(&b, ENTRY_MAX);
+    char err[TR_ERRLEN];
+    struct stat sb;
+    bool ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && buf_read_fd(&b, fd, name, err) == TR_OK;
+    close(fd);
+    unsigned char *nl = ok ? memchr(b.data, '\n', b.len) : NULL;
+    json_t *head = nl ? json_loadb((const char *)b.data, (size_t)(nl - b.data), 0, NULL) : NULL;
+    if (head == NULL || json_integer_value(json_object_get(head, "v")) != 1 ||
+        !json_is_string(json_object_get(head, "kind"))) {
+        json_decref(head);
+        buf_free(&b);
+        return false;
+    }
+    const char **fields[7] = {&e->src.kind,       &e->src.name,          &e->src.client,
+                              &e->src.message_id, &e->src.report_domain, &e->src.report_submitter,
+                              &e->src.subject};
+    for (int i = 0; i < 7; i++) {
+        const char *v = json_string_value(json_object_get(head, source_keys[i]));
+        e->strings[i] = v ? strdup(v) : NULL;
+        *fields[i] = e->strings[i];
+    }
+    e->src.received_at = json_integer_value(json_object_get(head, "received_at"));
+    json_decref(head);
+    size_t off = (size_t)(nl - b.data) + 1;
+    e->len = b.len - off;
+    e->data = malloc(e->len ? e->len : 1);
+    e->name = strdup(name);
+    if (e->data)
+        memcpy(e->data, b.data + off, e->len);
+    buf_free(&b);
+    if (e->data == NULL || e->name == NULL || e->src.kind == NULL) {
+        spool_entry_free(e);
+        return false;
+    }
+    return true;
+}
+
+size_t spool_peek(struct spool *sp, struct spool_entry *out, size_t max)
+{
+    size_t n = 0, got = 0, bytes = 0;
+    char **names = list_entries(sp, &n, &bytes);
+    sp->count = n; /* the directory is the truth */
+    sp->bytes = bytes;
+    for (size_t i = 0; i < n && got < max; i++) {
+        if (read_entry(sp, names[i], &out[got])) {
+            got++;
+            continue;
+        }
+        int badfd = open_subdir(sp->dirfd, "bad", NULL, sp->dir);
+        if (badfd >= 0 && renameat(sp->newfd, names[i], badfd, names[i]) == 0) {
+            tr_warn("spool %s: %s is not a readable entry; moved to bad/", sp->dir, names[i]);
+            sp->count--;
+        }
+        if (badfd >= 0)
+            close(badfd);
+    }
+    free_list(names, n);
+    return got;
+}
+
+tr_err spool_remove(struct spool *sp, const struct spool_entry *e, char *err)
+{
+    struct stat sb;
+    size_t size = fstatat(sp->newfd, e->name, &sb, 0) == 0 ? (size_t)sb.st_size : 0;
+    if (unlinkat(sp->newfd, e->name, 0) != 0 && errno != ENOENT)
+        return tr_fail(err, TR_EIO, "spool %s: cannot remove %s: %s", sp->dir, e->name,
+                       strerror(errno));
+    sp->bytes = sp->bytes > size ? sp->bytes - size : 0;
+    sp->count = sp->count ? sp->count - 1 : 0;
+    return TR_OK;
+}

@@ -1,0 +1,162 @@
+/* store_backend.h: what a storage backend gives the generic half of the store
+ * (store.c, store_read.c): a connection, transactions, and statements run with
+ * bound arguments whose result rows come back through a callback.
+ *
+ * The SQL is written once, in store.c and store_read.c, with ?N placeholders
+ * numbered from 1 in the order of the arguments; each backend prepares it its
+ * own way (SQLite natively, PostgreSQL as $N with the arguments' types). The
+ * few places where the dialects differ ask store_dialect(). Internal to the
+ * store_*.c files: nothing else includes this header. */
+#ifndef TLSRPTD_STORE_BACKEND_H
+#define TLSRPTD_STORE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "tlsrptd/err.h"
+#include "tlsrptd/store.h"
+
+enum sql_type { SQL_NULL, SQL_INT, SQL_TEXT, SQL_BLOB };
+
+/* One bound argument; strings and blobs are borrowed for the call. */
+struct sql_arg {
+    enum sql_type type;
+    int64_t i;
+    const char *s; /* SQL_TEXT: NUL-terminated; SQL_BLOB: len bytes */
+    size_t len;
+};
+
+static inline struct sql_arg sql_int(int64_t v)
+{
+    return (struct sql_arg){SQL_INT, v, NULL, 0};
+}
+static inline struct sql_arg sql_text(const char *s)
+{
+    return (struct sql_arg){s ? SQL_TEXT : SQL_NULL, 0, s, 0};
+}
+static inline struct sql_arg sql_blob(const void *p, size_t n)
+{
+    return (struct sql_arg){p ? SQL_BLOB : SQL_NULL, 0, (const char *)p, n};
+}
+
+/* A result row. Each backend's row type starts with this, so the accessors
+ * below reach the backend that made it. Valid during the callback only. */
+struct sql_row {
+    const struct store_backend *be;
+};
+/* Return 0 to go on with the next row, anything else to stop (not an error). */
+typedef int (*sql_row_fn)(void *cls, struct sql_row *row);
+
+enum store_dialect { STORE_DIALECT_SQLITE, STORE_DIALECT_POSTGRESQL };
+
+/* Statements run often enough to be prepared once per connection: each has a
+ * key below STORE_MAX_STMTS (store.c and store_read.c number theirs). */
+#define STORE_MAX_STMTS 64
+
+struct store_backend {
+    const char *name; /* "sqlite", "postgresql" */
+    enum store_dialect dialect;
+    /* Open target (a path, or a URI); migrate the schema unless opt->read_only.
+     * *h is the connection. */
+    tr_err (*open)(const char *target, const struct store_options *opt, void **h, char *err);
+    void (*close)(void *h);
+    const char *(*display)(void *h); /* for messages: a path, a URI without password */
+    tr_err (*begin)(void *h, char *err);
+    tr_err (*commit)(void *h, char *err); /* rolls back on failure; TR_ERETRY: run again */
+    void (*rollback)(void *h);
+    bool (*in_transaction)(void *h);
+    /* Run sql with its arguments; every result row goes to fn (which may be
+     * NULL); *changes (may be NULL) gets the rows it inserted, updated or
+     * deleted. key > 0: a fixed statement, prepared on first use and kept;
+     * 0: prepared for this call. TR_EDB, or TR_ERETRY for a deadlock or
+     * serialization failure, with err set. */
+    tr_err (*exec)(void *h, unsigned key, const char *sql, const struct sql_arg *args, size_t nargs,
+                   sql_row_fn fn, void *cls, int64_t *changes, char *err);
+    bool (*col_null)(struct sql_row *r, int col);
+    int64_t (*col_int)(struct sql_row *r, int col);      /* saturates at INT64_MIN/MAX */
+    const char *(*col_text)(struct sql_row *r, int col); /* NULL for NULL */
+    const void *(*col_blob)(struct sql_row *r, int col, size_t *len); /* NULL for NULL */
+    tr_err (*check_writable)(void *h, char *why);
+    int64_t (*size_bytes)(void *h);
+    tr_err (*start_maintenance)(void *h, char *err);
+    void (*stop_maintenance)(void *h);
+};
+
+extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;
+
+static inline bool sql_null(struct sql_row *r, int col)
+{
+    return r->be->col_null(r, col);
+}
+static inline int64_t sql_col_int(struct sql_row *r, int col)
+{
+    return r->be->col_int(r, col);
+}
+static inline const char *sql_col_text(struct sql_row *r, int col)
+{
+    return r->be->col_text(r, col);
+}
+static inline const void *sql_col_blob(struct sql_row *r, int col, size_t *len)
+{
+    return r->be->col_blob(r, col, len);
+}
+
+/* Row callbacks that keep the first row: one integer (cls: int64_t *) and
+ * two (cls: struct sql_pair *); a NULL reads as 0. */
+struct sql_pair {
+    int64_t a, b;
+};
+static inline int sql_take_int(void *cls, struct sql_row *row)
+{
+    *(int64_t *)cls = sql_null(row, 0) ? 0 : sql_col_int(row, 0);
+    return 1;
+}
+static inline int sql_take_pair(void *cls, struct sql_row *row)
+{
+    struct sql_pair *p = cls;
+    p->a = sql_null(row, 0) ? 0 : sql_col_int(row, 0);
+    p->b = sql_null(row, 1) ? 0 : sql_col_int(row, 1);
+    return 1;
+}
+
+/* For store_read.c: run a statement on st's connection (see exec above). */
+tr_err store_exec(struct store *st, unsigned key, const char *sql, const struct sql_arg *args,
+                  size_t nargs, sql_row_fn fn, void *cls, int64_t *changes, char *err);
+enum store_dialect store_dialect(const struct store *st);
+
+/* The keys of the fixed statements (see STORE_MAX_STMTS). */
+enum store_stmt {
+    STMT_NONE,
+    /* store.c */
+    STMT_INSERT_REPORT,
+    STMT_FIND_REPORT,
+    STMT_INSERT_POLICY,
+    STMT_INSERT_FAILURE,
+    STMT_ROLLUP_SESSIONS,
+    STMT_ROLLUP_FAILURES,
+    STMT_DOMAIN_TOTALS,
+    STMT_DOMAIN_FAILURES,
+    STMT_DOMAIN_REPORTERS,
+    STMT_ROLLUP_REPORTS,
+    STMT_OUTCOMES,
+    STMT_COUNTER_ADD,
+    STMT_COUNTER_GET,
+    STMT_QUARANTINE_FIND,
+    STMT_QUARANTINE_INSERT,
+    STMT_QUARANTINE_OLDEST,
+    STMT_QUARANTINE_DELETE,
+    /* store_read.c */
+    STMT_COUNT_DOMAINS,
+    STMT_COUNT_DOMAIN_FAILURES,
+    STMT_COUNT_DOMAIN_REPORTERS,
+    STMT_COUNT_OUTCOMES,
+    STMT_REPORT_POLICIES,
+    STMT_REPORT_FAILURES,
+    STMT_SCAN_REPORTS,
+    STMT_SCAN_QUARANTINE,
+    STMT_GET_QUARANTINE,
+    STMT_LAST
+};
+
+#endif

@@ -1,0 +1,602 @@
+/* store_pg.c: the PostgreSQL backend of the store (store_backend.h), with
+ * libpq: one connection per struct store, schema/postgresql/NNN_*.sql applied
+ * under an advisory lock (several collectors may start at once) and recorded
+ * in tlsrptd_schema_version, statements prepared once per connection with
+ * their arguments' types, rows streamed one at a time.
+ *
+ * What the generic half relies on: a COMMIT that returns is durable
+ * (synchronous_commit as the server has it, on by default); a duplicate key
+ * inserted by another collector's transaction in flight makes our INSERT wait
+ * for it and then do nothing, so the same report arriving at two collectors
+ * at once is stored once; deadlocks and serialization failures come back as
+ * TR_ERETRY so the caller runs the whole batch again; a lost connection is
+ * TR_EDB and store_check_writable() says so until store_reconnect() succeeds.
+ *
+ * Passwords come from ~/.pgpass, PGPASSFILE or the db_password_file option
+ * (libpq's passfile), never from the command line; messages name the database
+ * without its password. Text that is not UTF-8 (a Maildir file name, a mail
+ * header) is stored with the bad bytes replaced, as PostgreSQL refuses it. */
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "store_backend.h"
+#include "store_schema.h"
+#include "tlsrptd/buf.h"
+#include "tlsrptd/log.h"
+
+#define INT8OID  20
+#define TEXTOID  25
+#define BYTEAOID 17
+
+/* pg_advisory_lock key of schema migrations ("tlsrptd" in ASCII) */
+#define MIGRATION_LOCK "7631734839301223524"
+
+struct pg_conn {
+    PGconn *conn;
+    struct store_options opt;
+    char *uri;
+    char *display; /* uri without a password */
+    bool prepared[STORE_MAX_STMTS];
+    bool broken; /* the connection was lost */
+};
+
+struct pg_row {
+    struct sql_row base;
+    PGresult *res;
+    unsigned char *blobs[8]; /* PQunescapeBytea results, freed after the row */
+    size_t nblobs;
+};
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+/* uri with the password (user:PASSWORD@, or password=…) left out */
+static char *redact(const char *uri)
+{
+    size_t n = strlen(uri);
+    char *out = malloc(n + 1);
+    if (out == NULL)
+        return NULL;
+    const char *scheme = strstr(uri, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = scheme && at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (colon && uri + i == colon) {
+            i = (size_t)(at - uri) - 1; /* skip ":password" */
+            continue;
+        }
+        out[k++] = uri[i];
+    }
+    out[k] = 0;
+    char *pw = strstr(out, "password=");
+    if (pw) {
+        char *end = strchr(pw, '&');
+        const char *rest = end ? end : "";
+        memmove(pw + 9 + 3, rest, strlen(rest) + 1);
+        memcpy(pw + 9, "***", 3);
+    }
+    return out;
+}
+
+/* msg on one line, into out (TR_ERRLEN bytes): libpq's messages end in newlines */
+static void one_line(const char *msg, char *out)
+{
+    snprintf(out, TR_ERRLEN, "%s", msg ? msg : "unknown error");
+    for (char *p = out; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = *(p + 1) ? ' ' : 0;
+}
+
+static tr_err pg_fail(struct pg_conn *c, const PGresult *res, char *err, const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg =
+        res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(c->conn);
+    char clean[TR_ERRLEN];
+    one_line(msg, clean);
+    if (PQstatus(c->conn) != CONNECTION_OK)
+        c->broken = true;
+    tr_err e = TR_EDB;
+    if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
+        e = TR_ERETRY;
+    return tr_fail(err, e, "database %s: %s: %s", c->display, what, clean);
+}
+
+/* Run a command without arguments or rows; TR_OK when it succeeded. */
+static tr_err command(struct pg_conn *c, const char *sql, char *err, const char *what)
+{
+    PGresult *res = PQexec(c->conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    tr_err rc = TR_OK;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        rc = pg_fail(c, res, err, what);
+    PQclear(res);
+    return rc;
+}
+
+static bool utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned char b = *s;
+        size_t n = b < 0x80             ? 1
+                   : (b & 0xe0) == 0xc0 ? 2
+                   : (b & 0xf0) == 0xe0 ? 3
+                   : (b & 0xf8) == 0xf0 ? 4
+                                        : 0;
+        if (n == 0 || (n == 2 && b < 0xc2) || (n == 4 && b > 0xf4))
+            return false;
+        uint32_t cp = n == 1 ? b : (uint32_t)(b & (0x7f >> n));
+        for (size_t i = 1; i < n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+        s += n;
+    }
+    return true;
+}
+
+/* s with every byte of an invalid sequence replaced by '?' (malloc'd). */
+static char *utf8_repair(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = malloc(n + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, s, n + 1);
+    unsigned char *p = (unsigned char *)out;
+    while (*p) {
+        unsigned char one[5] = {0};
+        size_t len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : 4;
+        size_t k = 0;
+        while (k < len && p[k])
+            one[k] = p[k], k++;
+        if (k == len && utf8_valid(one)) {
+            p += len;
+        } else {
+            *p++ = '?';
+        }
+    }
+    return out;
+}
+
+/* ---- opening -------------------------------------------------------------------------------- */
+
+static tr_err pg_exec(void *h, unsigned key, const char *sql, const struct sql_arg *args,
+                      size_t nargs, sql_row_fn fn, void *cls, int64_t *changes, char *err);
+
+static tr_err schema_version(struct pg_conn *c, int64_t *version, char *err)
+{
+    *version = -1;
+    return pg_exec(c, STMT_NONE, "SELECT COALESCE(MAX(version), 0) FROM tlsrptd_schema_version",
+                   NULL, 0, sql_take_int, version, NULL, err);
+}
+
+static tr_err migrate(struct pg_conn *c, char *err)
+{
+    size_t count = tlsrptd_schema_postgresql_count;
+    int64_t version = 0;
+    tr_err rc;
+    if (c->opt.read_only) {
+        if ((rc = schema_version(c, &version, err)) != TR_OK)
+            return tr_fail(err, TR_EDB, "database %s: not a tlsrptd database (no schema)",
+                           c->display);
+        if (version != (int64_t)count)
+            return tr_fail(err, TR_EDB,
+                           "database %s: schema version %lld, this tlsrptd has %zu; run a command "
+                           "that writes to it (ingest, maildir, serve) to upgrade it",
+                           c->display, (long long)version, count);
+        return TR_OK;
+    }
+    /* one process at a time; the others wait here and then find it done */
+    if ((rc = command(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")", err,
+                      "locking for "
+                      "migrations")) != TR_OK)
+        return rc;
+    rc = command(c,
+                 "CREATE TABLE IF NOT EXISTS tlsrptd_schema_version (version INTEGER PRIMARY KEY, "
+                 "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                 err, "creating the schema version table");
+    if (rc == TR_OK)
+        rc = schema_version(c, &version, err);
+    if (rc == TR_OK && version > (int64_t)count)
+        rc = tr_fail(err, TR_EDB,
+                     "database %s: schema version %lld is newer than this tlsrptd knows (%zu)",
+                     c->display, (long long)version, count);
+    for (size_t i = (size_t)(version < 0 ? 0 : version); rc == TR_OK && i < count; i++) {
+        const struct store_schema_file *f = &tlsrptd_schema_postgresql[i];
+        struct sql_arg rec[] = {sql_int((int64_t)i + 1), sql_text(f->name)};
+        if ((rc = command(c, "BEGIN", err, "starting a migration")) != TR_OK)
+            break;
+        char what[96];
+        snprintf(what, sizeof what, "applying %s", f->name);
+        if ((rc = command(c, f->sql, err, what)) != TR_OK ||
+            (rc = pg_exec(c, STMT_NONE,
+                          "INSERT INTO tlsrptd_schema_version (version, name) VALUES (?1, ?2)", rec,
+                          2, NULL, NULL, NULL, err)) != TR_OK ||
+            (rc = command(c, "COMMIT", err, what)) != TR_OK) {
+            char ignore[TR_ERRLEN];
+            command(c, "ROLLBACK", ignore, "rolling back");
+            break;
+        }
+        tr_debug("database %s: applied %s", c->display, f->name);
+    }
+    char ignore[TR_ERRLEN];
+    command(c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")", ignore, "unlocking");
+    return rc;
+}
+
+static void pg_close(void *h)
+{
+    struct pg_conn *c = h;
+    if (c == NULL)
+        return;
+    PQfinish(c->conn);
+    free(c->uri);
+    free(c->display);
+    free(c);
+}
+
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    tr_debug("postgresql: %s", message);
+}
+
+static tr_err pg_open(const char *target, const struct store_options *opt, void **h, char *err)
+{
+    *h = NULL;
+    struct pg_conn *c = calloc(1, sizeof *c);
+    if (c == NULL || (c->uri = strdup(target)) == NULL || (c->display = redact(target)) == NULL) {
+        if (c) {
+            free(c->uri);
+            free(c);
+        }
+        return tr_fail(err, TR_ENOMEM, "database: out of memory");
+    }
+    c->opt = *opt;
+    const char *keys[6] = {"dbname", "application_name", "connect_timeout", NULL, NULL, NULL};
+    const char *values[6] = {target, "tlsrptd", "10", NULL, NULL, NULL};
+    if (opt->password_file) {
+        keys[3] = "passfile";
+        values[3] = opt->password_file;
+    }
+    c->conn = PQconnectdbParams(keys, values, 1);
+    if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {
+        char msg[TR_ERRLEN];
+        one_line(c->conn ? PQerrorMessage(c->conn) : "out of memory", msg);
+        tr_err e = tr_fail(err, TR_EDB, "database %s: cannot connect: %s", c->display, msg);
+        pg_close(c);
+        return e;
+    }
+    PQsetNoticeProcessor(c->conn, quiet_notices, NULL);
+    /* lock_timeout: how long to wait for a row another writer holds (busy_timeout) */
+    char ms[24];
+    snprintf(ms, sizeof ms, "%dms", opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 1);
+    struct sql_arg set[] = {sql_text(ms), sql_text(opt->read_only ? "on" : "off")};
+    tr_err rc = command(c, "SET client_encoding = 'UTF8'", err, "setting up the session");
+    if (rc == TR_OK)
+        rc = pg_exec(c, STMT_NONE,
+                     "SELECT set_config('lock_timeout', ?1, false), "
+                     "set_config('default_transaction_read_only', ?2, false)",
+                     set, 2, NULL, NULL, NULL, err);
+    if (rc == TR_OK)
+        rc = migrate(c, err);
+    if (rc != TR_OK) {
+        pg_close(c);
+        return rc;
+    }
+    *h = c;
+    return TR_OK;
+}
+
+static const char *pg_display(void *h)
+{
+    return ((struct pg_conn *)h)->display;
+}
+
+/* ---- statements ----------------------------------------------------------------------------- */
+
+/* sql with ?N turned into $N (outside quoted strings). */
+static char *dollar_params(const char *sql)
+{
+    size_t n = strlen(sql);
+    char *out = malloc(n + 1);
+    if (out == NULL)
+        return NULL;
+    bool quoted = false;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = sql[i];
+        if (ch == '\'')
+            quoted = !quoted;
+        out[i] = !quoted && ch == '?' && isdigit((unsigned char)sql[i + 1]) ? '$' : ch;
+    }
+    return out;
+}
+
+struct pg_params {
+    const char **values;
+    int *lengths, *formats;
+    unsigned *types;
+    char (*ints)[24];
+    char **repaired;
+};
+
+static void params_free(struct pg_params *p, size_t n)
+{
+    for (size_t i = 0; p->repaired && i < n; i++)
+        free(p->repaired[i]);
+    free(p->values);
+    free(p->lengths);
+    free(p->formats);
+    free(p->types);
+    free(p->ints);
+    free(p->repaired);
+}
+
+static bool params_make(struct pg_params *p, const struct sql_arg *args, size_t n)
+{
+    memset(p, 0, sizeof *p);
+    size_t k = n ? n : 1;
+    p->values = calloc(k, sizeof *p->values);
+    p->lengths = calloc(k, sizeof *p->lengths);
+    p->formats = calloc(k, sizeof *p->formats);
+    p->types = calloc(k, sizeof *p->types);
+    p->ints = calloc(k, sizeof *p->ints);
+    p->repaired = calloc(k, sizeof *p->repaired);
+    if (!p->values || !p->lengths || !p->formats || !p->types || !p->ints || !p->repaired)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const struct sql_arg *a = &args[i];
+        switch (a->type) {
+        case SQL_INT:
+            snprintf(p->ints[i], sizeof p->ints[i], "%lld", (long long)a->i);
+            p->values[i] = p->ints[i];
+            p->types[i] = INT8OID;
+            break;
+        case SQL_TEXT:
+            p->values[i] = a->s;
+            p->types[i] = TEXTOID;
+            if (!utf8_valid((const unsigned char *)a->s)) {
+                if ((p->repaired[i] = utf8_repair(a->s)) == NULL)
+                    return false;
+                p->values[i] = p->repaired[i];
+            }
+            break;
+        case SQL_BLOB:
+            p->values[i] = a->s;
+            p->lengths[i] = (int)a->len;
+            p->formats[i] = 1; /* binary: the bytes as they are */
+            p->types[i] = BYTEAOID;
+            break;
+        default:
+            p->values[i] = NULL;
+            p->types[i] = 0; /* the server infers it */
+        }
+    }
+    return true;
+}
+
+static tr_err pg_exec(void *h, unsigned key, const char *sql, const struct sql_arg *args,
+                      size_t nargs, sql_row_fn fn, void *cls, int64_t *changes, char *err)
+{
+    struct pg_conn *c = h;
+    if (c->broken || PQstatus(c->conn) != CONNECTION_OK) {
+        c->broken = true;
+        return tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
+    }
+    struct pg_params p;
+    char *text = NULL;
+    tr_err rc = TR_OK;
+    if (!params_make(&p, args, nargs) || (text = dollar_params(sql)) == NULL) {
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+        goto done;
+    }
+    char name[16] = "";
+    if (key && key < STORE_MAX_STMTS) {
+        snprintf(name, sizeof name, "t%u", key);
+        if (!c->prepared[key]) {
+            PGresult *res = PQprepare(c->conn, name, text, (int)nargs, (const unsigned *)p.types);
+            bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+            if (!ok)
+                rc = pg_fail(c, res, err, "preparing a statement");
+            PQclear(res);
+            if (!ok)
+                goto done;
+            c->prepared[key] = true;
+        }
+    }
+    int sent =
+        name[0] ? PQsendQueryPrepared(c->conn, name, (int)nargs, p.values, p.lengths, p.formats, 0)
+                : PQsendQueryParams(c->conn, text, (int)nargs, (const unsigned *)p.types, p.values,
+                                    p.lengths, p.formats, 0);
+    if (!sent) {
+        rc = pg_fail(c, NULL, err, "sending a statement");
+        goto done;
+    }
+    PQsetSingleRowMode(c->conn);
+    bool stopped = false;
+    PGresult *res;
+    while ((res = PQgetResult(c->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE) {
+            if (fn && !stopped && rc == TR_OK) {
+                struct pg_row row = {{&store_pg_backend}, res, {NULL}, 0};
+                stopped = fn(cls, &row.base) != 0;
+                for (size_t i = 0; i < row.nblobs; i++)
+                    PQfreemem(row.blobs[i]);
+            }
+        } else if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            if (changes) {
+                const char *n = PQcmdTuples(res);
+                *changes = n && n[0] ? strtoll(n, NULL, 10) : 0;
+            }
+        } else if (rc == TR_OK) {
+            rc = pg_fail(c, res, err, "running a statement");
+        }
+        PQclear(res);
+    }
+done:
+    params_free(&p, nargs);
+    free(text);
+    return rc;
+}
+
+static bool pg_col_null(struct sql_row *r, int col)
+{
+    return PQgetisnull(((struct pg_row *)r)->res, 0, col) != 0;
+}
+
+static int64_t pg_col_int(struct sql_row *r, int col)
+{
+    PGresult *res = ((struct pg_row *)r)->res;
+    if (PQgetisnull(res, 0, col))
+        return 0;
+    const char *v = PQgetvalue(res, 0, col);
+    if (strcmp(v, "t") == 0)
+        return 1;
+    errno = 0;
+    long long n = strtoll(v, NULL, 10); /* numeric sums: saturated by strtoll */
+    return (int64_t)n;
+}
+
+static const char *pg_col_text(struct sql_row *r, int col)
+{
+    PGresult *res = ((struct pg_row *)r)->res;
+    return PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
+}
+
+static const void *pg_col_blob(struct sql_row *r, int col, size_t *len)
+{
+    struct pg_row *row = (struct pg_row *)r;
+    *len = 0;
+    if (PQgetisnull(row->res, 0, col) || row->nblobs == sizeof row->blobs / sizeof *row->blobs)
+        return NULL;
+    size_t n = 0;
+    unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(row->res, 0, col), &n);
+    if (b == NULL)
+        return NULL;
+    row->blobs[row->nblobs++] = b;
+    *len = n;
+    return b;
+}
+
+/* ---- transactions --------------------------------------------------------------------------- */
+
+static tr_err pg_begin(void *h, char *err)
+{
+    struct pg_conn *c = h;
+    if (c->broken || PQstatus(c->conn) != CONNECTION_OK) {
+        c->broken = true;
+        return tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
+    }
+    return command(c, "BEGIN", err, "starting a transaction");
+}
+
+static void pg_rollback(void *h)
+{
+    struct pg_conn *c = h;
+    if (PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE) {
+        char ignore[TR_ERRLEN];
+        command(c, "ROLLBACK", ignore, "rolling back");
+    }
+}
+
+static tr_err pg_commit(void *h, char *err)
+{
+    struct pg_conn *c = h;
+    PGresult *res = PQexec(c->conn, "COMMIT");
+    tr_err rc = TR_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(c, res, err, "committing");
+    else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) /* an aborted transaction */
+        rc = tr_fail(err, TR_EDB, "database %s: committing: the transaction was rolled back",
+                     c->display);
+    PQclear(res);
+    if (rc != TR_OK)
+        pg_rollback(c);
+    return rc;
+}
+
+static bool pg_in_transaction(void *h)
+{
+    struct pg_conn *c = h;
+    return PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE;
+}
+
+/* ---- health --------------------------------------------------------------------------------- */
+
+static int take_flag(void *cls, struct sql_row *row)
+{
+    const char *v = pg_col_text(row, 0);
+    *(int *)cls = v && (strcmp(v, "t") == 0 || strcmp(v, "on") == 0);
+    return 1;
+}
+
+static tr_err pg_check_writable(void *h, char *why)
+{
+    struct pg_conn *c = h;
+    if (c->broken || PQstatus(c->conn) != CONNECTION_OK)
+        return tr_fail(why, TR_EDB, "database %s: the connection was lost", c->display);
+    if (c->opt.read_only)
+        return tr_fail(why, TR_EUSAGE, "database %s: opened read-only", c->display);
+    int recovery = 0;
+    tr_err rc = pg_exec(c, STMT_NONE, "SELECT pg_is_in_recovery()", NULL, 0, take_flag, &recovery,
+                        NULL, why);
+    if (rc != TR_OK)
+        return rc;
+    if (recovery)
+        return tr_fail(why, TR_EDB,
+                       "database %s is a standby (in recovery): it takes no writes; point db at "
+                       "the primary",
+                       c->display);
+    return TR_OK;
+}
+
+static int64_t pg_size_bytes(void *h)
+{
+    int64_t n = 0;
+    char err[TR_ERRLEN];
+    if (pg_exec(h, STMT_NONE, "SELECT pg_database_size(current_database())", NULL, 0, sql_take_int,
+                &n, NULL, err) != TR_OK)
+        return 0;
+    return n;
+}
+
+static tr_err pg_start_maintenance(void *h, char *err)
+{
+    (void)h, (void)err;
+    return TR_OK; /* autovacuum does it */
+}
+
+static void pg_stop_maintenance(void *h)
+{
+    (void)h;
+}
+
+const struct store_backend store_pg_backend = {
+    .name = "postgresql",
+    .dialect = STORE_DIALECT_POSTGRESQL,
+    .open = pg_open,
+    .close = pg_close,
+    .display = pg_display,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .in_transaction = pg_in_transaction,
+    .exec = pg_exec,
+    .col_null = pg_col_null,
+    .col_int = pg_col_int,
+    .col_text = pg_col_text,
+    .col_blob = pg_col_blob,
+    .check_writable = pg_check_writable,
+    .size_bytes = pg_size_bytes,
+    .start_maintenance = pg_start_maintenance,
+    .stop_maintenance = pg_stop_maintenance,
+};

@@ -1,0 +1,903 @@
+/* store_read.c: the read side of the storage port (store.h): the rows behind
+ * summaries, report listings, one report, the quarantine, the policies seen
+ * per domain and the /metrics counters. Shared by every backend: the SQL is
+ * put together here from fixed fragments and bound arguments (user values
+ * are never part of the text), with ?N placeholders the backend prepares.
+ *
+ * Which tables answer a summary: the all-time tables (domain_totals, …) when
+ * there is no time window and no reporter filter; the rollups (per report
+ * start time) for summaries by domain, day and reporter; the reports,
+ * policies and failure details themselves for the other dimensions, and for
+ * exact report counts where the rollups cannot give them (several domains in
+ * the filter). The report counts of the rollups are per domain (a report
+ * with two domains counts once for each) except rollup_reports, which counts
+ * each report once per start time and reporter. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "store_backend.h"
+#include "tlsrptd/buf.h"
+#include "tlsrptd/store.h"
+
+#define DAY_SQL(c) c " - ((" c " % 86400) + 86400) % 86400"
+
+/* ---- building statements -------------------------------------------------------------------- */
+
+struct qb {
+    struct buf text;
+    struct sql_arg *args;
+    size_t nargs, cap;
+    bool oom;
+    enum store_dialect dialect;
+};
+
+static void qb_init(struct qb *q, const struct store *st)
+{
+    memset(q, 0, sizeof *q);
+    buf_init(&q->text, (size_t)1 << 20);
+    q->dialect = store_dialect(st);
+}
+
+static void qb_free(struct qb *q)
+{
+    buf_free(&q->text);
+    free(q->args);
+}
+
+static void qb_sql(struct qb *q, const char *s)
+{
+    if (buf_append(&q->text, s, strlen(s)) != TR_OK)
+        q->oom = true;
+}
+
+/* Append "?N" bound to a. */
+static void qb_arg(struct qb *q, struct sql_arg a)
+{
+    if (q->nargs == q->cap) {
+        size_t cap = q->cap ? 2 * q->cap : 16;
+        struct sql_arg *v = realloc(q->args, cap * sizeof *v);
+        if (v == NULL) {
+            q->oom = true;
+            return;
+        }
+        q->args = v;
+        q->cap = cap;
+    }
+    q->args[q->nargs++] = a;
+    char p[24];
+    snprintf(p, sizeof p, "?%zu", q->nargs);
+    qb_sql(q, p);
+}
+
+/* " AND col IN (?, ?, ...)"; nothing for n == 0. */
+static void qb_in(struct qb *q, const char *col, const char *const *values, size_t n)
+{
+    if (n == 0)
+        return;
+    qb_sql(q, " AND ");
+    qb_sql(q, col);
+    qb_sql(q, " IN (");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            qb_sql(q, ", ");
+        qb_arg(q, sql_text(values[i]));
+    }
+    qb_sql(q, ")");
+}
+
+/* " AND col >= since AND col < until" (only the bounds that are set). */
+static void qb_window(struct qb *q, const char *col, int64_t since, int64_t until)
+{
+    if (since != INT64_MIN) {
+        qb_sql(q, " AND ");
+        qb_sql(q, col);
+        qb_sql(q, " >= ");
+        qb_arg(q, sql_int(since));
+    }
+    if (until != INT64_MAX) {
+        qb_sql(q, " AND ");
+        qb_sql(q, col);
+        qb_sql(q, " < ");
+        qb_arg(q, sql_int(until));
+    }
+}
+
+/* A sum that cannot overflow: SQLite's SUM fails on overflow, so the SQLite
+ * backend defines tsum (saturating); PostgreSQL's SUM of bigint is numeric,
+ * which the backend reads back saturated. */
+static const char *qb_sum(const struct qb *q)
+{
+    return q->dialect == STORE_DIALECT_SQLITE ? "tsum(" : "SUM(";
+}
+
+static void qb_sum_of(struct qb *q, const char *col)
+{
+    qb_sql(q, qb_sum(q));
+    qb_sql(q, col);
+    qb_sql(q, ")");
+}
+
+/* Byte order for text, as strcmp: PostgreSQL sorts by the database's
+ * collation unless told. */
+static void qb_order_text(struct qb *q, const char *col)
+{
+    qb_sql(q, col);
+    if (q->dialect == STORE_DIALECT_POSTGRESQL)
+        qb_sql(q, " COLLATE \"C\"");
+}
+
+static tr_err qb_run(struct store *st, struct qb *q, sql_row_fn fn, void *cls, char *err)
+{
+    if (q->oom)
+        return tr_fail(err, TR_ENOMEM, "out of memory building a query");
+    return store_exec(st, STMT_NONE, (const char *)q->text.data, q->args, q->nargs, fn, cls, NULL,
+                      err);
+}
+
+void store_filter_init(struct store_filter *f)
+{
+    memset(f, 0, sizeof *f);
+    f->since = INT64_MIN;
+    f->until = INT64_MAX;
+}
+
+static bool all_time(const struct store_filter *f)
+{
+    return f->since == INT64_MIN && f->until == INT64_MAX;
+}
+
+/* ---- summaries ------------------------------------------------------------------------------ */
+
+static const char *const base_key[STORE_NDIMS] = {
+    [STORE_BY_DOMAIN] = "COALESCE(p.policy_domain, '')",
+    [STORE_BY_DAY] = DAY_SQL("r.start_time"),
+    [STORE_BY_RESULT_TYPE] = "f.result_type",
+    [STORE_BY_REPORTER] = "r.organization_name",
+    [STORE_BY_SENDING_IP] = "COALESCE(f.sending_mta_ip, '')",
+    [STORE_BY_MX_HOST] = "COALESCE(f.receiving_mx_hostname, '')",
+    [STORE_BY_POLICY_TYPE] = "p.policy_type",
+};
+
+bool store_dim_failure_only(enum store_dim dim)
+{
+    return dim == STORE_BY_RESULT_TYPE || dim == STORE_BY_SENDING_IP || dim == STORE_BY_MX_HOST;
+}
+
+/* The FROM and WHERE over reports r, policies p (and failure details f). */
+static void qb_base(struct qb *q, const struct store_filter *f, bool with_failures)
+{
+    qb_sql(q, " FROM reports r JOIN policies p ON p.report = r.id");
+    if (with_failures)
+        qb_sql(q, " JOIN failure_details f ON f.policy = p.id");
+    qb_sql(q, " WHERE 1 = 1");
+    qb_window(q, "r.start_time", f->since, f->until);
+    qb_in(q, "COALESCE(p.policy_domain, '')", f->domains, f->ndomains);
+    qb_in(q, "r.organization_name", f->reporters, f->nreporters);
+}
+
+/* rollup_sessions in the filter */
+static void qb_rollup_where(struct qb *q, const struct store_filter *f)
+{
+    qb_sql(q, " WHERE 1 = 1");
+    qb_window(q, "start_time", f->since, f->until);
+    qb_in(q, "policy_domain", f->domains, f->ndomains);
+    qb_in(q, "reporter", f->reporters, f->nreporters);
+}
+
+/* The inner query of the groups: columns k, ok, bad, nrep, nreporters, last. */
+static void qb_groups(struct qb *q, const struct store_filter *f, enum store_dim dim)
+{
+    bool rollup_dim = dim == STORE_BY_DOMAIN || dim == STORE_BY_DAY || dim == STORE_BY_REPORTER;
+    if (dim == STORE_BY_DOMAIN && all_time(f) && f->nreporters == 0) {
+        /* the all-time tables: a few rows per domain */
+        qb_sql(q, "SELECT t.policy_domain AS k, t.successful AS ok, t.failed AS bad, t.reports "
+                  "AS nrep, (SELECT COUNT(*) FROM domain_reporters x WHERE x.policy_domain = "
+                  "t.policy_domain) AS nreporters, (SELECT MAX(last_start) FROM domain_reporters "
+                  "x WHERE x.policy_domain = t.policy_domain) AS last FROM domain_totals t "
+                  "WHERE 1 = 1");
+        qb_in(q, "t.policy_domain", f->domains, f->ndomains);
+        return;
+    }
+    if (rollup_dim && (dim == STORE_BY_DOMAIN || f->ndomains <= 1)) {
+        /* the rollups; their report counts are per domain, exact for one domain */
+        const char *key = dim == STORE_BY_DOMAIN ? "policy_domain"
+                          : dim == STORE_BY_DAY  ? DAY_SQL("start_time")
+                                                 : "reporter";
+        bool per_domain = dim == STORE_BY_DOMAIN || f->ndomains == 1;
+        qb_sql(q, "SELECT s.k, s.ok, s.bad, ");
+        qb_sql(q, per_domain ? "s.nrep" : "COALESCE(c.n, 0)");
+        qb_sql(q, " AS nrep, s.nreporters, s.last FROM (SELECT ");
+        qb_sql(q, key);
+        qb_sql(q, " AS k, ");
+        qb_sum_of(q, "successful");
+        qb_sql(q, " AS ok, ");
+        qb_sum_of(q, "failed");
+        qb_sql(q, " AS bad, ");
+        qb_sum_of(q, "reports");
+        qb_sql(q, " AS nrep, COUNT(DISTINCT reporter) AS nreporters, MAX(start_time) AS last "
+                  "FROM rollup_sessions");
+        qb_rollup_where(q, f);
+        qb_sql(q, " GROUP BY 1) s");
+        if (!per_domain) { /* every domain: reports once each, from rollup_reports */
+            qb_sql(q, " LEFT JOIN (SELECT ");
+            qb_sql(q, dim == STORE_BY_DAY ? DAY_SQL("start_time") : "reporter");
+            qb_sql(q, " AS k, ");
+            qb_sum_of(q, "reports");
+            qb_sql(q, " AS n FROM rollup_reports WHERE 1 = 1");
+            qb_window(q, "start_time", f->since, f->until);
+            qb_in(q, "reporter", f->reporters, f->nreporters);
+            qb_sql(q, " GROUP BY 1) c ON c.k = s.k");
+        }
+        return;
+    }
+    bool failure_only = store_dim_failure_only(dim);
+    qb_sql(q, "SELECT ");
+    qb_sql(q, base_key[dim]);
+    qb_sql(q, " AS k, ");
+    if (failure_only) {
+        qb_sql(q, "NULL AS ok, ");
+        qb_sum_of(q, "f.failed_session_count");
+    } else {
+        qb_sum_of(q, "p.successful_sessions");
+        qb_sql(q, " AS ok, ");
+        qb_sum_of(q, "p.failed_sessions");
+    }
+    qb_sql(q, " AS bad, COUNT(DISTINCT r.id) AS nrep, COUNT(DISTINCT r.organization_name) AS "
+              "nreporters, MAX(r.start_time) AS last");
+    qb_base(q, f, failure_only);
+    qb_sql(q, " GROUP BY 1");
+}
+
+struct groups_ctx {
+    enum store_dim dim;
+    store_group_fn fn;
+    void *cls;
+};
+
+static int group_row(void *cls, struct sql_row *row)
+{
+    struct groups_ctx *c = cls;
+    struct store_group g = {0};
+    if (c->dim == STORE_BY_DAY) {
+        g.day = sql_col_int(row, 0);
+        g.key = "";
+    } else {
+        g.key = sql_col_text(row, 0);
+        if (g.key == NULL)
+            g.key = "";
+    }
+    g.has_successful = !store_dim_failure_only(c->dim);
+    g.successful = g.has_successful && !sql_null(row, 1) ? sql_col_int(row, 1) : 0;
+    g.failed = sql_null(row, 2) ? 0 : sql_col_int(row, 2);
+    g.reports = sql_col_int(row, 3);
+    g.reporters = sql_col_int(row, 4);
+    g.last_start = sql_null(row, 5) ? 0 : sql_col_int(row, 5);
+    return c->fn(c->cls, &g);
+}
+
+tr_err store_summary_groups(struct store *st, const struct store_filter *f, enum store_dim dim,
+                            const struct store_page *page, store_group_fn fn, void *cls,
+                            size_t *ngroups, char *err)
+{
+    if ((unsigned)dim >= STORE_NDIMS)
+        return tr_fail(err, TR_EUSAGE, "no such summary dimension");
+    struct qb q;
+    qb_init(&q, st);
+    tr_err rc = TR_OK;
+    if (ngroups) {
+        *ngroups = 0;
+        qb_sql(&q, "SELECT COUNT(*) FROM (");
+        qb_groups(&q, f, dim);
+        qb_sql(&q, ") g");
+        int64_t n = 0;
+        rc = qb_run(st, &q, sql_take_int, &n, err);
+        *ngroups = (size_t)n;
+        qb_free(&q);
+        qb_init(&q, st);
+    }
+    if (rc == TR_OK) {
+        qb_sql(&q, "SELECT k, ok, bad, nrep, nreporters, last FROM (");
+        qb_groups(&q, f, dim);
+        qb_sql(&q, ") g ORDER BY ");
+        if (page && page->ranked)
+            qb_sql(&q, "bad DESC, ");
+        if (dim == STORE_BY_DAY) {
+            qb_sql(&q, "k");
+        } else {
+            qb_sql(&q, "CASE WHEN k = '' THEN 1 ELSE 0 END, "); /* no name: last */
+            qb_order_text(&q, "k");
+        }
+        if (page && page->limit) {
+            qb_sql(&q, " LIMIT ");
+            qb_arg(&q, sql_int((int64_t)page->limit));
+            qb_sql(&q, " OFFSET ");
+            qb_arg(&q, sql_int((int64_t)page->offset));
+        }
+        struct groups_ctx c = {dim, fn, cls};
+        rc = qb_run(st, &q, group_row, &c, err);
+    }
+    qb_free(&q);
+    return rc;
+}
+
+struct failures_ctx {
+    enum store_dim dim;
+    store_failure_fn fn;
+    void *cls;
+};
+
+static int failure_row(void *cls, struct sql_row *row)
+{
+    struct failures_ctx *c = cls;
+    struct store_failure fl = {0};
+    if (c->dim == STORE_BY_DAY) {
+        fl.day = sql_col_int(row, 0);
+        fl.key = "";
+    } else {
+        fl.key = sql_col_text(row, 0);
+        if (fl.key == NULL)
+            fl.key = "";
+    }
+    fl.result_type = sql_col_text(row, 1);
+    fl.failed = sql_col_int(row, 2);
+    if (fl.result_type == NULL)
+        return 0;
+    return c->fn(c->cls, &fl);
+}
+
+tr_err store_summary_failures(struct store *st, const struct store_filter *f, enum store_dim dim,
+                              const char *const *keys, size_t nkeys, store_failure_fn fn, void *cls,
+                              char *err)
+{
+    if ((unsigned)dim >= STORE_NDIMS)
+        return tr_fail(err, TR_EUSAGE, "no such summary dimension");
+    struct qb q;
+    qb_init(&q, st);
+    bool use_keys = keys != NULL && dim != STORE_BY_DAY;
+    if (dim == STORE_BY_DOMAIN && all_time(f) && f->nreporters == 0) {
+        qb_sql(&q, "SELECT policy_domain, result_type, failed FROM domain_failures WHERE 1 = 1");
+        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+        if (use_keys)
+            qb_in(&q, "policy_domain", keys, nkeys);
+    } else if ((dim == STORE_BY_DOMAIN || (dim == STORE_BY_DAY && f->ndomains <= 1)) &&
+               f->nreporters == 0) {
+        qb_sql(&q, "SELECT ");
+        qb_sql(&q, dim == STORE_BY_DAY ? DAY_SQL("start_time") : "policy_domain");
+        qb_sql(&q, ", result_type, ");
+        qb_sum_of(&q, "failed");
+        qb_sql(&q, " FROM rollup_failures WHERE 1 = 1");
+        qb_window(&q, "start_time", f->since, f->until);
+        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+        if (use_keys)
+            qb_in(&q, "policy_domain", keys, nkeys);
+        qb_sql(&q, " GROUP BY 1, 2");
+    } else {
+        qb_sql(&q, "SELECT ");
+        qb_sql(&q, base_key[dim]);
+        qb_sql(&q, ", f.result_type, ");
+        qb_sum_of(&q, "f.failed_session_count");
+        qb_base(&q, f, true);
+        if (use_keys)
+            qb_in(&q, base_key[dim], keys, nkeys);
+        qb_sql(&q, " GROUP BY 1, 2");
+    }
+    struct failures_ctx c = {dim, fn, cls};
+    tr_err rc = qb_run(st, &q, failure_row, &c, err);
+    qb_free(&q);
+    return rc;
+}
+
+static int totals_row(void *cls, struct sql_row *row)
+{
+    struct store_totals *t = cls;
+    t->successful = sql_null(row, 0) ? 0 : sql_col_int(row, 0);
+    t->failed = sql_null(row, 1) ? 0 : sql_col_int(row, 1);
+    t->reporters = sql_col_int(row, 2);
+    t->reports = sql_null(row, 3) ? 0 : sql_col_int(row, 3);
+    return 1;
+}
+
+struct total_failures_ctx {
+    store_failure_fn fn;
+    void *cls;
+};
+
+static int total_failure_row(void *cls, struct sql_row *row)
+{
+    struct total_failures_ctx *c = cls;
+    struct store_failure fl = {"", 0, sql_col_text(row, 0), sql_col_int(row, 1)};
+    return fl.result_type ? c->fn(c->cls, &fl) : 0;
+}
+
+/* The number of reports in the filter, each counted once. */
+static void qb_report_count(struct qb *q, const struct store_filter *f)
+{
+    if (f->ndomains == 0) { /* rollup_reports: once per report */
+        qb_sql(q, "(SELECT ");
+        qb_sum_of(q, "reports");
+        qb_sql(q, " FROM rollup_reports WHERE 1 = 1");
+        qb_window(q, "start_time", f->since, f->until);
+        qb_in(q, "reporter", f->reporters, f->nreporters);
+        qb_sql(q, ")");
+    } else { /* several domains: the reports that hold one of them */
+        qb_sql(q, "(SELECT COUNT(*) FROM reports r WHERE 1 = 1");
+        qb_window(q, "r.start_time", f->since, f->until);
+        qb_in(q, "r.organization_name", f->reporters, f->nreporters);
+        qb_sql(q, " AND EXISTS (SELECT 1 FROM policies p WHERE p.report = r.id");
+        qb_in(q, "COALESCE(p.policy_domain, '')", f->domains, f->ndomains);
+        qb_sql(q, "))");
+    }
+}
+
+tr_err store_summary_totals(struct store *st, const struct store_filter *f, struct store_totals *t,
+                            store_failure_fn fn, void *cls, char *err)
+{
+    memset(t, 0, sizeof *t);
+    bool ever = all_time(f) && f->nreporters == 0;
+    struct qb q;
+    qb_init(&q, st);
+    qb_sql(&q, "SELECT ");
+    if (ever) {
+        qb_sum_of(&q, "successful");
+        qb_sql(&q, ", ");
+        qb_sum_of(&q, "failed");
+        qb_sql(&q, ", (SELECT COUNT(DISTINCT reporter) FROM domain_reporters WHERE 1 = 1");
+        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+        qb_sql(&q, "), ");
+        if (f->ndomains == 1)
+            qb_sum_of(&q, "reports");
+        else
+            qb_report_count(&q, f);
+        qb_sql(&q, " FROM domain_totals WHERE 1 = 1");
+        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+    } else {
+        qb_sum_of(&q, "successful");
+        qb_sql(&q, ", ");
+        qb_sum_of(&q, "failed");
+        qb_sql(&q, ", COUNT(DISTINCT reporter), ");
+        if (f->ndomains == 1)
+            qb_sum_of(&q, "reports");
+        else
+            qb_report_count(&q, f);
+        qb_sql(&q, " FROM rollup_sessions");
+        qb_rollup_where(&q, f);
+    }
+    tr_err rc = qb_run(st, &q, totals_row, t, err);
+    qb_free(&q);
+    if (rc != TR_OK || fn == NULL)
+        return rc;
+
+    qb_init(&q, st);
+    if (ever) {
+        qb_sql(&q, "SELECT result_type, ");
+        qb_sum_of(&q, "failed");
+        qb_sql(&q, " FROM domain_failures WHERE 1 = 1");
+        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+    } else if (f->nreporters == 0) {
+        qb_sql(&q, "SELECT result_type, ");
+        qb_sum_of(&q, "failed");
+        qb_sql(&q, " FROM rollup_failures WHERE 1 = 1");
+        qb_window(&q, "start_time", f->since, f->until);
+        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+    } else {
+        qb_sql(&q, "SELECT f.result_type, ");
+        qb_sum_of(&q, "f.failed_session_count");
+        qb_base(&q, f, true);
+    }
+    qb_sql(&q, " GROUP BY result_type");
+    struct total_failures_ctx c = {fn, cls};
+    rc = qb_run(st, &q, total_failure_row, &c, err);
+    qb_free(&q);
+    return rc;
+}
+
+/* ---- reports -------------------------------------------------------------------------------- */
+
+/* the source columns, in the order of struct store_source */
+#define SOURCE_COLS                                                                                \
+    "r.source_kind, r.source_name, r.source_client, r.source_message_id, "                         \
+    "r.source_report_domain, r.source_submitter, r.source_subject"
+
+static void read_source(struct sql_row *row, int col, struct store_source *src)
+{
+    src->kind = sql_col_text(row, col);
+    src->name = sql_col_text(row, col + 1);
+    src->client = sql_col_text(row, col + 2);
+    src->message_id = sql_col_text(row, col + 3);
+    src->report_domain = sql_col_text(row, col + 4);
+    src->report_submitter = sql_col_text(row, col + 5);
+    src->subject = sql_col_text(row, col + 6);
+}
+
+static int64_t int_or_zero(struct sql_row *row, int col)
+{
+    return sql_null(row, col) ? 0 : sql_col_int(row, col);
+}
+
+/* the columns every report row starts with (0..10), then the source (11..17) */
+#define REPORT_COLS                                                                                \
+    "r.id, r.organization_name, r.report_id, r.start_datetime, r.end_datetime, "                   \
+    "r.contact_info, r.start_time, r.end_time, r.received_at, r.warning_count, "                   \
+    "r.note_count, " SOURCE_COLS
+
+static void read_report(struct sql_row *row, struct store_report_row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->id = sql_col_int(row, 0);
+    r->organization_name = sql_col_text(row, 1);
+    r->report_id = sql_col_text(row, 2);
+    r->start_datetime = sql_col_text(row, 3);
+    r->end_datetime = sql_col_text(row, 4);
+    r->contact_info = sql_col_text(row, 5);
+    r->start_time = sql_col_int(row, 6);
+    r->end_time = sql_col_int(row, 7);
+    r->received_at = sql_col_int(row, 8);
+    r->warnings = sql_col_int(row, 9);
+    r->notes = sql_col_int(row, 10);
+    read_source(row, 11, &r->src);
+    r->src.received_at = r->received_at;
+}
+
+struct reports_ctx {
+    store_report_fn fn;
+    void *cls;
+    bool full; /* raw, diagnostics (18..22) or listing sums (18..20) */
+};
+
+static int report_row(void *cls, struct sql_row *row)
+{
+    struct reports_ctx *c = cls;
+    struct store_report_row r;
+    read_report(row, &r);
+    if (c->full) {
+        r.diagnostics = sql_col_text(row, 18);
+        r.raw_encoding = sql_col_text(row, 19);
+        r.raw = sql_col_blob(row, 20, &r.rawlen);
+        r.raw_size = sql_col_int(row, 21);
+        r.successful = int_or_zero(row, 22);
+        r.failed = int_or_zero(row, 23);
+    } else {
+        r.successful = int_or_zero(row, 18);
+        r.failed = int_or_zero(row, 19);
+        r.policy_domains = sql_col_text(row, 20);
+    }
+    return c->fn(c->cls, &r);
+}
+
+static void qb_report_sums(struct qb *q)
+{
+    qb_sql(q, ", (SELECT ");
+    qb_sum_of(q, "successful_sessions");
+    qb_sql(q, " FROM policies WHERE report = r.id), (SELECT ");
+    qb_sum_of(q, "failed_sessions");
+    qb_sql(q, " FROM policies WHERE report = r.id)");
+}
+
+static void qb_reports_where(struct qb *q, const struct store_filter *f)
+{
+    qb_sql(q, " FROM reports r WHERE 1 = 1");
+    qb_window(q, "r.start_time", f->since, f->until);
+    qb_in(q, "r.organization_name", f->reporters, f->nreporters);
+    if (f->ndomains) {
+        qb_sql(q, " AND EXISTS (SELECT 1 FROM policies p WHERE p.report = r.id");
+        qb_in(q, "COALESCE(p.policy_domain, '')", f->domains, f->ndomains);
+        qb_sql(q, ")");
+    }
+}
+
+tr_err store_list_reports(struct store *st, const struct store_filter *f, size_t limit,
+                          size_t offset, store_report_fn fn, void *cls, int64_t *total, char *err)
+{
+    struct qb q;
+    qb_init(&q, st);
+    qb_sql(&q, "SELECT " REPORT_COLS);
+    qb_report_sums(&q);
+    if (q.dialect == STORE_DIALECT_SQLITE)
+        qb_sql(&q, ", (SELECT json_group_array(policy_domain) FROM (SELECT policy_domain FROM "
+                   "policies WHERE report = r.id ORDER BY idx))");
+    else
+        qb_sql(&q, ", (SELECT COALESCE(json_agg(policy_domain ORDER BY idx), '[]')::text FROM "
+                   "policies WHERE report = r.id)");
+    qb_reports_where(&q, f);
+    qb_sql(&q, " ORDER BY r.start_time, r.id");
+    if (limit) {
+        qb_sql(&q, " LIMIT ");
+        qb_arg(&q, sql_int((int64_t)limit));
+        qb_sql(&q, " OFFSET ");
+        qb_arg(&q, sql_int((int64_t)offset));
+    }
+    struct reports_ctx c = {fn, cls, false};
+    tr_err rc = qb_run(st, &q, report_row, &c, err);
+    qb_free(&q);
+    if (rc != TR_OK || total == NULL)
+        return rc;
+    qb_init(&q, st);
+    qb_sql(&q, "SELECT COUNT(*)");
+    qb_reports_where(&q, f);
+    rc = qb_run(st, &q, sql_take_int, total, err);
+    qb_free(&q);
+    return rc;
+}
+
+struct count_ctx {
+    struct reports_ctx inner;
+    size_t n;
+};
+
+static int counted_report_row(void *cls, struct sql_row *row)
+{
+    struct count_ctx *c = cls;
+    c->n++;
+    return report_row(&c->inner, row);
+}
+
+#define FULL_REPORT_COLS "SELECT " REPORT_COLS ", r.diagnostics, r.raw_encoding, r.raw, r.raw_size"
+
+tr_err store_get_reports(struct store *st, int64_t id, const char *report_id, store_report_fn fn,
+                         void *cls, size_t *nfound, char *err)
+{
+    struct qb q;
+    qb_init(&q, st);
+    qb_sql(&q, FULL_REPORT_COLS);
+    qb_report_sums(&q);
+    qb_sql(&q, " FROM reports r WHERE ");
+    if (report_id) {
+        qb_sql(&q, "r.report_id = ");
+        qb_arg(&q, sql_text(report_id));
+    } else {
+        qb_sql(&q, "r.id = ");
+        qb_arg(&q, sql_int(id));
+    }
+    qb_sql(&q, " ORDER BY r.id");
+    struct count_ctx c = {{fn, cls, true}, 0};
+    tr_err rc = qb_run(st, &q, counted_report_row, &c, err);
+    qb_free(&q);
+    *nfound = c.n;
+    return rc;
+}
+
+tr_err store_scan_reports(struct store *st, int64_t after, size_t limit, store_report_fn fn,
+                          void *cls, char *err)
+{
+    static const char sql[] = FULL_REPORT_COLS ", NULL, NULL FROM reports r WHERE r.id > ?1 "
+                                               "ORDER BY r.id LIMIT ?2";
+    struct sql_arg a[] = {sql_int(after), sql_int((int64_t)limit)};
+    struct reports_ctx c = {fn, cls, true};
+    return store_exec(st, STMT_SCAN_REPORTS, sql, a, 2, report_row, &c, NULL, err);
+}
+
+struct details_ctx {
+    store_policy_fn pfn;
+    store_failure_row_fn ffn;
+    void *cls;
+};
+
+static int policy_row(void *cls, struct sql_row *row)
+{
+    struct details_ctx *c = cls;
+    struct store_policy_row p = {
+        sql_col_int(row, 0),  (size_t)sql_col_int(row, 1), sql_col_text(row, 2),
+        sql_col_text(row, 3), sql_col_text(row, 4),        sql_col_text(row, 5),
+        sql_col_int(row, 6),  sql_col_int(row, 7),
+    };
+    return c->pfn ? c->pfn(c->cls, &p) : 0;
+}
+
+static int detail_row(void *cls, struct sql_row *row)
+{
+    struct details_ctx *c = cls;
+    struct store_failure_row f = {
+        (size_t)sql_col_int(row, 0), sql_col_text(row, 1), sql_col_text(row, 2),
+        sql_col_text(row, 3),        sql_col_text(row, 4), sql_col_text(row, 5),
+        sql_col_text(row, 6),        sql_col_text(row, 7), sql_col_int(row, 8),
+    };
+    return c->ffn ? c->ffn(c->cls, &f) : 0;
+}
+
+tr_err store_report_details(struct store *st, int64_t report, store_policy_fn pfn,
+                            store_failure_row_fn ffn, void *cls, char *err)
+{
+    static const char sql_p[] =
+        "SELECT report, idx, policy_type, policy_domain, policy_strings, mx_hosts, "
+        "successful_sessions, failed_sessions FROM policies WHERE report = ?1 ORDER BY idx";
+    static const char sql_f[] =
+        "SELECT p.idx, f.result_type, f.sending_mta_ip, f.receiving_mx_hostname, "
+        "f.receiving_mx_helo, f.receiving_ip, f.additional_information, f.failure_reason_code, "
+        "f.failed_session_count FROM failure_details f JOIN policies p ON p.id = f.policy "
+        "WHERE p.report = ?1 ORDER BY p.idx, f.id";
+    struct sql_arg a[] = {sql_int(report)};
+    struct details_ctx c = {pfn, ffn, cls};
+    tr_err rc = store_exec(st, STMT_REPORT_POLICIES, sql_p, a, 1, policy_row, &c, NULL, err);
+    if (rc == TR_OK && ffn)
+        rc = store_exec(st, STMT_REPORT_FAILURES, sql_f, a, 1, detail_row, &c, NULL, err);
+    return rc;
+}
+
+struct seen_ctx {
+    store_seen_policy_fn fn;
+    void *cls;
+};
+
+static int seen_row(void *cls, struct sql_row *row)
+{
+    struct seen_ctx *c = cls;
+    struct store_seen_policy p = {sql_col_text(row, 0), sql_col_text(row, 1), sql_col_text(row, 2),
+                                  sql_col_text(row, 3), sql_col_int(row, 4),  sql_col_int(row, 5),
+                                  sql_col_int(row, 6)};
+    return c->fn(c->cls, &p);
+}
+
+tr_err store_seen_policies(struct store *st, const struct store_filter *f, store_seen_policy_fn fn,
+                           void *cls, char *err)
+{
+    struct qb q;
+    qb_init(&q, st);
+    qb_sql(&q, "SELECT COALESCE(p.policy_domain, ''), p.policy_type, p.policy_strings, "
+               "p.mx_hosts, COUNT(*), MIN(r.start_time), MAX(r.start_time)");
+    qb_base(&q, f, false);
+    qb_sql(&q, " GROUP BY 1, 2, 3, 4 ORDER BY ");
+    qb_order_text(&q, "1");
+    qb_sql(&q, ", 7 DESC");
+    struct seen_ctx c = {fn, cls};
+    tr_err rc = qb_run(st, &q, seen_row, &c, err);
+    qb_free(&q);
+    return rc;
+}
+
+/* ---- the quarantine ------------------------------------------------------------------------- */
+
+#define QUARANTINE_COLS                                                                            \
+    "q.id, q.received_at, q.reason, q.source_kind, q.source_name, q.source_client, "               \
+    "q.source_message_id, q.source_report_domain, q.source_submitter, q.source_subject, "          \
+    "q.raw_size, q.raw_kept"
+
+struct quarantine_ctx {
+    store_quarantine_fn fn;
+    void *cls;
+    bool with_raw;
+    bool found;
+};
+
+static int quarantine_row(void *cls, struct sql_row *row)
+{
+    struct quarantine_ctx *c = cls;
+    struct store_quarantine_row q = {0};
+    q.id = sql_col_int(row, 0);
+    q.received_at = sql_col_int(row, 1);
+    q.reason = sql_col_text(row, 2);
+    q.src.kind = sql_col_text(row, 3);
+    q.src.name = sql_col_text(row, 4);
+    q.src.client = sql_col_text(row, 5);
+    q.src.message_id = sql_col_text(row, 6);
+    q.src.report_domain = sql_col_text(row, 7);
+    q.src.report_submitter = sql_col_text(row, 8);
+    q.src.subject = sql_col_text(row, 9);
+    q.src.received_at = q.received_at;
+    q.raw_size = sql_col_int(row, 10);
+    q.raw_kept = sql_col_int(row, 11) != 0;
+    if (c->with_raw)
+        q.raw = sql_col_blob(row, 12, &q.rawlen);
+    c->found = true;
+    return c->fn(c->cls, &q);
+}
+
+static void qb_quarantine_where(struct qb *q, int64_t since, int64_t until)
+{
+    qb_sql(q, " FROM quarantine q WHERE 1 = 1");
+    qb_window(q, "q.received_at", since, until);
+}
+
+tr_err store_list_quarantine(struct store *st, int64_t since, int64_t until, size_t limit,
+                             size_t offset, store_quarantine_fn fn, void *cls, int64_t *total,
+                             char *err)
+{
+    struct qb q;
+    qb_init(&q, st);
+    qb_sql(&q, "SELECT " QUARANTINE_COLS);
+    qb_quarantine_where(&q, since, until);
+    qb_sql(&q, " ORDER BY q.id DESC");
+    if (limit) {
+        qb_sql(&q, " LIMIT ");
+        qb_arg(&q, sql_int((int64_t)limit));
+        qb_sql(&q, " OFFSET ");
+        qb_arg(&q, sql_int((int64_t)offset));
+    }
+    struct quarantine_ctx c = {fn, cls, false, false};
+    tr_err rc = qb_run(st, &q, quarantine_row, &c, err);
+    qb_free(&q);
+    if (rc != TR_OK || total == NULL)
+        return rc;
+    qb_init(&q, st);
+    qb_sql(&q, "SELECT COUNT(*)");
+    qb_quarantine_where(&q, since, until);
+    rc = qb_run(st, &q, sql_take_int, total, err);
+    qb_free(&q);
+    return rc;
+}
+
+tr_err store_scan_quarantine(struct store *st, int64_t after, size_t limit, store_quarantine_fn fn,
+                             void *cls, char *err)
+{
+    static const char sql[] = "SELECT " QUARANTINE_COLS ", q.raw FROM quarantine q WHERE q.id > ?1 "
+                              "ORDER BY q.id LIMIT ?2";
+    struct sql_arg a[] = {sql_int(after), sql_int((int64_t)limit)};
+    struct quarantine_ctx c = {fn, cls, true, false};
+    return store_exec(st, STMT_SCAN_QUARANTINE, sql, a, 2, quarantine_row, &c, NULL, err);
+}
+
+tr_err store_get_quarantine(struct store *st, int64_t id, store_quarantine_fn fn, void *cls,
+                            bool *found, char *err)
+{
+    static const char sql[] = "SELECT " QUARANTINE_COLS ", q.raw FROM quarantine q WHERE q.id = ?1";
+    struct sql_arg a[] = {sql_int(id)};
+    struct quarantine_ctx c = {fn, cls, true, false};
+    tr_err rc = store_exec(st, STMT_GET_QUARANTINE, sql, a, 1, quarantine_row, &c, NULL, err);
+    *found = c.found;
+    return rc;
+}
+
+tr_err store_delete_quarantine(struct store *st, int64_t id, char *err)
+{
+    struct sql_arg a[] = {sql_int(id)};
+    struct sql_pair c = {0, 0}; /* id, bytes */
+    tr_err rc = store_exec(st, STMT_NONE,
+                           "DELETE FROM quarantine WHERE id = ?1 RETURNING id, "
+                           "COALESCE(raw_size * raw_kept, 0)",
+                           a, 1, sql_take_pair, &c, NULL, err);
+    if (rc != TR_OK || c.a == 0)
+        return rc;
+    if ((rc = store_counter_add(st, "quarantine_rows", -1, NULL, err)) != TR_OK)
+        return rc;
+    return store_counter_add(st, "quarantine_bytes", -c.b, NULL, err);
+}
+
+/* ---- counters for /metrics ------------------------------------------------------------------ */
+
+struct counts_ctx {
+    store_count_fn fn;
+    void *cls;
+    int ntext;
+};
+
+static int count_row(void *cls, struct sql_row *row)
+{
+    struct counts_ctx *c = cls;
+    struct store_count_row r = {0};
+    r.a = sql_col_text(row, 0);
+    int col = 1;
+    if (c->ntext > 1)
+        r.b = sql_col_text(row, col++);
+    r.n1 = sql_col_int(row, col);
+    if (c->ntext == 1) {
+        r.n2 = sql_col_int(row, 2);
+        r.n3 = sql_col_int(row, 3);
+    }
+    return c->fn(c->cls, &r);
+}
+
+tr_err store_counts(struct store *st, enum store_counts which, store_count_fn fn, void *cls,
+                    char *err)
+{
+    static const struct {
+        unsigned key;
+        int ntext;
+        const char *sql;
+    } q[] = {
+        [STORE_COUNT_DOMAINS] = {STMT_COUNT_DOMAINS, 1,
+                                 "SELECT policy_domain, successful, failed, reports FROM "
+                                 "domain_totals ORDER BY policy_domain"},
+        [STORE_COUNT_DOMAIN_FAILURES] = {STMT_COUNT_DOMAIN_FAILURES, 2,
+                                         "SELECT policy_domain, result_type, failed FROM "
+                                         "domain_failures ORDER BY policy_domain, result_type"},
+        [STORE_COUNT_DOMAIN_REPORTERS] = {STMT_COUNT_DOMAIN_REPORTERS, 2,
+                                          "SELECT policy_domain, reporter, last_start FROM "
+                                          "domain_reporters ORDER BY policy_domain, reporter"},
+        [STORE_COUNT_OUTCOMES] = {STMT_COUNT_OUTCOMES, 2,
+                                  "SELECT source, outcome, count FROM outcome_counts ORDER BY "
+                                  "source, outcome"},
+    };
+    if ((unsigned)which > STORE_COUNT_OUTCOMES)
+        return tr_fail(err, TR_EUSAGE, "no such counters");
+    struct counts_ctx c = {fn, cls, q[which].ntext};
+    return store_exec(st, q[which].key, q[which].sql, NULL, 0, count_row, &c, NULL, err);
+}

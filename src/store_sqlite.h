@@ -1,0 +1,30 @@
+/* store_sqlite.h: what the two files of the SQLite backend share
+ * (store_sqlite.c, store_sqlite_checkpoint.c). Internal to the backend. */
+#ifndef TLSRPTD_STORE_SQLITE_H
+#define TLSRPTD_STORE_SQLITE_H
+
+#include <sqlite3.h>
+#include "tlsrptd/err.h"
+
+/* WAL pages after which a commit checkpoints (32 MiB of 4 KiB pages), unless a
+ * checkpointer does it in the background. */
+#define SQLITE_CHECKPOINT_PAGES 8192
+
+struct checkpointer;
+
+/* Take over the checkpoints of writer (a connection to path): whenever a
+ * commit on it leaves at least `pages` pages in the WAL, the checkpointer
+ * thread copies them into the database on a connection of its own (PASSIVE:
+ * the writer keeps committing meanwhile). Past twice `pages`, the committing
+ * thread copies the few pages written since the last pass itself, so that its
+ * next transaction starts the WAL over; the WAL file stays near 2 x pages.
+ * Call before the writer starts committing; NULL with err set on failure. */
+struct checkpointer *checkpointer_start(sqlite3 *writer, const char *path, unsigned pages,
+                                        char *err);
+/* Stop the thread and give the writer its automatic checkpoints back. Call
+ * when no other thread uses the writer's connection. NULL is a no-op. */
+void checkpointer_stop(struct checkpointer *c);
+/* Checkpoints run so far (by the thread and by the writer). */
+unsigned long checkpointer_runs(struct checkpointer *c);
+
+#endif
