@@ -13,6 +13,7 @@
 #define EXIT_DATAERR  65 /* EX_DATAERR */
 #define EXIT_IOERR    74 /* EX_IOERR */
 #define EXIT_TEMPFAIL 75 /* EX_TEMPFAIL */
+#define EXIT_CONFIG   78 /* EX_CONFIG */
 
 #define DEFAULT_DB "./tlsrptd.db"
 
@@ -23,6 +24,8 @@ int cmd_show(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_maildir(int argc, char **argv);
 int cmd_record(int argc, char **argv);
+int cmd_quarantine(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 /* "10M", "32MiB", "512k", "1048576" -> bytes. false when malformed or zero. */
 bool cli_parse_size(const char *s, size_t *out);
@@ -43,5 +46,9 @@ void cli_setup_log(const struct config *cfg, const char *cmd);
 /* Input limits (Maildir messages) and database options from cfg. */
 void cli_config_limits(const struct config *cfg, struct ingest_limits *lim);
 void cli_config_store_options(const struct config *cfg, struct store_options *sopt);
+/* The spool directory of `serve` (spool_dir, or derived from db: DB.spool
+ * beside a SQLite file, ./tlsrptd.spool for PostgreSQL); false when it is
+ * "off". */
+bool cli_spool_dir(const struct config *cfg, char *out, size_t n);
 
 #endif

@@ -106,4 +106,18 @@ void cli_config_store_options(const struct config *cfg, struct store_options *so
     sopt->busy_timeout_ms = (int)cfg->busy_timeout;
     sopt->quarantine_max_bytes = cfg->quarantine_bytes;
     sopt->quarantine_max_rows = cfg->quarantine_rows;
+    sopt->password_file = cfg->db_password_file;
+}
+
+bool cli_spool_dir(const struct config *cfg, char *out, size_t n)
+{
+    if (cfg->spool_dir && strcmp(cfg->spool_dir, "off") == 0)
+        return false;
+    if (cfg->spool_dir && cfg->spool_dir[0])
+        snprintf(out, n, "%s", cfg->spool_dir);
+    else if (store_is_postgresql(cfg->db))
+        snprintf(out, n, "tlsrptd.spool");
+    else
+        snprintf(out, n, "%s.spool", store_sqlite_path(cfg->db));
+    return true;
 }

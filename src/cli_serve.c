@@ -33,8 +33,9 @@ static void serve_help(void)
            "\n"
            "Run the https rua endpoint: senders POST reports to PATH (and PATH/anything);\n"
            "each is committed to the database before it is answered: 201 stored, 200\n"
-           "duplicate, 400 not a report, 405, 411, 413, 415, 429, 503 (retry later).\n"
-           "GET /healthz answers 200.\n"
+           "duplicate, 202 kept in the spool while the database is down (stored when it\n"
+           "is back), 400 not a report, 405, 411, 413, 415, 429, 503 (retry later).\n"
+           "GET /healthz answers 200 while the database takes writes, else 503 and why.\n"
            "\n"
            "Every config file key is also a flag (listen_tls = ... is --listen-tls ...);\n"
            "flags override the file. Without any listener: HTTP on 127.0.0.1:8080.\n"
@@ -131,10 +132,25 @@ int cmd_serve(int argc, char **argv)
     cli_config_store_options(&cfg, &sopt);
     if (store_open(cfg.db, &sopt, &st, err) != TR_OK)
         goto fail;
+    /* a database the service cannot write is a configuration problem: say
+     * who owns it now, rather than answer 503 to every sender */
+    tr_err wrc = store_check_writable(st, err);
+    if (wrc == TR_EUSAGE) {
+        exit_code = EXIT_CONFIG;
+        goto fail;
+    }
+    if (wrc != TR_OK)
+        tr_warn("%s", err);
     struct ingest_limits lim;
     cli_config_limits(&cfg, &lim);
     if ((w = writer_start(st, &lim, cfg.commit_max, err)) == NULL)
         goto fail;
+    char spool[4096];
+    if (cli_spool_dir(&cfg, spool, sizeof spool) &&
+        writer_set_spool(w, spool, cfg.spool_max, err) != TR_OK) {
+        exit_code = EXIT_CONFIG;
+        goto fail;
+    }
     if (cfg.maildir.n) {
         struct maildir_options mopt = {cfg.maildir_quarantine, (unsigned)cfg.maildir_rescan, 0,
                                        lim};

@@ -72,6 +72,8 @@ static const struct command {
     {"summary", cmd_summary, "print failure summaries from the database"},
     {"show", cmd_show, "print one stored report: its JSON, source and warnings"},
     {"record", cmd_record, "generate, parse or check the _smtp._tls TXT record"},
+    {"quarantine", cmd_quarantine, "list, show, export or re-ingest rejected inputs"},
+    {"migrate", cmd_migrate, "copy a whole database into another (SQLite to PostgreSQL)"},
 };
 
 static void usage(FILE *out)

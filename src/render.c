@@ -326,7 +326,18 @@ void render_quarantine_table(const json_t *entries, FILE *out)
         const char *name = str_of(src, "name");
         fprintf(out, "%8lld  %-20s  %-8s  %10lld  ", (long long)int_of(e, "id"),
                 str_of(e, "received_at"), str_of(src, "kind"), (long long)int_of(e, "raw_size"));
-        put_cell(out, name[0] ? name : str_of(src, "client"), 32);
+        const char *shown = name[0] ? name : str_of(src, "client");
+        size_t w = text_width(shown), width = 32;
+        if (w > width) { /* a path: its end says more than its start */
+            fputs("...", out);
+            width -= 3;
+            for (; w > width; w--) {
+                shown++;
+                while (((unsigned char)*shown & 0xc0) == 0x80)
+                    shown++;
+            }
+        }
+        put_cell(out, shown, width);
         fprintf(out, "  %s%s\n", str_of(e, "reason"),
                 json_is_false(json_object_get(e, "raw_kept")) ? " (bytes not kept)" : "");
     }

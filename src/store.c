@@ -712,6 +712,16 @@ tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char
                       sql_take_int, value, NULL, err);
 }
 
+tr_err store_outcome_set(struct store *st, const char *source, const char *outcome, int64_t n,
+                         char *err)
+{
+    static const char sql[] = "INSERT INTO outcome_counts (source, outcome, count) VALUES (?1, ?2, "
+                              "?3) ON CONFLICT (source, outcome) DO UPDATE SET count = "
+                              "excluded.count";
+    struct sql_arg a[] = {sql_text(source), sql_text(outcome), sql_int(n)};
+    return store_exec(st, STMT_NONE, sql, a, 3, NULL, NULL, NULL, err);
+}
+
 /* ---- the quarantine ------------------------------------------------------------------------- */
 
 /* Who sent it and which bytes: the same input read again gets the same key. */

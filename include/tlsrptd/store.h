@@ -137,6 +137,10 @@ tr_err store_add_quarantine(struct store *st, const struct store_source *src, co
 /* Add n to a counter that must survive restarts (meta table); *now (may be
  * NULL) gets its new value. Inside or outside a transaction. */
 tr_err store_counter_add(struct store *st, const char *key, int64_t n, int64_t *now, char *err);
+/* Set the count of inputs from source with outcome (stored, duplicate,
+ * rejected), for `migrate`, which copies them. */
+tr_err store_outcome_set(struct store *st, const char *source, const char *outcome, int64_t n,
+                         char *err);
 /* Read a counter; 0 when it was never set. */
 tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char *err);
 
