@@ -116,9 +116,9 @@ static void check_part_type(const struct mime_report_part *p, struct diag_list *
                      "application/tlsrpt+gzip)");
     } else {
         diag_add(d, DIAG_ERROR, P_PART_TYPE,
-                 "%.64s, not application/tlsrpt+json or application/tlsrpt+gzip (RFC 8460 §5.3; "
-                 "these bytes are %s)",
-                 mt, p->is_gzip ? "gzip: application/tlsrpt+gzip" : "application/tlsrpt+json");
+                 "%.64s, not application/tlsrpt+json or application/tlsrpt+gzip (RFC 8460 §5.3); "
+                 "for these bytes: %s",
+                 mt, p->is_gzip ? "application/tlsrpt+gzip" : "application/tlsrpt+json");
     }
 }
 
