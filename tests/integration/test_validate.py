@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Issue 17 through the real binary: the acceptance rules for peers' edge cases,
-and `validate --strict` on mail that breaks RFC 8460 §5.1/§5.3 or §4.4.
+`validate --strict` on mail that breaks RFC 8460 §5.1/§5.3 or §4.4, and the
+overlapping tlsa + sts policies of docs/acceptance.md.
 
 Every mail and report here is written by the test itself (the shared corpus is
 not touched). Outcomes are asserted on exit codes, the printed findings (each
@@ -12,9 +13,9 @@ counts.
   StrictFieldFormats §4.4 IP addresses and additional-information as a URI
   AcceptanceRules    failure-details not an array, blank names, dates without a
                      time, 2.0, "mx-host": "", a TLS-Report-Domain of another domain
+  OverlappingPolicies the worked example of docs/acceptance.md, output for output
 """
 import base64
-import copy
 import gzip
 import json
 import os
@@ -401,6 +402,41 @@ class AcceptanceRules(T.TlsrptdTestCase):
         f = self.write("same.eml", mail(report_domain="MAIL.Example."))
         v = T.run(["validate", "--strict", f])
         self.assertExit(v, T.EX_OK)
+
+
+class OverlappingPolicies(T.TlsrptdTestCase):
+    """docs/acceptance.md's worked example: each command it shows prints what it says."""
+
+    def test_worked_example_in_the_docs(self):
+        with open(os.path.join(T.PROJECT, "docs", "acceptance.md"), encoding="utf-8") as fh:
+            doc = fh.read()
+        m = re.search(r"<!-- worked example -->\n```\n(.*?)```", doc, re.S)
+        self.assertIsNotNone(m, "docs/acceptance.md has no worked example block")
+        shown = m.group(1)
+        commands = re.findall(r"^\$ (tlsrptd .*)$", shown, re.M)
+        self.assertGreaterEqual(len(commands), 3, shown)
+        outputs = re.split(r"^\$ tlsrptd .*\n", shown, flags=re.M)[1:]
+        os.symlink(T.samples_dir(), self.path("samples"))
+        for cmd, expected in zip(commands, outputs):
+            with self.subTest(command=cmd):
+                res = T.run(cmd.split()[1:], cwd=self.tmp)
+                self.assertExit(res, T.EX_OK)
+                self.assertEqual(res.out, expected, "docs/acceptance.md shows another output")
+
+    def test_rates_and_separation(self):
+        res = self.ingest(T.sample("overlap.json"))
+        self.assertExit(res, T.EX_OK)
+        s = self.summary_json()
+        dom = s["domains"][0]
+        # both policies add up: the sender's 100 sessions show as 200
+        self.assertEqual((dom["successful_sessions"], dom["failed_sessions"]), (196, 4))
+        by = json.loads(T.run(["summary", "--db", self.db, "--by", "policy-type",
+                               "--format", "json"]).out)
+        groups = {g["policy_type"]: g for g in by["groups"]}
+        self.assertEqual(sorted(groups), ["sts", "tlsa"])
+        for g in groups.values():
+            self.assertEqual((g["successful_sessions"], g["failed_sessions"]), (98, 2))
+            self.assertAlmostEqual(g["failure_rate"], dom["failure_rate"])
 
 
 if __name__ == "__main__":
