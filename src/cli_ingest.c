@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "tlsrptd/ingest.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/mailcheck.h"
 #include "tlsrptd/walk.h"
 
 /* ---- shared option handling ----------------------------------------------------------------- */
@@ -550,40 +551,66 @@ static const char validate_help[] =
     "  note     a tolerated quirk (unknown keys, mx-host as a string, ...)\n"
     "\n"
     "Options:\n"
-    "  --strict               treat warnings and notes as errors (for people testing\n"
-    "                         their own report generators)\n"
+    "  --strict               for people testing their own report generators: every\n"
+    "                         warning and note is an error, and a mail message must\n"
+    "                         also follow RFC 8460 §5.3 (multipart/report;\n"
+    "                         report-type=tlsrpt, the part's media type and bytes,\n"
+    "                         TLS-Report-Domain and TLS-Report-Submitter) and §5.1\n"
+    "                         (the part's file name)\n"
     "  --max-input SIZE, --max-inflated SIZE, --max-depth N, --max-parts N\n"
     "                         limits, as for ingest\n"
     "\n"
     "Exit status: 0 every report is acceptable; 65 one is not; 74 unreadable input.\n";
 
-static bool validate_payload(const char *label, const struct ingest_payload *p,
-                             const struct ingest_decoded *dec, const struct ingest_limits *lim,
-                             bool strict)
+/* One finding; under --strict a warning or note is printed as the error it
+ * then is, saying what it would be without. */
+static void print_diag(const char *label, const struct diag *g, bool strict)
 {
-    if (p->decode_err != TR_OK) {
-        printf("%s: error: %s\n%s: invalid\n", label, p->decode_reason, label);
-        return false;
-    }
+    bool promoted = strict && g->level != DIAG_ERROR;
+    printf("%s: %s: %s%s%s%s%s%s\n", label, promoted ? "error" : diag_level_name(g->level), g->path,
+           g->path[0] ? ": " : "", g->message, promoted ? " (--strict; a " : "",
+           promoted ? diag_level_name(g->level) : "", promoted ? " without it)" : "");
+}
+
+/* Validate report payload k of dec and print what was found. True when it is
+ * acceptable (under strict: without any finding). */
+static bool validate_payload(const char *label, size_t k, const struct ingest_decoded *dec,
+                             const struct ingest_limits *lim, bool strict)
+{
+    const struct ingest_payload *p = &dec->payloads[k];
     struct report_options ropt = {lim->max_depth, dec->is_message ? dec->msg.report_domain : NULL};
     struct report r;
     struct diag_list d = {0};
-    tr_err e = report_parse(p->json, p->jsonlen, &ropt, &r, &d);
-    for (size_t i = 0; i < d.n; i++) {
-        const struct diag *g = &d.items[i];
-        printf("%s: %s: %s%s%s\n", label, diag_level_name(g->level), g->path,
-               g->path[0] ? ": " : "", g->message);
-    }
-    bool valid = e == TR_OK && !(strict && (d.warnings || d.notes));
-    if (e == TR_OK) {
+    tr_err e = p->decode_err;
+    if (e != TR_OK)
+        diag_add(&d, DIAG_ERROR, "", "%s", p->decode_reason);
+    else
+        e = report_parse(p->json, p->jsonlen, &ropt, &r, &d);
+    if (strict && dec->is_message && k < dec->msg.nparts)
+        mailcheck_report_part(&dec->msg, k, e == TR_OK ? &r : NULL, &d);
+    for (size_t i = 0; i < d.n; i++)
+        print_diag(label, &d.items[i], strict);
+
+    size_t findings = d.errors + d.warnings + d.notes;
+    bool valid = e == TR_OK && (strict ? findings == 0 : d.errors == 0);
+    if (e == TR_OK && !strict) {
         printf("%s: %s: %s %s, %zu polic%s, %zu error%s, %zu warning%s, %zu note%s\n", label,
-               valid ? "valid" : "invalid (--strict)", r.organization_name, r.report_id,
-               r.npolicies, r.npolicies == 1 ? "y" : "ies", d.errors, d.errors == 1 ? "" : "s",
-               d.warnings, d.warnings == 1 ? "" : "s", d.notes, d.notes == 1 ? "" : "s");
-        report_free(&r);
+               valid ? "valid" : "invalid", r.organization_name, r.report_id, r.npolicies,
+               r.npolicies == 1 ? "y" : "ies", d.errors, d.errors == 1 ? "" : "s", d.warnings,
+               d.warnings == 1 ? "" : "s", d.notes, d.notes == 1 ? "" : "s");
+    } else if (e == TR_OK) {
+        printf("%s: %s: %s %s, %zu polic%s, %zu error%s (%zu warning%s and %zu note%s without "
+               "--strict)\n",
+               label, valid ? "valid (--strict)" : "invalid (--strict)", r.organization_name,
+               r.report_id, r.npolicies, r.npolicies == 1 ? "y" : "ies", findings,
+               findings == 1 ? "" : "s", d.warnings, d.warnings == 1 ? "" : "s", d.notes,
+               d.notes == 1 ? "" : "s");
     } else {
-        printf("%s: invalid: %zu error%s\n", label, d.errors, d.errors == 1 ? "" : "s");
+        size_t errors = strict ? findings : d.errors;
+        printf("%s: invalid: %zu error%s\n", label, errors, errors == 1 ? "" : "s");
     }
+    if (e == TR_OK)
+        report_free(&r);
     diag_list_free(&d);
     return valid;
 }
@@ -655,8 +682,7 @@ int cmd_validate(int argc, char **argv)
                     snprintf(label, sizeof label, "%s[part %zu]", name, k + 1);
                 else
                     snprintf(label, sizeof label, "%s", name);
-                if (!validate_payload(label, &dec.payloads[k], &dec, &lim, strict) &&
-                    rc < EXIT_DATAERR)
+                if (!validate_payload(label, k, &dec, &lim, strict) && rc < EXIT_DATAERR)
                     rc = EXIT_DATAERR;
             }
         }

@@ -6,7 +6,10 @@
  * application/octet-stream, text/plain) carries a .json or .json.gz file name.
  * Multiparts and message/rfc822 parts (forwarded reports) are walked, bounded in
  * part count and depth. Bodies are transfer-decoded (base64, quoted-printable)
- * but not gunzipped. Knows nothing of JSON, HTTP or SQLite. Exports mime_*. */
+ * but not gunzipped. For `validate --strict` it also records the message's own
+ * Content-Type with its parameters and, per report part, whether the bytes are
+ * gzip; nothing here judges them (mailcheck.c does). Knows nothing of JSON,
+ * HTTP or SQLite. Exports mime_*. */
 #include <ctype.h>
 #include <gmime/gmime.h>
 #include <pthread.h>
@@ -100,6 +103,15 @@ static void take_headers(GMimeMessage *msg, struct mime_message *out)
     }
 }
 
+/* A copy in malloc'd memory of g_ascii_strdown(s); NULL on ENOMEM. */
+static char *lower_copy(const char *s)
+{
+    char *g = g_ascii_strdown(s, -1);
+    char *out = g ? strdup(g) : NULL;
+    g_free(g);
+    return out;
+}
+
 static void add_part(struct walk *w, GMimePart *part, const char *media_type)
 {
     struct mime_message *out = w->out;
@@ -138,14 +150,42 @@ static void add_part(struct walk *w, GMimePart *part, const char *media_type)
         return;
     }
     g_object_unref(mem);
-    rp->media_type = g_ascii_strdown(media_type, -1);
+    rp->is_gzip = rp->body.len >= 2 && rp->body.data[0] == 0x1f && rp->body.data[1] == 0x8b;
+    rp->media_type = lower_copy(media_type);
     const char *fn = g_mime_part_get_filename(part);
     rp->filename = fn ? strdup(fn) : NULL;
-    /* g_ascii_strdown returns g_malloc memory; keep one allocator for callers */
-    char *mt = strdup(rp->media_type);
-    g_free(rp->media_type);
-    rp->media_type = mt;
     out->nparts++;
+}
+
+/* The message's own Content-Type and its first MIME_MAX_PARAMS parameters. */
+static tr_err take_content_type(GMimeMessage *msg, struct mime_message *out, char *err)
+{
+    GMimeObject *top = g_mime_message_get_mime_part(msg); /* borrowed */
+    GMimeContentType *ct = top ? g_mime_object_get_content_type(top) : NULL;
+    char *mt = ct ? g_mime_content_type_get_mime_type(ct) : NULL; /* g_free */
+    out->media_type = lower_copy(mt ? mt : "text/plain");
+    g_free(mt);
+    GMimeParamList *list = ct ? g_mime_content_type_get_parameters(ct) : NULL; /* borrowed */
+    int n = list ? g_mime_param_list_length(list) : 0;
+    if (n > MIME_MAX_PARAMS)
+        n = MIME_MAX_PARAMS;
+    out->params = n > 0 ? calloc((size_t)n, sizeof *out->params) : NULL;
+    if (out->media_type == NULL || (n > 0 && out->params == NULL))
+        return tr_fail(err, TR_ENOMEM, "mime: out of memory");
+    for (int i = 0; i < n; i++) {
+        GMimeParam *p = g_mime_param_list_get_parameter_at(list, i); /* borrowed */
+        const char *name = g_mime_param_get_name(p), *value = g_mime_param_get_value(p);
+        struct mime_param *mp = &out->params[out->nparams];
+        mp->name = lower_copy(name ? name : "");
+        mp->value = strdup(value ? value : "");
+        if (mp->name == NULL || mp->value == NULL) {
+            free(mp->name);
+            free(mp->value);
+            return tr_fail(err, TR_ENOMEM, "mime: out of memory");
+        }
+        out->nparams++;
+    }
+    return TR_OK;
 }
 
 static void walk_object(struct walk *w, GMimeObject *obj, size_t depth)
@@ -211,11 +251,25 @@ void mime_message_free(struct mime_message *m)
         free(m->parts[i].filename);
     }
     free(m->parts);
+    for (size_t i = 0; i < m->nparams; i++) {
+        free(m->params[i].name);
+        free(m->params[i].value);
+    }
+    free(m->params);
+    free(m->media_type);
     free(m->report_domain);
     free(m->report_submitter);
     free(m->subject);
     free(m->message_id);
     memset(m, 0, sizeof *m);
+}
+
+const char *mime_param(const struct mime_message *m, const char *name)
+{
+    for (size_t i = 0; i < m->nparams; i++)
+        if (g_ascii_strcasecmp(m->params[i].name, name) == 0)
+            return m->params[i].value;
+    return NULL;
 }
 
 tr_err mime_extract(const void *buf, size_t len, const struct mime_limits *lim,
@@ -241,6 +295,7 @@ tr_err mime_extract(const void *buf, size_t len, const struct mime_limits *lim,
 
     struct walk w = {lim, out, 0, TR_OK, err};
     take_headers(msg, out);
+    w.rc = take_content_type(msg, out, err);
     walk_object(&w, g_mime_message_get_mime_part(msg), 0);
     g_object_unref(msg);
     if (w.rc != TR_OK)

@@ -8,9 +8,11 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "tlsrptd/report.h"
 #include "tlsrptd/result_type.h"
@@ -306,6 +308,35 @@ static void check_keys(json_t *obj, const struct jpath *path, const char *const 
     }
 }
 
+/* True for the code points that show nothing: the Unicode White_Space
+ * characters and the invisible U+200B, U+2060 and U+FEFF. */
+static bool invisible_code_point(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200b) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+           c == 0x205f || c == 0x2060 || c == 0x3000 || c == 0xfeff;
+}
+
+/* True when the UTF-8 string s (jansson hands out valid UTF-8 only) is empty
+ * or holds only white space: an organization-name of three spaces names nobody. */
+static bool is_blank(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4;
+        uint32_t c = n == 1 ? *p : (uint32_t)(*p & (0x7f >> n));
+        for (int i = 1; i < n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false; /* not UTF-8 after all: something, not nothing */
+            c = (c << 6) | (p[i] & 0x3f);
+        }
+        if (!invisible_code_point(c))
+            return false;
+        p += n;
+    }
+    return true;
+}
+
 /* A required non-empty string member; error when absent or wrong. */
 static const char *need_string(const json_t *obj, const char *key, const struct jpath *path,
                                struct diag_list *d)
@@ -327,6 +358,39 @@ static const char *need_string(const json_t *obj, const char *key, const struct 
     return json_string_value(v);
 }
 
+/* A required name (organization-name, report-id): a string with something
+ * visible in it; white space alone counts as empty (DESIGN.md §3). */
+static const char *need_name(const json_t *obj, const char *key, struct diag_list *d)
+{
+    const char *s = need_string(obj, key, NULL, d);
+    if (s != NULL && is_blank(s)) {
+        struct jpath p = {NULL, key, 0};
+        diag_at(d, DIAG_ERROR, &p, "empty (only white space)");
+        return NULL;
+    }
+    return s;
+}
+
+/* A count written as a JSON number with a fraction part. 2.0 is counted as 2
+ * with a warning; 2.5, or one outside [0, 2^53], is an error. -1 when bad. */
+static int64_t real_count(const json_t *v, const struct jpath *p, struct diag_list *d)
+{
+    double x = json_real_value(v);
+    if (!(x >= 0 && x <= (double)REPORT_MAX_COUNT)) {
+        diag_at(d, DIAG_ERROR, p, "%g is outside [0, 2^53]", x);
+        return -1;
+    }
+    int64_t n = (int64_t)x; /* in range, so the conversion is defined */
+    if ((double)n != x) {
+        diag_at(d, DIAG_ERROR, p, "not an integer (%g, a number with a fraction)", x);
+        return -1;
+    }
+    diag_at(d, DIAG_WARNING, p,
+            "%.1f is written with a fraction (RFC 8460 §4.4 wants an integer); counted as %lld", x,
+            (long long)n);
+    return n;
+}
+
 /* A required session count: an integer in [0, 2^53]. Returns -1 when bad. */
 static int64_t need_count(const json_t *obj, const char *key, const struct jpath *path,
                           struct diag_list *d)
@@ -337,6 +401,8 @@ static int64_t need_count(const json_t *obj, const char *key, const struct jpath
         diag_at(d, DIAG_ERROR, &p, "missing");
         return -1;
     }
+    if (json_is_real(v))
+        return real_count(v, &p, d);
     if (!json_is_integer(v)) {
         diag_at(d, DIAG_ERROR, &p, "not an integer (%s)", json_kind(v));
         return -1;
@@ -373,9 +439,65 @@ static const char *opt_ip(const json_t *obj, const char *key, const struct jpath
     unsigned char addr[16];
     if (inet_pton(AF_INET, s, addr) != 1 && inet_pton(AF_INET6, s, addr) != 1) {
         struct jpath p = {path, key, 0};
-        diag_at(d, DIAG_NOTE, &p, "\"%.64s\" is not an IP address; kept as text", s);
+        diag_at(d, DIAG_NOTE, &p,
+                "\"%.64s\" is not an IP address (RFC 8460 §4.4: IPv4 dotted decimal or IPv6); "
+                "kept as text",
+                s);
     }
     return s;
+}
+
+/* True when s has the syntax of a URI (RFC 3986 §3): a scheme, ':', then only
+ * characters a URI may hold, each '%' opening a %XX escape. */
+static bool is_uri(const char *s)
+{
+    static const char allowed[] = "-._~:/?#[]@!$&'()*+,;=";
+    if (!isalpha((unsigned char)*s))
+        return false;
+    s += strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+    if (*s++ != ':')
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '%') {
+            if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]))
+                return false;
+            s += 2;
+        } else if (c >= 0x80 || (!isalnum(c) && strchr(allowed, c) == NULL)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static const char *opt_uri(const json_t *obj, const char *key, const struct jpath *path,
+                           struct diag_list *d)
+{
+    const char *s = opt_string(obj, key, path, d);
+    if (s != NULL && !is_uri(s)) {
+        struct jpath p = {path, key, 0};
+        diag_at(d, DIAG_NOTE, &p, "\"%.64s\" is not a URI (RFC 8460 §4.4, RFC 3986); kept as text",
+                s);
+    }
+    return s;
+}
+
+/* Whether a and b name the same domain: letter case and one trailing dot
+ * aside, white space around them ignored. */
+static bool same_domain(const char *a, const char *b)
+{
+    a += strspn(a, " \t");
+    b += strspn(b, " \t");
+    size_t na = strlen(a), nb = strlen(b);
+    while (na > 0 && (a[na - 1] == ' ' || a[na - 1] == '\t'))
+        na--;
+    while (nb > 0 && (b[nb - 1] == ' ' || b[nb - 1] == '\t'))
+        nb--;
+    if (na > 1 && a[na - 1] == '.')
+        na--;
+    if (nb > 1 && b[nb - 1] == '.')
+        nb--;
+    return na == nb && strncasecmp(a, b, na) == 0;
 }
 
 /* Lower-case ASCII, drop one trailing dot. NULL on allocation failure. */
@@ -433,6 +555,39 @@ static json_t *string_list(json_t *v, const struct jpath *path, const char *what
     return a;
 }
 
+/* mx-host as string_list() takes it, without empty names: "" (or white space)
+ * names no host, so it is not stored as one. A NEW array, or NULL. */
+static json_t *mx_host_list(json_t *v, const struct jpath *path, struct diag_list *d)
+{
+    if (json_is_string(v) && is_blank(json_string_value(v))) {
+        diag_at(d, DIAG_WARNING, path, "empty; not stored as a host");
+        return NULL;
+    }
+    json_t *list = string_list(v, path, "mx-host", d);
+    size_t i, blanks = 0;
+    json_t *e;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, e)
+        {
+            if (json_is_string(e) && is_blank(json_string_value(e))) {
+                struct jpath ep = {path, NULL, i};
+                diag_at(d, DIAG_WARNING, &ep, "empty; not stored as a host");
+                blanks++;
+            }
+        }
+    }
+    if (blanks == 0 || list == NULL)
+        return list;
+    json_t *kept = json_array();
+    json_array_foreach(list, i, e)
+    {
+        if (!is_blank(json_string_value(e)))
+            json_array_append(kept, e);
+    }
+    json_decref(list);
+    return kept;
+}
+
 /* Microsoft sends a TLSA policy-string as ONE string holding a JSON-encoded
  * array of records. Returns a NEW unwrapped array, or NULL when a is not that. */
 static json_t *unwrap_json_string_array(const json_t *a)
@@ -483,8 +638,23 @@ static const char *const failure_keys[] = {"result-type",
                                            "failure-reason-code",
                                            NULL};
 
-static void parse_datetime_member(const json_t *range, const char *key, const struct jpath *path,
-                                  const char **text, int64_t *t, bool *ok, struct diag_list *d)
+/* A date without a time, "YYYY-MM-DD": the start of that day (UTC) in *t.
+ * -1 when s is anything else. */
+static int parse_date_only(const char *s, int64_t *t)
+{
+    int y, m, dd;
+    if (strlen(s) != 10 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &m) || s[7] != '-' ||
+        digits(s + 8, 2, &dd) || m < 1 || m > 12 || dd < 1 || dd > days_in_month(y, m))
+        return -1;
+    *t = days_since_epoch(y, m, dd) * 86400;
+    return 0;
+}
+
+/* start-datetime or end-datetime (is_end): an RFC 3339 date-time; a date
+ * alone is taken as the day's first second, or as an end its last one. */
+static void parse_datetime_member(const json_t *range, const char *key, bool is_end,
+                                  const struct jpath *path, const char **text, int64_t *t, bool *ok,
+                                  struct diag_list *d)
 {
     struct jpath p = {path, key, 0};
     *ok = false;
@@ -493,7 +663,20 @@ static void parse_datetime_member(const json_t *range, const char *key, const st
         return;
     bool zone;
     if (report_parse_datetime(s, t, &zone) != 0) {
-        diag_at(d, DIAG_ERROR, &p, "\"%.64s\" is not an RFC 3339 date-time", s);
+        if (parse_date_only(s, t) != 0) {
+            diag_at(d, DIAG_ERROR, &p, "\"%.64s\" is not an RFC 3339 date-time", s);
+            return;
+        }
+        if (is_end)
+            *t += 86399;
+        char as[32];
+        report_format_time(*t, as, sizeof as);
+        diag_at(d, DIAG_WARNING, &p,
+                "\"%s\" is a date without a time (RFC 8460 §4.4 wants an RFC 3339 date-time); "
+                "taken as %s, %s",
+                s, as, is_end ? "the day's last second" : "the start of that day (UTC)");
+        *text = s;
+        *ok = true;
         return;
     }
     if (!zone)
@@ -534,7 +717,7 @@ static void parse_failure(json_t *e, const struct jpath *p, struct report_failur
         }
     }
     f->receiving_mx_helo = opt_string(e, "receiving-mx-helo", p, d);
-    f->additional_information = opt_string(e, "additional-information", p, d);
+    f->additional_information = opt_uri(e, "additional-information", p, d);
     f->failure_reason_code = opt_string(e, "failure-reason-code", p, d);
 }
 
@@ -548,7 +731,12 @@ static void parse_failures(json_t *arr, const struct jpath *path, struct report_
         return;
     }
     if (!json_is_array(arr)) {
-        diag_at(d, DIAG_ERROR, path, "not an array (%s)", json_kind(arr));
+        /* the summary totals are intact: count them, without a breakdown */
+        diag_at(d, DIAG_WARNING, path,
+                "not an array (%s); ignored: the summary's total-failure-session-count is "
+                "counted, its breakdown by result type is unknown",
+                json_kind(arr));
+        pol->failures_unknown = true;
         return;
     }
     size_t n = json_array_size(arr);
@@ -583,6 +771,42 @@ static void parse_failures(json_t *arr, const struct jpath *path, struct report_
                 (long long)sum, (long long)pol->failed_sessions);
 }
 
+/* The TLS-Report-Domain header of the options, NULL when none or blank. */
+static const char *header_domain(const struct report_options *opt)
+{
+    if (opt == NULL || opt->fallback_domain == NULL || is_blank(opt->fallback_domain))
+        return NULL;
+    return opt->fallback_domain;
+}
+
+/* A TLS-Report-Domain header that names none of the report's own policy
+ * domains: the body is counted, and a note says so (RFC 8460 §5.6 lets the
+ * report win over the mail's metadata). A report about several domains
+ * agrees with the header when one of them is the header's. */
+static void compare_header_domain(const struct report *r, const struct report_options *opt,
+                                  struct diag_list *d)
+{
+    const char *header = header_domain(opt);
+    size_t first = r->npolicies;
+    for (size_t i = 0; header != NULL && i < r->npolicies; i++) {
+        const struct report_policy *pol = &r->policies[i];
+        if (pol->policy_domain == NULL || pol->domain_from_header)
+            continue;
+        if (same_domain(pol->policy_domain, header))
+            return;
+        if (first == r->npolicies)
+            first = i;
+    }
+    if (first == r->npolicies)
+        return;
+    struct jpath pp = {NULL, "policies", 0}, ip = {&pp, NULL, first}, op = {&ip, "policy", 0},
+                 dp = {&op, "policy-domain", 0};
+    diag_at(d, DIAG_NOTE, &dp,
+            "the TLS-Report-Domain header names %.128s, no policy of the report does; the report "
+            "body is counted (RFC 8460 §5.6)",
+            header);
+}
+
 static void parse_policy_object(json_t *policy, const struct jpath *p, struct report_policy *pol,
                                 const struct report_options *opt, struct diag_list *d)
 {
@@ -603,8 +827,10 @@ static void parse_policy_object(json_t *policy, const struct jpath *p, struct re
                 json_is_string(dom) ? "empty" : json_kind(dom));
     else
         domain = json_string_value(dom);
-    if (domain == NULL && opt && opt->fallback_domain && opt->fallback_domain[0]) {
-        domain = opt->fallback_domain;
+    const char *header = header_domain(opt);
+    if (domain == NULL && header != NULL) {
+        domain = header;
+        pol->domain_from_header = true;
         diag_at(d, DIAG_NOTE, &dp, "taken from the TLS-Report-Domain header: %.128s", domain);
     }
     if (domain) {
@@ -625,7 +851,7 @@ static void parse_policy_object(json_t *policy, const struct jpath *p, struct re
         pol->policy_strings = unwrapped;
     }
     struct jpath mp = {p, "mx-host", 0};
-    pol->mx_hosts = string_list(json_object_get(policy, "mx-host"), &mp, "mx-host", d);
+    pol->mx_hosts = mx_host_list(json_object_get(policy, "mx-host"), &mp, d);
 }
 
 static void parse_policy(json_t *item, const struct jpath *path, struct report_policy *pol,
@@ -713,9 +939,10 @@ static void parse_date_range(json_t *root, struct report *out, struct diag_list 
     }
     bool ok_start, ok_end;
     check_keys(range, &rp, range_keys, d);
-    parse_datetime_member(range, "start-datetime", &rp, &out->start_text, &out->start_time,
+    parse_datetime_member(range, "start-datetime", false, &rp, &out->start_text, &out->start_time,
                           &ok_start, d);
-    parse_datetime_member(range, "end-datetime", &rp, &out->end_text, &out->end_time, &ok_end, d);
+    parse_datetime_member(range, "end-datetime", true, &rp, &out->end_text, &out->end_time, &ok_end,
+                          d);
     if (!ok_start || !ok_end)
         return;
     struct jpath ep = {&rp, "end-datetime", 0};
@@ -764,8 +991,8 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
         goto verdict;
     }
     check_keys(root, NULL, top_keys, d);
-    out->organization_name = need_string(root, "organization-name", NULL, d);
-    out->report_id = need_string(root, "report-id", NULL, d);
+    out->organization_name = need_name(root, "organization-name", d);
+    out->report_id = need_name(root, "report-id", d);
 
     json_t *contact = json_object_get(root, "contact-info");
     if (contact == NULL)
@@ -809,6 +1036,7 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
         }
         if (total > REPORT_MAX_TOTAL)
             diag_at(d, DIAG_ERROR, &pp, "the session counts add up to more than 2^62");
+        compare_header_domain(out, opt, d);
     }
 
 verdict:

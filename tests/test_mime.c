@@ -129,6 +129,7 @@ static void test_forwarded(void)
     CHECK_INT(m.nparts, 1);
     CHECK_STR(m.report_domain, "inner.example");
     CHECK_STR(m.subject, "Fwd: report"); /* the outer message's own headers win */
+    CHECK_STR(m.media_type, "multipart/mixed");
     mime_message_free(&m);
 }
 
@@ -254,6 +255,11 @@ static void test_corpus(const char *corpus)
                 fprintf(stderr, "%s: %s\n", de->d_name, err);
             CHECK_INT(e, TR_OK);
             CHECK_INT(m.nparts, 1);
+            CHECK_STR(m.media_type, "multipart/report");
+            CHECK_STR(mime_param(&m, "report-type"), "tlsrpt");
+            if (m.nparts == 1)
+                CHECK(m.parts[0].is_gzip ==
+                      (strcmp(m.parts[0].media_type, "application/tlsrpt+gzip") == 0));
         }
         mime_message_free(&m);
         g_free(data);
@@ -261,6 +267,123 @@ static void test_corpus(const char *corpus)
     }
     closedir(d);
     CHECK(seen >= 10);
+}
+
+/* A message with the report part given; the part's headers and body follow
+ * the top-level Content-Type line ct. A NEW string (g_free). */
+static char *message_with(const char *ct, const char *part_headers, const char *body)
+{
+    return g_strdup_printf("%sContent-Type: %s\r\n\r\n"
+                           "--XX\r\nContent-Type: text/plain\r\n\r\nA report.\r\n"
+                           "--XX\r\n%s\r\n%s\r\n--XX--\r\n",
+                           HEAD, ct, part_headers, body);
+}
+
+/* What validate --strict needs (issue 17): the top-level media type and its
+ * parameters, each report part's type, file name and whether it is gzip. */
+static void test_strict_facts(void)
+{
+    char *b64 = base64_gzip_report();
+    struct mime_message m;
+    char err[TR_ERRLEN];
+
+    /* the RFC 8460 §5.3 form */
+    char *msg = message_with("multipart/report; report-type=\"tlsrpt\"; boundary=\"XX\"",
+                             "Content-Type: application/tlsrpt+gzip\r\n"
+                             "Content-Transfer-Encoding: base64\r\n"
+                             "Content-Disposition: attachment; "
+                             "filename=\"s.example!mail.example!1!2.json.gz\"\r\n",
+                             b64);
+    CHECK_INT(extract(msg, &m, err), TR_OK);
+    CHECK_STR(m.media_type, "multipart/report");
+    CHECK_STR(mime_param(&m, "report-type"), "tlsrpt");
+    CHECK_STR(mime_param(&m, "Report-Type"), "tlsrpt");
+    CHECK_STR(mime_param(&m, "boundary"), "XX");
+    CHECK(mime_param(&m, "charset") == NULL);
+    CHECK_INT(m.nparams, 2);
+    CHECK_INT(m.nparts, 1);
+    if (m.nparts == 1) {
+        CHECK(m.parts[0].is_gzip);
+        CHECK_STR(m.parts[0].filename, "s.example!mail.example!1!2.json.gz");
+    }
+    mime_message_free(&m);
+    g_free(msg);
+
+    /* multipart/related: still extracted (real senders must keep working),
+     * and the type is there for --strict to name */
+    msg = message_with("Multipart/Related; boundary=\"XX\"",
+                       "Content-Type: application/tlsrpt+gzip\r\n"
+                       "Content-Transfer-Encoding: base64\r\n",
+                       b64);
+    CHECK_INT(extract(msg, &m, err), TR_OK);
+    CHECK_INT(m.nparts, 1);
+    CHECK_STR(m.media_type, "multipart/related");
+    CHECK(mime_param(&m, "report-type") == NULL);
+    mime_message_free(&m);
+    g_free(msg);
+
+    /* a report part typed application/json (found by its .json name) */
+    msg = message_with("multipart/report; report-type=tlsrpt; boundary=\"XX\"",
+                       "Content-Type: application/json\r\n"
+                       "Content-Disposition: attachment; filename=\"r.json\"\r\n",
+                       report_json);
+    CHECK_INT(extract(msg, &m, err), TR_OK);
+    CHECK_INT(m.nparts, 1);
+    if (m.nparts == 1) {
+        CHECK_STR(m.parts[0].media_type, "application/json");
+        CHECK(!m.parts[0].is_gzip);
+    }
+    mime_message_free(&m);
+    g_free(msg);
+
+    /* uncompressed JSON in a part typed +gzip and named .json.gz */
+    msg = message_with("multipart/report; report-type=tlsrpt; boundary=\"XX\"",
+                       "Content-Type: application/tlsrpt+gzip\r\n"
+                       "Content-Disposition: attachment; filename=\"r.json.gz\"\r\n",
+                       report_json);
+    CHECK_INT(extract(msg, &m, err), TR_OK);
+    CHECK_INT(m.nparts, 1);
+    if (m.nparts == 1) {
+        CHECK(!m.parts[0].is_gzip);
+        CHECK_STR(m.parts[0].filename, "r.json.gz");
+        CHECK_STR((char *)m.parts[0].body.data, report_json);
+    }
+    mime_message_free(&m);
+    g_free(msg);
+
+    /* a message that is not multipart: the report is the message's body */
+    GString *s = g_string_new(HEAD);
+    g_string_append(s, "Content-Type: application/tlsrpt+gzip\r\n"
+                       "Content-Transfer-Encoding: base64\r\n\r\n");
+    g_string_append(s, b64);
+    g_string_append(s, "\r\n");
+    CHECK_INT(extract(s->str, &m, err), TR_OK);
+    CHECK_INT(m.nparts, 1);
+    CHECK_STR(m.media_type, "application/tlsrpt+gzip");
+    CHECK_INT(m.nparams, 0);
+    if (m.nparts == 1)
+        CHECK(m.parts[0].is_gzip);
+    mime_message_free(&m);
+    g_string_free(s, TRUE);
+
+    /* no Content-Type at all: text/plain (RFC 2045 §5.2), even without a report */
+    const char *none = "From: cron@host\r\nSubject: Cron output\r\n\r\nnothing\r\n";
+    CHECK_INT(extract(none, &m, err), TR_ENOREPORT);
+    CHECK_STR(m.media_type, "text/plain");
+    mime_message_free(&m);
+
+    /* parameters are bounded */
+    s = g_string_new("From: a@b\r\nContent-Type: multipart/report; boundary=\"Q\"");
+    for (int i = 0; i < 100; i++)
+        g_string_append_printf(s, "; p%d=v%d", i, i);
+    g_string_append(s,
+                    "\r\n\r\n--Q\r\nContent-Type: application/tlsrpt+json\r\n\r\n{}\r\n--Q--\r\n");
+    CHECK_INT(extract(s->str, &m, err), TR_OK);
+    CHECK_INT(m.nparams, MIME_MAX_PARAMS);
+    CHECK_STR(mime_param(&m, "boundary"), "Q");
+    mime_message_free(&m);
+    g_string_free(s, TRUE);
+    g_free(b64);
 }
 
 int main(int argc, char **argv)
@@ -271,6 +394,7 @@ int main(int argc, char **argv)
     test_two_reports_and_no_report();
     test_limits();
     test_sniff();
+    test_strict_facts();
     if (argc > 2)
         test_corpus(argv[2]);
     return check_done("mime");

@@ -8,6 +8,10 @@
 #include "tlsrptd/report.h"
 
 /* A valid report; tests substitute pieces with %s-free string surgery. */
+#define R_FAILURES                                                                                 \
+    "\"failure-details\":[{\"result-type\":\"certificate-expired\",\"sending-mta-ip\":"            \
+    "\"192.0.2.1\",\"receiving-ip\":\"2001:db8::1\",\"receiving-mx-hostname\":\"mx.example.com\"," \
+    "\"failed-session-count\":3}]"
 #define R_HEAD                                                                                     \
     "{\"organization-name\":\"Org\",\"date-range\":{\"start-datetime\":\"2026-01-01T00:00:00Z\","  \
     "\"end-datetime\":\"2026-01-01T23:59:59Z\"},\"contact-info\":\"a@b.example\","                 \
@@ -15,10 +19,8 @@
 #define R_POLICY                                                                                   \
     "{\"policy\":{\"policy-type\":\"sts\",\"policy-string\":[\"version: STSv1\"],"                 \
     "\"policy-domain\":\"Example.COM.\",\"mx-host\":[\"mx.example.com\"]},"                        \
-    "\"summary\":{\"total-successful-session-count\":10,\"total-failure-session-count\":3},"       \
-    "\"failure-details\":[{\"result-type\":\"certificate-expired\",\"sending-mta-ip\":"            \
-    "\"192.0.2.1\",\"receiving-ip\":\"2001:db8::1\",\"receiving-mx-hostname\":\"mx.example.com\"," \
-    "\"failed-session-count\":3}]}"
+    "\"summary\":{\"total-successful-session-count\":10,\"total-failure-session-count\":3}"        \
+    "," R_FAILURES "}"
 #define VALID R_HEAD "\"policies\":[" R_POLICY "]}"
 
 struct parsed {
@@ -188,7 +190,7 @@ static void test_reject_policies(void)
         valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":\"3\""),
         "policies[0].summary.total-failure-session-count", "not an integer");
     expect_reject(
-        valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":3.0"),
+        valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":3.5"),
         "policies[0].summary.total-failure-session-count", "not an integer");
     expect_reject(
         valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":-1"),
@@ -238,12 +240,6 @@ static void test_reject_failure_details(void)
                   "policies[0].failure-details[0].failed-session-count", "outside");
     expect_reject(valid_with("\"failure-details\":[", "\"failure-details\":[1,"),
                   "policies[0].failure-details[0]", "not an object");
-    expect_reject(valid_with("\"failure-details\":[{\"result-type\":\"certificate-expired\","
-                             "\"sending-mta-ip\":\"192.0.2.1\",\"receiving-ip\":\"2001:db8::1\","
-                             "\"receiving-mx-hostname\":\"mx.example.com\","
-                             "\"failed-session-count\":3}]",
-                             "\"failure-details\":{}"),
-                  "policies[0].failure-details", "not an array");
     /* failure-details missing, empty or null: accepted */
     struct parsed p;
     parse(&p, valid_with("\"failure-details\":[{\"result-type\":\"certificate-expired\","
@@ -484,6 +480,353 @@ static void test_diag_json(void)
     done(&p);
 }
 
+/* ---- issue 17: the edge cases of peers' reports ------------------------------------------- */
+
+/* The first policy of an accepted report; a zeroed one (with one zeroed
+ * failure) when the report was rejected, so that a failing check does not crash. */
+static const struct report_policy *pol0(const struct parsed *p)
+{
+    static struct report_failure no_failure;
+    static struct report_policy none = {.failures = &no_failure};
+    return p->rc == TR_OK && p->r.npolicies ? &p->r.policies[0] : &none;
+}
+
+/* failure-details that is not an array: accepted with a warning, the summary
+ * counts, the breakdown by result type is unknown. */
+static void test_failure_details_not_array(void)
+{
+    static const char *const shapes[] = {
+        "\"failure-details\":{\"result-type\":\"certificate-expired\",\"failed-session-count\":3}",
+        "\"failure-details\":\"certificate-expired\"",
+        "\"failure-details\":3",
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        struct parsed p;
+        parse(&p, valid_with(R_FAILURES, shapes[i]));
+        CHECK_INT(p.rc, TR_OK);
+        CHECK_INT(p.d.errors, 0);
+        CHECK_INT(p.d.warnings, 1);
+        CHECK(has(&p, DIAG_WARNING, "policies[0].failure-details", "not an array"));
+        CHECK(has(&p, DIAG_WARNING, "policies[0].failure-details", "breakdown"));
+        if (p.rc == TR_OK) {
+            CHECK_INT(pol0(&p)->failed_sessions, 3); /* the summary counts */
+            CHECK_INT(pol0(&p)->successful_sessions, 10);
+            CHECK_INT(pol0(&p)->nfailures, 0);
+            CHECK(pol0(&p)->failures_unknown);
+        }
+        done(&p);
+    }
+    /* the other side: an array, empty, missing or null is a known breakdown */
+    struct parsed p;
+    parse(&p, VALID);
+    CHECK(!pol0(&p)->failures_unknown);
+    done(&p);
+    parse(&p, valid_with(R_FAILURES, "\"failure-details\":[]"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 0);
+    CHECK(!pol0(&p)->failures_unknown);
+    done(&p);
+    parse(&p, valid_with(R_FAILURES, "\"failure-details\":null"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK(!pol0(&p)->failures_unknown);
+    done(&p);
+    /* ... and a bad entry inside an array still rejects the report */
+    expect_reject(valid_with(R_FAILURES, "\"failure-details\":[{\"result-type\":\"x\"}]"),
+                  "policies[0].failure-details[0].failed-session-count", "missing");
+}
+
+/* organization-name or report-id of only white space: empty, rejected. */
+static void test_blank_names(void)
+{
+    static const char *const blanks[] = {
+        " ",       "   ",      "\\t", " \\r\\n ", "\\u00a0", "\\u3000", "\\u2003\\u2009",
+        "\\ufeff", "\\u200b ",
+    };
+    for (size_t i = 0; i < sizeof blanks / sizeof *blanks; i++) {
+        char org[64], rid[64];
+        snprintf(org, sizeof org, "\"organization-name\":\"%s\"", blanks[i]);
+        snprintf(rid, sizeof rid, "\"report-id\":\"%s\"", blanks[i]);
+        expect_reject(valid_with("\"organization-name\":\"Org\"", org), "organization-name",
+                      "empty");
+        expect_reject(valid_with("\"report-id\":\"r1\"", rid), "report-id", "empty");
+    }
+    /* the other side: a name with white space around or inside it, or a
+     * non-ASCII one, is a name */
+    static const char *const names[] = {" Org ", "A B", "\\u00a0x", "\\u00e9", "-", "0"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char org[64];
+        snprintf(org, sizeof org, "\"organization-name\":\"%s\"", names[i]);
+        struct parsed p;
+        parse(&p, valid_with("\"organization-name\":\"Org\"", org));
+        CHECK_INT(p.rc, TR_OK);
+        CHECK_INT(p.d.warnings, 0);
+        done(&p);
+    }
+}
+
+/* A date without a time: accepted with a warning, the start of that day UTC,
+ * as an end its last second. */
+static void test_date_without_time(void)
+{
+    struct parsed p;
+    parse(&p, valid_with("\"start-datetime\":\"2026-01-01T00:00:00Z\"",
+                         "\"start-datetime\":\"2026-01-01\""));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 1);
+    CHECK(has(&p, DIAG_WARNING, "date-range.start-datetime", "date without a time"));
+    CHECK(has(&p, DIAG_WARNING, "date-range.start-datetime", "2026-01-01T00:00:00Z"));
+    CHECK_INT(p.r.start_time, 1767225600);
+    CHECK_STR(p.r.start_text, "2026-01-01"); /* as sent */
+    done(&p);
+
+    parse(&p, valid_with("\"end-datetime\":\"2026-01-01T23:59:59Z\"",
+                         "\"end-datetime\":\"2026-01-01\""));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 1);
+    CHECK(has(&p, DIAG_WARNING, "date-range.end-datetime", "2026-01-01T23:59:59Z"));
+    CHECK_INT(p.r.end_time, 1767225600 + 86399);
+    done(&p);
+
+    /* both: one whole day, as a sender that writes dates means it */
+    parse(&p, valid_with("\"start-datetime\":\"2026-01-01T00:00:00Z\",\"end-datetime\":"
+                         "\"2026-01-01T23:59:59Z\"",
+                         "\"start-datetime\":\"2024-02-29\",\"end-datetime\":\"2024-02-29\""));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 2);
+    CHECK_INT(p.r.start_time, 1709164800);
+    CHECK_INT(p.r.end_time, 1709164800 + 86399);
+    done(&p);
+
+    /* the other side: what is not a date stays unparseable */
+    static const char *const bad[] = {"2026-02-30",  "2023-02-29", "2026-1-01",  "2026-01-01Z",
+                                      "2026-01-01T", "20260101",   "2026-13-01", "2026-01-01 "};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char field[64];
+        snprintf(field, sizeof field, "\"end-datetime\":\"%s\"", bad[i]);
+        expect_reject(valid_with("\"end-datetime\":\"2026-01-01T23:59:59Z\"", field),
+                      "date-range.end-datetime", "not an RFC 3339 date-time");
+    }
+    /* an end date before the start is still an error */
+    expect_reject(
+        valid_with("\"end-datetime\":\"2026-01-01T23:59:59Z\"", "\"end-datetime\":\"2025-12-31\""),
+        "date-range.end-datetime", "before start-datetime");
+}
+
+/* A count written with a zero fraction (2.0): accepted with a warning. */
+static void test_zero_fraction_counts(void)
+{
+    struct parsed p;
+    parse(&p,
+          valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":3.0"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 1);
+    CHECK(has(&p, DIAG_WARNING, "policies[0].summary.total-failure-session-count", "3.0"));
+    CHECK(has(&p, DIAG_WARNING, "policies[0].summary.total-failure-session-count", "counted as 3"));
+    CHECK_INT(pol0(&p)->failed_sessions, 3);
+    done(&p);
+
+    parse(&p, valid_with("\"failed-session-count\":3", "\"failed-session-count\":3.00"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK(has(&p, DIAG_WARNING, "failure-details[0].failed-session-count", "counted as 3"));
+    CHECK_INT(pol0(&p)->failures[0].failed_session_count, 3);
+    done(&p);
+
+    parse(&p, valid_with("\"total-successful-session-count\":10",
+                         "\"total-successful-session-count\":1e1"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(pol0(&p)->successful_sessions, 10);
+    done(&p);
+
+    parse(&p, valid_with("\"total-successful-session-count\":10",
+                         "\"total-successful-session-count\":-0.0"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(pol0(&p)->successful_sessions, 0);
+    done(&p);
+
+    parse(&p, valid_with("\"total-successful-session-count\":10",
+                         "\"total-successful-session-count\":9007199254740992.0"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(pol0(&p)->successful_sessions, 9007199254740992LL);
+    done(&p);
+
+    /* the other side: a real fraction, a negative or a too large one */
+    expect_reject(
+        valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":2.5"),
+        "policies[0].summary.total-failure-session-count", "not an integer");
+    expect_reject(valid_with("\"failed-session-count\":3", "\"failed-session-count\":0.001"),
+                  "failure-details[0].failed-session-count", "not an integer");
+    expect_reject(
+        valid_with("\"total-failure-session-count\":3", "\"total-failure-session-count\":-1.0"),
+        "policies[0].summary.total-failure-session-count", "outside [0, 2^53]");
+    expect_reject(valid_with("\"total-successful-session-count\":10",
+                             "\"total-successful-session-count\":1e300"),
+                  "policies[0].summary.total-successful-session-count", "outside [0, 2^53]");
+    expect_reject(valid_with("\"total-successful-session-count\":10",
+                             "\"total-successful-session-count\":18014398509481984.0"),
+                  "policies[0].summary.total-successful-session-count", "outside [0, 2^53]");
+}
+
+/* "mx-host": "" is not a host: a warning, nothing stored for it. */
+static void test_empty_mx_host(void)
+{
+    struct parsed p;
+    parse(&p, valid_with("\"mx-host\":[\"mx.example.com\"]", "\"mx-host\":\"\""));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 1);
+    CHECK(has(&p, DIAG_WARNING, "policies[0].policy.mx-host", "empty"));
+    CHECK(has(&p, DIAG_WARNING, "policies[0].policy.mx-host", "not stored as a host"));
+    CHECK(json_array_size(pol0(&p)->mx_hosts) == 0);
+    done(&p);
+
+    parse(&p, valid_with("\"mx-host\":[\"mx.example.com\"]",
+                         "\"mx-host\":[\"\",\"mx.example.com\",\" \"]"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 2);
+    CHECK(has(&p, DIAG_WARNING, "policies[0].policy.mx-host[0]", "not stored as a host"));
+    CHECK(has(&p, DIAG_WARNING, "policies[0].policy.mx-host[2]", "not stored as a host"));
+    CHECK_INT(json_array_size(pol0(&p)->mx_hosts), 1);
+    CHECK_STR(json_string_value(json_array_get(pol0(&p)->mx_hosts, 0)), "mx.example.com");
+    done(&p);
+
+    parse(&p, valid_with("\"mx-host\":[\"mx.example.com\"]", "\"mx-host\":[\"\"]"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 1);
+    CHECK_INT(json_array_size(pol0(&p)->mx_hosts), 0);
+    done(&p);
+
+    /* the other side: real hosts stay, an empty list is no finding */
+    parse(&p, valid_with("\"mx-host\":[\"mx.example.com\"]", "\"mx-host\":[]"));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings + p.d.notes, 0);
+    done(&p);
+    parse(&p, valid_with("\"mx-host\":[\"mx.example.com\"]",
+                         "\"mx-host\":[\"*.example.com\",\"mx2.example.com\"]"));
+    CHECK_INT(p.d.warnings + p.d.notes, 0);
+    CHECK_INT(json_array_size(pol0(&p)->mx_hosts), 2);
+    done(&p);
+}
+
+/* A TLS-Report-Domain header naming another domain: the body wins, said in a
+ * note (RFC 8460 §5.6 allows the discrepancy: warning counts stay as they are). */
+static void test_header_domain_differs(void)
+{
+    struct parsed p;
+    parse_opt(&p, VALID, "other.example");
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 0);
+    CHECK_INT(p.d.notes, 1);
+    CHECK(has(&p, DIAG_NOTE, "policies[0].policy.policy-domain", "other.example"));
+    CHECK(has(&p, DIAG_NOTE, "policies[0].policy.policy-domain", "TLS-Report-Domain"));
+    CHECK(has(&p, DIAG_NOTE, "policies[0].policy.policy-domain", "RFC 8460 §5.6"));
+    CHECK_STR(pol0(&p)->policy_domain, "example.com"); /* the body wins */
+    done(&p);
+
+    /* two policies for example.com: one note for the report */
+    parse_opt(&p, R_HEAD "\"policies\":[" R_POLICY "," R_POLICY "]}", "other.example");
+    CHECK_INT(p.d.notes, 1);
+    CHECK(has(&p, DIAG_NOTE, "policies[0].policy.policy-domain", "TLS-Report-Domain"));
+    done(&p);
+    /* the header's domain is filled into a policy without one; another policy
+     * names another domain: the header still names no domain of the body */
+    parse_opt(&p,
+              R_HEAD "\"policies\":[{\"policy\":{\"policy-type\":\"no-policy-found\"},"
+                     "\"summary\":{\"total-successful-session-count\":1,"
+                     "\"total-failure-session-count\":0}}," R_POLICY "]}",
+              "other.example");
+    CHECK(has(&p, DIAG_NOTE, "policies[1].policy.policy-domain", "TLS-Report-Domain"));
+    CHECK_STR(pol0(&p)->policy_domain, "other.example");
+    CHECK(pol0(&p)->domain_from_header);
+    done(&p);
+
+    /* the other side: a report about several domains, one of them the header's */
+    parse_opt(&p,
+              R_HEAD
+              "\"policies\":[{\"policy\":{\"policy-type\":\"no-policy-found\","
+              "\"policy-domain\":\"other.example\"},\"summary\":{"
+              "\"total-successful-session-count\":1,\"total-failure-session-count\":0}}," R_POLICY
+              "]}",
+              "example.com");
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings + p.d.notes, 0);
+    done(&p);
+    /* only header-filled domains: nothing of the body to compare */
+    parse_opt(&p, valid_with("\"policy-domain\":\"Example.COM.\",", ""), "mail.example");
+    CHECK_INT(p.d.notes, 1); /* "taken from the TLS-Report-Domain header" */
+    CHECK(has(&p, DIAG_NOTE, "policies[0].policy.policy-domain", "taken from"));
+    done(&p);
+
+    /* the other side: the same domain in another letter case or with a dot */
+    static const char *const same[] = {"example.com", "EXAMPLE.COM", "example.com.",
+                                       " example.com"};
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        parse_opt(&p, VALID, same[i]);
+        CHECK_INT(p.rc, TR_OK);
+        CHECK_INT(p.d.warnings + p.d.notes, 0);
+        done(&p);
+    }
+    /* no header: nothing to compare */
+    parse_opt(&p, VALID, NULL);
+    CHECK_INT(p.d.warnings + p.d.notes, 0);
+    done(&p);
+}
+
+/* The RFC 8460 §4.4 field formats: IP addresses and additional-information as
+ * a URI. Notes (kept as text), which validate --strict makes errors. */
+static void test_field_formats(void)
+{
+    struct parsed p;
+    parse(&p, valid_with("\"192.0.2.1\"", "\"192.0.2.256\""));
+    CHECK_INT(p.rc, TR_OK);
+    CHECK_INT(p.d.warnings, 0);
+    CHECK(has(&p, DIAG_NOTE, "failure-details[0].sending-mta-ip", "not an IP address"));
+    CHECK(has(&p, DIAG_NOTE, "failure-details[0].sending-mta-ip", "RFC 8460 §4.4"));
+    done(&p);
+    parse(&p, valid_with("\"2001:db8::1\"", "\"2001:db8:::1\""));
+    CHECK(has(&p, DIAG_NOTE, "failure-details[0].receiving-ip", "RFC 8460 §4.4"));
+    done(&p);
+
+    static const char *const bad_uris[] = {
+        "https://x.example/report_info ? id = 5065427 c - 23 d3# StatusCode",
+        "www.example.com/info",
+        "no scheme",
+        "1http://x.example/",
+        "https://x.example/%zz",
+        "https://x.example/\\u00e9",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad_uris / sizeof *bad_uris; i++) {
+        char field[256];
+        snprintf(field, sizeof field,
+                 "\"receiving-ip\":\"2001:db8::1\",\"additional-information\":\"%s\"", bad_uris[i]);
+        parse(&p, valid_with("\"receiving-ip\":\"2001:db8::1\"", field));
+        CHECK_INT(p.rc, TR_OK);
+        CHECK_INT(p.d.warnings, 0);
+        CHECK(has(&p, DIAG_NOTE, "failure-details[0].additional-information", "not a URI"));
+        CHECK(has(&p, DIAG_NOTE, "failure-details[0].additional-information", "RFC 8460 §4.4"));
+        if (p.rc == TR_OK) /* kept as text */
+            CHECK(pol0(&p)->failures[0].additional_information != NULL);
+        done(&p);
+    }
+    /* the other side: URIs as RFC 3986 writes them */
+    static const char *const good_uris[] = {
+        "https://reports.example.com/info?id=5065427c-23d3#StatusCode",
+        "mailto:postmaster@example.com",
+        "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66",
+        "https://x.example/a%20b",
+        "http://[2001:db8::1]:8080/x;y=1,z!$&'()*+",
+    };
+    for (size_t i = 0; i < sizeof good_uris / sizeof *good_uris; i++) {
+        char field[256];
+        snprintf(field, sizeof field,
+                 "\"receiving-ip\":\"2001:db8::1\",\"additional-information\":\"%s\"",
+                 good_uris[i]);
+        parse(&p, valid_with("\"receiving-ip\":\"2001:db8::1\"", field));
+        CHECK_INT(p.rc, TR_OK);
+        CHECK_INT(p.d.warnings + p.d.notes, 0);
+        done(&p);
+    }
+}
+
 int main(void)
 {
     test_valid();
@@ -498,5 +841,12 @@ int main(void)
     test_datetimes();
     test_registries();
     test_diag_json();
+    test_failure_details_not_array();
+    test_blank_names();
+    test_date_without_time();
+    test_zero_fraction_counts();
+    test_empty_mx_host();
+    test_header_domain_differs();
+    test_field_formats();
     return check_done("report");
 }

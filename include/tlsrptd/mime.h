@@ -23,9 +23,24 @@ struct mime_report_part {
     struct buf body;  /* transfer-decoded body; owned */
     char *media_type; /* lower-case "type/subtype"; owned */
     char *filename;   /* NULL when the part has none; owned */
+    bool is_gzip;     /* the body starts with the gzip magic bytes 1f 8b */
 };
 
+/* A parameter of a Content-Type field. */
+struct mime_param {
+    char *name;  /* lower-case; owned */
+    char *value; /* decoded (RFC 2231), as sent; owned */
+};
+#define MIME_MAX_PARAMS 32 /* parameters of the top-level Content-Type kept */
+
 struct mime_message {
+    /* The message's own (top-level) Content-Type: lower-case "type/subtype"
+     * ("text/plain" when the message has none, as RFC 2045 says), and its
+     * parameters in order (boundary, report-type, ...). NULL / 0 only when
+     * the input is not a message at all. Owned. */
+    char *media_type;
+    struct mime_param *params;
+    size_t nparams;
     char *report_domain;    /* TLS-Report-Domain, or NULL; owned */
     char *report_submitter; /* TLS-Report-Submitter */
     char *subject;          /* decoded, unfolded */
@@ -43,5 +58,8 @@ bool mime_looks_like_message(const void *buf, size_t len);
 tr_err mime_extract(const void *buf, size_t len, const struct mime_limits *lim,
                     struct mime_message *out, char *err);
 void mime_message_free(struct mime_message *m);
+/* The value of the top-level Content-Type parameter name (any letter case),
+ * or NULL. Borrowed from m. */
+const char *mime_param(const struct mime_message *m, const char *name);
 
 #endif

@@ -60,13 +60,17 @@ struct report_failure {
 
 struct report_policy {
     const char *policy_type;
-    char *policy_domain;    /* lower-cased, no trailing dot; NULL when unknown. Owned. */
-    json_t *policy_strings; /* array of strings or NULL; NEW reference, owned */
-    json_t *mx_hosts;       /* array of strings or NULL; NEW reference, owned */
+    char *policy_domain;     /* lower-cased, no trailing dot; NULL when unknown. Owned. */
+    bool domain_from_header; /* policy_domain came from the TLS-Report-Domain header */
+    json_t *policy_strings;  /* array of strings or NULL; NEW reference, owned */
+    json_t *mx_hosts;        /* array of strings or NULL; NEW reference, owned */
     int64_t successful_sessions;
     int64_t failed_sessions;
     struct report_failure *failures;
     size_t nfailures;
+    /* failure-details was there but not an array: the breakdown by result type
+     * is unknown (failed_sessions, the summary total, still counts) */
+    bool failures_unknown;
 };
 
 struct report {
@@ -81,8 +85,11 @@ struct report {
 };
 
 struct report_options {
-    size_t max_depth;            /* JSON nesting depth; 0 = REPORT_DEFAULT_MAX_DEPTH */
-    const char *fallback_domain; /* TLS-Report-Domain header, for policies without policy-domain */
+    size_t max_depth; /* JSON nesting depth; 0 = REPORT_DEFAULT_MAX_DEPTH */
+    /* The mail's TLS-Report-Domain header, or NULL: it fills a policy without
+     * policy-domain, and when no policy-domain of the report is this domain,
+     * a note says so (the report body wins, RFC 8460 §5.6). */
+    const char *fallback_domain;
 };
 
 /* Parse and validate buf[0..len). Every error, warning and note found is added to

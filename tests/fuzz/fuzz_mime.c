@@ -1,11 +1,14 @@
 /* fuzz_mime.c: libFuzzer target for mime_extract() (mime.c) and the whole
  * decode path of ingest_decode() (sniff -> MIME -> gunzip), with every decoded
- * payload validated by report_parse(). Limits are small so the part, depth and
- * report-count caps are reached by short inputs. Nothing is stored. */
+ * payload validated by report_parse() and, for a message, checked by
+ * mailcheck_report_part() as validate --strict does. Limits are small so the
+ * part, depth and report-count caps are reached by short inputs. Nothing is
+ * stored. */
 #include <stdint.h>
 #include <string.h>
 #include <jansson.h>
 #include "tlsrptd/ingest.h"
+#include "tlsrptd/mailcheck.h"
 #include "tlsrptd/mime.h"
 #include "tlsrptd/report.h"
 
@@ -23,10 +26,12 @@ static size_t touch(const char *s)
 static size_t touch_message(const struct mime_message *m)
 {
     size_t n = touch(m->report_domain) + touch(m->report_submitter) + touch(m->subject) +
-               touch(m->message_id);
+               touch(m->message_id) + touch(m->media_type);
+    for (size_t i = 0; i < m->nparams; i++)
+        n += touch(m->params[i].name) + touch(m->params[i].value);
     for (size_t i = 0; i < m->nparts; i++) {
         const struct mime_report_part *p = &m->parts[i];
-        n += touch(p->media_type) + touch(p->filename) + p->body.len;
+        n += touch(p->media_type) + touch(p->filename) + p->body.len + p->is_gzip;
         if (p->body.len > 0)
             n += p->body.data[0] + p->body.data[p->body.len - 1] + p->body.data[p->body.len];
     }
@@ -60,7 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct report_options opt = {0, dec.is_message ? dec.msg.report_domain : NULL};
             struct report r;
             struct diag_list diags = {0};
-            if (report_parse(p->json, p->jsonlen, &opt, &r, &diags) == TR_OK)
+            tr_err pe = report_parse(p->json, p->jsonlen, &opt, &r, &diags);
+            if (dec.is_message)
+                mailcheck_report_part(&dec.msg, i, pe == TR_OK ? &r : NULL, &diags);
+            if (pe == TR_OK)
                 report_free(&r);
             json_t *j = diag_list_json(&diags);
             json_decref(j);
