@@ -8,6 +8,9 @@ Where things are (environment, set by tests/integration/CMakeLists.txt):
   TLSRPTD_CORPUS   the shared real-world corpus (../shared/corpus; read in place)
   TLSRPTD_SAMPLES  the project's samples/ directory
   TLSRPTD_ASAN=1   the binary is an ASan/UBSan build (memory bounds are scaled)
+  TLSRPTD_BACKEND  sqlite (default) or postgresql: where new_db() makes databases
+  TLSRPTD_PG_STATE the directory of the cluster tests/pg_cluster.py started (its
+                   uri file names the server); set by ctest for the *_pg tests
 
 Each can also be given on the command line, before unittest's own arguments:
   python3 test_corpus.py --bin build/tlsrptd --corpus ../shared/corpus -v
@@ -246,6 +249,52 @@ def outcomes(res):
 
 # ---- the database --------------------------------------------------------------------------
 
+PSQL = "/usr/lib/postgresql/15/bin/psql"
+
+
+def backend():
+    """'sqlite' or 'postgresql': the storage backend this run tests."""
+    b = os.environ.get("TLSRPTD_BACKEND", "sqlite")
+    if b not in ("sqlite", "postgresql"):
+        raise RuntimeError("TLSRPTD_BACKEND=%s is neither sqlite nor postgresql" % b)
+    return b
+
+
+def pg_server():
+    """The URI of the test cluster's server, without a database ('postgresql://…/')."""
+    state = os.environ.get("TLSRPTD_PG_STATE")
+    if not state:
+        raise RuntimeError("TLSRPTD_PG_STATE is not set: start a cluster with "
+                           "tests/pg_cluster.py start DIR and point TLSRPTD_PG_STATE at DIR")
+    with open(os.path.join(state, "uri")) as f:
+        return f.read().strip()
+
+
+def pg_sql(sql, db="postgres"):
+    """Run SQL as the cluster's superuser (creating databases, stopping the server's
+    sessions); returns psql's output."""
+    res = subprocess.run([PSQL if os.path.exists(PSQL) else "psql", "-X", "-q", "-At",
+                          "-v", "ON_ERROR_STOP=1", pg_server() + db, "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        raise AssertionError("psql %r: %s" % (sql, res.stderr))
+    return res.stdout
+
+
+_db_seq = [0]
+
+
+def new_db(tmpdir, name="tlsrptd"):
+    """A new, empty database for one test: a SQLite file in tmpdir, or (backend
+    postgresql) a new database on the test cluster, as a postgresql:// URI."""
+    if backend() == "sqlite":
+        return os.path.join(tmpdir, name + ".db")
+    _db_seq[0] += 1
+    dbname = "it_%d_%d_%s" % (os.getpid(), _db_seq[0], re.sub(r"[^a-z0-9]", "_", name.lower()))
+    pg_sql("CREATE DATABASE %s" % dbname)
+    return pg_server() + dbname
+
+
 
 def connect(db):
     """Open an existing database (never creates one)."""
@@ -316,7 +365,7 @@ class TlsrptdTestCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="tlsrptd-it-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.db = os.path.join(self.tmp, "tlsrptd.db")
+        self.db = new_db(self.tmp)
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
