@@ -96,6 +96,7 @@ static const char ingest_help[] =
 
 struct pending {
     char *name;
+    struct ingest_job *job; /* kept until the commit: the store may still read it */
     struct ingest_result res;
 };
 
@@ -205,6 +206,7 @@ static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pendin
             ingest_result_tempfail(&batch[i].res, err);
         print_result(run, &batch[i]);
         ingest_result_free(&batch[i].res);
+        ingest_job_free(batch[i].job);
         free(batch[i].name);
     }
     *n = 0;
@@ -487,13 +489,13 @@ int cmd_ingest(int argc, char **argv)
         for (;;) {
             struct pending *p = &batch[nbatch++];
             p->name = item.name;
+            p->job = item.job;
             if (item.job != NULL) {
                 ingest_store(ig, item.job, &p->res);
             } else {
                 memset(&p->res, 0, sizeof p->res);
                 ingest_result_tempfail(&p->res, "out of memory");
             }
-            ingest_job_free(item.job);
             run.done++;
             clock_gettime(CLOCK_MONOTONIC, &now);
             if (ingest_failed(ig) || nbatch == (size_t)batch_size ||

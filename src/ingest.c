@@ -14,9 +14,18 @@
 #include "tlsrptd/ingest.h"
 #include "tlsrptd/log.h"
 
+/* A stored input whose reports' fate (stored or duplicate) the store tells
+ * at commit: its result is completed then. */
+struct awaiting {
+    const struct ingest_job *job;
+    struct ingest_result *res;
+};
+
 struct ingest {
     struct store *st;
     struct ingest_limits lim;
+    struct awaiting *awaiting;
+    size_t nawaiting, acap;
     bool failed;         /* a store error happened in this batch */
     tr_err failure_code; /* TR_EDB, or TR_ERETRY: the batch may simply run again */
     char failure[TR_ERRLEN];
@@ -292,11 +301,18 @@ void ingest_free(struct ingest *ig)
 {
     if (ig && store_in_transaction(ig->st))
         store_rollback(ig->st);
+    if (ig)
+        free(ig->awaiting);
     free(ig);
 }
 
+static void settle(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res);
+static void unquarantine(struct ingest *ig, const struct ingest_job *job,
+                         struct ingest_result *res);
+
 tr_err ingest_begin(struct ingest *ig, char *err)
 {
+    ig->nawaiting = 0;
     ig->failed = false;
     ig->failure[0] = 0;
     return store_begin(ig->st, err);
@@ -304,6 +320,17 @@ tr_err ingest_begin(struct ingest *ig, char *err)
 
 tr_err ingest_commit(struct ingest *ig, char *err)
 {
+    if (!ig->failed) {
+        tr_err rc = store_flush(ig->st, err);
+        if (rc != TR_OK) {
+            ig->failed = true;
+            ig->failure_code = rc == TR_ERETRY ? TR_ERETRY : TR_EDB;
+            snprintf(ig->failure, sizeof ig->failure, "%s", err);
+        }
+        for (size_t i = 0; i < ig->nawaiting && !ig->failed; i++)
+            settle(ig, ig->awaiting[i].job, ig->awaiting[i].res);
+    }
+    ig->nawaiting = 0;
     if (ig->failed) {
         store_rollback(ig->st);
         return tr_fail(err, ig->failure_code, "%s", ig->failure);
@@ -313,6 +340,7 @@ tr_err ingest_commit(struct ingest *ig, char *err)
 
 void ingest_rollback(struct ingest *ig)
 {
+    ig->nawaiting = 0;
     store_rollback(ig->st);
 }
 
@@ -366,14 +394,33 @@ static bool store_report(struct ingest *ig, const struct ingest_job *job, size_t
         rep->failed_sessions += r->policies[k].failed_sessions;
     }
     char err[TR_ERRLEN];
-    bool dup = false;
-    tr_err rc = store_add_report(ig->st, r, &jr->diags, &job->src, &jr->blob, &rep->id, &dup, err);
+    tr_err rc = store_queue_report(ig->st, r, &jr->diags, &job->src, &jr->blob, &rep->added, err);
     if (rc != TR_OK) {
         poison(ig, res, rc, err);
         return false;
     }
-    rep->outcome = dup ? INGEST_DUPLICATE : INGEST_STORED;
+    /* stored or a duplicate: which one, the store may tell only at commit */
+    rep->outcome = rep->added.duplicate ? INGEST_DUPLICATE : INGEST_STORED;
+    rep->id = rep->added.id;
     return true;
+}
+
+/* The outcome of an input from its reports' (stored beats duplicate beats
+ * rejected), once the store has told which reports were duplicates. */
+static void settle(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res)
+{
+    size_t stored = 0, dups = 0;
+    for (size_t i = 0; i < res->nreports; i++) {
+        struct ingest_report *rep = &res->reports[i];
+        if (rep->outcome != INGEST_STORED && rep->outcome != INGEST_DUPLICATE)
+            continue;
+        rep->outcome = rep->added.duplicate ? INGEST_DUPLICATE : INGEST_STORED;
+        rep->id = rep->added.id;
+        stored += rep->outcome == INGEST_STORED;
+        dups += rep->outcome == INGEST_DUPLICATE;
+    }
+    res->outcome = stored ? INGEST_STORED : dups ? INGEST_DUPLICATE : INGEST_REJECTED;
+    unquarantine(ig, job, res);
 }
 
 const void *ingest_job_input(const struct ingest_job *job, size_t *len,
@@ -461,10 +508,23 @@ void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest
             snprintf(res->reason, sizeof res->reason, "%s", res->reports[0].reason);
         quarantine(ig, job, res->reason, res);
     }
-    if (!ig->failed) {
-        res->outcome = stored ? INGEST_STORED : dups ? INGEST_DUPLICATE : INGEST_REJECTED;
-        unquarantine(ig, job, res);
+    if (ig->failed)
+        return;
+    res->outcome = stored ? INGEST_STORED : dups ? INGEST_DUPLICATE : INGEST_REJECTED;
+    if (stored + dups == 0)
+        return;
+    /* completed by settle() at commit, when the store knows the duplicates */
+    if (ig->nawaiting == ig->acap) {
+        size_t cap = ig->acap ? 2 * ig->acap : 256;
+        struct awaiting *a = realloc(ig->awaiting, cap * sizeof *a);
+        if (a == NULL) {
+            poison(ig, res, TR_ENOMEM, "out of memory");
+            return;
+        }
+        ig->awaiting = a;
+        ig->acap = cap;
     }
+    ig->awaiting[ig->nawaiting++] = (struct awaiting){job, res};
 }
 
 void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,

@@ -14,6 +14,7 @@
  *
  * The SQL here and in store_read.c is shared by the backends (?N
  * placeholders); the backends own connections and statement preparation. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,14 @@ struct rollups {
     struct arena_chunk *chunks;
 };
 
+/* A report queued with a backend that sends them in batches: what the
+ * rollups and counters need once its fate is known. */
+struct queued {
+    const struct report *r;
+    const char *kind;
+    struct store_added *out;
+};
+
 struct store {
     const struct store_backend *be;
     void *h;
@@ -62,6 +71,8 @@ struct store {
     struct store_options opt;
     char *password_file;
     struct rollups ru;
+    struct queued *queue;
+    size_t nqueued, qcap;
 };
 
 #define SAT_MAX INT64_MAX
@@ -213,35 +224,55 @@ static int cmp_entries(const void *pa, const void *pb)
     "CASE WHEN " t "." c " > 9223372036854775807 - excluded." c                                    \
     " THEN 9223372036854775807 ELSE " t "." c " + excluded." c " END"
 
-static const char *const rollup_sql[] = {
-    [RU_SESSIONS] =
-        "INSERT INTO rollup_sessions (policy_domain, start_time, reporter, successful, "
-        "failed, reports) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-        "ON CONFLICT (start_time, policy_domain, reporter) DO UPDATE SET "
-        "successful = " SAT("rollup_sessions", "successful") ", failed = " SAT(
-            "rollup_sessions", "failed") ", reports = " SAT("rollup_sessions", "reports"),
-    [RU_FAILURES] = "INSERT INTO rollup_failures (policy_domain, start_time, result_type, failed) "
-                    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (start_time, policy_domain, result_type) "
-                    "DO UPDATE SET failed = " SAT("rollup_failures", "failed"),
-    [RU_DOMAIN] = "INSERT INTO domain_totals (policy_domain, successful, failed, reports) "
-                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (policy_domain) DO UPDATE SET "
-                  "successful = " SAT("domain_totals", "successful") ", failed = " SAT(
-                      "domain_totals", "failed") ", reports = " SAT("domain_totals", "reports"),
-    [RU_DOMAIN_FAILURES] = "INSERT INTO domain_failures (policy_domain, result_type, failed) "
-                           "VALUES (?1, ?2, ?3) ON CONFLICT (policy_domain, result_type) DO "
-                           "UPDATE SET failed = " SAT("domain_failures", "failed"),
-    [RU_DOMAIN_REPORTERS] =
-        "INSERT INTO domain_reporters (policy_domain, reporter, last_start) VALUES (?1, ?2, ?3) "
-        "ON CONFLICT (policy_domain, reporter) DO UPDATE SET last_start = CASE WHEN "
-        "excluded.last_start > domain_reporters.last_start THEN excluded.last_start ELSE "
-        "domain_reporters.last_start END",
-    [RU_REPORTS] = "INSERT INTO rollup_reports (start_time, reporter, reports) VALUES (?1, ?2, ?3) "
-                   "ON CONFLICT (start_time, reporter) DO UPDATE SET reports = " SAT(
-                       "rollup_reports", "reports"),
-    [RU_OUTCOMES] =
-        "INSERT INTO outcome_counts (source, outcome, count) VALUES (?1, ?2, ?3) "
-        "ON CONFLICT (source, outcome) DO UPDATE SET count = " SAT("outcome_counts", "count"),
+/* Each rollup table's upsert in three parts: the INSERT head, the rows (one
+ * row of ?N arguments, or — PostgreSQL — every row of a batch as one JSON
+ * array, so a commit is one statement per table) and the conflict clause. In
+ * the JSON form every entry is {a, b, t, n0, n1, n2} (see rollup_entry). */
+struct rollup_stmt {
+    const char *head, *values, *select, *conflict;
 };
+#define FROM_JSON                                                                                  \
+    " FROM json_to_recordset(?1::json) AS x(a text, b text, t bigint, n0 bigint, n1 bigint, "      \
+    "n2 bigint)"
+
+static const struct rollup_stmt rollup_stmts[] = {
+    [RU_SESSIONS] = {"INSERT INTO rollup_sessions (policy_domain, start_time, reporter, "
+                     "successful, failed, reports)",
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", " SELECT a, t, b, n0, n1, n2" FROM_JSON,
+                     " ON CONFLICT (start_time, policy_domain, reporter) DO UPDATE SET "
+                     "successful = " SAT("rollup_sessions", "successful") ", failed = " SAT(
+                         "rollup_sessions", "failed") ", reports = " SAT("rollup_sessions",
+                                                                         "reports")},
+    [RU_FAILURES] = {"INSERT INTO rollup_failures (policy_domain, start_time, result_type, failed)",
+                     " VALUES (?1, ?2, ?3, ?4)", " SELECT a, t, b, n1" FROM_JSON,
+                     " ON CONFLICT (start_time, policy_domain, result_type) DO UPDATE SET "
+                     "failed = " SAT("rollup_failures", "failed")},
+    [RU_DOMAIN] = {"INSERT INTO domain_totals (policy_domain, successful, failed, reports)",
+                   " VALUES (?1, ?2, ?3, ?4)", " SELECT a, n0, n1, n2" FROM_JSON,
+                   " ON CONFLICT (policy_domain) DO UPDATE SET successful = " SAT(
+                       "domain_totals",
+                       "successful") ", failed = " SAT("domain_totals",
+                                                       "failed") ", reports = " SAT("domain_totals",
+                                                                                    "reports")},
+    [RU_DOMAIN_FAILURES] = {"INSERT INTO domain_failures (policy_domain, result_type, failed)",
+                            " VALUES (?1, ?2, ?3)", " SELECT a, b, n1" FROM_JSON,
+                            " ON CONFLICT (policy_domain, result_type) DO UPDATE SET failed = " SAT(
+                                "domain_failures", "failed")},
+    [RU_DOMAIN_REPORTERS] = {"INSERT INTO domain_reporters (policy_domain, reporter, last_start)",
+                             " VALUES (?1, ?2, ?3)", " SELECT a, b, n0" FROM_JSON,
+                             " ON CONFLICT (policy_domain, reporter) DO UPDATE SET last_start = "
+                             "CASE WHEN excluded.last_start > domain_reporters.last_start THEN "
+                             "excluded.last_start ELSE domain_reporters.last_start END"},
+    [RU_REPORTS] = {"INSERT INTO rollup_reports (start_time, reporter, reports)",
+                    " VALUES (?1, ?2, ?3)", " SELECT t, a, n2" FROM_JSON,
+                    " ON CONFLICT (start_time, reporter) DO UPDATE SET reports = " SAT(
+                        "rollup_reports", "reports")},
+    [RU_OUTCOMES] = {"INSERT INTO outcome_counts (source, outcome, count)", " VALUES (?1, ?2, ?3)",
+                     " SELECT a, b, n0" FROM_JSON,
+                     " ON CONFLICT (source, outcome) DO UPDATE SET count = " SAT("outcome_counts",
+                                                                                 "count")},
+};
+#define NROLLUPS (sizeof rollup_stmts / sizeof *rollup_stmts)
 static const unsigned rollup_key[] = {
     [RU_SESSIONS] = STMT_ROLLUP_SESSIONS,
     [RU_FAILURES] = STMT_ROLLUP_FAILURES,
@@ -251,6 +282,61 @@ static const unsigned rollup_key[] = {
     [RU_REPORTS] = STMT_ROLLUP_REPORTS,
     [RU_OUTCOMES] = STMT_OUTCOMES,
 };
+
+/* The text of each upsert, head + rows + conflict: [json][kind], built once. */
+static char rollup_texts[2][NROLLUPS][1024];
+static pthread_once_t rollup_texts_once = PTHREAD_ONCE_INIT;
+
+static void build_rollup_texts(void)
+{
+    for (size_t k = 0; k < NROLLUPS; k++)
+        for (int json = 0; json < 2; json++)
+            snprintf(rollup_texts[json][k], sizeof rollup_texts[json][k], "%s%s%s",
+                     rollup_stmts[k].head, json ? rollup_stmts[k].select : rollup_stmts[k].values,
+                     rollup_stmts[k].conflict);
+}
+
+static const char *rollup_text(int kind, bool json)
+{
+    pthread_once(&rollup_texts_once, build_rollup_texts);
+    return rollup_texts[json][kind];
+}
+
+/* PostgreSQL: each table's rows of the batch in one statement. */
+static tr_err rollups_flush_json(struct store *st, struct rollup_entry **v, size_t k, char *err)
+{
+    struct sql_call calls[NROLLUPS];
+    char *texts[NROLLUPS] = {NULL};
+    size_t ncalls = 0;
+    tr_err rc = TR_OK;
+    for (size_t i = 0; i < k && rc == TR_OK;) {
+        int kind = v[i]->kind;
+        json_t *rows = json_array();
+        for (; i < k && v[i]->kind == kind; i++) {
+            const struct rollup_entry *e = v[i];
+            json_array_append_new(rows,
+                                  json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I}", "a", e->a, "b", e->b,
+                                            "t", (json_int_t)e->t, "n0", (json_int_t)e->n[0], "n1",
+                                            (json_int_t)e->n[1], "n2", (json_int_t)e->n[2]));
+        }
+        texts[ncalls] = json_dumps(rows, JSON_COMPACT);
+        json_decref(rows);
+        if (texts[ncalls] == NULL) {
+            rc = tr_fail(err, TR_ENOMEM, "out of memory");
+            break;
+        }
+        calls[ncalls] = (struct sql_call){rollup_key[kind] + STMT_ROLLUP_JSON_OFFSET,
+                                          rollup_text(kind, true),
+                                          {sql_text(texts[ncalls])},
+                                          1};
+        ncalls++;
+    }
+    if (rc == TR_OK)
+        rc = st->be->exec_batch(st->h, calls, ncalls, err);
+    for (size_t i = 0; i < ncalls; i++)
+        free(texts[i]);
+    return rc;
+}
 
 static tr_err rollups_flush(struct store *st, char *err)
 {
@@ -265,11 +351,23 @@ static tr_err rollups_flush(struct store *st, char *err)
         if (ru->slots[i].kind >= 0)
             v[k++] = &ru->slots[i];
     qsort(v, k, sizeof *v, cmp_entries);
-    tr_err rc = TR_OK;
-    for (size_t i = 0; i < k && rc == TR_OK; i++) {
+    if (st->be->dialect == STORE_DIALECT_POSTGRESQL && st->be->exec_batch) {
+        tr_err rc = rollups_flush_json(st, v, k, err);
+        free(v);
+        return rc;
+    }
+    struct sql_call *calls = calloc(k, sizeof *calls);
+    if (calls == NULL) {
+        free(v);
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < k; i++) {
         const struct rollup_entry *e = v[i];
-        struct sql_arg args[6];
+        struct sql_call *c = &calls[i];
+        struct sql_arg *args = c->args;
         size_t n = 0;
+        c->key = rollup_key[e->kind];
+        c->sql = rollup_text(e->kind, false);
         if (e->kind == RU_REPORTS) /* keyed by time first */
             args[n++] = sql_int(e->t);
         args[n++] = sql_text(e->a);
@@ -307,11 +405,28 @@ static tr_err rollups_flush(struct store *st, char *err)
             args[n++] = sql_int(e->n[0]);
             break;
         }
-        rc = st->be->exec(st->h, rollup_key[e->kind], rollup_sql[e->kind], args, n, NULL, NULL,
-                          NULL, err);
+        c->nargs = n;
     }
+    tr_err rc = TR_OK;
+    if (st->be->exec_batch)
+        rc = st->be->exec_batch(st->h, calls, k, err);
+    else
+        for (size_t i = 0; i < k && rc == TR_OK; i++)
+            rc = st->be->exec(st->h, calls[i].key, calls[i].sql, calls[i].args, calls[i].nargs,
+                              NULL, NULL, NULL, err);
+    free(calls);
     free(v);
     return rc;
+}
+
+static void queue_reset(struct store *st)
+{
+    st->nqueued = 0;
+    if (st->qcap > 4096) {
+        free(st->queue);
+        st->queue = NULL;
+        st->qcap = 0;
+    }
 }
 
 /* ---- opening -------------------------------------------------------------------------------- */
@@ -366,6 +481,7 @@ void store_close(struct store *st)
         st->be->close(st->h);
     rollups_reset(&st->ru);
     free(st->ru.slots);
+    free(st->queue);
     free(st->target);
     free(st->password_file);
     free(st);
@@ -439,6 +555,7 @@ int64_t store_size_bytes(struct store *st)
 tr_err store_begin(struct store *st, char *err)
 {
     rollups_reset(&st->ru);
+    queue_reset(st);
     return st->h ? st->be->begin(st->h, err) : not_open(st, err);
 }
 
@@ -446,8 +563,11 @@ tr_err store_commit(struct store *st, char *err)
 {
     if (st->h == NULL)
         return not_open(st, err);
-    tr_err rc = rollups_flush(st, err);
+    tr_err rc = store_flush(st, err);
+    if (rc == TR_OK)
+        rc = rollups_flush(st, err);
     rollups_reset(&st->ru);
+    queue_reset(st);
     if (rc != TR_OK) {
         st->be->rollback(st->h);
         return rc;
@@ -458,6 +578,7 @@ tr_err store_commit(struct store *st, char *err)
 void store_rollback(struct store *st)
 {
     rollups_reset(&st->ru);
+    queue_reset(st);
     if (st->h)
         st->be->rollback(st->h);
 }
@@ -632,31 +753,32 @@ static tr_err add_rollups(struct store *st, const struct report *r, char *err)
     return TR_OK;
 }
 
-tr_err store_add_report(struct store *st, const struct report *r, const struct diag_list *diags,
-                        const struct store_source *src, const struct store_blob *blob, int64_t *id,
-                        bool *duplicate, char *err)
+static const char sql_report_insert[] =
+    "INSERT INTO reports (organization_name, report_id, start_time, end_time, "
+    "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
+    "source_client, source_message_id, source_report_domain, source_submitter, "
+    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+    "?18, ?19, ?20, ?21) "
+    "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING RETURNING id";
+static const char sql_report_find[] = "SELECT id FROM reports WHERE organization_name = ?1 AND "
+                                      "report_id = ?2 AND start_time = ?3 AND end_time = ?4";
+#define REPORT_ARGS 21
+
+/* The reports row of r as the INSERT's arguments; false when r and blob
+ * disagree. */
+static bool report_args(struct sql_arg a[REPORT_ARGS], const struct report *r,
+                        const struct diag_list *diags, const struct store_source *src,
+                        const struct store_blob *blob)
 {
-    static const char sql_insert[] =
-        "INSERT INTO reports (organization_name, report_id, start_time, end_time, "
-        "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
-        "source_client, source_message_id, source_report_domain, source_submitter, "
-        "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, ?19, ?20, ?21) "
-        "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING RETURNING id";
-    static const char sql_find[] = "SELECT id FROM reports WHERE organization_name = ?1 AND "
-                                   "report_id = ?2 AND start_time = ?3 AND end_time = ?4";
-    *duplicate = false;
-    *id = 0;
-    if (st->h == NULL)
-        return not_open(st, err);
     if (blob->npolicies != r->npolicies)
-        return tr_fail(err, TR_EDB, "database %s: report and blob disagree", store_name(st));
-    struct sql_arg a[21] = {
+        return false;
+    struct sql_arg head[] = {
         sql_text(r->organization_name), sql_text(r->report_id),  sql_int(r->start_time),
         sql_int(r->end_time),           sql_text(r->start_text), sql_text(r->end_text),
         sql_text(r->contact_info),
     };
+    memcpy(a, head, sizeof head);
     struct sql_arg *rest = source_args(&a[7], src);
     *rest++ = sql_int((int64_t)diags->warnings);
     *rest++ = sql_int((int64_t)diags->notes);
@@ -664,29 +786,102 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
     *rest++ = sql_text(blob->encoding);
     *rest++ = sql_blob(blob->len ? blob->data : "", blob->len);
     *rest = sql_int((int64_t)blob->json_size);
+    return true;
+}
+
+/* A report's fate is known: its rollups (when stored) and its outcome. */
+static tr_err report_done(struct store *st, const struct report *r, const char *kind,
+                          bool duplicate, char *err)
+{
+    if (duplicate)
+        return count_outcome(st, kind, "duplicate", err);
+    tr_err rc = add_rollups(st, r, err);
+    return rc == TR_OK ? count_outcome(st, kind, "stored", err) : rc;
+}
+
+/* The generic way: the row, then each policy and its failure details. */
+static tr_err insert_rows(struct store *st, const struct sql_arg *a, const struct report *r,
+                          const struct store_blob *blob, int64_t *id, bool *duplicate, char *err)
+{
     int64_t report = 0;
-    tr_err rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_insert, a, 21, sql_take_int, &report,
-                             NULL, err);
+    tr_err rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_report_insert, a, REPORT_ARGS,
+                             sql_take_int, &report, NULL, err);
     if (rc != TR_OK)
         return rc;
     if (report == 0) {
         /* the (organization, report-id, start, end) key is taken: a duplicate */
-        rc = st->be->exec(st->h, STMT_FIND_REPORT, sql_find, a, 4, sql_take_int, id, NULL, err);
-        if (rc != TR_OK)
-            return rc;
-        if (*id == 0)
-            return tr_fail(err, TR_EDB, "database %s: a duplicate report vanished", store_name(st));
+        rc = st->be->exec(st->h, STMT_FIND_REPORT, sql_report_find, a, 4, sql_take_int, id, NULL,
+                          err);
+        if (rc == TR_OK && *id == 0)
+            rc = tr_fail(err, TR_EDB, "database %s: a duplicate report vanished", store_name(st));
         *duplicate = true;
-        return count_outcome(st, src->kind, "duplicate", err);
+        return rc;
     }
     for (size_t i = 0; i < r->npolicies && rc == TR_OK; i++)
         rc = insert_policy(st, report, i, &r->policies[i], blob, err);
-    if (rc == TR_OK)
-        rc = add_rollups(st, r, err);
-    if (rc != TR_OK)
-        return rc;
     *id = report;
-    return count_outcome(st, src->kind, "stored", err);
+    return rc;
+}
+
+tr_err store_add_report(struct store *st, const struct report *r, const struct diag_list *diags,
+                        const struct store_source *src, const struct store_blob *blob, int64_t *id,
+                        bool *duplicate, char *err)
+{
+    *duplicate = false;
+    *id = 0;
+    if (st->h == NULL)
+        return not_open(st, err);
+    struct sql_arg a[REPORT_ARGS];
+    if (!report_args(a, r, diags, src, blob))
+        return tr_fail(err, TR_EDB, "database %s: report and blob disagree", store_name(st));
+    tr_err rc = st->be->add_report
+                    ? st->be->add_report(st->h, a, REPORT_ARGS, r, blob, id, duplicate, err)
+                    : insert_rows(st, a, r, blob, id, duplicate, err);
+    return rc == TR_OK ? report_done(st, r, src->kind, *duplicate, err) : rc;
+}
+
+tr_err store_queue_report(struct store *st, const struct report *r, const struct diag_list *diags,
+                          const struct store_source *src, const struct store_blob *blob,
+                          struct store_added *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    if (st->h == NULL)
+        return not_open(st, err);
+    if (st->be->queue_report == NULL) {
+        tr_err rc = store_add_report(st, r, diags, src, blob, &out->id, &out->duplicate, err);
+        out->done = rc == TR_OK;
+        return rc;
+    }
+    struct sql_arg a[REPORT_ARGS];
+    if (!report_args(a, r, diags, src, blob))
+        return tr_fail(err, TR_EDB, "database %s: report and blob disagree", store_name(st));
+    if (st->nqueued == st->qcap) {
+        size_t cap = st->qcap ? 2 * st->qcap : 256;
+        struct queued *q = realloc(st->queue, cap * sizeof *q);
+        if (q == NULL)
+            return tr_fail(err, TR_ENOMEM, "out of memory");
+        st->queue = q;
+        st->qcap = cap;
+    }
+    tr_err rc =
+        st->be->queue_report(st->h, a, REPORT_ARGS, r, blob, &out->id, &out->duplicate, err);
+    if (rc == TR_OK)
+        st->queue[st->nqueued++] = (struct queued){r, src->kind, out};
+    return rc;
+}
+
+tr_err store_flush(struct store *st, char *err)
+{
+    if (st->nqueued == 0)
+        return TR_OK;
+    tr_err rc = st->be->flush_reports(st->h, err);
+    for (size_t i = 0; i < st->nqueued && rc == TR_OK; i++) {
+        struct queued *q = &st->queue[i];
+        q->out->done = true;
+        rc = report_done(st, q->r, q->kind, q->out->duplicate, err);
+    }
+    st->nqueued = 0;
+    return rc;
 }
 
 /* ---- counters ------------------------------------------------------------------------------- */

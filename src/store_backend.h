@@ -49,6 +49,15 @@ typedef int (*sql_row_fn)(void *cls, struct sql_row *row);
 
 enum store_dialect { STORE_DIALECT_SQLITE, STORE_DIALECT_POSTGRESQL };
 
+/* One statement of a batch that returns no rows (store_backend.exec_batch). */
+#define SQL_CALL_MAX_ARGS 8
+struct sql_call {
+    unsigned key; /* as for exec */
+    const char *sql;
+    struct sql_arg args[SQL_CALL_MAX_ARGS];
+    size_t nargs;
+};
+
 /* Statements run often enough to be prepared once per connection: each has a
  * key below STORE_MAX_STMTS (store.c and store_read.c number theirs). */
 #define STORE_MAX_STMTS 64
@@ -76,6 +85,22 @@ struct store_backend {
     int64_t (*col_int)(struct sql_row *r, int col);      /* saturates at INT64_MIN/MAX */
     const char *(*col_text)(struct sql_row *r, int col); /* NULL for NULL */
     const void *(*col_blob)(struct sql_row *r, int col, size_t *len); /* NULL for NULL */
+    /* Optional. Run many statements without result rows at once (PostgreSQL:
+     * one round trip in pipeline mode instead of one each). */
+    tr_err (*exec_batch)(void *h, const struct sql_call *calls, size_t n, char *err);
+    /* Optional. Store one validated report in one statement (see
+     * store_add_report): row holds the nrow arguments of the reports row in
+     * the order of store.c's INSERT, r and blob its policies and failure
+     * details. NULL: store.c inserts the rows one by one. */
+    tr_err (*add_report)(void *h, const struct sql_arg *row, size_t nrow, const struct report *r,
+                         const struct store_blob *blob, int64_t *id, bool *duplicate, char *err);
+    /* Optional, both or neither. queue_report: like add_report, but the
+     * results (*id, *duplicate) are set by flush_reports(), which sends every
+     * queued report at once; row, r, blob and the result pointers stay valid
+     * until then. */
+    tr_err (*queue_report)(void *h, const struct sql_arg *row, size_t nrow, const struct report *r,
+                           const struct store_blob *blob, int64_t *id, bool *duplicate, char *err);
+    tr_err (*flush_reports)(void *h, char *err);
     tr_err (*check_writable)(void *h, char *why);
     int64_t (*size_bytes)(void *h);
     tr_err (*start_maintenance)(void *h, char *err);
@@ -156,7 +181,16 @@ enum store_stmt {
     STMT_SCAN_REPORTS,
     STMT_SCAN_QUARANTINE,
     STMT_GET_QUARANTINE,
+    /* store_pg.c */
+    STMT_PG_ADD_REPORT,
+    STMT_PG_FIND_REPORT,
     STMT_LAST
 };
+/* The JSON-array forms of the rollup upserts (store.c) take the keys of the
+ * one-row forms plus this. */
+enum { STMT_ROLLUP_JSON_OFFSET = STMT_LAST - STMT_ROLLUP_SESSIONS };
+_Static_assert(STMT_LAST + (STMT_OUTCOMES - STMT_ROLLUP_SESSIONS) < STORE_MAX_STMTS,
+               "STORE_MAX_STMTS is too small for the statements with keys");
+enum { STMT_KEYS_END = STMT_LAST + (STMT_OUTCOMES - STMT_ROLLUP_SESSIONS) + 1 };
 
 #endif

@@ -18,6 +18,7 @@
  * header) is stored with the bad bytes replaced, as PostgreSQL refuses it. */
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,18 @@
 /* pg_advisory_lock key of schema migrations ("tlsrptd" in ASCII) */
 #define MIGRATION_LOCK "7631734839301223524"
 
+/* A report queued for the next flush (store_queue_report). */
+struct pg_queued {
+    struct sql_arg args[23]; /* the row's 21, then the policies' and details' JSON */
+    char *pj, *fj;           /* owned */
+    int64_t *id;
+    bool *duplicate;
+};
+
 struct pg_conn {
     PGconn *conn;
+    struct pg_queued *queue;
+    size_t nqueued, qcap;
     struct store_options opt;
     char *uri;
     char *display; /* uri without a password */
@@ -232,11 +243,22 @@ static tr_err migrate(struct pg_conn *c, char *err)
     return rc;
 }
 
+static void queue_clear(struct pg_conn *c)
+{
+    for (size_t i = 0; i < c->nqueued; i++) {
+        free(c->queue[i].pj);
+        free(c->queue[i].fj);
+    }
+    c->nqueued = 0;
+}
+
 static void pg_close(void *h)
 {
     struct pg_conn *c = h;
     if (c == NULL)
         return;
+    queue_clear(c);
+    free(c->queue);
     PQfinish(c->conn);
     free(c->uri);
     free(c->display);
@@ -487,11 +509,351 @@ static const void *pg_col_blob(struct sql_row *r, int col, size_t *len)
     return b;
 }
 
+/* ---- writing many at once ------------------------------------------------------------------ */
+
+/* Prepare statement key on first use (outside a pipeline). */
+static tr_err prepare_once(struct pg_conn *c, unsigned key, const char *sql,
+                           const struct pg_params *p, size_t nargs, char *err)
+{
+    if (key == 0 || key >= STORE_MAX_STMTS || c->prepared[key])
+        return TR_OK;
+    char *text = dollar_params(sql);
+    if (text == NULL)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    char name[16];
+    snprintf(name, sizeof name, "t%u", key);
+    PGresult *res = PQprepare(c->conn, name, text, (int)nargs, (const unsigned *)p->types);
+    free(text);
+    tr_err rc = TR_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(c, res, err, "preparing a statement");
+    else
+        c->prepared[key] = true;
+    PQclear(res);
+    return rc;
+}
+
+/* Statements sent per round trip in pipeline mode: their answers (a few bytes
+ * each) must fit the socket buffers, as libpq reads them only after sending. */
+#define PIPELINE_CHUNK 256
+
+/* Send calls[0..n) in pipeline mode and read their results. */
+static tr_err pipeline_chunk(struct pg_conn *c, const struct sql_call *calls, size_t n, char *err)
+{
+    tr_err rc = TR_OK;
+    if (!PQenterPipelineMode(c->conn))
+        return pg_fail(c, NULL, err, "entering pipeline mode");
+    for (size_t i = 0; i < n && rc == TR_OK; i++) {
+        struct pg_params p;
+        if (!params_make(&p, calls[i].args, calls[i].nargs)) {
+            params_free(&p, calls[i].nargs);
+            rc = tr_fail(err, TR_ENOMEM, "out of memory");
+            break;
+        }
+        char name[16];
+        snprintf(name, sizeof name, "t%u", calls[i].key);
+        if (!PQsendQueryPrepared(c->conn, name, (int)calls[i].nargs, p.values, p.lengths, p.formats,
+                                 0))
+            rc = pg_fail(c, NULL, err, "sending a statement");
+        params_free(&p, calls[i].nargs);
+    }
+    if (!PQpipelineSync(c->conn) && rc == TR_OK)
+        rc = pg_fail(c, NULL, err, "sending a pipeline");
+    /* every statement's result (and a NULL after it), then the sync */
+    for (;;) {
+        PGresult *res = PQgetResult(c->conn);
+        if (res == NULL) {
+            if (PQstatus(c->conn) != CONNECTION_OK) {
+                c->broken = true;
+                rc = tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
+                break;
+            }
+            continue; /* the end of one statement's results */
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == TR_OK)
+            rc = st == PGRES_PIPELINE_ABORTED
+                     ? tr_fail(err, TR_EDB, "database %s: a statement of a pipeline failed",
+                               c->display)
+                     : pg_fail(c, res, err, "running a pipeline");
+        PQclear(res);
+    }
+    if (!PQexitPipelineMode(c->conn) && rc == TR_OK)
+        rc = pg_fail(c, NULL, err, "leaving pipeline mode");
+    return rc;
+}
+
+static tr_err pg_exec_batch(void *h, const struct sql_call *calls, size_t n, char *err)
+{
+    struct pg_conn *c = h;
+    if (c->broken || PQstatus(c->conn) != CONNECTION_OK) {
+        c->broken = true;
+        return tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (calls[i].key == 0 || calls[i].key >= STORE_MAX_STMTS)
+            return tr_fail(err, TR_EINVAL, "a batched statement needs a key");
+        if (!c->prepared[calls[i].key]) {
+            struct pg_params p;
+            tr_err rc = params_make(&p, calls[i].args, calls[i].nargs)
+                            ? prepare_once(c, calls[i].key, calls[i].sql, &p, calls[i].nargs, err)
+                            : tr_fail(err, TR_ENOMEM, "out of memory");
+            params_free(&p, calls[i].nargs);
+            if (rc != TR_OK)
+                return rc;
+        }
+    }
+    for (size_t i = 0; i < n; i += PIPELINE_CHUNK) {
+        tr_err rc =
+            pipeline_chunk(c, calls + i, n - i < PIPELINE_CHUNK ? n - i : PIPELINE_CHUNK, err);
+        if (rc != TR_OK)
+            return rc;
+    }
+    return TR_OK;
+}
+
+/* The report row, its policies and their failure details in one statement:
+ * the policies and details travel as two JSON arrays. A duplicate inserts
+ * nothing and answers the stored report's id. */
+static const char sql_add_report[] =
+    "WITH r AS (INSERT INTO reports (organization_name, report_id, start_time, end_time, "
+    "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
+    "source_client, source_message_id, source_report_domain, source_submitter, "
+    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+    "?19, ?20, ?21) ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING "
+    "RETURNING id), "
+    "p AS (INSERT INTO policies (report, idx, policy_type, policy_domain, policy_strings, "
+    "mx_hosts, successful_sessions, failed_sessions) SELECT r.id, x.i, x.t, x.d, x.s, x.m, x.ok, "
+    "x.bad FROM r, json_to_recordset(?22::json) AS x(i int, t text, d text, s text, m text, "
+    "ok bigint, bad bigint) RETURNING id, idx), "
+    "f AS (INSERT INTO failure_details (policy, result_type, sending_mta_ip, "
+    "receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_session_count, "
+    "additional_information, failure_reason_code) SELECT p.id, y.rt, y.sip, y.mxh, y.helo, "
+    "y.rip, y.n, y.info, y.code FROM p JOIN json_to_recordset(?23::json) AS y(i int, rt text, "
+    "sip text, mxh text, helo text, rip text, n bigint, info text, code text) ON y.i = p.idx) "
+    "SELECT id, 1 FROM r UNION ALL SELECT id, 0 FROM reports WHERE organization_name = ?1 AND "
+    "report_id = ?2 AND start_time = ?3 AND end_time = ?4 AND NOT EXISTS (SELECT 1 FROM r)";
+
+static void set_opt_string(json_t *o, const char *key, const char *v)
+{
+    if (v)
+        json_object_set_new(o, key, json_string(v));
+}
+
+struct added {
+    int64_t id;
+    int stored; /* 1 stored, 0 a duplicate, -1 no answer */
+};
+
+static int take_added(void *cls, struct sql_row *row)
+{
+    struct added *a = cls;
+    a->id = pg_col_int(row, 0);
+    a->stored = (int)pg_col_int(row, 1);
+    return 1;
+}
+
+/* The JSON arrays of the policies and of their failure details (malloc'd). */
+static bool detail_json(const struct report *r, const struct store_blob *blob, char **pj, char **fj)
+{
+    json_t *policies = json_array(), *failures = json_array();
+    for (size_t i = 0; i < r->npolicies; i++) {
+        const struct report_policy *p = &r->policies[i];
+        json_t *o =
+            json_pack("{s:I, s:s, s:I, s:I}", "i", (json_int_t)i, "t", p->policy_type, "ok",
+                      (json_int_t)p->successful_sessions, "bad", (json_int_t)p->failed_sessions);
+        set_opt_string(o, "d", p->policy_domain);
+        set_opt_string(o, "s", blob->policy_strings[i]);
+        set_opt_string(o, "m", blob->mx_hosts[i]);
+        json_array_append_new(policies, o);
+        for (size_t k = 0; k < p->nfailures; k++) {
+            const struct report_failure *f = &p->failures[k];
+            json_t *d = json_pack("{s:I, s:s, s:I}", "i", (json_int_t)i, "rt", f->result_type, "n",
+                                  (json_int_t)f->failed_session_count);
+            set_opt_string(d, "sip", f->sending_mta_ip);
+            set_opt_string(d, "mxh", f->receiving_mx_hostname);
+            set_opt_string(d, "helo", f->receiving_mx_helo);
+            set_opt_string(d, "rip", f->receiving_ip);
+            set_opt_string(d, "info", f->additional_information);
+            set_opt_string(d, "code", f->failure_reason_code);
+            json_array_append_new(failures, d);
+        }
+    }
+    *pj = json_dumps(policies, JSON_COMPACT);
+    *fj = json_dumps(failures, JSON_COMPACT);
+    json_decref(policies);
+    json_decref(failures);
+    return *pj && *fj;
+}
+
+static tr_err pg_add_report(void *h, const struct sql_arg *row, size_t nrow, const struct report *r,
+                            const struct store_blob *blob, int64_t *id, bool *duplicate, char *err)
+{
+    struct pg_conn *c = h;
+    char *pj = NULL, *fj = NULL;
+    struct sql_arg args[23];
+    tr_err rc;
+    if (nrow != 21)
+        return tr_fail(err, TR_EINVAL, "a report row has 21 columns");
+    if (!detail_json(r, blob, &pj, &fj)) {
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(args, row, nrow * sizeof *args);
+    args[21] = sql_text(pj);
+    args[22] = sql_text(fj);
+    struct added a = {0, -1};
+    rc = pg_exec(c, STMT_PG_ADD_REPORT, sql_add_report, args, 23, take_added, &a, NULL, err);
+    if (rc == TR_OK && a.stored < 0) {
+        /* another collector stored it a moment ago: our statement's snapshot
+         * began before that commit, a new one sees it */
+        rc = pg_exec(c, STMT_PG_FIND_REPORT,
+                     "SELECT id, 0 FROM reports WHERE organization_name = ?1 AND report_id = ?2 "
+                     "AND start_time = ?3 AND end_time = ?4",
+                     row, 4, take_added, &a, NULL, err);
+        if (rc == TR_OK && a.stored < 0)
+            rc = tr_fail(err, TR_ERETRY, "database %s: a duplicate report vanished", c->display);
+    }
+    if (rc == TR_OK) {
+        *id = a.id;
+        *duplicate = a.stored == 0;
+    }
+done:
+    free(pj);
+    free(fj);
+    return rc;
+}
+
+static tr_err pg_queue_report(void *h, const struct sql_arg *row, size_t nrow,
+                              const struct report *r, const struct store_blob *blob, int64_t *id,
+                              bool *duplicate, char *err)
+{
+    struct pg_conn *c = h;
+    if (nrow != 21)
+        return tr_fail(err, TR_EINVAL, "a report row has 21 columns");
+    if (c->nqueued == c->qcap) {
+        size_t cap = c->qcap ? 2 * c->qcap : 64;
+        struct pg_queued *q = realloc(c->queue, cap * sizeof *q);
+        if (q == NULL)
+            return tr_fail(err, TR_ENOMEM, "out of memory");
+        c->queue = q;
+        c->qcap = cap;
+    }
+    struct pg_queued *q = &c->queue[c->nqueued];
+    memset(q, 0, sizeof *q);
+    if (!detail_json(r, blob, &q->pj, &q->fj)) {
+        free(q->pj);
+        free(q->fj);
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    }
+    memcpy(q->args, row, nrow * sizeof *row);
+    q->args[21] = sql_text(q->pj);
+    q->args[22] = sql_text(q->fj);
+    q->id = id;
+    q->duplicate = duplicate;
+    c->nqueued++;
+    return TR_OK;
+}
+
+/* Send queue[0..n) in pipeline mode; each answer's row sets its id and
+ * duplicate, or leaves *id 0 when another collector won the race. */
+static tr_err flush_chunk(struct pg_conn *c, struct pg_queued *queue, size_t n, char *err)
+{
+    tr_err rc = TR_OK;
+    char name[16];
+    snprintf(name, sizeof name, "t%u", (unsigned)STMT_PG_ADD_REPORT);
+    if (!PQenterPipelineMode(c->conn))
+        return pg_fail(c, NULL, err, "entering pipeline mode");
+    for (size_t i = 0; i < n && rc == TR_OK; i++) {
+        struct pg_params p;
+        if (!params_make(&p, queue[i].args, 23))
+            rc = tr_fail(err, TR_ENOMEM, "out of memory");
+        else if (!PQsendQueryPrepared(c->conn, name, 23, p.values, p.lengths, p.formats, 0))
+            rc = pg_fail(c, NULL, err, "sending a report");
+        params_free(&p, 23);
+    }
+    if (!PQpipelineSync(c->conn) && rc == TR_OK)
+        rc = pg_fail(c, NULL, err, "sending a pipeline");
+    size_t answered = 0;
+    for (;;) {
+        PGresult *res = PQgetResult(c->conn);
+        if (res == NULL) {
+            if (PQstatus(c->conn) != CONNECTION_OK) {
+                c->broken = true;
+                rc = tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
+                break;
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (st == PGRES_TUPLES_OK && answered < n) {
+            struct pg_queued *q = &queue[answered++];
+            *q->id = 0;
+            if (PQntuples(res) == 1) {
+                *q->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+                *q->duplicate = strcmp(PQgetvalue(res, 0, 1), "0") == 0;
+            }
+        } else if (st != PGRES_TUPLES_OK && rc == TR_OK) {
+            rc =
+                st == PGRES_PIPELINE_ABORTED
+                    ? tr_fail(err, TR_EDB, "database %s: a report of a pipeline failed", c->display)
+                    : pg_fail(c, res, err, "storing reports");
+        }
+        PQclear(res);
+    }
+    if (!PQexitPipelineMode(c->conn) && rc == TR_OK)
+        rc = pg_fail(c, NULL, err, "leaving pipeline mode");
+    return rc;
+}
+
+static tr_err pg_flush_reports(void *h, char *err)
+{
+    struct pg_conn *c = h;
+    tr_err rc = TR_OK;
+    if (c->nqueued && !c->prepared[STMT_PG_ADD_REPORT]) {
+        struct pg_params p;
+        rc = params_make(&p, c->queue[0].args, 23)
+                 ? prepare_once(c, STMT_PG_ADD_REPORT, sql_add_report, &p, 23, err)
+                 : tr_fail(err, TR_ENOMEM, "out of memory");
+        params_free(&p, 23);
+    }
+    for (size_t i = 0; i < c->nqueued && rc == TR_OK; i += PIPELINE_CHUNK)
+        rc = flush_chunk(c, c->queue + i,
+                         c->nqueued - i < PIPELINE_CHUNK ? c->nqueued - i : PIPELINE_CHUNK, err);
+    /* a report another collector stored while ours waited: a new snapshot sees it */
+    for (size_t i = 0; i < c->nqueued && rc == TR_OK; i++) {
+        struct pg_queued *q = &c->queue[i];
+        if (*q->id)
+            continue;
+        struct added a = {0, -1};
+        rc = pg_exec(c, STMT_PG_FIND_REPORT,
+                     "SELECT id, 0 FROM reports WHERE organization_name = ?1 AND report_id = ?2 "
+                     "AND start_time = ?3 AND end_time = ?4",
+                     q->args, 4, take_added, &a, NULL, err);
+        if (rc == TR_OK && a.stored < 0)
+            rc = tr_fail(err, TR_ERETRY, "database %s: a duplicate report vanished", c->display);
+        *q->id = a.id;
+        *q->duplicate = true;
+    }
+    queue_clear(c);
+    return rc;
+}
+
 /* ---- transactions --------------------------------------------------------------------------- */
 
 static tr_err pg_begin(void *h, char *err)
 {
     struct pg_conn *c = h;
+    queue_clear(c);
     if (c->broken || PQstatus(c->conn) != CONNECTION_OK) {
         c->broken = true;
         return tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
@@ -502,6 +864,7 @@ static tr_err pg_begin(void *h, char *err)
 static void pg_rollback(void *h)
 {
     struct pg_conn *c = h;
+    queue_clear(c);
     if (PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE) {
         char ignore[TR_ERRLEN];
         command(c, "ROLLBACK", ignore, "rolling back");
@@ -595,6 +958,10 @@ const struct store_backend store_pg_backend = {
     .col_int = pg_col_int,
     .col_text = pg_col_text,
     .col_blob = pg_col_blob,
+    .exec_batch = pg_exec_batch,
+    .add_report = pg_add_report,
+    .queue_report = pg_queue_report,
+    .flush_reports = pg_flush_reports,
     .check_writable = pg_check_writable,
     .size_bytes = pg_size_bytes,
     .start_maintenance = pg_start_maintenance,

@@ -41,6 +41,7 @@ struct ingest_limits {
 struct ingest_report {
     enum ingest_outcome outcome;
     int64_t id;                          /* reports.id when stored or duplicate */
+    struct store_added added;            /* the store's answer (complete after commit) */
     char *organization_name, *report_id; /* owned copies, NULL when rejected early */
     char *first_domain;                  /* policy domain of the first policy, or NULL */
     size_t npolicies;
@@ -116,7 +117,10 @@ struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim);
 void ingest_free(struct ingest *ig);
 
 tr_err ingest_begin(struct ingest *ig, char *err);
-/* Store a prepared job inside the open batch; res is filled (free with ingest_result_free). */
+/* Store a prepared job inside the open batch; res is filled (free with
+ * ingest_result_free). With a backend that sends a batch's reports together
+ * (PostgreSQL), whether a report was a duplicate, and its id, are known only
+ * after ingest_commit(): res and job must stay valid until then. */
 void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res);
 /* prepare + store + free, for callers with one input at hand. */
 void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,

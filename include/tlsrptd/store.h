@@ -127,6 +127,23 @@ tr_err store_add_report(struct store *st, const struct report *r, const struct d
                         const struct store_source *src, const struct store_blob *blob, int64_t *id,
                         bool *duplicate, char *err);
 
+/* What became of a report queued with store_queue_report(). */
+struct store_added {
+    int64_t id;     /* reports.id of the report, or of the stored one it duplicates */
+    bool duplicate; /* the (organization, report-id, start, end) key was stored already */
+    bool done;      /* id and duplicate are known */
+};
+
+/* Like store_add_report(), but a backend that can send many statements at
+ * once (PostgreSQL) only queues the report: *out is filled by store_flush()
+ * (or store_commit(), which flushes first). r, diags, src, blob and out must
+ * stay valid until then. Other backends store it at once (out->done). */
+tr_err store_queue_report(struct store *st, const struct report *r, const struct diag_list *diags,
+                          const struct store_source *src, const struct store_blob *blob,
+                          struct store_added *out, char *err);
+/* Store what is queued; every queued store_added is done afterwards. */
+tr_err store_flush(struct store *st, char *err);
+
 /* Keep a rejected input with its reason. Raw bytes beyond the quarantine's byte
  * budget are not kept (the row says so, and a warning is logged); rows beyond
  * the row budget evict the oldest (logged). An input already quarantined with
