@@ -12,6 +12,7 @@ static const char *const messages[TR_ELAST] = {
     [TR_EIO] = "input/output error",
     [TR_EDB] = "storage unavailable",
     [TR_EUSAGE] = "usage error",
+    [TR_ECONFIG] = "configuration error",
 };
 
 const char *tr_strerror(tr_err e)

@@ -616,7 +616,8 @@ static void parse_policy_object(json_t *policy, const struct jpath *p, struct re
         domain = json_string_value(dom);
     if (domain == NULL && opt && opt->fallback_domain && opt->fallback_domain[0]) {
         domain = opt->fallback_domain;
-        diag_at(d, DIAG_NOTE, &dp, "taken from the TLS-Report-Domain header: %.128s", domain);
+        diag_at(d, DIAG_NOTE, &dp,
+                "taken from the delivery (TLS-Report-Domain header or POST path): %.128s", domain);
     }
     if (domain) {
         pol->policy_domain = normalize_domain(domain);

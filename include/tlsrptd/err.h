@@ -18,6 +18,7 @@ typedef enum {
     TR_EIO,       /* reading an input failed */
     TR_EDB,       /* storage unavailable or failed: retry later */
     TR_EUSAGE,    /* bad command line or configuration */
+    TR_ECONFIG,   /* the configuration cannot work (exit 78: retrying will not help) */
     TR_ELAST
 } tr_err;
 

@@ -226,14 +226,17 @@ class Errors(T.TlsrptdTestCase):
                   "[::1]:53"], "only IPv4"),
                 (["--check", "--domain", "mail.example", "--rua", HERE_URL, "--dns",
                   "127.0.0.1:0"], "1-65535"),
-                (["--check", "--domain", "mail.example"], "no destination"),
-                (["-c", "/nonexistent/tlsrptd.conf", "--domain", "mail.example"],
-                 "/nonexistent/tlsrptd.conf")]:
+                (["--check", "--domain", "mail.example"], "no destination")]:
             res = record(*args)
             self.assertExit(res, T.EX_USAGE)
             self.assertIn(msg, res.err)
             self.assertIn("Try 'tlsrptd record --help'", res.err)
             self.assertEqual(res.out, "")
+        # a config file that cannot be read is a configuration error (EX_CONFIG)
+        res = record("-c", "/nonexistent/tlsrptd.conf", "--domain", "mail.example")
+        self.assertExit(res, T.EX_CONFIG)
+        self.assertIn("/nonexistent/tlsrptd.conf", res.err)
+        self.assertEqual(res.out, "")
 
     def test_invalid_input_65(self):
         for args, msg in [

@@ -34,6 +34,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(os.path.dirname(HERE))
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_IOERR, EX_TEMPFAIL = 0, 64, 65, 74, 75
+EX_NOINPUT, EX_CONFIG = 66, 78
+
+# Every tlsrptd a test starts reads no config file unless the test says so: an installed
+# /etc/tlsrptd/tlsrptd.conf must not change what the tests see.
+os.environ.setdefault("TLSRPTD_CONFIG", "")
 
 _OPTIONS = {"--bin": "TLSRPTD_BIN", "--corpus": "TLSRPTD_CORPUS", "--samples": "TLSRPTD_SAMPLES"}
 
