@@ -127,6 +127,25 @@ def free_port():
         s.close()
 
 
+def free_udp_tcp_port():
+    """A port of 127.0.0.1 that was free for both TCP and UDP a moment ago (a DNS server
+    such as dnsmasq binds both)."""
+    for _ in range(50):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError("no port of 127.0.0.1 free for both TCP and UDP")
+
+
 def read_bytes(path):
     with open(path, "rb") as f:
         return f.read()
