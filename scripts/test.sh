@@ -6,8 +6,10 @@
 #  4. builds the ASan/UBSan type and runs every test again
 #  5. runs the unit tests and the CLI (ingest, maildir, validate, summary, record)
 #     under valgrind (memcheck, GLib suppressions)
-#  6. fuzz smoke: each libFuzzer target for FUZZ_SECONDS (default 60; 0 skips)
-# Environment: JOBS (default nproc), FUZZ_SECONDS, SKIP_VALGRIND=1.
+#  6. the Debian package (as root): built, linted, installed, run as the unit
+#     runs it, purged (tests/package/test_package.sh)
+#  7. fuzz smoke: each libFuzzer target for FUZZ_SECONDS (default 60; 0 skips)
+# Environment: JOBS (default nproc), FUZZ_SECONDS, SKIP_VALGRIND=1, SKIP_PACKAGE=1.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -122,6 +124,15 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
     trap - EXIT
     rm -rf "$vgdb"
     unset TLSRPTD_VALGRIND
+fi
+
+if [ "${SKIP_PACKAGE:-0}" != 1 ]; then
+    step "Debian package: build, lintian, install, run as the unit would, purge"
+    if [ "$(id -u)" = 0 ]; then
+        tests/package/test_package.sh
+    else
+        echo "skipped: installing a package needs root (SKIP_PACKAGE=1 silences this)"
+    fi
 fi
 
 if [ "$fuzz_seconds" != 0 ]; then
