@@ -1,4 +1,4 @@
-/* http.c: the https rua endpoint (libmicrohttpd + GnuTLS), DESIGN.md §4.
+/* http.c: the https rua endpoint (libmicrohttpd + GnuTLS); docs/http.md.
  *
  * Routes: POST {path} and {path}/anything (reports), GET /healthz, GET
  * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c). A report

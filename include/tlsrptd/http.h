@@ -1,5 +1,5 @@
 /* http.h: the https rua endpoint of `tlsrptd serve` (libmicrohttpd + GnuTLS),
- * DESIGN.md §4. Only http.c includes microhttpd.h. */
+ * docs/http.md. Only http.c includes microhttpd.h. */
 #ifndef TLSRPTD_HTTP_H
 #define TLSRPTD_HTTP_H
 

@@ -12,11 +12,14 @@
   MissingDb      read commands: "no database at PATH (set db = ... or --db)", exit 66;
                  sqlite:PATH is PATH; a postgresql:// URI is not a path
   Walk           ingest samples/ skips samples/tlsrptd.conf
+  Docs           every key of the option table is in tlsrptd.conf(5) and the sample config;
+                 README and docs/ never point outside the repository
 
 Run: TLSRPTD_BIN=build/tlsrptd python3 tests/integration/test_config.py
 """
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -209,6 +212,35 @@ class Walk(ConfigCase):
         self.assertEqual(sorted(os.path.basename(q["source_name"])
                                 for q in T.quarantine_rows(self.db)),
                          ["invalid.json", "not-a-report.eml"])
+
+
+class Docs(ConfigCase):
+    def test_every_key_is_documented(self):
+        """The one option table (as --help prints it) against tlsrptd.conf(5) and the
+        sample configuration."""
+        res = self.run_cmd(["serve", "--help"])
+        self.assertExit(res, 0)
+        keys = [m.replace("-", "_") for m in re.findall(r"^  --([a-z0-9-]+) ", res.out, re.M)]
+        self.assertGreater(len(keys), 20, res.out)
+        with open(os.path.join(T.PROJECT, "docs", "man", "tlsrptd.conf.5.scd")) as f:
+            man = f.read()
+        with open(T.sample("tlsrptd.conf")) as f:
+            sample = f.read()
+        for key in keys:
+            with self.subTest(key):
+                self.assertIn("*%s*" % key, man, "tlsrptd.conf(5) does not describe %s" % key)
+                self.assertTrue(re.search(r"(?m)^#?%s = " % key, sample),
+                                "samples/tlsrptd.conf does not show %s" % key)
+
+    def test_docs_stay_inside_the_repository(self):
+        names = [os.path.join(T.PROJECT, "README.md")] + [
+            os.path.join(T.PROJECT, "docs", n) for n in sorted(os.listdir(
+                os.path.join(T.PROJECT, "docs"))) if n.endswith(".md")]
+        for name in names:
+            with self.subTest(os.path.basename(name)), open(name) as f:
+                text = f.read()
+                self.assertNotIn("DESIGN", text)
+                self.assertNotRegex(text, r"\]\((/|\.\./)", "a link leaves the repository")
 
 
 if __name__ == "__main__":
