@@ -823,8 +823,12 @@ tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key
 {
     pthread_mutex_lock(&hs->mu);
     tr_err rc = TR_OK;
-    size_t n = hs->ndaemons;
-    for (size_t i = 0; i < n && rc == TR_OK; i++) {
+    size_t n = hs->ndaemons, started = 0;
+    /* All or nothing: a new daemon starts accepting on each TLS listener
+     * beside the old one; only when every one started do the old ones stop
+     * accepting (and finish their connections). When one cannot start, the
+     * new ones are stopped again and the old ones go on serving untouched. */
+    for (size_t i = 0; i < n; i++) {
         struct daemon_slot *s = &hs->daemons[i];
         if (s->retired || !s->l->tls)
             continue;
@@ -832,21 +836,29 @@ tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key
             rc = tr_fail(err, TR_EUSAGE, "too many reloads in flight; try again shortly");
             break;
         }
-        /* The new daemon starts accepting on the same socket first; only then
-         * does the old one stop accepting and finish its connections. When the
-         * new one cannot start, the old one goes on serving untouched. */
         struct MHD_Daemon *d = start_daemon(hs, s->l, cert, key);
         if (d == NULL) {
             rc = tr_fail(err, TR_EIO, "cannot start HTTPS on %s with the new certificate",
                          s->l->name);
             break;
         }
-        MHD_socket old = MHD_quiesce_daemon(s->d);
-        if (old != MHD_INVALID_SOCKET)
-            close(old); /* the old daemon's duplicate; the listener stays open */
-        s->retired = true;
-        s->retired_at = time(NULL);
         hs->daemons[hs->ndaemons++] = (struct daemon_slot){d, s->l, false, 0};
+        started++;
+    }
+    if (rc != TR_OK) {
+        while (started-- > 0)
+            MHD_stop_daemon(hs->daemons[--hs->ndaemons].d);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            struct daemon_slot *s = &hs->daemons[i];
+            if (s->retired || !s->l->tls)
+                continue;
+            MHD_socket old = MHD_quiesce_daemon(s->d);
+            if (old != MHD_INVALID_SOCKET)
+                close(old); /* the old daemon's duplicate; the listener stays open */
+            s->retired = true;
+            s->retired_at = time(NULL);
+        }
     }
     pthread_mutex_unlock(&hs->mu);
     return rc;
