@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "tlsrptd/config.h"
 #include "tlsrptd/log.h"
 
 bool cli_parse_long(const char *s, long min, long max, long *out)
@@ -53,7 +54,9 @@ static void usage(FILE *out)
                  "Commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'tlsrptd COMMAND --help' describes a command's options.\n"
+    fprintf(out, "\nEvery command reads -c FILE, or else " TLSRPTD_CONFIG_FILE " when it exists;\n"
+                 "every key of that file is also a flag (see tlsrptd.conf(5)).\n"
+                 "'tlsrptd COMMAND --help' describes a command's options.\n"
                  "'tlsrptd --version' prints the version.\n");
 }
 
