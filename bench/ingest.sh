@@ -12,7 +12,7 @@
 #   ingest >= 50% of the parse-only rate, peak RSS <= 64 MiB, all N stored.
 # Exits 1 when a target is missed.
 #
-# Environment: SEED (generator seed, default 1), BATCH (--batch for ingest,
+# Environment: SEED (generator seed, default 1), BATCH (--commit-max for ingest,
 # default: tlsrptd's own), INGEST_ARGS (more ingest options), JOBS (build jobs).
 set -euo pipefail
 
@@ -66,7 +66,7 @@ cat "$OUT/parse.out"
 
 rm -f "$DB" "$DB-wal" "$DB-shm"
 ingest_cmd=("$TLSRPTD" ingest --db "$DB" --quiet --no-progress)
-[ -n "$BATCH" ] && ingest_cmd+=(--batch "$BATCH")
+[ -n "$BATCH" ] && ingest_cmd+=(--commit-max "$BATCH")
 # shellcheck disable=SC2206 # INGEST_ARGS is split on purpose
 [ -n "$INGEST_ARGS" ] && ingest_cmd+=($INGEST_ARGS)
 ingest_cmd+=("$DIR")
@@ -103,7 +103,7 @@ awk -v n="$N" -v pw="$p_wall" -v pu="$p_user" -v ps="$p_sys" -v prss="$p_rss" -v
 function verdict(ok) { if (!ok) failed = 1; return ok ? "PASS" : "FAIL" }
 BEGIN {
     prate = n / pw; irate = n / iw; ratio = 100 * irate / prate; rss = irss / 1024
-    printf "\n== ingest benchmark: %d reports, %d cores, --batch %s\n", n, nproc, batch
+    printf "\n== ingest benchmark: %d reports, %d cores, --commit-max %s\n", n, nproc, batch
     printf "load average before %s, after %s (includes this benchmark)\n", load_before, load_after
     printf "parse-only     %9.0f reports/s  (%.2f s wall, %.2f s user, %.2f s sys, peak RSS %.1f MiB)\n", prate, pw, pu, ps, prss / 1024
     printf "ingest         %9.0f reports/s  (%.2f s wall, %.2f s user, %.2f s sys, exit %d)\n", irate, iw, iu, is, rc

@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # scripts/deps.sh: install the Debian 12 packages tlsrptd needs.
 #   scripts/deps.sh build   compiler, CMake and the libraries (default); libidn2
-#                           names the A-label of a Unicode domain (tlsrptd record)
+#                           names the A-label of a Unicode domain (tlsrptd record);
+#                           GnuTLS checks certificates; scdoc builds the man pages
 #   scripts/deps.sh test    build + what the test suite uses (python3, clang
 #                           for libFuzzer, clang-format, valgrind, curl, openssl,
 #                           OpenSMTPD + swaks for the end-to-end mail test,
 #                           dnsmasq for tlsrptd record --check, promtool
-#                           (prometheus) and ip (iproute2) for the API tests)
+#                           (prometheus) and ip (iproute2) for the API tests,
+#                           debhelper, lintian, man-db and systemd for the
+#                           Debian package test)
 # Installs only what is missing; runs apt-get update at most once.
 set -euo pipefail
 
 build_pkgs=(gcc cmake make pkg-config libmicrohttpd-dev libjansson-dev libgmime-3.0-dev
             libsqlite3-dev zlib1g-dev libidn2-dev libpq-dev)
+# GnuTLS checks a certificate and key before a reload; scdoc builds the man pages
+build_pkgs+=(libgnutls28-dev scdoc)
 test_pkgs=(python3 clang libclang-rt-14-dev clang-format valgrind curl openssl sqlite3
            opensmtpd swaks dnsmasq-base prometheus iproute2)
+# the package test: build (debhelper, dpkg-dev), lintian, man -w (man-db),
+# systemd-analyze verify (systemd), setpriv (util-linux), adduser
+test_pkgs+=(debhelper dpkg-dev lintian man-db systemd util-linux adduser)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
@@ -35,4 +43,4 @@ fi
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -6,15 +6,63 @@
 #  4. builds the ASan/UBSan type and runs every test again
 #  5. runs the unit tests and the CLI (ingest, maildir, validate, summary, record)
 #     under valgrind (memcheck, GLib suppressions)
-#  6. fuzz smoke: each libFuzzer target for FUZZ_SECONDS (default 60; 0 skips)
-# Environment: JOBS (default nproc), FUZZ_SECONDS, SKIP_VALGRIND=1.
+#  6. the Debian package (as root): built, linted, installed, run as the unit
+#     runs it, purged (tests/package/test_package.sh)
+#  7. fuzz smoke: each libFuzzer target for FUZZ_SECONDS (default 60; 0 skips)
+# Environment: JOBS (default nproc), FUZZ_SECONDS, SKIP_VALGRIND=1, SKIP_PACKAGE=1.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=${JOBS:-$(nproc)}
 fuzz_seconds=${FUZZ_SECONDS:-60}
+# no config file for the commands run here: an installed /etc/tlsrptd/tlsrptd.conf must
+# not change what the tests see (the package step below sets its own)
+export TLSRPTD_CONFIG=
 
 step() { printf '\n==== %s\n' "$*"; }
+
+# dnsmasq on 127.0.0.1 serving the TXT records `tlsrptd record --check` asks
+# for (valgrind step). The port must be free for UDP and TCP (dnsmasq binds
+# both); it is ready when it answers, not after a sleep; a port taken in the
+# meantime gets another try; on failure its log is printed. Sets dnsport and
+# dnsmasq_pid.
+start_dnsmasq() {
+    local dir=$1 try i
+    for try in 1 2 3 4 5; do
+        dnsport=$(python3 -c 'import socket
+for _ in range(50):
+    t, u = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]; u.bind(("127.0.0.1", p))
+        print(p); break
+    except OSError:
+        pass
+    finally:
+        t.close(); u.close()')
+        dnsmasq --no-daemon --port="$dnsport" --listen-address=127.0.0.1 --bind-interfaces \
+            --no-resolv --no-hosts --conf-file=/dev/null --local=/example/ --pid-file= \
+            "--txt-record=_smtp._tls.mail.example,v=TLSRPTv1;, rua=https://collector.example/tlsrpt" \
+            "--txt-record=_smtp._tls.two.example,v=TLSRPTv1; rua=mailto:a@two.example" \
+            "--txt-record=_smtp._tls.two.example,v=TLSRPTv1; rua=mailto:b@two.example" \
+            >"$dir/dnsmasq.log" 2>&1 &
+        dnsmasq_pid=$!
+        trap 'kill "$dnsmasq_pid" 2>/dev/null || true' EXIT
+        for i in $(seq 100); do
+            if build-ci-release/tlsrptd record --check --domain mail.example --dns-timeout 1 \
+                --dns "127.0.0.1:$dnsport" --rua https://collector.example/tlsrpt >/dev/null 2>&1; then
+                return 0
+            fi
+            kill -0 "$dnsmasq_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill "$dnsmasq_pid" 2>/dev/null || true
+        wait "$dnsmasq_pid" 2>/dev/null || true
+        echo "dnsmasq on 127.0.0.1:$dnsport did not answer (try $try); its log:" >&2
+        cat "$dir/dnsmasq.log" >&2
+    done
+    echo "dnsmasq could not be started" >&2
+    exit 1
+}
 
 step "dependencies"
 scripts/deps.sh test
@@ -46,17 +94,7 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
     # for tlsrptd record: a config, and a dnsmasq on 127.0.0.1 that --check asks
     printf 'public_url = https://collector.example/tlsrpt\nreport_mailbox = tlsrpt@mail.example\n' \
         >"$vgdb/record.conf"
-    dnsport=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    dnsmasq --no-daemon --port="$dnsport" --listen-address=127.0.0.1 --bind-interfaces \
-        --no-resolv --no-hosts --conf-file=/dev/null --local=/example/ --pid-file= \
-        "--txt-record=_smtp._tls.mail.example,v=TLSRPTv1;, rua=https://collector.example/tlsrpt" \
-        "--txt-record=_smtp._tls.two.example,v=TLSRPTv1; rua=mailto:a@two.example" \
-        "--txt-record=_smtp._tls.two.example,v=TLSRPTv1; rua=mailto:b@two.example" \
-        >"$vgdb/dnsmasq.log" 2>&1 &
-    dnsmasq_pid=$!
-    trap 'kill "$dnsmasq_pid" 2>/dev/null || true' EXIT
-    sleep 1
+    start_dnsmasq "$vgdb"
     rconf="-c $vgdb/record.conf"
     for cmd in "ingest --db $vgdb/t.db $top/samples $top/../shared/corpus/real" \
                "maildir --db $vgdb/m.db $vgdb/md" \
@@ -86,6 +124,15 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     trap - EXIT
     rm -rf "$vgdb"
     unset TLSRPTD_VALGRIND
+fi
+
+if [ "${SKIP_PACKAGE:-0}" != 1 ]; then
+    step "Debian package: build, lintian, install, run as the unit would, purge"
+    if [ "$(id -u)" = 0 ]; then
+        tests/package/test_package.sh
+    else
+        echo "skipped: installing a package needs root (SKIP_PACKAGE=1 silences this)"
+    fi
 fi
 
 if [ "$fuzz_seconds" != 0 ]; then

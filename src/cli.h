@@ -11,9 +11,10 @@
 
 #define EXIT_USAGE    64 /* EX_USAGE */
 #define EXIT_DATAERR  65 /* EX_DATAERR */
+#define EXIT_NOINPUT  66 /* EX_NOINPUT */
 #define EXIT_IOERR    74 /* EX_IOERR */
 #define EXIT_TEMPFAIL 75 /* EX_TEMPFAIL */
-#define EXIT_CONFIG   78 /* EX_CONFIG */
+#define EXIT_CONFIG   78 /* EX_CONFIG: the configuration cannot work; do not retry */
 
 #define DEFAULT_DB "./tlsrptd.db"
 
@@ -27,28 +28,55 @@ int cmd_record(int argc, char **argv);
 int cmd_quarantine(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 
-/* "10M", "32MiB", "512k", "1048576" -> bytes. false when malformed or zero. */
-bool cli_parse_size(const char *s, size_t *out);
 /* A decimal integer in [min, max]. */
 bool cli_parse_long(const char *s, long min, long max, long *out);
 /* Print "tlsrptd CMD: message" to stderr and return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* cli_config.c: for commands configured by tlsrptd.conf (serve, maildir, record).
- * Parse -c FILE, then every flag over it; extra (may be NULL) sees each
- * argument first and returns 1 when it took it, -1 after printing a usage
- * error, 0 to let it be parsed as a config flag. Returns 0, -1 after --help,
- * or EXIT_USAGE. */
+/* cli_config.c: the configuration of every command.
+ *
+ * cli_args reads the config file (-c FILE or --config FILE anywhere among the
+ * arguments; else $TLSRPTD_CONFIG, "" meaning none; else
+ * /etc/tlsrptd/tlsrptd.conf when it exists), then applies every config key
+ * given as a flag (--key-name value or --key-name=value; the first flag of a
+ * repeatable key replaces the file's list), and hands the command's own
+ * flags (in `flags`, a table ending in {NULL}) and its positional arguments
+ * ("-" included; everything after "--") to take(ctx, index, value): index
+ * is the flag's place in `flags` (value NULL for a flag without one), or -1
+ * for a positional argument. take returns 0, or an exit code after printing
+ * the problem. cli_args returns 0; -1 after printing --help (exit 0); 64 for
+ * a usage error; 78 when the config file cannot be read or holds a bad
+ * value, or the keys do not fit together (config_finish). Every command
+ * calls it (or cli_config_args) first. */
+struct cli_flag {
+    const char *name; /* "format" for --format, "q" for -q */
+    bool value;       /* takes a value */
+};
+typedef int (*cli_arg_fn)(void *ctx, int index, const char *value);
+int cli_args(const char *cmd, int argc, char **argv, struct config *cfg, void (*help)(void),
+             const struct cli_flag *flags, cli_arg_fn take, void *ctx);
+/* The same with a callback that sees every argument first (serve, maildir,
+ * record): extra returns 1 when it took the argument, -1 after printing a
+ * usage error, 0 to let it be parsed as a config flag. */
 int cli_config_args(const char *cmd, int argc, char **argv, struct config *cfg, void (*help)(void),
                     int (*extra)(void *ctx, const char *arg), void *ctx);
+/* Print "tlsrptd CMD: msg" to stderr and return EXIT_CONFIG. */
+int cli_config_error(const char *cmd, const char *msg);
 /* Log target, format and level from cfg (also on SIGHUP, to reopen a file). */
 void cli_setup_log(const struct config *cfg, const char *cmd);
-/* Input limits (Maildir messages) and database options from cfg. */
+/* Input limits and database options from cfg (ingest_limits_from_config). */
 void cli_config_limits(const struct config *cfg, struct ingest_limits *lim);
 void cli_config_store_options(const struct config *cfg, struct store_options *sopt);
 /* The spool directory of `serve` (spool_dir, or derived from db: DB.spool
  * beside a SQLite file, ./tlsrptd.spool for PostgreSQL); false when it is
  * "off". */
 bool cli_spool_dir(const struct config *cfg, char *out, size_t n);
+/* The file a db value names: PATH, sqlite:PATH -> PATH; NULL for a
+ * postgresql:// or postgres:// URI (not a file). */
+const char *cli_db_file(const char *db);
+/* For commands that only read: 0 when the database exists (or is not a
+ * file), else print "no database at PATH (set db = ... or --db)" and return
+ * EXIT_NOINPUT. */
+int cli_need_db(const char *cmd, const char *db);
 
 #endif

@@ -1,10 +1,14 @@
-/* cli_config.c: what the commands that read tlsrptd.conf share (serve,
- * maildir): `-c FILE` first, then every `--key value` flag on top of it
- * (dashes for underscores; the first flag of a repeatable key replaces the
- * file's list), and the log set-up those keys describe. */
+/* cli_config.c: the configuration every command reads, and the log set-up
+ * its keys describe. `-c FILE` (else $TLSRPTD_CONFIG, else
+ * /etc/tlsrptd/tlsrptd.conf when it exists) first, then every `--key value`
+ * flag on top of it (dashes for underscores; the first flag of a repeatable
+ * key replaces the file's list), then the command's own flags and
+ * arguments. A bad file exits 78 (EX_CONFIG), a bad flag 64 (EX_USAGE). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "cli.h"
 #include "tlsrptd/log.h"
 
@@ -26,78 +30,201 @@ void cli_setup_log(const struct config *cfg, const char *cmd)
     tr_log_setup(json ? TR_LOG_JSON : TR_LOG_STDERR, level, "tlsrptd");
 }
 
-int cli_config_args(const char *cmd, int argc, char **argv, struct config *cfg, void (*help)(void),
-                    int (*extra)(void *ctx, const char *arg), void *ctx)
+int cli_config_error(const char *cmd, const char *msg)
+{
+    fprintf(stderr, "tlsrptd %s: %s\n", cmd, msg);
+    return EXIT_CONFIG;
+}
+
+static bool is_config_flag(const char *a)
+{
+    return strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0;
+}
+
+/* Old spellings of keys, named in the error so nobody has to guess. */
+static const char *renamed(const char *flag)
+{
+    static const char *const pairs[][2] = {
+        {"batch", "--commit-max"},
+        {"max-depth", "--max-json-depth"},
+        {"max-input", "--max-message"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++)
+        if (strcmp(flag, pairs[i][0]) == 0)
+            return pairs[i][1];
+    return NULL;
+}
+
+/* The config file: -c FILE, else $TLSRPTD_CONFIG ("" for none), else the
+ * default file when it exists. */
+static int load_config(const char *cmd, int argc, char **argv, struct config *cfg)
 {
     char err[TR_ERRLEN];
+    const char *file = NULL;
+    bool given = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (is_config_flag(argv[i])) {
             if (i + 1 >= argc)
                 return cli_usage_error(cmd, "%s needs a file", argv[i]);
-            if (config_load_file(cfg, argv[++i], err) != TR_OK)
-                return cli_usage_error(cmd, "%s", err);
+            file = argv[++i];
+            given = true;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+            given = true;
         }
     }
+    if (!given) {
+        const char *env = getenv("TLSRPTD_CONFIG");
+        struct stat sb;
+        if (env != NULL)
+            file = env[0] ? env : NULL;
+        else if (stat(TLSRPTD_CONFIG_FILE, &sb) == 0)
+            file = TLSRPTD_CONFIG_FILE;
+    }
+    if (file && config_load_file(cfg, file, err) != TR_OK)
+        return cli_config_error(cmd, err);
+    return 0;
+}
+
+int cli_args(const char *cmd, int argc, char **argv, struct config *cfg, void (*help)(void),
+             const struct cli_flag *flags, cli_arg_fn take, void *ctx)
+{
+    int rc = load_config(cmd, argc, argv, cfg);
+    if (rc != 0)
+        return rc;
+    char err[TR_ERRLEN];
     unsigned cleared = 0; /* list options a flag has already reset, by index */
+    bool only_args = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+        if (!only_args && strcmp(a, "--") == 0) {
+            only_args = true;
+            continue;
+        }
+        if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
+            if (take == NULL)
+                return cli_usage_error(cmd, "unexpected argument '%s'", a);
+            if ((rc = take(ctx, -1, a)) != 0)
+                return rc;
+            continue;
+        }
+        if (is_config_flag(a)) {
             i++;
             continue;
         }
+        if (strncmp(a, "--config=", 9) == 0)
+            continue;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             help();
             return -1;
         }
-        if (extra) {
-            int r = extra(ctx, a);
-            if (r > 0)
-                continue;
-            if (r < 0)
-                return EXIT_USAGE;
-        }
-        if (strncmp(a, "--", 2) != 0)
-            return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        /* -x or --name[=value] */
         char name[64];
         const char *value = NULL;
-        const char *eq = strchr(a + 2, '=');
-        size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        if (nl >= sizeof name)
+        const char *start = a[1] == '-' ? a + 2 : a + 1;
+        const char *eq = a[1] == '-' ? strchr(start, '=') : NULL;
+        size_t nl = eq ? (size_t)(eq - start) : strlen(start);
+        if (nl == 0 || nl >= sizeof name)
             return cli_usage_error(cmd, "unknown option '%s'", a);
-        memcpy(name, a + 2, nl);
+        memcpy(name, start, nl);
         name[nl] = 0;
+        int fi = -1;
+        for (int k = 0; flags && flags[k].name; k++) {
+            bool is_short = flags[k].name[1] == 0;
+            if (is_short == (a[1] != '-') && strcmp(flags[k].name, name) == 0) {
+                fi = k;
+                break;
+            }
+        }
         bool takes_value;
-        if (!config_is_option(name, &takes_value))
+        if (fi >= 0) {
+            takes_value = flags[fi].value;
+        } else if (a[1] != '-' || !config_is_option(name, &takes_value)) {
+            const char *now = a[1] == '-' ? renamed(name) : NULL;
+            if (now)
+                return cli_usage_error(cmd, "%s is now called %s", a, now);
             return cli_usage_error(cmd, "unknown option '%s'", a);
+        }
+        if (eq && !takes_value)
+            return cli_usage_error(cmd, "--%s takes no value", name);
         if (eq)
             value = eq + 1;
         else if (!takes_value)
-            value = "yes";
+            value = fi >= 0 ? NULL : "yes";
         else if (i + 1 < argc)
             value = argv[++i];
         else
             return cli_usage_error(cmd, "%s needs a value", a);
+        if (fi >= 0) {
+            if ((rc = take(ctx, fi, value)) != 0)
+                return rc;
+            continue;
+        }
         int li = config_list_index(name);
         if (li >= 0 && !(cleared & (1u << li))) {
             config_clear_list(cfg, name); /* the first --listen replaces the file's */
             cleared |= 1u << li;
         }
         if (config_set(cfg, name, value, err) != TR_OK)
-            return cli_usage_error(cmd, "%s", err);
+            return cli_usage_error(cmd, "--%s", err);
     }
     if (config_finish(cfg, err) != TR_OK)
-        return cli_usage_error(cmd, "%s", err);
+        return cli_config_error(cmd, err);
     return 0;
+}
+
+/* cli_config_args' extra callback, behind cli_args: it sees every argument
+ * (flags included) before they are parsed. */
+struct extra_shim {
+    int (*extra)(void *ctx, const char *arg);
+    void *ctx;
+};
+
+int cli_config_args(const char *cmd, int argc, char **argv, struct config *cfg, void (*help)(void),
+                    int (*extra)(void *ctx, const char *arg), void *ctx)
+{
+    if (extra == NULL)
+        return cli_args(cmd, argc, argv, cfg, help, NULL, NULL, NULL);
+    /* hand extra each argument first; what it leaves goes to cli_args */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (rest == NULL)
+        return cli_config_error(cmd, "out of memory");
+    int n = 0;
+    rest[n++] = argv[0];
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        if (is_config_flag(argv[i]) && i + 1 < argc) {
+            rest[n++] = argv[i++];
+            rest[n++] = argv[i];
+            continue;
+        }
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            rest[n++] = argv[i];
+            continue;
+        }
+        int r = extra(ctx, argv[i]);
+        if (r < 0) {
+            rc = EXIT_USAGE;
+        } else if (r == 0) {
+            rest[n++] = argv[i];
+            /* a config flag's value is the flag's, not extra's */
+            bool takes_value = false;
+            if (strncmp(argv[i], "--", 2) == 0 && strchr(argv[i], '=') == NULL &&
+                config_is_option(argv[i] + 2, &takes_value) && takes_value && i + 1 < argc)
+                rest[n++] = argv[++i];
+        }
+    }
+    if (rc == 0)
+        rc = cli_args(cmd, n, rest, cfg, help, NULL, NULL, NULL);
+    free(rest);
+    return rc;
 }
 
 void cli_config_limits(const struct config *cfg, struct ingest_limits *lim)
 {
-    *lim = (struct ingest_limits)INGEST_DEFAULT_LIMITS;
-    lim->max_input = cfg->max_message;
-    lim->max_inflated = cfg->max_inflated;
-    lim->max_depth = cfg->max_json_depth;
-    lim->mime.max_message = cfg->max_message;
-    lim->mime.max_parts = cfg->max_parts;
+    ingest_limits_from_config(cfg, false, lim);
 }
 
 void cli_config_store_options(const struct config *cfg, struct store_options *sopt)
@@ -120,4 +247,28 @@ bool cli_spool_dir(const struct config *cfg, char *out, size_t n)
     else
         snprintf(out, n, "%s.spool", store_sqlite_path(cfg->db));
     return true;
+}
+
+const char *cli_db_file(const char *db)
+{
+    if (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0)
+        return NULL;
+    if (strncmp(db, "sqlite:", 7) == 0)
+        return db + 7;
+    return db;
+}
+
+int cli_need_db(const char *cmd, const char *db)
+{
+    const char *file = cli_db_file(db);
+    struct stat sb;
+    if (file == NULL || stat(file, &sb) == 0)
+        return 0;
+    if (errno == ENOENT) {
+        fprintf(stderr, "tlsrptd %s: no database at %s (set db = ... in the config file or --db)\n",
+                cmd, file);
+        return EXIT_NOINPUT;
+    }
+    fprintf(stderr, "tlsrptd %s: database %s: %s\n", cmd, file, strerror(errno));
+    return EXIT_NOINPUT;
 }

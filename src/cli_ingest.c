@@ -1,6 +1,5 @@
 /* cli_ingest.c: `tlsrptd ingest` (files, directories, stdin; MDA exit codes)
  * and `tlsrptd validate` (every finding, nothing stored). */
-#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,85 +13,104 @@
 #include "tlsrptd/mailcheck.h"
 #include "tlsrptd/walk.h"
 
-/* ---- shared option handling ----------------------------------------------------------------- */
+/* ---- shared argument handling ------------------------------------------------------------- */
 
-enum {
-    OPT_DB = 256,
-    OPT_BATCH,
-    OPT_BUSY,
-    OPT_MAX_INPUT,
-    OPT_MAX_INFLATED,
-    OPT_MAX_DEPTH,
-    OPT_MAX_PARTS,
-    OPT_QUARANTINE_BYTES,
-    OPT_QUARANTINE_ROWS,
-    OPT_STRICT,
-    OPT_QUIET,
-    OPT_PROGRESS,
-    OPT_NO_PROGRESS,
+/* The command's own flags and its inputs (argv pointers, borrowed). */
+struct ingest_args {
+    const char *cmd;
+    const char **inputs;
+    size_t ninputs;
+    bool quiet, strict;
+    bool strict_only; /* validate: --strict is the only flag */
+    int progress;     /* -1: when stderr is a terminal */
 };
 
-/* Limits shared by ingest and validate; returns false after printing an error. */
-static bool limit_option(const char *cmd, int opt, const char *arg, struct ingest_limits *lim)
+enum { FLAG_QUIET_SHORT, FLAG_QUIET, FLAG_PROGRESS, FLAG_NO_PROGRESS, FLAG_STRICT };
+
+static const struct cli_flag ingest_flags[] = {
+    {"q", false}, {"quiet", false}, {"progress", false}, {"no-progress", false}, {NULL, false},
+};
+static const struct cli_flag validate_flags[] = {{"strict", false}, {NULL, false}};
+
+static int take_arg(void *ctx, int flag, const char *value)
 {
-    size_t v;
-    long l;
-    switch (opt) {
-    case OPT_MAX_INPUT:
-        if (!cli_parse_size(arg, &v))
-            return cli_usage_error(cmd, "--max-input: '%s' is not a size", arg), false;
-        lim->max_input = lim->mime.max_message = v;
-        return true;
-    case OPT_MAX_INFLATED:
-        if (!cli_parse_size(arg, &v))
-            return cli_usage_error(cmd, "--max-inflated: '%s' is not a size", arg), false;
-        lim->max_inflated = v;
-        return true;
-    case OPT_MAX_DEPTH:
-        if (!cli_parse_long(arg, 4, 1000, &l))
-            return cli_usage_error(cmd, "--max-depth: '%s' is not in [4, 1000]", arg), false;
-        lim->max_depth = (size_t)l;
-        return true;
-    case OPT_MAX_PARTS:
-        if (!cli_parse_long(arg, 1, 100000, &l))
-            return cli_usage_error(cmd, "--max-parts: '%s' is not in [1, 100000]", arg), false;
-        lim->mime.max_parts = (size_t)l;
-        return true;
+    struct ingest_args *a = ctx;
+    if (a->strict_only && flag >= 0)
+        flag = FLAG_STRICT; /* validate's one flag */
+    switch (flag) {
+    case -1:
+        a->inputs[a->ninputs++] = value;
+        return 0;
+    case FLAG_QUIET_SHORT:
+    case FLAG_QUIET:
+        a->quiet = true;
+        return 0;
+    case FLAG_PROGRESS:
+    case FLAG_NO_PROGRESS:
+        a->progress = flag == FLAG_PROGRESS;
+        return 0;
+    case FLAG_STRICT:
+        a->strict = true;
+        return 0;
     default:
-        return false;
+        return cli_usage_error(a->cmd, "unexpected option");
     }
+}
+
+/* Config and arguments of ingest or validate; 0, or the exit code (-1 after --help). */
+static int parse_args(const char *cmd, int argc, char **argv, struct config *cfg,
+                      void (*help)(void), const struct cli_flag *flags, struct ingest_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    a->progress = -1;
+    a->strict_only = flags == validate_flags;
+    a->inputs = calloc((size_t)argc + 1, sizeof *a->inputs);
+    if (a->inputs == NULL)
+        return cli_config_error(cmd, "out of memory");
+    config_init(cfg);
+    int rc = cli_args(cmd, argc, argv, cfg, help, flags, take_arg, a);
+    if (rc == 0 && a->ninputs == 0)
+        rc = cli_usage_error(cmd, "no input given (FILE, DIR or - for stdin)");
+    return rc;
+}
+
+static void free_args(struct config *cfg, struct ingest_args *a)
+{
+    free(a->inputs);
+    config_free(cfg);
 }
 
 /* ---- ingest --------------------------------------------------------------------------------- */
 
-static const char ingest_help[] =
-    "Usage: tlsrptd ingest [OPTIONS] FILE|DIR|- ...\n"
-    "\n"
-    "Store TLS-RPT reports. Each input is sniffed by content: JSON, gzip (or zlib)\n"
-    "JSON, or a mail message whose report parts are extracted. Directories are\n"
-    "walked recursively in sorted order (hidden entries skipped); '-' reads one\n"
-    "input from stdin, which makes tlsrptd usable as an MDA.\n"
-    "\n"
-    "Prints one line per input: stored, duplicate or rejected (with the reason).\n"
-    "Rejected inputs are kept in the database's quarantine.\n"
-    "\n"
-    "Options:\n"
-    "  --db PATH              database file (default " DEFAULT_DB ")\n"
-    "  --batch N              inputs committed together, at most (default 1024;\n"
-    "                         a batch is also committed after one second)\n"
-    "  --busy-timeout MS      wait this long for a locked database (default 5000)\n"
-    "  --max-input SIZE       largest input accepted (default 64M)\n"
-    "  --max-inflated SIZE    largest report after gunzip (default 32M)\n"
-    "  --max-depth N          deepest JSON nesting (default 32)\n"
-    "  --max-parts N          most MIME parts in one message (default 1000)\n"
-    "  --quarantine-bytes SIZE  raw bytes kept in quarantine (default 256M)\n"
-    "  --quarantine-rows N    quarantine entries kept (default 100000)\n"
-    "  -q, --quiet            print only rejected and failed inputs\n"
-    "  --progress, --no-progress  progress line on stderr (default: when a terminal)\n"
-    "\n"
-    "Exit status (sysexits.h, for MTAs): 0 all stored or duplicate; 65 an input is\n"
-    "not an acceptable report; 74 an input could not be read; 75 the database is\n"
-    "unavailable (try again later). The worst one wins.\n";
+static void ingest_help(void)
+{
+    printf("Usage: tlsrptd ingest [-c FILE] [OPTIONS] FILE|DIR|- ...\n"
+           "\n"
+           "Store TLS-RPT reports. Each input is sniffed by content: JSON, gzip (or zlib)\n"
+           "JSON, or a mail message whose report parts are extracted. Directories are\n"
+           "walked recursively in sorted order (hidden entries and *.conf files skipped);\n"
+           "'-' reads one input from stdin, which makes tlsrptd usable as an MDA.\n"
+           "\n"
+           "Prints one line per input: stored, duplicate or rejected (with the reason).\n"
+           "Rejected inputs are kept in the database's quarantine.\n"
+           "\n"
+           "Options:\n"
+           "  -c, --config FILE      config file (default " TLSRPTD_CONFIG_FILE " when it exists)\n"
+           "  -q, --quiet            print only rejected and failed inputs\n"
+           "  --progress, --no-progress  progress line on stderr (default: when a terminal)\n"
+           "\n"
+           "Every key of tlsrptd.conf is also a flag (flags override the file); those\n"
+           "that matter here: --db, --commit-max (inputs committed together; a batch is\n"
+           "also committed after one second), --busy-timeout, --max-message (largest\n"
+           "input), --max-inflated, --max-json-depth, --max-parts, --quarantine-bytes,\n"
+           "--quarantine-rows. Their defaults:\n");
+    config_print_help(stdout);
+    printf("\nExit status (sysexits.h, for MTAs): 0 all stored or duplicate; 65 an input is\n"
+           "not an acceptable report; 74 an input could not be read; 75 the database is\n"
+           "unavailable (try again later); 64 usage; 78 the config file is unusable.\n"
+           "The worst one wins.\n");
+}
 
 struct pending {
     char *name;
@@ -353,96 +371,41 @@ static void reader_stop(struct reader *rd)
 
 int cmd_ingest(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, OPT_DB},
-        {"batch", required_argument, NULL, OPT_BATCH},
-        {"busy-timeout", required_argument, NULL, OPT_BUSY},
-        {"max-input", required_argument, NULL, OPT_MAX_INPUT},
-        {"max-inflated", required_argument, NULL, OPT_MAX_INFLATED},
-        {"max-depth", required_argument, NULL, OPT_MAX_DEPTH},
-        {"max-parts", required_argument, NULL, OPT_MAX_PARTS},
-        {"quarantine-bytes", required_argument, NULL, OPT_QUARANTINE_BYTES},
-        {"quarantine-rows", required_argument, NULL, OPT_QUARANTINE_ROWS},
-        {"quiet", no_argument, NULL, 'q'},
-        {"progress", no_argument, NULL, OPT_PROGRESS},
-        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = DEFAULT_DB;
-    struct ingest_limits lim = INGEST_DEFAULT_LIMITS;
-    struct store_options sopt = STORE_DEFAULT_OPTIONS;
-    struct ingest_run run = {0};
-    long batch_size = 1024, l;
-    size_t v;
-    int progress = -1, c;
-
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DB:
-            db = optarg;
-            break;
-        case OPT_BATCH:
-            if (!cli_parse_long(optarg, 1, 100000, &batch_size))
-                return cli_usage_error("ingest", "--batch: '%s' is not in [1, 100000]", optarg);
-            break;
-        case OPT_BUSY:
-            if (!cli_parse_long(optarg, 0, 3600000, &l))
-                return cli_usage_error("ingest", "--busy-timeout: '%s' is not milliseconds",
-                                       optarg);
-            sopt.busy_timeout_ms = (int)l;
-            break;
-        case OPT_QUARANTINE_BYTES:
-            if (!cli_parse_size(optarg, &v))
-                return cli_usage_error("ingest", "--quarantine-bytes: '%s' is not a size", optarg);
-            sopt.quarantine_max_bytes = v;
-            break;
-        case OPT_QUARANTINE_ROWS:
-            if (!cli_parse_long(optarg, 1, 100000000, &l))
-                return cli_usage_error("ingest", "--quarantine-rows: '%s' is not a count", optarg);
-            sopt.quarantine_max_rows = (size_t)l;
-            break;
-        case 'q':
-            run.quiet = true;
-            break;
-        case OPT_PROGRESS:
-            progress = 1;
-            break;
-        case OPT_NO_PROGRESS:
-            progress = 0;
-            break;
-        case 'h':
-            fputs(ingest_help, stdout);
-            return 0;
-        case '?':
-            return cli_usage_error("ingest", "unknown option");
-        default:
-            if (!limit_option("ingest", c, optarg, &lim))
-                return EXIT_USAGE;
-        }
+    struct config cfg;
+    struct ingest_args args;
+    int rc = parse_args("ingest", argc, argv, &cfg, ingest_help, ingest_flags, &args);
+    if (rc != 0) {
+        free_args(&cfg, &args);
+        return rc < 0 ? 0 : rc;
     }
-    if (optind >= argc)
-        return cli_usage_error("ingest", "no input given (FILE, DIR or - for stdin)");
+    struct ingest_limits lim;
+    cli_config_limits(&cfg, &lim);
+    struct store_options sopt;
+    cli_config_store_options(&cfg, &sopt);
+    struct ingest_run run = {0};
+    run.quiet = args.quiet;
+    size_t batch_size = cfg.commit_max;
 
     struct walk_list inputs = {0};
     char err[TR_ERRLEN];
-    for (int i = optind; i < argc; i++) {
-        if (walk_add(&inputs, argv[i], err) != TR_OK) {
+    for (size_t i = 0; i < args.ninputs; i++) {
+        if (walk_add(&inputs, args.inputs[i], err) != TR_OK) {
             fprintf(stderr, "tlsrptd ingest: %s\n", err);
             walk_free(&inputs);
+            free_args(&cfg, &args);
             return EXIT_IOERR;
         }
     }
 
     struct store *st = NULL;
-    if (store_open(db, &sopt, &st, err) != TR_OK) {
+    if (store_open(cfg.db, &sopt, &st, err) != TR_OK) {
         fprintf(stderr, "tlsrptd ingest: %s\n", err);
         walk_free(&inputs);
+        free_args(&cfg, &args);
         return EXIT_TEMPFAIL;
     }
     struct ingest *ig = ingest_new(st, &lim);
-    struct pending *batch = calloc((size_t)batch_size, sizeof *batch);
+    struct pending *batch = calloc(batch_size, sizeof *batch);
     struct reader rd = {.inputs = &inputs, .lim = &lim};
     pthread_t readers[MAX_READERS];
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -467,11 +430,13 @@ int cmd_ingest(int argc, char **argv)
         ingest_free(ig);
         store_close(st);
         walk_free(&inputs);
+        free_args(&cfg, &args);
         return EXIT_TEMPFAIL;
     }
 
     run.total = inputs.n;
-    run.progress = progress == 1 || (progress == -1 && isatty(STDERR_FILENO) && inputs.n > 1);
+    run.progress =
+        args.progress == 1 || (args.progress == -1 && isatty(STDERR_FILENO) && inputs.n > 1);
     clock_gettime(CLOCK_MONOTONIC, &run.start);
     size_t nbatch = 0;
     bool ok = true;
@@ -498,8 +463,8 @@ int cmd_ingest(int argc, char **argv)
             }
             run.done++;
             clock_gettime(CLOCK_MONOTONIC, &now);
-            if (ingest_failed(ig) || nbatch == (size_t)batch_size ||
-                elapsed(&batch_start, &now) >= 1.0 || !reader_next(&rd, &item))
+            if (ingest_failed(ig) || nbatch == batch_size || elapsed(&batch_start, &now) >= 1.0 ||
+                !reader_next(&rd, &item))
                 break;
         }
         ok = flush_batch(&run, ig, batch, &nbatch);
@@ -536,33 +501,38 @@ int cmd_ingest(int argc, char **argv)
     ingest_free(ig);
     store_close(st);
     walk_free(&inputs);
+    free_args(&cfg, &args);
     return run.exit_code;
 }
 
 /* ---- validate ------------------------------------------------------------------------------- */
 
-static const char validate_help[] =
-    "Usage: tlsrptd validate [--strict] [OPTIONS] FILE|- ...\n"
-    "\n"
-    "Check TLS-RPT reports (JSON, gzip or mail messages) against RFC 8460 and the\n"
-    "acceptance rules of tlsrptd, printing every error, warning and note with the\n"
-    "JSON path it concerns. Nothing is stored.\n"
-    "\n"
-    "  error    the report cannot be counted: tlsrptd rejects it\n"
-    "  warning  an RFC deviation that strict parsers reject; tlsrptd accepts it\n"
-    "  note     a tolerated quirk (unknown keys, mx-host as a string, ...)\n"
-    "\n"
-    "Options:\n"
-    "  --strict               for people testing their own report generators: every\n"
-    "                         warning and note is an error, and a mail message must\n"
-    "                         also follow RFC 8460 §5.3 (multipart/report;\n"
-    "                         report-type=tlsrpt, the part's media type and bytes,\n"
-    "                         TLS-Report-Domain and TLS-Report-Submitter) and §5.1\n"
-    "                         (the part's file name)\n"
-    "  --max-input SIZE, --max-inflated SIZE, --max-depth N, --max-parts N\n"
-    "                         limits, as for ingest\n"
-    "\n"
-    "Exit status: 0 every report is acceptable; 65 one is not; 74 unreadable input.\n";
+static void validate_help(void)
+{
+    printf("Usage: tlsrptd validate [-c FILE] [--strict] [OPTIONS] FILE|DIR|- ...\n"
+           "\n"
+           "Check TLS-RPT reports (JSON, gzip or mail messages) against RFC 8460 and the\n"
+           "acceptance rules of tlsrptd, printing every error, warning and note with the\n"
+           "JSON path it concerns. Nothing is stored.\n"
+           "\n"
+           "  error    the report cannot be counted: tlsrptd rejects it\n"
+           "  warning  an RFC deviation that strict parsers reject; tlsrptd accepts it\n"
+           "  note     a tolerated quirk (unknown keys, mx-host as a string, ...)\n"
+           "\n"
+           "Options:\n"
+           "  -c, --config FILE      config file (default " TLSRPTD_CONFIG_FILE " when it exists)\n"
+           "  --strict               for people testing their own report generators: every\n"
+           "                         warning and note is an error, and a mail message must\n"
+           "                         also follow RFC 8460 §5.3 (multipart/report;\n"
+           "                         report-type=tlsrpt, the part's media type and bytes,\n"
+           "                         TLS-Report-Domain and TLS-Report-Submitter) and §5.1\n"
+           "                         (the part's file name)\n"
+           "  --max-message SIZE, --max-inflated SIZE, --max-json-depth N, --max-parts N\n"
+           "                         limits, as for ingest (keys of tlsrptd.conf)\n"
+           "\n"
+           "Exit status: 0 every report is acceptable; 65 one is not; 74 unreadable input;\n"
+           "64 usage; 78 the config file is unusable.\n");
+}
 
 /* One finding; under --strict a warning or note is printed as the error it
  * then is, saying what it would be without. */
@@ -619,43 +589,24 @@ static bool validate_payload(const char *label, size_t k, const struct ingest_de
 
 int cmd_validate(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"strict", no_argument, NULL, OPT_STRICT},
-        {"max-input", required_argument, NULL, OPT_MAX_INPUT},
-        {"max-inflated", required_argument, NULL, OPT_MAX_INFLATED},
-        {"max-depth", required_argument, NULL, OPT_MAX_DEPTH},
-        {"max-parts", required_argument, NULL, OPT_MAX_PARTS},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct ingest_limits lim = INGEST_DEFAULT_LIMITS;
-    bool strict = false;
-    int c, rc = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_STRICT:
-            strict = true;
-            break;
-        case 'h':
-            fputs(validate_help, stdout);
-            return 0;
-        case '?':
-            return cli_usage_error("validate", "unknown option");
-        default:
-            if (!limit_option("validate", c, optarg, &lim))
-                return EXIT_USAGE;
-        }
+    struct config cfg;
+    struct ingest_args args;
+    int rc = parse_args("validate", argc, argv, &cfg, validate_help, validate_flags, &args);
+    if (rc != 0) {
+        free_args(&cfg, &args);
+        return rc < 0 ? 0 : rc;
     }
-    if (optind >= argc)
-        return cli_usage_error("validate", "no input given (FILE or - for stdin)");
+    struct ingest_limits lim;
+    cli_config_limits(&cfg, &lim);
+    bool strict = args.strict;
 
     struct walk_list inputs = {0};
     char err[TR_ERRLEN];
-    for (int i = optind; i < argc; i++) {
-        if (walk_add(&inputs, argv[i], err) != TR_OK) {
+    for (size_t i = 0; i < args.ninputs; i++) {
+        if (walk_add(&inputs, args.inputs[i], err) != TR_OK) {
             fprintf(stderr, "tlsrptd validate: %s\n", err);
             walk_free(&inputs);
+            free_args(&cfg, &args);
             return EXIT_IOERR;
         }
     }
@@ -692,5 +643,6 @@ int cmd_validate(int argc, char **argv)
         buf_free(&in);
     }
     walk_free(&inputs);
+    free_args(&cfg, &args);
     return rc;
 }

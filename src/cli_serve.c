@@ -25,6 +25,7 @@
 #include "tlsrptd/log.h"
 #include "tlsrptd/maildir.h"
 #include "tlsrptd/ratelimit.h"
+#include "tlsrptd/tls.h"
 #include "tlsrptd/writer.h"
 
 static void serve_help(void)
@@ -46,44 +47,42 @@ static void serve_help(void)
            "the log file and reloads tls_cert and tls_key.\n");
 }
 
-/* Read the TLS material (NUL-terminated PEM text). */
-static bool read_pem(const struct config *cfg, struct buf *cert, struct buf *key, char *err)
+/* Resolve tls_cert and tls_key (paths or credential:NAME) and read and check
+ * the pair (tls.h). */
+static tr_err load_tls(const struct config *cfg, struct tls_material *m, char *err)
 {
-    buf_init(cert, 1 << 20);
-    buf_init(key, 1 << 20);
-    if (buf_read_file(cert, cfg->tls_cert, err) != TR_OK ||
-        buf_read_file(key, cfg->tls_key, err) != TR_OK) {
-        buf_free(cert);
-        buf_free(key);
-        return false;
-    }
-    return true;
+    char cert[4096], key[4096];
+    tr_err e = config_resolve_file("tls_cert", cfg->tls_cert, cert, sizeof cert, err);
+    if (e == TR_OK)
+        e = config_resolve_file("tls_key", cfg->tls_key, key, sizeof key, err);
+    if (e == TR_OK)
+        e = tls_load(cert, key, m, err);
+    if (e == TR_OK && m->not_after < (int64_t)time(NULL))
+        tr_warn("tls_cert %s has expired: senders will refuse it; renew it and reload", cert);
+    return e;
 }
 
-static bool drop_privileges(const char *user, char *err)
+/* TR_ECONFIG for an unknown user, TR_EIO when the change fails; err says why. */
+static tr_err drop_privileges(const char *user, char *err)
 {
     if (user == NULL || user[0] == 0)
-        return true;
+        return TR_OK;
     if (geteuid() != 0) {
         tr_warn("user = %s ignored: not started as root", user);
-        return true;
+        return TR_OK;
     }
     struct passwd *pw = getpwnam(user);
-    if (pw == NULL) {
-        tr_fail(err, TR_EUSAGE, "user '%s' does not exist", user);
-        return false;
-    }
+    if (pw == NULL)
+        return tr_fail(err, TR_ECONFIG,
+                       "user = %s: no such user: create it (adduser --system %s) or change user =",
+                       user, user);
     if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
-        setuid(pw->pw_uid) != 0) {
-        tr_fail(err, TR_EIO, "cannot become user %s: %s", user, strerror(errno));
-        return false;
-    }
-    if (setuid(0) == 0) {
-        tr_fail(err, TR_EIO, "dropping privileges to %s did not stick", user);
-        return false;
-    }
+        setuid(pw->pw_uid) != 0)
+        return tr_fail(err, TR_EIO, "cannot become user %s: %s", user, strerror(errno));
+    if (setuid(0) == 0)
+        return tr_fail(err, TR_EIO, "dropping privileges to %s did not stick", user);
     tr_info("running as user %s (uid %ld)", user, (long)pw->pw_uid);
-    return true;
+    return TR_OK;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -95,12 +94,16 @@ int cmd_serve(int argc, char **argv)
         config_free(&cfg);
         return rc < 0 ? 0 : rc;
     }
+    /* a startup error is logged, and also said on the original stderr when the
+     * log goes elsewhere (a file, syslog), so whoever started it sees it once */
+    int orig_stderr = strcmp(cfg.log_target, "stderr") != 0 ? dup(STDERR_FILENO) : -1;
     cli_setup_log(&cfg, "serve");
 
     char err[TR_ERRLEN];
+    tr_err e = TR_EIO; /* what failed: TR_ECONFIG exits 78, the rest 75 */
     struct http_listener listeners[2 * CONFIG_MAX_LIST];
     size_t nl = 0;
-    struct buf cert = {0}, key = {0};
+    struct tls_material tls = {0};
     struct store *st = NULL;
     struct writer *w = NULL;
     struct maildir_watch *mw = NULL;
@@ -117,16 +120,32 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    for (size_t i = 0; i < cfg.listen.n; i++, nl++)
-        if (http_bind(cfg.listen.items[i], false, &listeners[nl], err) != TR_OK)
+    for (size_t k = 0; k < cfg.listen.n + cfg.listen_tls.n; k++, nl++) {
+        bool tls_l = k >= cfg.listen.n;
+        const char *addr = tls_l ? cfg.listen_tls.items[k - cfg.listen.n] : cfg.listen.items[k];
+        char detail[TR_ERRLEN];
+        if ((e = http_bind(addr, tls_l, &listeners[nl], detail)) != TR_OK) {
+            tr_fail(err, e, "%s = %s: %s", tls_l ? "listen_tls" : "listen", addr, detail);
             goto fail;
-    for (size_t i = 0; i < cfg.listen_tls.n; i++, nl++)
-        if (http_bind(cfg.listen_tls.items[i], true, &listeners[nl], err) != TR_OK)
+        }
+    }
+    if (cfg.listen_tls.n && ((e = tls_check_priorities(cfg.tls_priorities, err)) != TR_OK ||
+                             (e = load_tls(&cfg, &tls, err)) != TR_OK))
+        goto fail;
+    if ((e = drop_privileges(cfg.user, err)) != TR_OK)
+        goto fail;
+    /* a Maildir that is not there will not appear by retrying */
+    for (size_t i = 0; i < cfg.maildir.n; i++) {
+        char detail[TR_ERRLEN];
+        if (maildir_prepare_dir(cfg.maildir.items[i], cfg.maildir_quarantine, detail) != TR_OK) {
+            e = tr_fail(err, TR_ECONFIG,
+                        "maildir = %s: %s: create it (mkdir -p DIR/new DIR/cur DIR/tmp, owned "
+                        "by the service user) or change maildir =",
+                        cfg.maildir.items[i], detail);
             goto fail;
-    if (cfg.listen_tls.n && !read_pem(&cfg, &cert, &key, err))
-        goto fail;
-    if (!drop_privileges(cfg.user, err))
-        goto fail;
+        }
+    }
+    e = TR_EIO;
 
     struct store_options sopt;
     cli_config_store_options(&cfg, &sopt);
@@ -135,8 +154,8 @@ int cmd_serve(int argc, char **argv)
     /* a database the service cannot write is a configuration problem: say
      * who owns it now, rather than answer 503 to every sender */
     tr_err wrc = store_check_writable(st, err);
-    if (wrc == TR_EUSAGE) {
-        exit_code = EXIT_CONFIG;
+    if (wrc == TR_ECONFIG) {
+        e = TR_ECONFIG;
         goto fail;
     }
     if (wrc != TR_OK)
@@ -148,7 +167,7 @@ int cmd_serve(int argc, char **argv)
     char spool[4096];
     if (cli_spool_dir(&cfg, spool, sizeof spool) &&
         writer_set_spool(w, spool, cfg.spool_max, err) != TR_OK) {
-        exit_code = EXIT_CONFIG;
+        e = TR_ECONFIG;
         goto fail;
     }
     if (cfg.maildir.n) {
@@ -158,8 +177,9 @@ int cmd_serve(int argc, char **argv)
             goto fail;
     }
     rl = ratelimit_new(cfg.rate_limit);
-    hs = http_start(&cfg, w, rl, listeners, nl, (const char *)cert.data, (const char *)key.data,
-                    err);
+    hs = http_start(&cfg, w, rl, listeners, nl, (const char *)tls.cert.data,
+                    (const char *)tls.key.data, err);
+    nl = 0; /* the server owns the sockets now */
     if (hs == NULL)
         goto fail;
     tr_info("tlsrptd %s serving; database %s", TLSRPTD_VERSION, cfg.db);
@@ -171,20 +191,19 @@ int cmd_serve(int argc, char **argv)
             cli_setup_log(&cfg, "serve");
             tr_info("SIGHUP: log reopened");
             if (cfg.listen_tls.n) {
-                struct buf ncert, nkey;
-                if (!read_pem(&cfg, &ncert, &nkey, err)) {
-                    tr_err_log("SIGHUP: keeping the old certificate: %s", err);
-                } else if (http_reload_tls(hs, (const char *)ncert.data, (const char *)nkey.data,
-                                           err) != TR_OK) {
-                    tr_err_log("SIGHUP: %s", err);
-                    buf_free(&ncert);
-                    buf_free(&nkey);
+                /* check the new pair before any listener is touched; on any
+                 * failure the old certificate goes on serving */
+                struct tls_material ntls;
+                if (load_tls(&cfg, &ntls, err) != TR_OK) {
+                    tr_err_log("SIGHUP: keeping the old certificate and key: %s", err);
+                } else if (http_reload_tls(hs, (const char *)ntls.cert.data,
+                                           (const char *)ntls.key.data, err) != TR_OK) {
+                    tr_err_log("SIGHUP: keeping the old certificate and key: %s", err);
+                    tls_material_free(&ntls);
                 } else {
-                    /* the new daemons hold pointers into ncert/nkey: keep them */
-                    buf_free(&cert);
-                    buf_free(&key);
-                    cert = ncert;
-                    key = nkey;
+                    /* the new daemons hold pointers into ntls: keep it */
+                    tls_material_free(&tls);
+                    tls = ntls;
                     tr_info("SIGHUP: certificate and key reloaded");
                 }
             }
@@ -221,15 +240,20 @@ int cmd_serve(int argc, char **argv)
     goto done;
 fail:
     tr_err_log("%s", err);
-    fprintf(stderr, "tlsrptd serve: %s\n", err);
+    if (orig_stderr >= 0)
+        dprintf(orig_stderr, "tlsrptd serve: %s\n", err);
+    exit_code = e == TR_ECONFIG ? EXIT_CONFIG : EXIT_TEMPFAIL;
 done:
+    for (size_t i = 0; i < nl; i++)
+        close(listeners[i].fd);
+    if (orig_stderr >= 0)
+        close(orig_stderr);
     http_stop(hs);
     maildir_watch_stop(mw, NULL);
     writer_stop(w);
     ratelimit_free(rl);
     store_close(st);
-    buf_free(&cert);
-    buf_free(&key);
+    tls_material_free(&tls);
     config_free(&cfg);
     return exit_code;
 }

@@ -1,7 +1,6 @@
 /* cli_summary.c: `tlsrptd summary` (failure summaries, filtered and grouped;
  * --reports lists the reports behind them) and `tlsrptd show KEY` (one
  * stored report: its JSON, its source, its warnings). Read-only. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,44 +9,53 @@
 #include "tlsrptd/query.h"
 #include "tlsrptd/render.h"
 
-static const char summary_help[] =
-    "Usage: tlsrptd summary [--db DB] [--domain D]... [--reporter ORG]... [--since T]\n"
-    "                       [--until T] [--by DIM] [--top N] [--fill]\n"
-    "                       [--format table|json|csv] [--reports [--limit N]]\n"
-    "\n"
-    "Successful and failed sessions (as the senders' summaries report them), the\n"
-    "failure rate, failed sessions per result type (summed over failure details),\n"
-    "reports and reporters, per group and in total. The table explains each result\n"
-    "type and what to fix.\n"
-    "\n"
-    "Options:\n"
-    "  --db DB              database: a SQLite file or a postgresql:// URI (default\n"
-    "                       " DEFAULT_DB ")\n"
-    "  --domain D           only policies for D (repeatable; '(none)': policies\n"
-    "                       without a domain)\n"
-    "  --reporter ORG       only reports from this organization-name (repeatable)\n"
-    "  --since T, --until T reports whose start-datetime is in [since, until); T is a\n"
-    "                       date (2026-11-01), a date and time (2026-11-01 12:00, UTC\n"
-    "                       unless an offset is given), an RFC 3339 date-time, or a\n"
-    "                       time ago (30d, 12h, 2w, 45m)\n"
-    "  --by DIM             domain (default), day, result-type, reporter, sending-ip,\n"
-    "                       mx-host or policy-type\n"
-    "  --top N              the N groups with the most failed sessions\n"
-    "  --fill               with --by day: every day of the window, zeros included\n"
-    "  --format FMT         table (default), json or csv\n"
-    "  --reports            list the stored reports behind the numbers instead\n"
-    "                       (table, json or csv)\n"
-    "  --limit N            with --reports: at most N (default all)\n";
+static void summary_help(void)
+{
+    printf("Usage: tlsrptd summary [-c FILE] [--db DB] [--domain D]... [--reporter ORG]...\n"
+           "                       [--since T] [--until T] [--by DIM] [--top N] [--fill]\n"
+           "                       [--format table|json|csv] [--reports [--limit N]]\n"
+           "\n"
+           "Successful and failed sessions (as the senders' summaries report them), the\n"
+           "failure rate, failed sessions per result type (summed over failure details),\n"
+           "reports and reporters, per group and in total. The table explains each result\n"
+           "type and what to fix.\n"
+           "\n"
+           "Options:\n"
+           "  -c, --config FILE    config file (default " TLSRPTD_CONFIG_FILE " when it exists):\n"
+           "                       its db is the database read\n"
+           "  --db DB              the database (the config key db: a SQLite file or a\n"
+           "                       postgresql:// URI; default ./tlsrptd.db)\n"
+           "  --domain D           only policies for D (repeatable; '(none)': policies\n"
+           "                       without a domain)\n"
+           "  --reporter ORG       only reports from this organization-name (repeatable)\n"
+           "  --since T, --until T reports whose start-datetime is in [since, until); T is a\n"
+           "                       date (2026-11-01), a date and time (2026-11-01 12:00, UTC\n"
+           "                       unless an offset is given), an RFC 3339 date-time, or a\n"
+           "                       time ago (30d, 12h, 2w, 45m)\n"
+           "  --by DIM             domain (default), day, result-type, reporter, sending-ip,\n"
+           "                       mx-host or policy-type\n"
+           "  --top N              the N groups with the most failed sessions\n"
+           "  --fill               with --by day: every day of the window, zeros included\n"
+           "  --format FMT         table (default), json or csv\n"
+           "  --reports            list the stored reports behind the numbers instead\n"
+           "                       (table, json or csv)\n"
+           "  --limit N            with --reports: at most N (default all)\n"
+           "\n"
+           "Exit status: 0; 64 usage; 66 no database; 75 the database cannot be read;\n"
+           "78 the config file is unusable.\n");
+}
 
-static const char show_help[] =
-    "Usage: tlsrptd show [--db PATH] [--format text|json] KEY\n"
-    "\n"
-    "Print one stored report: where it came from, its warnings and notes, and the\n"
-    "report JSON as it was received. KEY is the id (as ingest and summary --reports\n"
-    "print it) or the report-id.\n";
+static void show_help(void)
+{
+    printf("Usage: tlsrptd show [-c FILE] [--db DB] [--format text|json] KEY\n"
+           "\n"
+           "Print one stored report: where it came from, its warnings and notes, and the\n"
+           "report JSON as it was received. KEY is the id (as ingest and summary --reports\n"
+           "print it) or the report-id. The database is the config file's db (-c FILE, "
+           "or\n" TLSRPTD_CONFIG_FILE " when it exists), or --db.\n");
+}
 
 enum {
-    OPT_DB = 256,
     OPT_FORMAT,
     OPT_DOMAIN,
     OPT_SINCE,
@@ -60,13 +68,20 @@ enum {
     OPT_FILL,
 };
 
-static struct store *open_read(const char *cmd, const char *db)
+static const struct cli_flag summary_flags[] = {
+    {"format", true},   {"domain", true}, {"since", true},    {"until", true},
+    {"by", true},       {"top", true},    {"reports", false}, {"limit", true},
+    {"reporter", true}, {"fill", false},  {NULL, false},
+};
+
+static struct store *open_read(const char *cmd, const struct config *cfg)
 {
-    struct store_options sopt = STORE_DEFAULT_OPTIONS;
+    struct store_options sopt;
+    cli_config_store_options(cfg, &sopt);
     sopt.read_only = true;
     struct store *st = NULL;
     char err[TR_ERRLEN];
-    if (store_open(db, &sopt, &st, err) != TR_OK)
+    if (store_open(cfg->db, &sopt, &st, err) != TR_OK)
         fprintf(stderr, "tlsrptd %s: %s\n", cmd, err);
     return st;
 }
@@ -77,111 +92,124 @@ static void print_json(json_t *j)
     fputc('\n', stdout);
 }
 
+struct summary_args {
+    const char *format;
+    struct query_filter f;
+    bool reports;
+    long limit, top;
+    int64_t now;
+    const char *key; /* show */
+    bool show;
+};
+
+static int take_summary(void *ctx, int flag, const char *v)
+{
+    struct summary_args *a = ctx;
+    const char *cmd = a->show ? "show" : "summary";
+    switch (flag) {
+    case -1:
+        if (!a->show)
+            return cli_usage_error(cmd, "unexpected argument '%s'", v);
+        if (a->key)
+            return cli_usage_error(cmd, "give one KEY (an id or a report-id)");
+        a->key = v;
+        return 0;
+    case OPT_FORMAT:
+        a->format = v;
+        if (a->show && strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+            return cli_usage_error(cmd, "--format: '%s' is not text or json", v);
+        if (!a->show && strcmp(v, "table") != 0 && strcmp(v, "json") != 0 && strcmp(v, "csv") != 0)
+            return cli_usage_error(cmd, "--format: '%s' is not table, json or csv", v);
+        return 0;
+    case OPT_DOMAIN:
+        if (!query_filter_add_domain(&a->f, v))
+            return cli_usage_error(cmd,
+                                   "--domain: '%s' is empty, too long, or one "
+                                   "too many (at most %d)",
+                                   v, QUERY_MAX_DOMAINS);
+        return 0;
+    case OPT_SINCE:
+    case OPT_UNTIL:
+        if (!query_parse_time(v, a->now, flag == OPT_SINCE ? &a->f.sf.since : &a->f.sf.until))
+            return cli_usage_error(cmd,
+                                   "%s: '%s' is not a date, a date and time, an RFC 3339 "
+                                   "date-time or a time ago like 30d",
+                                   flag == OPT_SINCE ? "--since" : "--until", v);
+        return 0;
+    case OPT_REPORTER:
+        if (!query_filter_add_reporter(&a->f, v))
+            return cli_usage_error(cmd,
+                                   "--reporter: '%s' is empty, too long, or one too many "
+                                   "(at most %d)",
+                                   v, QUERY_MAX_DOMAINS);
+        return 0;
+    case OPT_FILL:
+        a->f.fill = true;
+        return 0;
+    case OPT_BY:
+        if (!query_parse_by(v, &a->f.by))
+            return cli_usage_error(cmd,
+                                   "--by: '%s' is not domain, day, result-type, reporter, "
+                                   "sending-ip, mx-host or policy-type",
+                                   v);
+        return 0;
+    case OPT_TOP:
+        if (!cli_parse_long(v, 1, 1000000, &a->top))
+            return cli_usage_error(cmd, "--top: '%s' is not in [1, 1000000]", v);
+        a->f.top = (size_t)a->top;
+        return 0;
+    case OPT_REPORTS:
+        a->reports = true;
+        return 0;
+    case OPT_LIMIT:
+        if (!cli_parse_long(v, 1, 100000000, &a->limit))
+            return cli_usage_error(cmd, "--limit: '%s' is not a positive number", v);
+        return 0;
+    default:
+        return cli_usage_error(cmd, "unexpected option");
+    }
+}
+
+static int check_summary_args(const struct summary_args *a)
+{
+    if (a->f.sf.since >= a->f.sf.until)
+        return cli_usage_error("summary", "--since is not before --until");
+    if (a->reports && (a->f.by != QUERY_BY_DOMAIN || a->f.top || a->f.fill))
+        return cli_usage_error("summary", "--by, --top and --fill do not apply to --reports");
+    if (a->f.fill && a->f.by != QUERY_BY_DAY)
+        return cli_usage_error("summary", "--fill applies to --by day only");
+    if (!a->reports && a->limit)
+        return cli_usage_error("summary", "--limit applies to --reports only");
+    return 0;
+}
+
 int cmd_summary(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, OPT_DB},
-        {"format", required_argument, NULL, OPT_FORMAT},
-        {"domain", required_argument, NULL, OPT_DOMAIN},
-        {"since", required_argument, NULL, OPT_SINCE},
-        {"until", required_argument, NULL, OPT_UNTIL},
-        {"by", required_argument, NULL, OPT_BY},
-        {"top", required_argument, NULL, OPT_TOP},
-        {"reports", no_argument, NULL, OPT_REPORTS},
-        {"limit", required_argument, NULL, OPT_LIMIT},
-        {"reporter", required_argument, NULL, OPT_REPORTER},
-        {"fill", no_argument, NULL, OPT_FILL},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = DEFAULT_DB, *format = "table";
-    static struct query_filter f;
-    query_filter_init(&f);
-    bool reports = false;
-    long limit = 0, top = 0;
-    int64_t now = (int64_t)time(NULL);
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DB:
-            db = optarg;
-            break;
-        case OPT_FORMAT:
-            format = optarg;
-            if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0 &&
-                strcmp(format, "csv") != 0)
-                return cli_usage_error("summary", "--format: '%s' is not table, json or csv",
-                                       format);
-            break;
-        case OPT_DOMAIN:
-            if (!query_filter_add_domain(&f, optarg))
-                return cli_usage_error("summary",
-                                       "--domain: '%s' is empty, too long, or one "
-                                       "too many (at most %d)",
-                                       optarg, QUERY_MAX_DOMAINS);
-            break;
-        case OPT_SINCE:
-        case OPT_UNTIL:
-            if (!query_parse_time(optarg, now, c == OPT_SINCE ? &f.sf.since : &f.sf.until))
-                return cli_usage_error("summary",
-                                       "%s: '%s' is not a date, a date and time, an RFC 3339 "
-                                       "date-time or a time ago like 30d",
-                                       c == OPT_SINCE ? "--since" : "--until", optarg);
-            break;
-        case OPT_REPORTER:
-            if (!query_filter_add_reporter(&f, optarg))
-                return cli_usage_error("summary",
-                                       "--reporter: '%s' is empty, too long, or one too many "
-                                       "(at most %d)",
-                                       optarg, QUERY_MAX_DOMAINS);
-            break;
-        case OPT_FILL:
-            f.fill = true;
-            break;
-        case OPT_BY:
-            if (!query_parse_by(optarg, &f.by))
-                return cli_usage_error("summary",
-                                       "--by: '%s' is not domain, day, result-type, reporter, "
-                                       "sending-ip, mx-host or policy-type",
-                                       optarg);
-            break;
-        case OPT_TOP:
-            if (!cli_parse_long(optarg, 1, 1000000, &top))
-                return cli_usage_error("summary", "--top: '%s' is not in [1, 1000000]", optarg);
-            f.top = (size_t)top;
-            break;
-        case OPT_REPORTS:
-            reports = true;
-            break;
-        case OPT_LIMIT:
-            if (!cli_parse_long(optarg, 1, 100000000, &limit))
-                return cli_usage_error("summary", "--limit: '%s' is not a positive number", optarg);
-            break;
-        case 'h':
-            fputs(summary_help, stdout);
-            return 0;
-        default:
-            return cli_usage_error("summary", "unknown option");
-        }
+    static struct summary_args a;
+    a = (struct summary_args){.format = "table", .now = (int64_t)time(NULL)};
+    query_filter_init(&a.f);
+    struct config cfg;
+    config_init(&cfg);
+    int rc = cli_args("summary", argc, argv, &cfg, summary_help, summary_flags, take_summary, &a);
+    if (rc == 0)
+        rc = check_summary_args(&a);
+    if (rc == 0)
+        rc = cli_need_db("summary", cfg.db);
+    if (rc != 0) {
+        config_free(&cfg);
+        return rc < 0 ? 0 : rc;
     }
-    if (optind < argc)
-        return cli_usage_error("summary", "unexpected argument '%s'", argv[optind]);
-    if (f.sf.since >= f.sf.until)
-        return cli_usage_error("summary", "--since is not before --until");
-    if (reports && (f.by != QUERY_BY_DOMAIN || f.top || f.fill))
-        return cli_usage_error("summary", "--by, --top and --fill do not apply to --reports");
-    if (f.fill && f.by != QUERY_BY_DAY)
-        return cli_usage_error("summary", "--fill applies to --by day only");
-    if (!reports && limit)
-        return cli_usage_error("summary", "--limit applies to --reports only");
+    const struct query_filter *f = &a.f;
+    bool reports = a.reports;
+    long limit = a.limit;
+    const char *format = a.format;
 
-    struct store *st = open_read("summary", db);
+    struct store *st = open_read("summary", &cfg);
+    config_free(&cfg);
     if (st == NULL)
         return EXIT_TEMPFAIL;
     char err[TR_ERRLEN];
-    json_t *out =
-        reports ? query_reports(st, &f, (size_t)limit, 0, err) : query_summary(st, &f, err);
+    json_t *out = reports ? query_reports(st, f, (size_t)limit, 0, err) : query_summary(st, f, err);
     store_close(st);
     if (out == NULL) {
         fprintf(stderr, "tlsrptd summary: %s\n", err);
@@ -212,49 +240,38 @@ static void print_source(const json_t *src)
     }
 }
 
+static const struct cli_flag show_flags[] = {{"format", true}, {NULL, false}};
+
 int cmd_show(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, OPT_DB},
-        {"format", required_argument, NULL, OPT_FORMAT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = DEFAULT_DB, *format = "text";
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DB:
-            db = optarg;
-            break;
-        case OPT_FORMAT:
-            format = optarg;
-            if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
-                return cli_usage_error("show", "--format: '%s' is not text or json", format);
-            break;
-        case 'h':
-            fputs(show_help, stdout);
-            return 0;
-        default:
-            return cli_usage_error("show", "unknown option");
-        }
+    static struct summary_args a;
+    a = (struct summary_args){.format = "text", .show = true};
+    query_filter_init(&a.f);
+    struct config cfg;
+    config_init(&cfg);
+    int rc = cli_args("show", argc, argv, &cfg, show_help, show_flags, take_summary, &a);
+    if (rc == 0 && a.key == NULL)
+        rc = cli_usage_error("show", "give one KEY (an id or a report-id)");
+    if (rc == 0)
+        rc = cli_need_db("show", cfg.db);
+    if (rc != 0) {
+        config_free(&cfg);
+        return rc < 0 ? 0 : rc;
     }
-    if (argc - optind != 1)
-        return cli_usage_error("show", "give one KEY (an id or a report-id)");
-    struct store *st = open_read("show", db);
+    const char *format = a.format;
+    struct store *st = open_read("show", &cfg);
+    config_free(&cfg);
     if (st == NULL)
         return EXIT_TEMPFAIL;
     char err[TR_ERRLEN];
     size_t found = 0;
-    json_t *r = query_report(st, argv[optind], &found, err);
+    json_t *r = query_report(st, a.key, &found, err);
     store_close(st);
     if (r == NULL) {
         if (found > 1)
             return cli_usage_error("show", "%s", err);
         if (found == 0 && err[0] == 0) {
-            fprintf(stderr, "tlsrptd show: no stored report has the id or report-id '%s'\n",
-                    argv[optind]);
+            fprintf(stderr, "tlsrptd show: no stored report has the id or report-id '%s'\n", a.key);
             return EXIT_DATAERR;
         }
         fprintf(stderr, "tlsrptd show: %s\n", err);

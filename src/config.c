@@ -1,6 +1,7 @@
-/* config.c: the option table of `tlsrptd serve`, the config file parser and
- * flag handling. Every option is one row: file name, type, offset in struct
- * config, default, bounds, help. Flags are the file names with dashes. */
+/* config.c: the one option table of tlsrptd (every command reads the same
+ * tlsrptd.conf), the config file parser, flag handling, the size parser and
+ * credential:NAME files. Every option is one row: file name, type, offset in
+ * struct config, default, bounds, help. Flags are the file names with dashes. */
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
@@ -27,8 +28,10 @@ static const struct opt opts[] = {
     {"listen", OPT_LIST, OFF(listen), NULL, 0, 0,
      "ADDR:PORT for plain HTTP; repeatable (default 127.0.0.1:8080 when no listener is set)"},
     {"listen_tls", OPT_LIST, OFF(listen_tls), NULL, 0, 0, "ADDR:PORT for HTTPS; repeatable"},
-    {"tls_cert", OPT_STR, OFF(tls_cert), NULL, 0, 0, "certificate chain (PEM) for listen_tls"},
-    {"tls_key", OPT_STR, OFF(tls_key), NULL, 0, 0, "private key (PEM) for listen_tls"},
+    {"tls_cert", OPT_STR, OFF(tls_cert), NULL, 0, 0,
+     "certificate chain (PEM) for listen_tls: a path, or credential:NAME (systemd credential)"},
+    {"tls_key", OPT_STR, OFF(tls_key), NULL, 0, 0,
+     "private key (PEM) for listen_tls: a path, or credential:NAME (systemd credential)"},
     {"tls_priorities", OPT_STR, OFF(tls_priorities),
      "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE", 0, 0,
      "GnuTLS priority string (TLS 1.2 and 1.3 only)"},
@@ -65,7 +68,8 @@ static const struct opt opts[] = {
     {"rate_limit", OPT_UINT, OFF(rate_limit), "600", 0, 10000000,
      "requests per client IP per minute (0: unlimited)"},
     {"threads", OPT_UINT, OFF(threads), "2", 1, 64, "HTTP worker threads per listener"},
-    {"commit_max", OPT_UINT, OFF(commit_max), "1024", 1, 100000, "most reports committed together"},
+    {"commit_max", OPT_UINT, OFF(commit_max), "1024", 1, 100000,
+     "most reports committed together (serve, maildir, ingest)"},
     {"busy_timeout", OPT_UINT, OFF(busy_timeout), "5000", 0, 3600000,
      "ms to wait for a locked database before answering 503"},
     {"quarantine_bytes", OPT_SIZE, OFF(quarantine_bytes), "256M", 1, SIZE_MAX / 2,
@@ -82,8 +86,8 @@ static const struct opt opts[] = {
      "Maildir folder for messages that hold no report (default <maildir>/.Quarantine)"},
     {"maildir_rescan", OPT_UINT, OFF(maildir_rescan), "60", 1, 86400,
      "seconds between full rescans of new/ (besides inotify)"},
-    {"max_message", OPT_SIZE, OFF(max_message), "16M", 1, (size_t)1 << 30,
-     "largest mail message read from a Maildir"},
+    {"max_message", OPT_SIZE, OFF(max_message), "32M", 1, (size_t)1 << 30,
+     "largest input read from a file, stdin or a Maildir (a mail or a report)"},
     {"public_url", OPT_STR, OFF(public_url), NULL, 0, 0,
      "https URL senders POST reports to (rua=https:...; tlsrptd record)"},
     {"report_mailbox", OPT_STR, OFF(report_mailbox), NULL, 0, 0,
@@ -130,7 +134,7 @@ bool config_is_option(const char *name, bool *takes_value)
     return o != NULL;
 }
 
-static bool parse_size(const char *s, size_t *out)
+bool config_parse_size(const char *s, size_t *out)
 {
     char *end;
     errno = 0;
@@ -171,7 +175,8 @@ static tr_err set_opt(struct config *c, const struct opt *o, const char *value, 
     case OPT_LIST: {
         struct config_list *l = (struct config_list *)(void *)base;
         if (l->n == CONFIG_MAX_LIST)
-            return tr_fail(err, TR_EUSAGE, "%s: at most %d entries", o->name, CONFIG_MAX_LIST);
+            return tr_fail(err, TR_EUSAGE, "%s = %s: at most %d %s entries: drop some", o->name,
+                           value, CONFIG_MAX_LIST, o->name);
         if ((l->items[l->n] = strdup(value)) == NULL)
             return tr_fail(err, TR_ENOMEM, "out of memory");
         l->n++;
@@ -184,18 +189,21 @@ static tr_err set_opt(struct config *c, const struct opt *o, const char *value, 
         else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
             *p = false;
         else
-            return tr_fail(err, TR_EUSAGE, "%s: '%s' is not yes or no", o->name, value);
+            return tr_fail(err, TR_EUSAGE, "%s = %s: not yes or no: write yes or no", o->name,
+                           value);
         return TR_OK;
     }
     case OPT_SIZE:
     case OPT_UINT:
         /* plain numbers take no size suffix */
-        if (!parse_size(value, &v) || (o->type == OPT_UINT && strpbrk(value, "kKmMgG")))
-            return tr_fail(err, TR_EUSAGE, "%s: '%s' is not a %s", o->name, value,
-                           o->type == OPT_SIZE ? "size (like 10M)" : "number");
+        if (!config_parse_size(value, &v) || (o->type == OPT_UINT && strpbrk(value, "kKmMgG")))
+            return tr_fail(err, TR_EUSAGE, "%s = %s: not a %s", o->name, value,
+                           o->type == OPT_SIZE
+                               ? "size: write bytes, or a number with k, M or G (like 10M)"
+                               : "number: write a whole number");
         if (v < o->min || v > o->max)
-            return tr_fail(err, TR_EUSAGE, "%s: %s is outside [%zu, %zu]", o->name, value, o->min,
-                           o->max);
+            return tr_fail(err, TR_EUSAGE, "%s = %s: outside [%zu, %zu]: write a value in range",
+                           o->name, value, o->min, o->max);
         *(size_t *)(void *)base = v;
         return TR_OK;
     }
@@ -229,7 +237,7 @@ tr_err config_set(struct config *c, const char *name, const char *value, char *e
 {
     const struct opt *o = find_opt(name);
     if (o == NULL)
-        return tr_fail(err, TR_EUSAGE, "unknown option '%s'", name);
+        return tr_fail(err, TR_EUSAGE, "unknown key '%s': see tlsrptd.conf(5) for the keys", name);
     return set_opt(c, o, value, err);
 }
 
@@ -246,15 +254,21 @@ static char *trim(char *s)
 tr_err config_load_file(struct config *c, const char *path, char *err)
 {
     FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return tr_fail(err, TR_EUSAGE, "%s: %s", path, strerror(errno));
+    if (f == NULL) {
+        int e = errno;
+        return tr_fail(err, TR_ECONFIG, "config file %s: %s%s", path, strerror(e),
+                       e == EACCES ? ": run as root or as a member of its group (tlsrptd), or "
+                                     "give another with -c FILE"
+                                   : ": create it, or give another with -c FILE");
+    }
     char line[4096];
     int lineno = 0;
     tr_err rc = TR_OK;
     while (rc == TR_OK && fgets(line, sizeof line, f)) {
         lineno++;
         if (strchr(line, '\n') == NULL && !feof(f)) {
-            rc = tr_fail(err, TR_EUSAGE, "%s:%d: line too long", path, lineno);
+            rc = tr_fail(err, TR_ECONFIG, "%s:%d: line too long: keep lines under 4096 bytes", path,
+                         lineno);
             break;
         }
         char *s = trim(line);
@@ -262,7 +276,8 @@ tr_err config_load_file(struct config *c, const char *path, char *err)
             continue;
         char *eq = strchr(s, '=');
         if (eq == NULL) {
-            rc = tr_fail(err, TR_EUSAGE, "%s:%d: expected 'key = value'", path, lineno);
+            rc = tr_fail(err, TR_ECONFIG,
+                         "%s:%d: not 'key = value': write one key = value per line", path, lineno);
             break;
         }
         *eq = 0;
@@ -274,7 +289,7 @@ tr_err config_load_file(struct config *c, const char *path, char *err)
         }
         char detail[TR_ERRLEN];
         if (config_set(c, key, value, detail) != TR_OK)
-            rc = tr_fail(err, TR_EUSAGE, "%s:%d: %s", path, lineno, detail);
+            rc = tr_fail(err, TR_ECONFIG, "%s:%d: %s", path, lineno, detail);
     }
     fclose(f);
     return rc;
@@ -288,14 +303,45 @@ tr_err config_finish(struct config *c, char *err)
             return tr_fail(err, TR_ENOMEM, "%s", detail);
     }
     if (c->listen_tls.n && (c->tls_cert == NULL || c->tls_key == NULL))
-        return tr_fail(err, TR_EUSAGE, "listen_tls needs tls_cert and tls_key");
+        return tr_fail(err, TR_ECONFIG,
+                       "listen_tls = %s needs tls_cert and tls_key: set both (PEM files, or "
+                       "credential:NAME)",
+                       c->listen_tls.items[0]);
     if (strcmp(c->log_format, "text") != 0 && strcmp(c->log_format, "json") != 0)
-        return tr_fail(err, TR_EUSAGE, "log_format: '%s' is not text or json", c->log_format);
+        return tr_fail(err, TR_ECONFIG, "log_format = %s: not text or json: write one of them",
+                       c->log_format);
     if (c->path[0] != '/')
-        return tr_fail(err, TR_EUSAGE, "path: '%s' does not start with /", c->path);
+        return tr_fail(err, TR_ECONFIG, "path = %s: does not start with /: write it like /tlsrpt",
+                       c->path);
     size_t pl = strlen(c->path);
     if (pl > 1 && c->path[pl - 1] == '/')
         c->path[pl - 1] = 0;
+    return TR_OK;
+}
+
+tr_err config_resolve_file(const char *key, const char *value, char *out, size_t outlen, char *err)
+{
+    static const char prefix[] = "credential:";
+    size_t pl = sizeof prefix - 1;
+    if (strncmp(value, prefix, pl) != 0) {
+        if ((size_t)snprintf(out, outlen, "%s", value) >= outlen)
+            return tr_fail(err, TR_ECONFIG, "%s = %.64s...: path too long", key, value);
+        return TR_OK;
+    }
+    const char *name = value + pl;
+    if (name[0] == 0 || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return tr_fail(err, TR_ECONFIG,
+                       "%s = %s: not a credential name: write credential:NAME, NAME as in the "
+                       "unit's LoadCredential=NAME:/path",
+                       key, value);
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (dir == NULL || dir[0] == 0)
+        return tr_fail(err, TR_ECONFIG,
+                       "%s = %s: $CREDENTIALS_DIRECTORY is not set: start tlsrptd from its "
+                       "systemd unit (LoadCredential=%s:/path/to/file), or give a path",
+                       key, value, name);
+    if ((size_t)snprintf(out, outlen, "%s/%s", dir, name) >= outlen)
+        return tr_fail(err, TR_ECONFIG, "%s = %s: $CREDENTIALS_DIRECTORY is too long", key, value);
     return TR_OK;
 }
 

@@ -13,6 +13,7 @@ static const char *const messages[TR_ELAST] = {
     [TR_EDB] = "storage unavailable",
     [TR_EUSAGE] = "usage error",
     [TR_ERETRY] = "transaction conflict; retry",
+    [TR_ECONFIG] = "configuration error",
 };
 
 const char *tr_strerror(tr_err e)

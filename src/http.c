@@ -1,4 +1,4 @@
-/* http.c: the https rua endpoint (libmicrohttpd + GnuTLS), DESIGN.md §4.
+/* http.c: the https rua endpoint (libmicrohttpd + GnuTLS); docs/http.md.
  *
  * Routes: POST {path} and {path}/anything (reports), GET /healthz, GET
  * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c). A report
@@ -11,6 +11,7 @@
  * queued only on the first or the last call, as libmicrohttpd requires. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -30,6 +31,7 @@
 #include "tlsrptd/log.h"
 #include "tlsrptd/maildir.h"
 #include "tlsrptd/prom.h"
+#include "tlsrptd/record.h"
 
 #define MAX_DAEMONS (2 * CONFIG_MAX_LIST)
 
@@ -107,6 +109,7 @@ struct request {
     char client[INET6_ADDRSTRLEN];
     char method[16];
     char path[256];
+    char domain_hint[RECORD_DOMAIN_MAX]; /* from PATH/<domain>, or "" */
     char outcome[TR_ERRLEN + 64];
 };
 
@@ -117,28 +120,45 @@ tr_err http_bind(const char *addr_port, bool tls, struct http_listener *out, cha
     char host[256];
     const char *colon = strrchr(addr_port, ':');
     if (colon == NULL || colon == addr_port || colon[1] == 0)
-        return tr_fail(err, TR_EUSAGE, "listen address '%s' is not ADDR:PORT", addr_port);
+        return tr_fail(err, TR_ECONFIG,
+                       "not ADDR:PORT: write it like 127.0.0.1:8080, [::1]:8080 or *:443");
     size_t hl = (size_t)(colon - addr_port);
     if (hl >= sizeof host)
-        return tr_fail(err, TR_EUSAGE, "listen address '%s' is too long", addr_port);
+        return tr_fail(err, TR_ECONFIG, "the address is too long: write an IP address");
     memcpy(host, addr_port, hl);
     host[hl] = 0;
     if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
         memmove(host, host + 1, hl - 2);
         host[hl - 2] = 0;
     }
+    char *pend;
+    errno = 0;
+    long port = strtol(colon + 1, &pend, 10);
+    if (errno || *pend || port < 1 || port > 65535)
+        return tr_fail(err, TR_ECONFIG, "port '%s' is not 1-65535: write a port number", colon + 1);
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int gai =
         getaddrinfo(strcmp(host, "*") == 0 || host[0] == 0 ? NULL : host, colon + 1, &hints, &ai);
     if (gai != 0)
-        return tr_fail(err, TR_EUSAGE, "listen address '%s': %s", addr_port, gai_strerror(gai));
+        return tr_fail(err, TR_ECONFIG, "%s: write an address of this host and a port 1-65535",
+                       gai_strerror(gai));
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        tr_err e = tr_fail(err, TR_EIO, "cannot listen on %s: %s", addr_port, strerror(errno));
+        int en = errno;
+        /* a port taken by another process may come free: retry (75); the rest will not */
+        tr_err e = tr_fail(
+            err, en == EADDRINUSE ? TR_EIO : TR_ECONFIG, "cannot listen: %s%s", strerror(en),
+            en == EACCES          ? ": ports below 1024 need root: start it as root or "
+                                    "give it CAP_NET_BIND_SERVICE (the unit does)"
+            : en == EADDRNOTAVAIL ? ": not an address of this host: write one of its addresses, "
+                                    "or * for all"
+            : en == EADDRINUSE    ? ": another program listens there: stop it or "
+                                    "change the port"
+                                  : "");
         if (fd >= 0)
             close(fd);
         freeaddrinfo(ai);
@@ -380,7 +400,11 @@ static enum MHD_Result finish_upload(struct request *rq)
             buf_free(&plain);
             char reason[TR_ERRLEN];
             snprintf(reason, sizeof reason, "Content-Encoding: gzip body: %.200s", err);
-            struct store_source qsrc = {.kind = "http", .name = rq->path, .client = rq->client};
+            struct store_source qsrc = {.kind = "http",
+                                        .name = rq->path,
+                                        .client = rq->client,
+                                        .report_domain =
+                                            rq->domain_hint[0] ? rq->domain_hint : NULL};
             rq->wreq.job = ingest_prepare_rejected(data.data, data.len, true, &qsrc, reason);
             if (rq->wreq.job == NULL)
                 return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
@@ -389,7 +413,12 @@ static enum MHD_Result finish_upload(struct request *rq)
         buf_free(&data);
         data = plain;
     }
-    struct store_source src = {.kind = "http", .name = rq->path, .client = rq->client};
+    /* PATH/<domain> is a hint like a mail's TLS-Report-Domain header: the
+     * domain of policies that name none (ingest.c) */
+    struct store_source src = {.kind = "http",
+                               .name = rq->path,
+                               .client = rq->client,
+                               .report_domain = rq->domain_hint[0] ? rq->domain_hint : NULL};
     if (data.data == NULL && buf_reserve(&data, 0) != TR_OK)
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
     rq->wreq.job = ingest_prepare(data.data, data.len, true, &src, &hs->lim);
@@ -455,6 +484,19 @@ static enum MHD_Result start_report(struct request *rq)
     else if (ce && strcasecmp(ce, "identity") != 0)
         return send_error(rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported content encoding",
                           "only gzip is accepted", 0);
+    const char *seg = rq->path + strlen(hs->cfg->path);
+    if (seg[0] == '/' && seg[1] != 0 && seg[1] != '/') {
+        char name[256], detail[TR_ERRLEN];
+        size_t n = strcspn(seg + 1, "/");
+        snprintf(name, sizeof name, "%.*s", (int)(n < 255 ? n : 255), seg + 1);
+        if (n > 253 || record_domain(name, rq->domain_hint, detail) != TR_OK) {
+            char why[TR_ERRLEN];
+            snprintf(why, sizeof why, "'%.64s' after %.32s/ is not a domain name: %.120s", name,
+                     hs->cfg->path, n > 253 ? "longer than 253 octets" : detail);
+            rq->domain_hint[0] = 0;
+            return send_error(rq, MHD_HTTP_BAD_REQUEST, "bad domain in the path", why, 0);
+        }
+    }
     buf_init(&rq->body, hs->cfg->max_body);
     return MHD_YES;
 }
@@ -831,8 +873,16 @@ static struct MHD_Daemon *start_daemon(struct http_server *hs, struct http_liste
         {MHD_OPTION_END, 0, NULL},
     };
     struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+    /* Each daemon gets a duplicate of the listening socket, never the socket
+     * itself: libmicrohttpd closes the socket it was given when it fails to
+     * start (a bad certificate, say), and a quiesced daemon still holds that
+     * number, so handing over the original made a failed reload close the
+     * listener under the old daemon and the next one abort in close(). */
+    int fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
     return MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, hs, MHD_OPTION_LISTEN_SOCKET, l->fd,
+        flags, 0, NULL, NULL, on_request, hs, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -860,12 +910,7 @@ struct http_server *http_start(const struct config *cfg, struct writer *w, struc
         tr_fail(err, TR_ENOMEM, "out of memory");
         return NULL;
     }
-    hs->lim = (struct ingest_limits)INGEST_DEFAULT_LIMITS;
-    hs->lim.max_input = cfg->max_inflated > cfg->max_body ? cfg->max_inflated : cfg->max_body;
-    hs->lim.max_inflated = cfg->max_inflated;
-    hs->lim.max_depth = cfg->max_json_depth;
-    hs->lim.mime.max_message = hs->lim.max_input;
-    hs->lim.mime.max_parts = cfg->max_parts;
+    ingest_limits_from_config(cfg, true, &hs->lim);
     pthread_mutex_init(&hs->mu, NULL);
     pthread_mutex_init(&hs->watch_mu, NULL);
     for (size_t i = 0; i < n; i++) {
@@ -886,8 +931,12 @@ tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key
 {
     pthread_mutex_lock(&hs->mu);
     tr_err rc = TR_OK;
-    size_t n = hs->ndaemons;
-    for (size_t i = 0; i < n && rc == TR_OK; i++) {
+    size_t n = hs->ndaemons, started = 0;
+    /* All or nothing: a new daemon starts accepting on each TLS listener
+     * beside the old one; only when every one started do the old ones stop
+     * accepting (and finish their connections). When one cannot start, the
+     * new ones are stopped again and the old ones go on serving untouched. */
+    for (size_t i = 0; i < n; i++) {
         struct daemon_slot *s = &hs->daemons[i];
         if (s->retired || !s->l->tls)
             continue;
@@ -895,24 +944,29 @@ tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key
             rc = tr_fail(err, TR_EUSAGE, "too many reloads in flight; try again shortly");
             break;
         }
-        /* the new daemon takes the listening socket; the old one finishes its connections */
-        MHD_socket fd = MHD_quiesce_daemon(s->d);
-        if (fd == MHD_INVALID_SOCKET) {
-            rc = tr_fail(err, TR_EIO, "cannot hand over %s", s->l->name);
-            break;
-        }
         struct MHD_Daemon *d = start_daemon(hs, s->l, cert, key);
         if (d == NULL) {
-            /* bad certificate: keep serving with the old daemon's setup on a new one is not
-             * possible once quiesced, so restart with the old material is the caller's job;
-             * report it loudly */
-            rc = tr_fail(err, TR_EIO, "cannot restart HTTPS on %s with the new certificate",
+            rc = tr_fail(err, TR_EIO, "cannot start HTTPS on %s with the new certificate",
                          s->l->name);
             break;
         }
-        s->retired = true;
-        s->retired_at = time(NULL);
         hs->daemons[hs->ndaemons++] = (struct daemon_slot){d, s->l, false, 0};
+        started++;
+    }
+    if (rc != TR_OK) {
+        while (started-- > 0)
+            MHD_stop_daemon(hs->daemons[--hs->ndaemons].d);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            struct daemon_slot *s = &hs->daemons[i];
+            if (s->retired || !s->l->tls)
+                continue;
+            MHD_socket old = MHD_quiesce_daemon(s->d);
+            if (old != MHD_INVALID_SOCKET)
+                close(old); /* the old daemon's duplicate; the listener stays open */
+            s->retired = true;
+            s->retired_at = time(NULL);
+        }
     }
     pthread_mutex_unlock(&hs->mu);
     return rc;
@@ -951,7 +1005,11 @@ void http_quiesce(struct http_server *hs)
         MHD_socket fd = MHD_quiesce_daemon(hs->daemons[i].d);
         if (fd != MHD_INVALID_SOCKET)
             close(fd);
-        hs->daemons[i].l->fd = -1;
+    }
+    for (size_t i = 0; i < hs->nlisteners; i++) {
+        if (hs->listeners[i].fd >= 0)
+            close(hs->listeners[i].fd); /* new connections are refused from now on */
+        hs->listeners[i].fd = -1;
     }
     pthread_mutex_unlock(&hs->mu);
 }
@@ -967,6 +1025,11 @@ void http_stop(struct http_server *hs)
         return;
     for (size_t i = 0; i < hs->ndaemons; i++)
         MHD_stop_daemon(hs->daemons[i].d);
+    for (size_t i = 0; i < hs->nlisteners; i++) {
+        if (hs->listeners[i].fd >= 0)
+            close(hs->listeners[i].fd);
+        hs->listeners[i].fd = -1;
+    }
     pthread_mutex_destroy(&hs->mu);
     pthread_mutex_destroy(&hs->watch_mu);
     api_free(hs->api);

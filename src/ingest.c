@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tlsrptd/config.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/ingest.h"
 #include "tlsrptd/log.h"
@@ -116,6 +117,18 @@ void ingest_decoded_free(struct ingest_decoded *dec)
     free(dec->payloads);
     mime_message_free(&dec->msg);
     memset(dec, 0, sizeof *dec);
+}
+
+void ingest_limits_from_config(const struct config *cfg, bool http, struct ingest_limits *lim)
+{
+    *lim = (struct ingest_limits)INGEST_DEFAULT_LIMITS;
+    lim->max_input = cfg->max_message;
+    if (http)
+        lim->max_input = cfg->max_inflated > cfg->max_body ? cfg->max_inflated : cfg->max_body;
+    lim->max_inflated = cfg->max_inflated;
+    lim->max_depth = cfg->max_json_depth;
+    lim->mime.max_message = lim->max_input;
+    lim->mime.max_parts = cfg->max_parts;
 }
 
 /* ---- prepared jobs -------------------------------------------------------------------------- */
@@ -255,8 +268,10 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
     job->reports = calloc(job->dec.npayloads, sizeof *job->reports);
     if (job->reports == NULL)
         goto oom;
-    struct report_options ropt = {lim->max_depth,
-                                  job->dec.is_message ? job->dec.msg.report_domain : NULL};
+    /* the domain of policies that name none: what the caller said (the
+     * request path of a POST to PATH/<domain>), else the message's
+     * TLS-Report-Domain header (copied into src above) */
+    struct report_options ropt = {lim->max_depth, job->src.report_domain};
     for (size_t i = 0; i < job->dec.npayloads; i++) {
         const struct ingest_payload *p = &job->dec.payloads[i];
         struct job_report *jr = &job->reports[i];

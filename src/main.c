@@ -8,35 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "tlsrptd/config.h"
 #include "tlsrptd/log.h"
-
-bool cli_parse_size(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return false;
-    unsigned long long mult = 1;
-    if (*end) {
-        char c = *end;
-        if (c == 'k' || c == 'K')
-            mult = 1ull << 10;
-        else if (c == 'm' || c == 'M')
-            mult = 1ull << 20;
-        else if (c == 'g' || c == 'G')
-            mult = 1ull << 30;
-        else
-            return false;
-        end++;
-        if (strcmp(end, "") != 0 && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
-            return false;
-    }
-    if (v == 0 || v > SIZE_MAX / mult)
-        return false;
-    *out = (size_t)(v * mult);
-    return true;
-}
 
 bool cli_parse_long(const char *s, long min, long max, long *out)
 {
@@ -83,7 +56,9 @@ static void usage(FILE *out)
                  "Commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'tlsrptd COMMAND --help' describes a command's options.\n"
+    fprintf(out, "\nEvery command reads -c FILE, or else " TLSRPTD_CONFIG_FILE " when it exists;\n"
+                 "every key of that file is also a flag (see tlsrptd.conf(5)).\n"
+                 "'tlsrptd COMMAND --help' describes a command's options.\n"
                  "'tlsrptd --version' prints the version.\n");
 }
 

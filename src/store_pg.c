@@ -908,7 +908,7 @@ static tr_err pg_check_writable(void *h, char *why)
     if (c->broken || PQstatus(c->conn) != CONNECTION_OK)
         return tr_fail(why, TR_EDB, "database %s: the connection was lost", c->display);
     if (c->opt.read_only)
-        return tr_fail(why, TR_EUSAGE, "database %s: opened read-only", c->display);
+        return tr_fail(why, TR_ECONFIG, "database %s: opened read-only", c->display);
     int recovery = 0;
     tr_err rc = pg_exec(c, STMT_NONE, "SELECT pg_is_in_recovery()", NULL, 0, take_flag, &recovery,
                         NULL, why);

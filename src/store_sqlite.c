@@ -403,7 +403,7 @@ static tr_err read_only_error(struct sqlite_conn *c, const char *what, char *why
     else
         snprintf(me, sizeof me, "uid %ld", (long)geteuid());
     describe_owner(what, owner, sizeof owner);
-    return tr_fail(why, TR_EUSAGE, "database is read-only: %s; tlsrptd runs as %s", owner, me);
+    return tr_fail(why, TR_ECONFIG, "database is read-only: %s; tlsrptd runs as %s", owner, me);
     (void)c;
 }
 
@@ -414,7 +414,7 @@ static tr_err sqlite_check_writable(void *h, char *why)
     if (rc != TR_OK)
         return rc;
     if (c->opt.read_only)
-        return tr_fail(why, TR_EUSAGE, "database %s: opened read-only", c->path);
+        return tr_fail(why, TR_ECONFIG, "database %s: opened read-only", c->path);
     if (access(c->path, W_OK) != 0)
         return read_only_error(c, c->path, why);
     char *copy = strdup(c->path);

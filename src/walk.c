@@ -1,4 +1,5 @@
-/* walk.c: expand files and directories into a sorted list of file paths. */
+/* walk.c: expand files and directories into a sorted list of file paths.
+ * Inside directories, hidden entries and *.conf files are skipped. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -40,8 +41,9 @@ static tr_err walk_dir(struct walk_list *wl, const char *dir, int depth, char *e
     tr_err rc = TR_OK;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
+        size_t nl = strlen(de->d_name);
+        if (de->d_name[0] == '.' || (nl > 5 && strcmp(de->d_name + nl - 5, ".conf") == 0))
+            continue; /* hidden entries; config files beside reports (samples/) */
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             char **p = realloc(names, cap * sizeof *p);

@@ -172,7 +172,7 @@ static void run_batch(struct writer *w, struct writer_request *batch)
         n++;
     if (w->spooling && spool_count(w->spool) == 0)
         w->spooling = false; /* nothing waits: the database again */
-    if (w->spooling) { /* keep arrival order: behind what waits in the spool */
+    if (w->spooling) {       /* keep arrival order: behind what waits in the spool */
         spool_batch(w, batch, w->why[0] ? w->why : "storage unavailable");
         answer_all(batch);
         return;

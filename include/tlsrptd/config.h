@@ -1,7 +1,8 @@
-/* config.h: the configuration of `tlsrptd serve`: one struct, filled from a
- * table of options (name, type, default, bounds) by the config file
- * (`key = value` lines) and then by command-line flags (`--key-name value`,
- * dashes for underscores), which override the file. Read-only after startup. */
+/* config.h: the configuration of every tlsrptd command: one struct, filled
+ * from one table of options (name, type, default, bounds) by the config file
+ * (`key = value` lines; /etc/tlsrptd/tlsrptd.conf by default) and then by
+ * command-line flags (`--key-name value`, dashes for underscores), which
+ * override the file. Read-only after startup. */
 #ifndef TLSRPTD_CONFIG_H
 #define TLSRPTD_CONFIG_H
 
@@ -49,11 +50,19 @@ struct config {
     char *report_mailbox;       /* this collector's rua mailbox (tlsrptd record) */
 };
 
+/* The file every command reads when no -c FILE is given (and it exists);
+ * TLSRPTD_CONFIG in the environment names another ("" for none). */
+#ifndef TLSRPTD_CONFIG_FILE
+#define TLSRPTD_CONFIG_FILE "/etc/tlsrptd/tlsrptd.conf"
+#endif
+
 /* Defaults of every option. */
 void config_init(struct config *c);
 void config_free(struct config *c);
 
-/* Read a config file. Errors name the file and line. */
+/* Read a config file. Errors (TR_ECONFIG) name the file and line. Errors of
+ * config_set are TR_EUSAGE: a bad flag is a usage error, the same value in
+ * the file a configuration error. */
 tr_err config_load_file(struct config *c, const char *path, char *err);
 /* Set one option by its file name (listen_tls) or flag name (listen-tls). */
 tr_err config_set(struct config *c, const char *name, const char *value, char *err);
@@ -66,6 +75,13 @@ void config_clear_list(struct config *c, const char *name);
 /* Check cross-option rules (TLS needs cert and key, ...) and fill defaults
  * that depend on others (no listener at all: 127.0.0.1:8080). */
 tr_err config_finish(struct config *c, char *err);
+/* "10M", "32MiB", "512k", "1048576" -> bytes (k, M, G binary); false when
+ * malformed. The one size parser of tlsrptd. */
+bool config_parse_size(const char *s, size_t *out);
+/* The file a key names (tls_cert, tls_key): a path as it is, or
+ * credential:NAME, the file NAME in $CREDENTIALS_DIRECTORY (systemd's
+ * LoadCredential=NAME:/path). TR_ECONFIG naming the key when it cannot be. */
+tr_err config_resolve_file(const char *key, const char *value, char *out, size_t outlen, char *err);
 /* Print every option with its default, for --help. */
 void config_print_help(void *file);
 

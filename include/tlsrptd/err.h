@@ -19,6 +19,7 @@ typedef enum {
     TR_EDB,       /* storage unavailable or failed: retry later */
     TR_EUSAGE,    /* bad command line or configuration */
     TR_ERETRY,    /* a transaction lost a race with another writer: run it again */
+    TR_ECONFIG,   /* the configuration cannot work (exit 78: retrying will not help) */
     TR_ELAST
 } tr_err;
 

@@ -1,5 +1,5 @@
 /* http.h: the https rua endpoint of `tlsrptd serve` (libmicrohttpd + GnuTLS),
- * DESIGN.md §4. Only http.c includes microhttpd.h. */
+ * docs/http.md. Only http.c includes microhttpd.h. */
 #ifndef TLSRPTD_HTTP_H
 #define TLSRPTD_HTTP_H
 
@@ -19,16 +19,22 @@ struct http_listener {
     char name[80]; /* ADDR:PORT as configured */
 };
 
-/* Create and bind a listening socket for "ADDR:PORT" ("[v6]:PORT" too). */
+/* Create and bind a listening socket for "ADDR:PORT" ("[v6]:PORT" too). err
+ * says what is wrong and what to do, without the address (the caller names
+ * the key and value); TR_ECONFIG unless the port is in use (TR_EIO). */
 tr_err http_bind(const char *addr_port, bool tls, struct http_listener *out, char *err);
 
 /* Start serving on already bound listeners. cert and key are PEM text (NULL
- * without TLS listeners). The server borrows cfg, w and rl. */
+ * without TLS listeners). The server borrows cfg, w and rl, and owns the
+ * listeners' sockets from now on (http_quiesce and http_stop close them);
+ * libmicrohttpd only ever gets duplicates of them. */
 struct http_server *http_start(const struct config *cfg, struct writer *w, struct ratelimit *rl,
                                struct http_listener *listeners, size_t n, const char *cert,
                                const char *key, char *err);
-/* Replace the TLS certificate and key: TLS listeners are restarted on the same
- * sockets, and connections already open finish on the old ones. */
+/* Replace the TLS certificate and key (check them first: tls_load): a new
+ * daemon starts accepting on each TLS listener before the old one stops, so
+ * the listener never goes away; connections already open finish on the old
+ * certificate. On failure the old daemons keep serving as they were. */
 tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key, char *err);
 /* Housekeeping from the main loop, every second: cut off connections that did
  * not complete a request within connection_timeout, stop retired listeners. */

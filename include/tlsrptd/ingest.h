@@ -37,6 +37,13 @@ struct ingest_limits {
         (size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS          \
     }
 
+struct config;
+/* The limits a configuration sets, the one mapping every source uses:
+ * max_message for an input read from a file, stdin or a Maildir, or (http)
+ * for a request body, which may already be gunzipped (Content-Encoding), so
+ * max(max_body, max_inflated); max_inflated; max_json_depth; max_parts. */
+void ingest_limits_from_config(const struct config *cfg, bool http, struct ingest_limits *lim);
+
 /* One report found in an input. */
 struct ingest_report {
     enum ingest_outcome outcome;

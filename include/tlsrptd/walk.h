@@ -1,6 +1,7 @@
 /* walk.h: expand command-line inputs (files and directories, walked
  * recursively) into a sorted list of file paths. Hidden entries (".name")
- * inside directories are skipped. */
+ * and config files ("*.conf", as samples/ holds beside its reports) inside
+ * directories are skipped; a file named on its own is always taken. */
 #ifndef TLSRPTD_WALK_H
 #define TLSRPTD_WALK_H
 

@@ -194,10 +194,10 @@ class HostileJson(T.TlsrptdTestCase):
     def test_depth_limit_boundary(self):
         # samples/report.json nests 5 deep ({ policies [ { policy { policy-string [)
         f = T.sample("report.json")
-        res = self.ingest(f, opts=["--max-depth", "4"], db=self.path("d4.db"))
+        res = self.ingest(f, opts=["--max-json-depth", "4"], db=self.path("d4.db"))
         self.assertRejectedAndQuarantined(res, T.read_bytes(f), r"(?i)nest.*\b4\b",
                                           db=self.path("d4.db"))
-        res = self.ingest(f, opts=["--max-depth", "5"], db=self.path("d5.db"))
+        res = self.ingest(f, opts=["--max-json-depth", "5"], db=self.path("d5.db"))
         self.assertExit(res, T.EX_OK)
         self.single_outcome(res, "stored")
 
@@ -473,9 +473,9 @@ class Usage(T.TlsrptdTestCase):
             ["validate"],
             ["summary", "--db", self.db, "--format", "xml"],
             ["summary", "--db", self.db, "extra-argument"],
-            ["ingest", "--db", self.db, "--max-depth", "2", T.sample("report.json")],
+            ["ingest", "--db", self.db, "--max-json-depth", "2", T.sample("report.json")],
             ["ingest", "--db", self.db, "--busy-timeout", "soon", T.sample("report.json")],
-            ["ingest", "--db", self.db, "--max-input", "0", T.sample("report.json")],
+            ["ingest", "--db", self.db, "--max-message", "0", T.sample("report.json")],
             ["ingest", "--db", self.db, "--max-inflated", "lots", T.sample("report.json")],
         ]
         for args in cases:

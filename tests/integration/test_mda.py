@@ -252,9 +252,9 @@ class MaxInput(T.TlsrptdTestCase):
             with self.subTest(input=how):
                 db = self.path(how + ".db")
                 if how == "file":
-                    res = self.ingest(f, db=db, opts=["--max-input", str(limit)])
+                    res = self.ingest(f, db=db, opts=["--max-message", str(limit)])
                 else:
-                    res = self.ingest("-", db=db, opts=["--max-input", str(limit)],
+                    res = self.ingest("-", db=db, opts=["--max-message", str(limit)],
                                       stdin=T.read_bytes(f))
                 reason = self.assertRejectedAndQuarantined(res, None, str(limit), db=db,
                                                            source_kind=how)
@@ -263,13 +263,13 @@ class MaxInput(T.TlsrptdTestCase):
     def test_max_input_boundary(self):
         f = T.sample("report.json")
         size = os.path.getsize(f)
-        res = self.ingest(f, opts=["--max-input", str(size)])
+        res = self.ingest(f, opts=["--max-message", str(size)])
         self.assertExit(res, T.EX_OK)
         self.single_outcome(res, "stored")
 
     def test_max_input_applies_to_mail(self):
         f = T.sample("report.eml")
-        res = self.ingest("-", opts=["--max-input", "1k"], stdin=T.read_bytes(f))
+        res = self.ingest("-", opts=["--max-message", "1k"], stdin=T.read_bytes(f))
         self.assertRejectedAndQuarantined(res, None, "1024", source_kind="stdin")
 
 

@@ -226,14 +226,17 @@ class Errors(T.TlsrptdTestCase):
                   "[::1]:53"], "only IPv4"),
                 (["--check", "--domain", "mail.example", "--rua", HERE_URL, "--dns",
                   "127.0.0.1:0"], "1-65535"),
-                (["--check", "--domain", "mail.example"], "no destination"),
-                (["-c", "/nonexistent/tlsrptd.conf", "--domain", "mail.example"],
-                 "/nonexistent/tlsrptd.conf")]:
+                (["--check", "--domain", "mail.example"], "no destination")]:
             res = record(*args)
             self.assertExit(res, T.EX_USAGE)
             self.assertIn(msg, res.err)
             self.assertIn("Try 'tlsrptd record --help'", res.err)
             self.assertEqual(res.out, "")
+        # a config file that cannot be read is a configuration error (EX_CONFIG)
+        res = record("-c", "/nonexistent/tlsrptd.conf", "--domain", "mail.example")
+        self.assertExit(res, T.EX_CONFIG)
+        self.assertIn("/nonexistent/tlsrptd.conf", res.err)
+        self.assertEqual(res.out, "")
 
     def test_invalid_input_65(self):
         for args, msg in [
@@ -341,14 +344,6 @@ class Parse(T.TlsrptdTestCase):
         self.assertIn("  rua: https://collector.example/tlsrpt/a%2Cb\n", res.out)
 
 
-def _free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class FakeDns:
     """A UDP server on 127.0.0.1 that answers every query with one rcode
     (SERVFAIL: 2), or never answers (rcode None)."""
@@ -419,7 +414,7 @@ class Check(T.TlsrptdTestCase):
         for name, strings in cls.TXT:
             args.append("--txt-record=%s,%s" % (name, ",".join(strings)))
         for attempt in range(5):  # the port is picked free, but another process may take it
-            cls.port = _free_udp_port()
+            cls.port = T.free_udp_tcp_port()  # dnsmasq binds UDP and TCP
             log = open(os.path.join(cls.ctmp, "dnsmasq.log"), "wb")
             cls.dnsmasq = subprocess.Popen(args + ["--port=%d" % cls.port], stdout=log,
                                            stderr=subprocess.STDOUT)
@@ -558,7 +553,7 @@ class Check(T.TlsrptdTestCase):
 
     def test_nothing_listening(self):
         res = record("--check", "--domain", "here.example", "--dns",
-                     "127.0.0.1:%d" % _free_udp_port(), "--dns-timeout", "1", "--rua", HERE_URL)
+                     "127.0.0.1:%d" % T.free_udp_tcp_port(), "--dns-timeout", "1", "--rua", HERE_URL)
         self.assertExit(res, EX_TEMPFAIL)
         self.assertIn("lookup failed:", res.out)
 

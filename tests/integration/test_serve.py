@@ -20,7 +20,7 @@ test asserts it, the exit code must be 0 and the log free of sanitizer reports.
   Sighup        log file reopened; certificate reloaded
   Logging       one line per request (text and JSON)
   PrivilegeDrop --user nobody (root only)
-  ConfigFile    -c FILE, flags override, unknown key is exit 64, default 127.0.0.1:8080
+  ConfigFile    -c FILE, flags override, unknown key is exit 78, default 127.0.0.1:8080
 
 Run: TLSRPTD_BIN=build/tlsrptd python3 tests/integration/test_serve.py [-k NAME]
 Needs curl and openssl (Debian packages curl, openssl).
@@ -372,6 +372,22 @@ class ServeTestCase(T.TlsrptdTestCase):
                 continue
             self.fail("tlsrptd serve exited at startup (rc %s):\n%s" % (d.rc, d.log()))
         self.fail("no free port found for tlsrptd serve")
+
+    def start_with_two_certs(self, args=()):
+        """HTTPS serving certificate one from live.crt/live.key, with a CA file trusting
+        both one and two. Returns the daemon and {name: (cert, key, sha256)}."""
+        c1, k1, h1 = make_cert(self.tmp, "one", "tlsrptd-one")
+        c2, k2, h2 = make_cert(self.tmp, "two", "tlsrptd-two")
+        # one CA file trusting both, so clients do not care which one they get
+        both = self.write("both.crt", read_text(c1) + read_text(c2))
+        live_c, live_k = self.path("live.crt"), self.path("live.key")
+        shutil.copy(c1, live_c)
+        shutil.copy(k1, live_k)
+        d = self.start_daemon(tls=True, cert=(live_c, live_k),
+                              args=["--rate-limit", "0", "--max-connections-per-ip", "512"] +
+                              list(args))
+        d.cacert = both
+        return d, {"one": (c1, k1, h1), "two": (c2, k2, h2), "live": (live_c, live_k, None)}
 
     def stop_ok(self, d):
         rc = d.stop()
@@ -1077,7 +1093,9 @@ class Shutdown(ServeTestCase):
 
 class Storage(ServeTestCase):
     def test_locked_database_503_then_recovers(self):
-        d = self.start_daemon(tls=True, args=["--busy-timeout", "200", "--rate-limit", "0"])
+        # without a spool (spool_dir = off): 503, and the sender retries
+        d = self.start_daemon(tls=True, args=["--busy-timeout", "200", "--rate-limit", "0",
+                                              "--spool-dir", "off"])
         self.assertStored(d.post(report_bytes("before-lock")), "before-lock")
         body = report_bytes("during-lock")
         conn = sqlite3.connect(self.db, isolation_level=None, timeout=10)
@@ -1459,16 +1477,8 @@ class Sighup(ServeTestCase):
 
     def test_certificate_reload_under_load(self):
         """SIGHUPs while senders keep POSTing: nobody is refused or left unanswered."""
-        c1, k1, h1 = make_cert(self.tmp, "one", "tlsrptd-one")
-        c2, k2, h2 = make_cert(self.tmp, "two", "tlsrptd-two")
-        # one CA file trusting both, so clients do not care which one they get
-        both = self.write("both.crt", read_text(c1) + read_text(c2))
-        live_c, live_k = self.path("live.crt"), self.path("live.key")
-        shutil.copy(c1, live_c)
-        shutil.copy(k1, live_k)
-        d = self.start_daemon(tls=True, cert=(live_c, live_k),
-                              args=["--rate-limit", "0", "--max-connections-per-ip", "512"])
-        d.cacert = both
+        d, certs = self.start_with_two_certs()
+        (c1, k1, h1), (c2, k2, h2), (live_c, live_k, _) = certs["one"], certs["two"], certs["live"]
         loops = [ClientLoop(d, "reload-load-%d" % i) for i in range(8)]
         for lp in loops:
             lp.start()
@@ -1636,10 +1646,10 @@ class ConfigFile(ServeTestCase):
         self.assertEqual(report_ids(db), ["from-conf"])
         self.stop_ok(d)
 
-    def test_unknown_key_is_usage_error(self):
+    def test_unknown_key_is_config_error(self):
         conf = self.conf("# comment\nlisten = 127.0.0.1:%d\nno_such_key = 1\n" % free_port())
         res = T.run(["serve", "-c", conf], timeout=60 * SLOW)
-        self.assertExit(res, T.EX_USAGE)
+        self.assertExit(res, T.EX_CONFIG)
         self.assertIn("%s:3" % conf, res.err, res)
         self.assertIn("no_such_key", res.err, res)
         self.assertFalse(os.path.exists(self.path("tlsrptd.db")))

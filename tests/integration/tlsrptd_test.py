@@ -37,6 +37,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(os.path.dirname(HERE))
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_IOERR, EX_TEMPFAIL = 0, 64, 65, 74, 75
+EX_NOINPUT, EX_CONFIG = 66, 78
+
+# Every tlsrptd a test starts reads no config file unless the test says so: an installed
+# /etc/tlsrptd/tlsrptd.conf must not change what the tests see.
+os.environ.setdefault("TLSRPTD_CONFIG", "")
 
 _OPTIONS = {"--bin": "TLSRPTD_BIN", "--corpus": "TLSRPTD_CORPUS", "--samples": "TLSRPTD_SAMPLES"}
 
@@ -123,6 +128,25 @@ def free_port():
         return s.getsockname()[1]
     finally:
         s.close()
+
+
+def free_udp_tcp_port():
+    """A port of 127.0.0.1 that was free for both TCP and UDP a moment ago (a DNS server
+    such as dnsmasq binds both)."""
+    for _ in range(50):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError("no port of 127.0.0.1 free for both TCP and UDP")
 
 
 def read_bytes(path):
