@@ -1,5 +1,5 @@
 /* cli_migrate.c: `tlsrptd migrate --db SOURCE --to TARGET` copies a whole
- * database into another, typically SQLite into PostgreSQL (DESIGN §10): every
+ * database into another, typically SQLite into PostgreSQL (docs/storage.md): every
  * report as stored (raw bytes, source, diagnostics, policies, failure
  * details), the quarantine, and the outcome counters; then it checks that
  * both databases give the same summaries.

@@ -1,5 +1,5 @@
 /* cli_quarantine.c: `tlsrptd quarantine list|show|export|reingest`, the inputs
- * that were not acceptable reports (DESIGN §15): why each was refused, where
+ * that were not acceptable reports (docs/operations.md): why each was refused, where
  * it came from, its bytes, and running it through the pipeline again once the
  * cause is fixed (a stored one leaves the quarantine in the same
  * transaction). Reads and writes through the storage port, on any backend. */

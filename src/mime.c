@@ -1,4 +1,4 @@
-/* mime.c: find TLS-RPT report parts in a MIME message (GMime), DESIGN.md §5.
+/* mime.c: find TLS-RPT report parts in a MIME message (GMime), docs/architecture.md.
  *
  * A part is a report when its media type is application/tlsrpt+gzip,
  * application/tlsrpt+json or application/tlsrpt (any letter case), or when a

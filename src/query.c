@@ -1,5 +1,5 @@
 /* query.c: the summary model (see query.h). It asks the store for groups,
- * failures and totals (store_summary_*), and builds the JSON of DESIGN §6:
+ * failures and totals (store_summary_*), and builds the JSON of the summary JSON of the README:
  * group keys as names (days as YYYY-MM-DD, no domain as null), failure
  * rates, zero-filled days, the meaning of each result type. The store orders
  * and pages the groups; this file only puts them together, so it knows no

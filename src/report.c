@@ -1,4 +1,4 @@
-/* report.c: parse and validate RFC 8460 JSON reports (jansson), DESIGN.md §3.
+/* report.c: parse and validate RFC 8460 JSON reports (jansson), docs/acceptance.md.
  *
  * The validator walks the whole document and records every finding with its
  * JSON path, so `tlsrptd validate` can list them all. A report is rejected only
@@ -359,7 +359,7 @@ static const char *need_string(const json_t *obj, const char *key, const struct 
 }
 
 /* A required name (organization-name, report-id): a string with something
- * visible in it; white space alone counts as empty (DESIGN.md §3). */
+ * visible in it; white space alone counts as empty (docs/acceptance.md). */
 static const char *need_name(const json_t *obj, const char *key, struct diag_list *d)
 {
     const char *s = need_string(obj, key, NULL, d);

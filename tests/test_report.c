@@ -1,5 +1,5 @@
 /* test_report.c: the validator, both sides of every acceptance rule of
- * DESIGN.md §3, date-time parsing, and hostile JSON (depth, UTF-8). */
+ * docs/acceptance.md, date-time parsing, and hostile JSON (depth, UTF-8). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * JSON of `tlsrptd summary`, `show` and `quarantine`, same parameters as
  * query strings), the database-backed part of GET /metrics, and who may ask.
  *
- * Access (DESIGN §4): with api_token configured, a request needs
+ * Access (docs/http.md): with api_token configured, a request needs
  * "Authorization: Bearer <token>" (compared in constant time; 401
  * otherwise); without one, only loopback clients are answered (403). The
  * daemon applies the same rule to /metrics. Queries run on a small pool of

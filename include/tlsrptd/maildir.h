@@ -1,4 +1,4 @@
-/* maildir.h: the Maildir reader (DESIGN §5), used by `tlsrptd maildir` and by
+/* maildir.h: the Maildir reader (docs/architecture.md), used by `tlsrptd maildir` and by
  * `tlsrptd serve --maildir DIR`.
  *
  * A pass takes every message in DIR/new, prepares it (ingest_prepare: MIME,

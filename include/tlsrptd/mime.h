@@ -1,4 +1,4 @@
-/* mime.h: find TLS-RPT report parts in a MIME message (GMime), DESIGN.md §5.
+/* mime.h: find TLS-RPT report parts in a MIME message (GMime), docs/architecture.md.
  * Returns each report part's decoded body (still gzip or JSON as sent) and the
  * headers stored as the report's source. Knows nothing of JSON, HTTP or SQLite. */
 #ifndef TLSRPTD_MIME_H

@@ -1,4 +1,4 @@
-/* query.h: the summary model of tlsrptd (DESIGN.md §6): filters, dimensions,
+/* query.h: the summary model of tlsrptd (the summary JSON of the README): filters, dimensions,
  * totals, and the JSON that `tlsrptd summary`, `show`, `quarantine` and the
  * API give, built from the rows the store returns (store.h). Renderers for
  * people are in render.h; what result types mean is in result_type.h. No SQL
@@ -57,7 +57,7 @@ bool query_filter_add_reporter(struct query_filter *f, const char *reporter);
 
 /* The summary: {"by", "filter", "groups": [...], "totals": {...},
  * "result_types": {type: {"meaning", "fix"}}} and for --by domain also
- * "domains" (the same groups, DESIGN §6). Each group and the totals hold
+ * "domains" (the same groups, the summary JSON of the README). Each group and the totals hold
  * successful_sessions and failure_rate (null for the failure dimensions, which
  * only know failed sessions), failed_sessions, failures {result type: failed
  * sessions}, reports and reporters; groups by domain and reporter also

@@ -1,5 +1,5 @@
 /* report.h: parse and validate one RFC 8460 JSON report (jansson) into
- * struct report, by the acceptance rules of DESIGN.md §3.
+ * struct report, by the acceptance rules of docs/acceptance.md.
  *
  * Rejected only when a report cannot be counted reliably; quirks of real
  * senders are accepted and recorded as diagnostics. Every diagnostic names the

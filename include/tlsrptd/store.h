@@ -1,4 +1,4 @@
-/* store.h: the storage port of tlsrptd (DESIGN §8, §10). One interface for
+/* store.h: the storage port of tlsrptd (docs/storage.md). One interface for
  * every backend, chosen by the `db` value: a path or `sqlite:PATH` (SQLite, the
  * embedded default) or `postgresql://…` (PostgreSQL). Callers never see a
  * backend's types; only the backends (store_sqlite.c, store_pg.c) include

@@ -1,8 +1,8 @@
--- 001_init.sql: the first tlsrptd schema (DESIGN.md §8).
+-- 001_init.sql: the first tlsrptd schema (docs/storage.md).
 -- Applied by store.c inside one transaction; PRAGMA user_version records it.
 
 -- One row per accepted report. (organization_name, report_id, start_time,
--- end_time) identifies a report: a second copy is a duplicate (DESIGN §3).
+-- end_time) identifies a report: a second copy is a duplicate (docs/acceptance.md).
 CREATE TABLE reports (
     id                   INTEGER PRIMARY KEY,
     organization_name    TEXT    NOT NULL,

@@ -1,6 +1,6 @@
 -- 002_rollups.sql: totals kept up to date by every stored report, so that
 -- summaries and /metrics read a few rows per domain and day instead of every
--- policy and failure detail (DESIGN.md §6, §8). store.c adds to them in the
+-- policy and failure detail (the summary JSON of the README, docs/storage.md). store.c adds to them in the
 -- transaction that stores the report; the rows below backfill a database
 -- made before this migration. policy_domain is '' for policies without one.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The read side of `tlsrptd serve` (DESIGN.md §4, §6): GET /api/v1/summary,
+"""The read side of `tlsrptd serve` (docs/http.md, the summary JSON of the README): GET /api/v1/summary,
 GET /api/v1/reports, who may ask, and GET /metrics, driven from outside with the
 REAL binary, a REAL curl and real SQLite files (the shared corpus ingested once
 per class).
@@ -315,7 +315,7 @@ class Api(CorpusDaemonCase):
                 got = self.get_json("/api/v1/summary" + ("?" + qs if qs else ""))
                 want = cli_json(self.cdb, query_to_cli(qs))
                 self.assertEqual(got, want)
-        # the default is the DESIGN §6 shape with the corpus' totals
+        # the default is the the summary JSON of the README shape with the corpus' totals
         got = self.get_json("/api/v1/summary")
         exp = T.load_totals()
         self.assertEqual({k: got["totals"][k] for k in exp["totals"]}, exp["totals"])

@@ -185,7 +185,7 @@ class AllInOneDatabase(T.TlsrptdTestCase):
         self.assertIn(None, got_domains, "policies without a domain must count under null")
         for dom, exp in exp_domains.items():
             with self.subTest(policy_domain=dom):
-                # DESIGN §6: "more keys are welcome": compare the keys the corpus expects
+                # the summary JSON of the README: "more keys are welcome": compare the keys the corpus expects
                 proj = {k: got_domains[dom].get(k, "<missing>") for k in exp}
                 self.assertEqual(proj, exp)
         proj = {k: got["totals"].get(k, "<missing>") for k in expected["totals"]}

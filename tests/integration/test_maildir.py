@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Maildir reader (DESIGN.md §5): `tlsrptd maildir [--watch]` and
+"""The Maildir reader (docs/architecture.md): `tlsrptd maildir [--watch]` and
 `tlsrptd serve --maildir`, driven from outside with the REAL binary, real
 Maildirs on disk and real SQLite files.
 

@@ -77,7 +77,7 @@ class ReportAndDuplicate(T.TlsrptdTestCase):
         self.assertEqual(len(reps), 1)
         self.assertEqual(reps[0]["report_id"], EML_REPORT_ID)
         self.assertEqual(reps[0]["source_kind"], "stdin")
-        # DESIGN §5: the mail's headers are stored as the report's source
+        # docs/architecture.md: the mail's headers are stored as the report's source
         self.assertEqual(reps[0]["source_report_domain"], "mail.example")
         self.assertEqual(reps[0]["source_submitter"], "sender.example")
         self.assertEqual(reps[0]["source_message_id"], "sample-1@sender.example")
@@ -274,7 +274,7 @@ class MaxInput(T.TlsrptdTestCase):
 
 
 class QuarantineBounds(T.TlsrptdTestCase):
-    """The quarantine is bounded (DESIGN §3): oldest rows evicted, big inputs keep
+    """The quarantine is bounded (docs/acceptance.md): oldest rows evicted, big inputs keep
     their reason but not their bytes."""
 
     def test_row_budget_evicts_oldest(self):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`tlsrptd serve`, the https rua endpoint (DESIGN.md §4, §9), driven from outside.
+"""`tlsrptd serve`, the https rua endpoint (docs/http.md, README), driven from outside.
 
 The REAL binary listens on 127.0.0.1 (free ports); a REAL curl does the HTTP(S)
 requests wherever it can (python sockets only where curl cannot: a POST without
@@ -648,7 +648,7 @@ class Answers(ServeTestCase):
         self.stop_ok(d)
 
     def test_rejected_bodies_are_quarantined(self):
-        """DESIGN §3 "nothing lost": every rejected input is kept in the quarantine with its
+        """docs/acceptance.md "nothing lost": every rejected input is kept in the quarantine with its
         reason, whichever way it was refused as not a report (400)."""
         d = self.start_daemon(tls=True, args=["--rate-limit", "0"])
         cases = [

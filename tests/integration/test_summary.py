@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`tlsrptd summary` and `tlsrptd show` (DESIGN.md §6), driven from outside with the
+"""`tlsrptd summary` and `tlsrptd show` (the summary JSON of the README), driven from outside with the
 REAL binary against a real SQLite database holding the shared corpus.
 
 The numbers a summary must print are computed by THIS test from the corpus files
@@ -422,7 +422,7 @@ class CorpusSummary(CorpusCase):
         self.assertSummary(got, ORACLE.summary())
 
     def test_json_shape(self):
-        """DESIGN §6: domains + totals; here also by, filter, groups, failure_rate,
+        """the summary JSON of the README: domains + totals; here also by, filter, groups, failure_rate,
         reporters; domains only for --by domain; a policy without domain is null."""
         got = self.js()
         for key in ("by", "filter", "groups", "domains", "totals"):
