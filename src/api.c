@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 #include "tlsrptd/api.h"
+#include "tlsrptd/findings.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/query.h"
 #include "tlsrptd/store.h"
@@ -160,12 +161,16 @@ enum param {
     P_TOP = 1 << 4,
     P_PAGE = 1 << 5,
     P_FILL = 1 << 6,
+    P_NOW = 1 << 7,
+    P_DNS = 1 << 8,
 };
 
 struct params {
     struct query_filter f;
     size_t limit, offset;
     bool limit_given;
+    int64_t now; /* findings: as of this time (0: now) */
+    bool dns;    /* findings: look up the published records */
 };
 
 static bool parse_count(const char *v, long min, long max, size_t *out)
@@ -190,6 +195,8 @@ static bool parse_params(const struct api_args *args, unsigned allowed, struct p
     p->limit = 100;
     p->offset = 0;
     p->limit_given = false;
+    p->now = 0;
+    p->dns = false;
     if (args->overflow) {
         error_answer(out, 400, "bad request", "too many query parameters");
         return false;
@@ -204,6 +211,8 @@ static bool parse_params(const struct api_args *args, unsigned allowed, struct p
                          : strcmp(k, "top") == 0                               ? P_TOP
                          : strcmp(k, "limit") == 0 || strcmp(k, "offset") == 0 ? P_PAGE
                          : strcmp(k, "fill") == 0                              ? P_FILL
+                         : strcmp(k, "now") == 0                               ? P_NOW
+                         : strcmp(k, "dns") == 0                               ? P_DNS
                                                                                : 0;
         if ((which & allowed) == 0) {
             snprintf(detail, sizeof detail, "unknown parameter '%.100s'", k);
@@ -227,9 +236,16 @@ static bool parse_params(const struct api_args *args, unsigned allowed, struct p
             ok = parse_count(v, 1, 100000000, &p->f.top);
             break;
         case P_FILL:
+        case P_DNS:
             ok = strcmp(v, "1") == 0 || strcmp(v, "0") == 0 || strcmp(v, "true") == 0 ||
                  strcmp(v, "false") == 0;
-            p->f.fill = ok && (v[0] == '1' || v[0] == 't');
+            if (which == P_FILL)
+                p->f.fill = ok && (v[0] == '1' || v[0] == 't');
+            else
+                p->dns = ok && (v[0] == '1' || v[0] == 't');
+            break;
+        case P_NOW:
+            ok = query_parse_time(v, now, &p->now);
             break;
         default: /* P_PAGE */
             if (k[0] == 'l') {
@@ -256,7 +272,17 @@ static bool parse_params(const struct api_args *args, unsigned allowed, struct p
 
 /* ---- routes --------------------------------------------------------------------------------- */
 
-enum route { R_SUMMARY, R_REPORTS, R_REPORT, R_POLICIES, R_QUARANTINE, R_ENTRY, R_RAW, R_NONE };
+enum route {
+    R_SUMMARY,
+    R_REPORTS,
+    R_REPORT,
+    R_POLICIES,
+    R_QUARANTINE,
+    R_ENTRY,
+    R_RAW,
+    R_FINDINGS,
+    R_NONE
+};
 
 /* "/quarantine/12/raw" -> R_RAW, *id = 12 */
 static enum route route_of(const char *path, int64_t *id)
@@ -265,9 +291,8 @@ static enum route route_of(const char *path, int64_t *id)
         const char *prefix;
         enum route plain, with_id;
     } table[] = {
-        {"/summary", R_SUMMARY, R_NONE},
-        {"/reports", R_REPORTS, R_REPORT},
-        {"/policies", R_POLICIES, R_NONE},
+        {"/summary", R_SUMMARY, R_NONE},        {"/reports", R_REPORTS, R_REPORT},
+        {"/policies", R_POLICIES, R_NONE},      {"/findings", R_FINDINGS, R_NONE},
         {"/quarantine", R_QUARANTINE, R_ENTRY},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
@@ -345,11 +370,12 @@ void api_get(struct api *a, const char *path, const struct api_args *args, struc
         [R_QUARANTINE] = P_WINDOW | P_PAGE,
         [R_ENTRY] = 0,
         [R_RAW] = 0,
+        [R_FINDINGS] = P_DOMAIN | P_NOW | P_DNS,
     };
     if (r == R_NONE) {
         error_answer(out, 404, "not found",
-                     "the API has /api/v1/summary, /reports, /reports/ID, /policies, /quarantine, "
-                     "/quarantine/ID and /quarantine/ID/raw");
+                     "the API has /api/v1/summary, /reports, /reports/ID, /policies, /findings, "
+                     "/quarantine, /quarantine/ID and /quarantine/ID/raw");
         return;
     }
     struct params *p = malloc(sizeof *p);
@@ -392,6 +418,14 @@ void api_get(struct api *a, const char *path, const struct api_args *args, struc
         case R_POLICIES:
             body = query_policies(rd->st, &p->f, err);
             break;
+        case R_FINDINGS: {
+            struct findings_options fo = FINDINGS_DEFAULT_OPTIONS;
+            fo.now = p->now;
+            fo.dns = p->dns;
+            fo.dns_server = a->cfg->dns;
+            body = findings_compute(rd->st, &p->f, &fo, err);
+            break;
+        }
         case R_QUARANTINE:
             body = query_quarantine(rd->st, p->f.sf.since, p->f.sf.until, p->limit, p->offset, err);
             if (body) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include "cli.h"
+#include "tlsrptd/findings.h"
 #include "tlsrptd/query.h"
 #include "tlsrptd/render.h"
 
@@ -14,6 +15,8 @@ static void summary_help(void)
     printf("Usage: tlsrptd summary [-c FILE] [--db DB] [--domain D]... [--reporter ORG]...\n"
            "                       [--since T] [--until T] [--by DIM] [--top N] [--fill]\n"
            "                       [--format table|json|csv] [--reports [--limit N]]\n"
+           "       tlsrptd summary --findings [--domain D]... [--now T] [--check-records]\n"
+           "                       [--format table|json]\n"
            "\n"
            "Successful and failed sessions (as the senders' summaries report them), the\n"
            "failure rate, failed sessions per result type (summed over failure details),\n"
@@ -40,6 +43,13 @@ static void summary_help(void)
            "  --reports            list the stored reports behind the numbers instead\n"
            "                       (table, json or csv)\n"
            "  --limit N            with --reports: at most N (default all)\n"
+           "  --findings           what to act on, in sentences with their evidence: MTA-STS\n"
+           "                       ready for enforce, senders that found no policy, a\n"
+           "                       reporter that stopped, a new result type, certificate\n"
+           "                       and STARTTLS failures on an MX (the last 90 days)\n"
+           "  --now T              --findings as of T instead of now\n"
+           "  --check-records      --findings also looks up each domain's _smtp._tls record\n"
+           "                       (the config key dns names the server)\n"
            "\n"
            "Exit status: 0; 64 usage; 66 no database; 75 the database cannot be read;\n"
            "78 the config file is unusable.\n");
@@ -66,12 +76,17 @@ enum {
     OPT_LIMIT,
     OPT_REPORTER,
     OPT_FILL,
+    OPT_FINDINGS,
+    OPT_NOW,
+    OPT_CHECK_RECORDS,
 };
 
 static const struct cli_flag summary_flags[] = {
-    {"format", true},   {"domain", true}, {"since", true},    {"until", true},
-    {"by", true},       {"top", true},    {"reports", false}, {"limit", true},
-    {"reporter", true}, {"fill", false},  {NULL, false},
+    {"format", true},         {"domain", true},    {"since", true},
+    {"until", true},          {"by", true},        {"top", true},
+    {"reports", false},       {"limit", true},     {"reporter", true},
+    {"fill", false},          {"findings", false}, {"now", true},
+    {"check-records", false}, {NULL, false},
 };
 
 static struct store *open_read(const char *cmd, const struct config *cfg)
@@ -100,6 +115,8 @@ struct summary_args {
     int64_t now;
     const char *key; /* show */
     bool show;
+    bool findings, check_records;
+    int64_t findings_now; /* --now: 0 = now */
 };
 
 static int take_summary(void *ctx, int flag, const char *v)
@@ -146,6 +163,16 @@ static int take_summary(void *ctx, int flag, const char *v)
     case OPT_FILL:
         a->f.fill = true;
         return 0;
+    case OPT_FINDINGS:
+        a->findings = true;
+        return 0;
+    case OPT_CHECK_RECORDS:
+        a->check_records = true;
+        return 0;
+    case OPT_NOW:
+        if (!query_parse_time(v, a->now, &a->findings_now))
+            return cli_usage_error(cmd, "--now: '%s' is not a date or a date and time", v);
+        return 0;
     case OPT_BY:
         if (!query_parse_by(v, &a->f.by))
             return cli_usage_error(cmd,
@@ -178,6 +205,12 @@ static int check_summary_args(const struct summary_args *a)
         return cli_usage_error("summary", "--by, --top and --fill do not apply to --reports");
     if (a->f.fill && a->f.by != QUERY_BY_DAY)
         return cli_usage_error("summary", "--fill applies to --by day only");
+    if (a->findings && (a->reports || a->f.by != QUERY_BY_DOMAIN || a->f.top || a->f.fill ||
+                        a->f.sf.nreporters || strcmp(a->format, "csv") == 0))
+        return cli_usage_error("summary", "--findings takes --domain, --now, --check-records "
+                                          "and --format table|json only");
+    if (!a->findings && (a->findings_now || a->check_records))
+        return cli_usage_error("summary", "--now and --check-records apply to --findings");
     if (!a->reports && a->limit)
         return cli_usage_error("summary", "--limit applies to --reports only");
     return 0;
@@ -205,11 +238,22 @@ int cmd_summary(int argc, char **argv)
     const char *format = a.format;
 
     struct store *st = open_read("summary", &cfg);
-    config_free(&cfg);
-    if (st == NULL)
+    if (st == NULL) {
+        config_free(&cfg);
         return EXIT_TEMPFAIL;
+    }
     char err[TR_ERRLEN];
-    json_t *out = reports ? query_reports(st, f, (size_t)limit, 0, err) : query_summary(st, f, err);
+    json_t *out;
+    if (a.findings) {
+        struct findings_options fo = FINDINGS_DEFAULT_OPTIONS;
+        fo.now = a.findings_now;
+        fo.dns = a.check_records;
+        fo.dns_server = cfg.dns;
+        out = findings_compute(st, f, &fo, err);
+    } else {
+        out = reports ? query_reports(st, f, (size_t)limit, 0, err) : query_summary(st, f, err);
+    }
+    config_free(&cfg);
     store_close(st);
     if (out == NULL) {
         fprintf(stderr, "tlsrptd summary: %s\n", err);
@@ -218,6 +262,8 @@ int cmd_summary(int argc, char **argv)
     bool csv = strcmp(format, "csv") == 0;
     if (strcmp(format, "json") == 0)
         print_json(out);
+    else if (a.findings)
+        render_findings(out, stdout);
     else if (reports)
         (csv ? render_reports_csv : render_reports_table)(out, stdout);
     else

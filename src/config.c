@@ -92,6 +92,9 @@ static const struct opt opts[] = {
      "https URL senders POST reports to (rua=https:...; tlsrptd record)"},
     {"report_mailbox", OPT_STR, OFF(report_mailbox), NULL, 0, 0,
      "address reports are mailed to (rua=mailto:...; tlsrptd record)"},
+    {"dns", OPT_STR, OFF(dns), NULL, 0, 0,
+     "DNS server (IPv4 HOST:PORT) that record --check and the console's check ask "
+     "(default: the system resolver)"},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)

@@ -343,3 +343,39 @@ void render_quarantine_table(const json_t *entries, FILE *out)
     }
     fprintf(out, "%lld entries\n", (long long)int_of(entries, "total"));
 }
+
+static int severity_rank(const char *s)
+{
+    return s == NULL ? 3 : strcmp(s, "critical") == 0 ? 0 : strcmp(s, "warning") == 0 ? 1 : 2;
+}
+
+void render_findings(const json_t *findings, FILE *out)
+{
+    const json_t *list = json_object_get(findings, "findings");
+    size_t shown = 0;
+    for (int rank = 0; rank < 4; rank++) {
+        size_t i;
+        json_t *f;
+        json_array_foreach((json_t *)list, i, f)
+        {
+            const char *sev = json_string_value(json_object_get(f, "severity"));
+            if (severity_rank(sev) != rank)
+                continue;
+            fprintf(out, "%-8s  %s\n", sev ? sev : "?", str_of(f, "text"));
+            const json_t *ids = json_object_get(json_object_get(f, "evidence"), "reports");
+            if (json_array_size(ids)) {
+                fputs("          reports:", out);
+                size_t k;
+                json_t *id;
+                json_array_foreach((json_t *)ids, k, id)
+                {
+                    fprintf(out, "%s %lld", k ? "," : "", (long long)json_integer_value(id));
+                }
+                fputs(" (tlsrptd show ID)\n", out);
+            }
+            shown++;
+        }
+    }
+    if (shown == 0)
+        fprintf(out, "no findings as of %s\n", str_of(findings, "now"));
+}

@@ -51,7 +51,8 @@ struct pg_conn {
     char *uri;
     char *display; /* uri without a password */
     bool prepared[STORE_MAX_STMTS];
-    bool broken; /* the connection was lost */
+    bool broken;  /* the connection was lost */
+    bool reading; /* a statement's rows are being read: no other statement now */
 };
 
 struct pg_row {
@@ -413,6 +414,11 @@ static tr_err pg_exec(void *h, unsigned key, const char *sql, const struct sql_a
         c->broken = true;
         return tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
     }
+    if (c->reading) /* a row callback asked another question: a bug of the caller */
+        return tr_fail(err, TR_EINVAL,
+                       "database %s: a statement while another's rows are read (one connection "
+                       "answers one statement at a time)",
+                       c->display);
     struct pg_params p;
     char *text = NULL;
     tr_err rc = TR_OK;
@@ -445,6 +451,7 @@ static tr_err pg_exec(void *h, unsigned key, const char *sql, const struct sql_a
     PQsetSingleRowMode(c->conn);
     bool stopped = false;
     PGresult *res;
+    c->reading = true;
     while ((res = PQgetResult(c->conn)) != NULL) {
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_SINGLE_TUPLE) {
@@ -464,6 +471,7 @@ static tr_err pg_exec(void *h, unsigned key, const char *sql, const struct sql_a
         }
         PQclear(res);
     }
+    c->reading = false;
 done:
     params_free(&p, nargs);
     free(text);

@@ -13,6 +13,8 @@ void render_summary_csv(const json_t *summary, FILE *out);
 /* query_reports() as a table, or as CSV. */
 void render_reports_table(const json_t *reports, FILE *out);
 void render_reports_csv(const json_t *reports, FILE *out);
+/* findings_compute() as lines for people, the most urgent first. */
+void render_findings(const json_t *findings, FILE *out);
 /* query_quarantine() as a table. */
 void render_quarantine_table(const json_t *entries, FILE *out);
 

@@ -333,4 +333,35 @@ enum store_counts {
 tr_err store_counts(struct store *st, enum store_counts which, store_count_fn fn, void *cls,
                     char *err);
 
+/* ---- the rows behind the findings (store_findings.c) --------------------------------------- */
+
+/* One row of a findings query; which columns mean what depends on the query. */
+struct store_finding_row {
+    const char *domain;  /* "" for policies without one */
+    const char *name;    /* reporter, or MX host */
+    const char *type;    /* result type */
+    int64_t first, last; /* start times (or the day and the latest start) */
+    int64_t n1, n2;
+};
+typedef int (*store_finding_fn)(void *cls, const struct store_finding_row *r);
+enum store_finding_query {
+    STORE_FQ_DOMAIN_DAYS,      /* domain, first = day, last, n1 successful, n2 failed */
+    STORE_FQ_REPORTER_DAYS,    /* domain, name = reporter, first = day, last, n1 reports */
+    STORE_FQ_TYPE_SPANS,       /* domain, type, first, last, n1 failed */
+    STORE_FQ_MX_FAILURES,      /* domain, name = MX host, type (certificate and STARTTLS
+                                  failures), first, last, n1 failed, n2 reports */
+    STORE_FQ_POLICY_REPORTERS, /* domain, name = reporter, first = latest report with
+                                  no-policy-found, last = latest with a policy, n1 sessions
+                                  under no-policy-found */
+};
+/* The rows of one query over the filter's window and domains. */
+tr_err store_findings_rows(struct store *st, enum store_finding_query which,
+                           const struct store_filter *f, store_finding_fn fn, void *cls, char *err);
+/* The ids of the latest reports (at most max, newest first) in [since, until)
+ * with a policy for domain, of policy_type and/or with failure details of
+ * result_type (and MX host) when given. */
+tr_err store_evidence(struct store *st, const char *domain, const char *result_type,
+                      const char *policy_type, const char *mx_host, int64_t since, int64_t until,
+                      int64_t *ids, size_t max, size_t *n, char *err);
+
 #endif
