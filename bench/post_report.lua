@@ -6,7 +6,8 @@
 -- application/tlsrpt+json, compact JSON of about 1.5 KB) to the URL's path:
 -- two policies (sts with policy-string and mx-host, then tlsa or
 -- no-policy-found) and four failure details. The report-id is
--- "wrk-<run>-<thread>-<counter>" (run: the start time in seconds, thread: 1..t,
+-- "wrk-<run>-<thread>-<counter>" (run: the start time in seconds, times 1000 plus
+-- the script argument when there is one; thread: 1..t,
 -- counter: per thread), so no two requests of a run are duplicates; session
 -- counts, addresses, the policy domain and the day vary with the counter.
 --
@@ -74,8 +75,13 @@ local function rnd(m)
    return x % m
 end
 
+-- init(args): `wrk ... URL -- N` makes N part of every report-id (with
+-- several wrk processes started in the same second, give each its own N).
 function init(args)
    x = tid * 7919
+   if args[1] then
+      run = run * 1000 + tonumber(args[1])
+   end
 end
 
 function request()

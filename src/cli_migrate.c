@@ -82,6 +82,8 @@ static int take_arg(void *ctx, const char *arg)
 
 struct copy {
     struct store_report_row row; /* strings below are owned */
+    struct store_added added;    /* the target's answer, at the batch's commit */
+    struct diag_list diags;      /* the warning and note counts only */
     char *strings[16];
     size_t nstrings;
     unsigned char *raw;
@@ -406,13 +408,11 @@ int cmd_migrate(int argc, char **argv)
         tr_err e = store_begin(to, err);
         for (size_t i = 0; i < b.n && e == TR_OK; i++) {
             make_report(&v[i]);
-            struct diag_list d = {0};
-            d.warnings = (size_t)v[i].row.warnings;
-            d.notes = (size_t)v[i].row.notes;
-            int64_t id;
-            bool dup;
-            e = store_add_report(to, &v[i].r, &d, &v[i].row.src, &v[i].blob, &id, &dup, err);
-            dups += dup;
+            v[i].diags.warnings = (size_t)v[i].row.warnings;
+            v[i].diags.notes = (size_t)v[i].row.notes;
+            /* queued: a backend that can sends the whole batch at once */
+            e = store_queue_report(to, &v[i].r, &v[i].diags, &v[i].row.src, &v[i].blob, &v[i].added,
+                                   err);
         }
         int64_t next = v[b.n - 1].row.id;
         if (e == TR_OK)
@@ -421,6 +421,8 @@ int cmd_migrate(int argc, char **argv)
             e = store_commit(to, err);
         else
             store_rollback(to);
+        for (size_t i = 0; i < b.n && e == TR_OK; i++)
+            dups += v[i].added.duplicate;
         for (size_t i = 0; i < b.n; i++)
             copy_free(&v[i]);
         if (e != TR_OK) {

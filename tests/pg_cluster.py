@@ -102,10 +102,11 @@ def stop(state):
 def main():
     if len(sys.argv) < 3 or sys.argv[1] not in ("start", "stop"):
         sys.exit(__doc__)
+    state = os.path.abspath(sys.argv[2])
     if sys.argv[1] == "start":
-        start(sys.argv[2], sys.argv[3:])
+        start(state, sys.argv[3:])
     else:
-        stop(sys.argv[2])
+        stop(state)
 
 
 if __name__ == "__main__":
