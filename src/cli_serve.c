@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "tlsrptd/config.h"
 #include "tlsrptd/http.h"
+#include "tlsrptd/imap.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/maildir.h"
 #include "tlsrptd/ratelimit.h"
@@ -103,6 +104,7 @@ int cmd_serve(int argc, char **argv)
     struct store *st = NULL;
     struct writer *w = NULL;
     struct maildir_watch *mw = NULL;
+    struct imap_watch *iw = NULL;
     struct ratelimit *rl = NULL;
     struct http_server *hs = NULL;
     int exit_code = EXIT_TEMPFAIL;
@@ -139,6 +141,15 @@ int cmd_serve(int argc, char **argv)
         struct maildir_options mopt = {cfg.maildir_quarantine, (unsigned)cfg.maildir_rescan, 0,
                                        lim};
         if ((mw = maildir_watch_start(cfg.maildir.items, cfg.maildir.n, w, &mopt, err)) == NULL)
+            goto fail;
+    }
+    if (cfg.imap.n) {
+        struct imap_options iopt;
+        cli_config_imap_options(&cfg, &lim, &iopt);
+        for (size_t i = 0; i < cfg.imap.n; i++)
+            if (imap_check(cfg.imap.items[i], &iopt, err) != TR_OK)
+                goto fail;
+        if ((iw = imap_watch_start(cfg.imap.items, cfg.imap.n, w, &iopt, err)) == NULL)
             goto fail;
     }
     rl = ratelimit_new(cfg.rate_limit);
@@ -191,6 +202,8 @@ int cmd_serve(int argc, char **argv)
                 cfg.shutdown_timeout);
     maildir_watch_stop(mw, NULL); /* its round in progress is committed and moved */
     mw = NULL;
+    imap_watch_stop(iw, NULL); /* likewise */
+    iw = NULL;
     writer_stop(w); /* stores and answers whatever is still queued */
     w = NULL;
     deadline = time(NULL) + 2; /* let the last answers go out */
@@ -209,6 +222,7 @@ fail:
 done:
     http_stop(hs);
     maildir_watch_stop(mw, NULL);
+    imap_watch_stop(iw, NULL);
     writer_stop(w);
     ratelimit_free(rl);
     store_close(st);

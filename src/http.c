@@ -27,6 +27,7 @@
 #include "tlsrptd/api.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/http.h"
+#include "tlsrptd/imap.h"
 #include "tlsrptd/log.h"
 
 #define MAX_DAEMONS (2 * CONFIG_MAX_LIST)
@@ -503,6 +504,7 @@ static enum MHD_Result send_metrics(struct request *rq)
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable", err, 5);
     }
     metrics_http(rq->hs, &out);
+    (void)imap_metrics(&out);
     size_t len = out.len;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, out.data, MHD_RESPMEM_MUST_FREE);

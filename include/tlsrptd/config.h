@@ -43,6 +43,13 @@ struct config {
     size_t max_message;         /* largest mail message read from a Maildir */
     char *public_url;           /* this collector's https rua URL (tlsrptd record) */
     char *report_mailbox;       /* this collector's rua mailbox (tlsrptd record) */
+    /* IMAP mailboxes (tlsrptd imap, serve --imap) */
+    struct config_list imap;      /* mailbox URLs to poll */
+    size_t imap_poll;             /* seconds between polls */
+    char *imap_done_folder;       /* processed reports are moved here */
+    char *imap_quarantine_folder; /* messages without an acceptable report are moved here */
+    char *imap_password_file, *imap_oauth2_token_file, *imap_ca_file;
+    bool imap_insecure; /* imap:// without STARTTLS allowed */
 };
 
 /* Defaults of every option. */
