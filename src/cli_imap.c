@@ -28,7 +28,7 @@ static void imap_help(void)
            "\n"
            "Without --watch: one pass, a summary on stdout, then exit 0; 75 (server\n"
            "unreachable, or messages left unseen: retry later); 77 (login refused); 78 (the\n"
-           "certificate is not trusted, STARTTLS missing, credentials unreadable).\n"
+           "certificate is not trusted, STARTTLS missing, no such folder).\n"
            "With --watch: poll every imap_poll seconds (backoff after failures) until\n"
            "SIGTERM or SIGINT.\n"
            "\n"

@@ -1005,10 +1005,10 @@ static tr_err select_folder(struct session *s, const char *quoted, char *err)
     if (s->selected == quoted)
         return TR_OK;
     s->selected = NULL;
-    if (cmd_ok(&s->c, on_select, s, SMALL_LITERAL, err, "SELECT %s", quoted) != TR_OK)
-        return TR_EIO;
-    s->selected = quoted;
-    return TR_OK;
+    tr_err e = cmd_ok(&s->c, on_select, s, SMALL_LITERAL, err, "SELECT %s", quoted);
+    if (e == TR_OK)
+        s->selected = quoted;
+    return e;
 }
 
 static tr_err on_search(struct conn *c, void *ctx, char *err)
@@ -1507,7 +1507,15 @@ static enum imap_failure mailbox_pass(const struct mailbox *mb, struct writer *w
         tr_fail(err, TR_ENOMEM, "out of memory");
         goto out;
     }
-    if (select_folder(&s, folder, err) != TR_OK ||
+    tr_err e = select_folder(&s, folder, err);
+    if (e == TR_EPARSE) { /* NO: most likely there is no such folder */
+        char detail[TR_ERRLEN];
+        snprintf(detail, sizeof detail, "%s", err);
+        tr_fail(err, TR_EUSAGE, "cannot open the folder %s (%s)", mb->folder, detail);
+        f = IMAP_ECONFIG;
+        goto out;
+    }
+    if (e != TR_OK ||
         cmd_ok(&s.c, on_search, &todo, SMALL_LITERAL, err, "UID SEARCH UNSEEN UNDELETED") != TR_OK)
         goto out;
     if (todo.n == 0)

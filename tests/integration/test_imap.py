@@ -495,6 +495,10 @@ class Semantics(ImapCase):
         self.assertEqual(mb.count("Junk.tlsrpt"), 1)
         self.assertEqual(mb.count("Reports.TLS"), 0)
         self.assertEqual(mb.count("INBOX"), 0)
+        # a folder that does not exist is a configuration error
+        res = self.imap(dv, url=dv.url(folder="No%20such"))
+        self.assertExit(res, 78)
+        self.assertIn("cannot open the folder No such", res.err)
 
     def test_starttls(self):
         dv = self.dovecot()
@@ -585,6 +589,152 @@ class Semantics(ImapCase):
         self.assertExit(res, 0)
         self.assertEqual(parse_stats(res.out)["stored"], 1)
         self.assertNotIn(":1/INBOX", res.err)
+
+
+# ---- a hostile server -----------------------------------------------------------------------
+
+
+class FakeImap(threading.Thread):
+    """A plain-text IMAP server on 127.0.0.1 that logs libcurl in and then answers tlsrptd's
+    commands from a script: answers[COMMAND] is the untagged text sent before "TAG OK"
+    (or "TAG " + status[COMMAND])."""
+
+    def __init__(self, answers, status=None):
+        super().__init__(daemon=True)
+        self.answers, self.status = answers, status or {}
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.commands = []
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    self.session(conn.makefile("rwb", buffering=0))
+                except (OSError, ValueError):
+                    pass
+
+    def session(self, f):
+        f.write(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] fake server ready\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            tag, _, rest = line.decode().strip().partition(" ")
+            cmd = rest.upper()
+            self.commands.append(rest)
+            if cmd.startswith("CAPABILITY") and tag.startswith("A"):
+                f.write(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n%s OK done\r\n" % tag.encode())
+            elif cmd.startswith("AUTHENTICATE"):
+                if len(rest.split()) < 3:
+                    f.write(b"+ \r\n")
+                    f.readline()
+                f.write(b"%s OK logged in\r\n" % tag.encode())
+            elif cmd.startswith("LOGOUT"):
+                f.write(b"* BYE bye\r\n%s OK done\r\n" % tag.encode())
+                return
+            else:
+                key = next((k for k in self.answers if cmd.startswith(k)), None)
+                body = self.answers.get(key, b"")
+                if callable(body):
+                    body(f)
+                else:
+                    f.write(body)
+                st = next((v for k, v in self.status.items() if cmd.startswith(k)), b"OK done")
+                f.write(b"%s %s\r\n" % (tag.encode(), st))
+
+    def stop(self):
+        self.sock.close()
+
+
+class Hostile(ImapCase):
+    def fake(self, answers, status=None):
+        srv = FakeImap(answers, status)
+        srv.start()
+        self.addCleanup(srv.stop)
+        return srv
+
+    def run_fake(self, srv, opts=()):
+        return T.run(["imap", "--db", self.db, "--imap-insecure", "--imap-password-file",
+                      self.password_file()] + list(opts) +
+                     ["imap://tlsrpt@127.0.0.1:%d/INBOX" % srv.port], timeout=120)
+
+    def test_a_literal_over_max_message_is_dropped_unread(self):
+        mail = report_mail(numbered_report(1))
+        huge = 48 << 20
+
+        def bodies(f):
+            # the server said 100 bytes but sends 48 MiB for UID 1
+            f.write(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % huge)
+            chunk = b"x" * (1 << 20)
+            for _ in range(huge >> 20):
+                f.write(chunk)
+            f.write(b")\r\n* 2 FETCH (UID 2 BODY[] {%d}\r\n%s)\r\n" % (len(mail), mail))
+
+        srv = self.fake({
+            "CAPABILITY": b"* CAPABILITY IMAP4rev1 MOVE UIDPLUS\r\n",
+            'LIST "" ""': b'* LIST (\\Noselect) "/" ""\r\n',
+            "SELECT": b"* 2 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n",
+            "UID SEARCH": b"* SEARCH 1 2\r\n",
+            "UID FETCH 1:2 (UID RFC822.SIZE)": b"* 1 FETCH (UID 1 RFC822.SIZE 100)\r\n"
+                                               b"* 2 FETCH (UID 2 RFC822.SIZE 100)\r\n",
+            "UID FETCH 1:2 (UID BODY.PEEK[])": bodies,
+            "LIST": b"",
+        })
+        res = self.run_fake(srv, opts=["--max-message", "1M"])
+        self.assertExit(res, 0)
+        self.assertLess(res.maxrss_kib, (40 << 10) * (3 if T.asan() else 1), res)
+        self.assertRegex(res.err, r"UID 1: quarantined to TLSRPT/Quarantine: message of 50331648 "
+                                  r"bytes is larger than 1048576 bytes")
+        self.assertEqual(self.summary()["totals"]["reports"], 1)
+        self.assertIn('UID MOVE 2 "TLSRPT/Processed"', srv.commands)
+        self.assertIn('UID MOVE 1 "TLSRPT/Quarantine"', srv.commands)
+        self.assertIn('CREATE "TLSRPT/Processed"', srv.commands)
+
+    def test_an_endless_line_is_cut_off(self):
+        def endless(f):
+            f.write(b"* SEARCH")
+            chunk = b" 1" * (1 << 19)
+            for _ in range(16):  # 16 MiB without a line end
+                f.write(chunk)
+
+        srv = self.fake({
+            "CAPABILITY": b"* CAPABILITY IMAP4rev1 MOVE UIDPLUS\r\n",
+            'LIST "" ""': b'* LIST (\\Noselect) "/" ""\r\n',
+            "SELECT": b"* OK [UIDVALIDITY 7] ok\r\n",
+            "UID SEARCH": endless,
+        })
+        res = self.run_fake(srv)
+        self.assertExit(res, T.EX_TEMPFAIL)
+        self.assertIn("an answer line longer than 8388608 bytes", res.err)
+        self.assertLess(res.maxrss_kib, (40 << 10) * (3 if T.asan() else 1), res)
+
+    def test_a_bad_answer_to_move_leaves_the_messages_unseen(self):
+        mail = report_mail(numbered_report(1))
+        srv = self.fake({
+            "CAPABILITY": b"* CAPABILITY IMAP4rev1 MOVE UIDPLUS\r\n",
+            'LIST "" ""': b'* LIST (\\Noselect) "/" ""\r\n',
+            "SELECT": b"* OK [UIDVALIDITY 7] ok\r\n",
+            "UID SEARCH": b"* SEARCH 5\r\n",
+            "UID FETCH 5 (UID RFC822.SIZE)": b"* 1 FETCH (UID 5 RFC822.SIZE %d)\r\n" % len(mail),
+            "UID FETCH 5 (UID BODY.PEEK[])": b"* 1 FETCH (UID 5 BODY[] {%d}\r\n%s)\r\n"
+                                             % (len(mail), mail),
+            "LIST": b'* LIST () "/" TLSRPT/Processed\r\n',
+        }, status={"UID MOVE": b"NO [OVERQUOTA] over quota"})
+        res = self.run_fake(srv)
+        # stored (committed), not moved: a duplicate at the next pass, never lost
+        self.assertExit(res, T.EX_TEMPFAIL)
+        self.assertIn("UID MOVE: the server answered NO [OVERQUOTA] over quota", res.err)
+        self.assertEqual(parse_stats(res.out)["deferred"], 1)
+        self.assertEqual(self.summary()["totals"]["reports"], 1)
+        self.assertNotIn("CREATE", " ".join(srv.commands))  # the folder exists
+        self.assertNotIn("STORE", " ".join(srv.commands))  # nothing marked seen
 
 
 # ---- 3. SIGKILL -----------------------------------------------------------------------------
