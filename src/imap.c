@@ -14,10 +14,11 @@
  * ROUND_BYTES bytes: their sizes are asked first (a message over max_message
  * is not downloaded: it is quarantined with its size), then their bodies in
  * one FETCH; each body is prepared and submitted to the writer as it
- * arrives, so the writer commits while the rest still comes in. When the
- * writer has answered every message of the round, the round's moves are
- * made. Mailbox names are quoted strings of printable ASCII; '/' in a
- * configured folder stands for the server's hierarchy delimiter. */
+ * arrives, so the writer commits while the rest still comes in. The next
+ * round's bodies are fetched before the moves of a round are made: when the
+ * writer has answered every message of the round (after its commit).
+ * Mailbox names are quoted strings of printable ASCII; '/' in a configured
+ * folder stands for the server's hierarchy delimiter. */
 #define _GNU_SOURCE /* strcasestr */
 #include <curl/curl.h>
 #include <errno.h>
@@ -41,7 +42,7 @@
 #define SMALL_LITERAL   ((size_t)64 << 10) /* a literal outside a message body */
 #define MAX_LITERALS    8                  /* literals in one response */
 #define ROUND_MAX       256                /* messages fetched and committed per round */
-#define ROUND_BYTES     ((size_t)64 << 20) /* bytes of message bodies per round */
+#define ROUND_BYTES     ((size_t)32 << 20) /* bytes of message bodies per round (two in flight) */
 #define SET_MAX         4000               /* characters of a UID set in one command */
 #define SECRET_MAX      16384              /* a password or bearer token */
 #define RETRY_MIN       2                  /* seconds before the first retry after a failure */
@@ -1042,6 +1043,7 @@ struct msg {
 
 struct round {
     struct session *s;
+    bool failed;      /* the connection failed while its bodies were fetched */
     struct msg *msgs; /* ascending uid */
     size_t n;
     pthread_mutex_t mu;
@@ -1393,46 +1395,64 @@ static void round_free(struct round *r)
     free(r->msgs);
 }
 
-/* One round over uids[0..n) (present, with their sizes): bodies, commit, moves. */
-static tr_err run_round(struct session *s, const uint32_t *uids, const uint64_t *sizes, size_t n,
-                        bool *tempfail, char *err)
+/* Start a round over uids[0..n) (present, with their sizes): fetch the bodies,
+ * each submitted to the writer as it arrives. The round is returned even when
+ * the connection failed (r->failed): what was submitted must still be
+ * answered. NULL when out of memory. */
+static struct round *round_start(struct session *s, const uint32_t *uids, const uint64_t *sizes,
+                                 size_t n, char *err)
 {
-    struct round r = {.s = s, .n = n};
-    if ((r.msgs = calloc(n, sizeof *r.msgs)) == NULL)
-        return tr_fail(err, TR_ENOMEM, "out of memory");
-    pthread_mutex_init(&r.mu, NULL);
-    pthread_cond_init(&r.cv, NULL);
-    tr_err rc = TR_OK;
+    struct round *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->msgs = calloc(n, sizeof *r->msgs)) == NULL) {
+        free(r);
+        tr_fail(err, TR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    r->s = s;
+    r->n = n;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
     /* bodies of those within max_message; the others are quarantined by size */
     struct uids want = {0};
     for (size_t i = 0; i < n; i++) {
-        struct msg *m = &r.msgs[i];
-        m->round = &r;
+        struct msg *m = &r->msgs[i];
+        m->round = r;
         m->uid = uids[i];
         m->size = sizes[i];
         if (m->size > s->opt->lim.max_input)
-            submit_too_big(&r, m, m->size);
-        else if (!uids_add(&want, m->uid))
-            rc = tr_fail(err, TR_ENOMEM, "out of memory");
+            submit_too_big(r, m, m->size);
+        else if (!uids_add(&want, m->uid) && !r->failed)
+            r->failed = tr_fail(err, TR_ENOMEM, "out of memory") != TR_OK;
     }
     char set[SET_MAX + 8];
-    for (size_t f = 0; rc == TR_OK && f < want.n;) {
+    for (size_t f = 0; !r->failed && f < want.n;) {
         uid_set(want.v, want.n, &f, set);
-        if (cmd_ok(&s->c, on_body, &r, s->opt->lim.max_input, err, "UID FETCH %s %s", set,
+        if (cmd_ok(&s->c, on_body, r, s->opt->lim.max_input, err, "UID FETCH %s %s", set,
                    "(UID BODY.PEEK[])") != TR_OK)
-            rc = TR_EIO;
+            r->failed = true;
     }
     free(want.v);
-    round_wait(&r); /* whatever was submitted is answered (after its commit) */
-    if (rc == TR_OK) {
-        rc = settle_round(s, &r, tempfail, err);
+    return r;
+}
+
+/* Wait until the writer has answered every message of r (after its commit),
+ * then move them (unless the round failed), and free r. TR_OK or an error of
+ * the connection (err set); *tempfail when storage was unavailable. */
+static tr_err round_finish(struct round *r, bool *tempfail, char *err)
+{
+    struct session *s = r->s;
+    round_wait(r);
+    tr_err rc = TR_EIO;
+    if (!r->failed) {
+        rc = settle_round(s, r, tempfail, err);
     } else {
-        /* the connection failed mid-round: nothing is moved; all stay unseen */
-        for (size_t i = 0; i < n; i++)
-            if (r.msgs[i].submitted)
+        /* the connection failed: nothing is moved; all stay unseen */
+        for (size_t i = 0; i < r->n; i++)
+            if (r->msgs[i].submitted)
                 s->st->deferred++;
     }
-    round_free(&r);
+    round_free(r);
+    free(r);
     return rc;
 }
 
@@ -1544,14 +1564,13 @@ static enum imap_failure mailbox_pass(const struct mailbox *mb, struct writer *w
             sizes[kept++] = sizes[i];
         }
     todo.n = kept;
+    /* Two rounds overlap: the next one's bodies are fetched while the writer
+     * commits the one before, which is then moved. */
     bool failed = false;
-    for (size_t i = 0; i < todo.n && !failed;) {
+    struct round *prev = NULL;
+    for (size_t i = 0; i < todo.n && !failed && !*tempfail;) {
         if (stop && atomic_load(stop))
             break;
-        if (select_folder(&s, folder, err) != TR_OK) {
-            failed = true;
-            break;
-        }
         /* a round: at most ROUND_MAX messages and ROUND_BYTES of bodies (at least one) */
         size_t k = 0, bytes = 0;
         while (i + k < todo.n && k < ROUND_MAX) {
@@ -1561,11 +1580,21 @@ static enum imap_failure mailbox_pass(const struct mailbox *mb, struct writer *w
             bytes += (size_t)z;
             k++;
         }
-        if (run_round(&s, todo.v + i, sizes + i, k, tempfail, err) != TR_OK)
-            failed = true;
+        struct round *r = round_start(&s, todo.v + i, sizes + i, k, err);
         i += k;
-        if (*tempfail)
-            break; /* storage is down: the rest would fail too */
+        if (r == NULL || r->failed)
+            failed = true;
+        if (prev) {
+            prev->failed |= failed; /* no moves over a broken connection */
+            if (round_finish(prev, tempfail, err) != TR_OK)
+                failed = true;
+        }
+        prev = r;
+    }
+    if (prev) {
+        prev->failed |= failed;
+        if (round_finish(prev, tempfail, err) != TR_OK)
+            failed = true;
     }
     if (failed)
         goto out;
