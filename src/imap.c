@@ -1,12 +1,12 @@
 /* imap.c: IMAP mailboxes (see imap.h for the contract). The only file that
- * includes curl.h (besides a mail alert channel).
+ * includes curl.h (a mail alert channel may be the other).
  *
  * libcurl connects, does TLS and logs in (CURLOPT_CONNECT_ONLY); the
  * commands after the login are sent with curl_easy_send and their answers
  * read with curl_easy_recv: CAPABILITY, LIST, CREATE, SUBSCRIBE, SELECT,
  * UID SEARCH, UID FETCH (RFC822.SIZE, then BODY.PEEK[]), UID MOVE (or
  * UID COPY, UID STORE \Deleted, UID EXPUNGE), UID STORE \Seen, LOGOUT.
- * Every answer is bounded: a line (literals aside) by LINE_MAX, a literal by
+ * Every answer is bounded: a line (literals aside) by LINE_MAX_BYTES, a literal by
  * max_message (a larger one is read and dropped), the wait for any byte by
  * timeout_seconds.
  *
@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include "tlsrptd/api.h"
@@ -163,7 +164,6 @@ struct mailbox {
     unsigned backoff;  /* after a failure */
     unsigned tempfail; /* while storage is unavailable */
     bool logged_ok;    /* the last pass succeeded (log "polling again" once) */
-    bool first_logged; /* the start-up line was written */
 };
 
 static bool printable_ascii(const char *s)
@@ -393,8 +393,13 @@ static int on_progress(void *cls, curl_off_t a, curl_off_t b, curl_off_t c, curl
 
 static void conn_close(struct conn *c)
 {
+    /* Shut the socket first: libcurl would otherwise send a LOGOUT of its own
+     * and wait for its answer, behind whatever a failed command left unread. */
+    if (c->sock != CURL_SOCKET_BAD)
+        shutdown(c->sock, SHUT_RDWR);
+    c->sock = CURL_SOCKET_BAD;
     if (c->curl)
-        curl_easy_cleanup(c->curl); /* sends LOGOUT when the connection is still up */
+        curl_easy_cleanup(c->curl);
     c->curl = NULL;
     resp_clear(&c->r);
     buf_free(&c->r.text);
@@ -406,6 +411,7 @@ static enum imap_failure conn_open(struct conn *c, const struct mailbox *mb,
                                    const struct imap_options *opt, atomic_bool *stop, char *err)
 {
     memset(c, 0, sizeof *c);
+    c->sock = CURL_SOCKET_BAD;
     c->label = mb->url;
     c->stop = stop;
     unsigned timeout = opt->timeout_seconds ? opt->timeout_seconds : 60;
@@ -1243,8 +1249,8 @@ struct move_ctx {
 static void note_copyuid(struct move_ctx *x, const char *text)
 {
     char set[SET_MAX + 8];
-    if (!x->to_done || !parse_copyuid(text, set, sizeof set))
-        return;
+    if (!x->to_done || x->got_copyuid || !parse_copyuid(text, set, sizeof set))
+        return; /* a MOVE may answer it untagged and tagged: take it once */
     x->got_copyuid = true;
     if (x->s->done_uids.len)
         buf_append(&x->s->done_uids, ",", 1);
@@ -1460,11 +1466,11 @@ static tr_err round_finish(struct round *r, bool *tempfail, char *err)
 static void mark_done_seen(struct session *s)
 {
     char err[TR_ERRLEN];
+    struct uids u = {0};
     if (s->done_uids.len == 0 && !s->done_unknown)
         return;
     if (select_folder(s, s->done, err) != TR_OK)
         goto fail;
-    struct uids u = {0};
     if (s->done_unknown) { /* no COPYUID: everything unseen there was put there by us */
         if (cmd_ok(&s->c, on_search, &u, SMALL_LITERAL, err, "UID SEARCH UNSEEN") != TR_OK)
             goto fail;
@@ -1493,11 +1499,12 @@ static void mark_done_seen(struct session *s)
         uid_set(u.v, u.n, &from, set);
         if (cmd_ok(&s->c, NULL, NULL, SMALL_LITERAL, err, "UID STORE %s %s", set,
                    "+FLAGS.SILENT (\\Seen)") != TR_OK)
-            break;
+            goto fail;
     }
     free(u.v);
     return;
 fail:
+    free(u.v);
     tr_warn("imap %s: cannot mark the processed messages seen in %s: %s", s->mb->url,
             done_folder(s->opt), err);
 }
