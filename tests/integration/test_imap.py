@@ -903,6 +903,24 @@ class Serve(ImapCase):
         self.assertEqual(rc, 0, bg.log())
         self.assertNoSanitizer(bg.log())
 
+    def test_imap_watch_polls_until_sigterm(self):
+        dv = self.dovecot()
+        mb = self.mailbox(dv)
+        bg = Background(self, ["imap", "--watch", "--db", self.db, "--imap-poll", "1",
+                               "--imap-password-file", self.password_file(),
+                               "--imap-ca-file", dv.cert, dv.url()], "watch")
+        self.assertTrue(bg.wait_log("polling INBOX every 1 s", 20 * SLOW), bg.log())
+        mb.append("INBOX", [report_mail(numbered_report(1)), plain_mail(2)])
+        self.assertTrue(wait_until(lambda: mb.count("INBOX") == 0, 20), bg.log())
+        mb.append("INBOX", [report_mail(numbered_report(3))])
+        self.assertTrue(wait_until(lambda: mb.count("INBOX") == 0, 20), bg.log())
+        rc, out = bg.stop()
+        self.assertEqual(rc, 0, bg.log())
+        self.assertNoSanitizer(bg.log())
+        self.assertEqual(parse_stats(out), {"messages": 3, "stored": 2, "duplicates": 0,
+                                            "quarantined": 1, "deferred": 0})
+        self.assertEqual(self.summary()["totals"]["reports"], 2)
+
     def test_serve_polls_and_resumes_after_the_server_restarts(self):
         dv = self.dovecot()
         mb = self.mailbox(dv)
