@@ -53,21 +53,12 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tlsrptd_test as T  # noqa: E402
-from test_maildir import (Background, expected_sessions, numbered_report, plain_mail,  # noqa: E402
-                          report_mail)
+from test_maildir import (Background, MaildirCase, expected_sessions, numbered_report,  # noqa: E402
+                          plain_mail, report_mail, wait_until)
 
 SLOW = T.SLOW
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "s3cret-pw"
-
-
-def wait_until(pred, timeout, step=0.05):
-    end = time.time() + timeout * SLOW
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 # ---- a Dovecot of the test's own ------------------------------------------------------------
@@ -317,7 +308,7 @@ def metric(text, name, label):
     return float(m.group(1)) if m else None
 
 
-class ImapCase(T.TlsrptdTestCase):
+class ImapCase(MaildirCase):
     def dovecot(self, **kw):
         dv = Dovecot(**kw)
         self.addCleanup(dv.cleanup)
@@ -348,9 +339,6 @@ class ImapCase(T.TlsrptdTestCase):
                      "--limit", "100000"])
         self.assertEqual(res.rc, 0, res)
         return json.loads(res.out)
-
-    def assertNoSanitizer(self, text):
-        self.assertNotRegex(text, T._SANITIZER_RE)
 
 
 # ---- 1. the corpus --------------------------------------------------------------------------
