@@ -3,6 +3,7 @@
 #ifndef TLSRPTD_CLI_H
 #define TLSRPTD_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include "tlsrptd/config.h"
@@ -14,6 +15,7 @@
 #define EXIT_NOINPUT  66 /* EX_NOINPUT */
 #define EXIT_IOERR    74 /* EX_IOERR */
 #define EXIT_TEMPFAIL 75 /* EX_TEMPFAIL */
+#define EXIT_NOPERM   77 /* EX_NOPERM */
 #define EXIT_CONFIG   78 /* EX_CONFIG: the configuration cannot work; do not retry */
 
 #define DEFAULT_DB "./tlsrptd.db"
@@ -27,6 +29,7 @@ int cmd_maildir(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_quarantine(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_imap(int argc, char **argv);
 
 /* A decimal integer in [min, max]. */
 bool cli_parse_long(const char *s, long min, long max, long *out);
@@ -78,5 +81,32 @@ const char *cli_db_file(const char *db);
  * file), else print "no database at PATH (set db = ... or --db)" and return
  * EXIT_NOINPUT. */
 int cli_need_db(const char *cmd, const char *db);
+/* The arguments of `maildir` and `imap`: --watch, and positional arguments
+ * that replace the config file's list (maildir, imap). Use cli_watch_extra
+ * as cli_config_args' extra with a struct cli_watch_args as its ctx. */
+struct cli_watch_args {
+    struct config *cfg;
+    const char *cmd;  /* for messages */
+    const char *list; /* the repeatable key the arguments go to */
+    bool watch;
+    bool given; /* an argument was given: the file's list is replaced */
+};
+int cli_watch_extra(void *ctx, const char *arg);
+/* For commands that keep running (--watch): block SIGTERM, SIGINT and SIGHUP
+ * in this thread and the threads it starts (sigs gets them), then later wait
+ * for SIGTERM or SIGINT, reopening the log on SIGHUP; "SIGTERM: <stopping>"
+ * is logged. */
+void cli_block_signals(sigset_t *sigs);
+void cli_wait_for_stop(const struct config *cfg, const char *cmd, const sigset_t *sigs,
+                       const char *stopping);
+/* Open cfg's database and start the writer on it (maildir, imap): false
+ * after printing "tlsrptd CMD: why" (the caller exits 75). */
+struct writer;
+bool cli_start_writer(const struct config *cfg, const struct ingest_limits *lim, const char *cmd,
+                      struct store **st, struct writer **w);
+/* cli_imap.c: the IMAP options (imap.h) from cfg, with lim for the messages. */
+struct imap_options;
+void cli_config_imap_options(const struct config *cfg, const struct ingest_limits *lim,
+                             struct imap_options *o);
 
 #endif

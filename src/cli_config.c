@@ -5,12 +5,14 @@
  * key replaces the file's list), then the command's own flags and
  * arguments. A bad file exits 78 (EX_CONFIG), a bad flag 64 (EX_USAGE). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/writer.h"
 
 void cli_setup_log(const struct config *cfg, const char *cmd)
 {
@@ -271,4 +273,67 @@ int cli_need_db(const char *cmd, const char *db)
     }
     fprintf(stderr, "tlsrptd %s: database %s: %s\n", cmd, file, strerror(errno));
     return EXIT_NOINPUT;
+}
+
+int cli_watch_extra(void *ctx, const char *arg)
+{
+    struct cli_watch_args *a = ctx;
+    if (strcmp(arg, "--watch") == 0) {
+        a->watch = true;
+        return 1;
+    }
+    if (arg[0] == '-' && arg[1] != 0)
+        return 0; /* a config flag */
+    if (!a->given) {
+        config_clear_list(a->cfg, a->list);
+        a->given = true;
+    }
+    char err[TR_ERRLEN];
+    if (config_set(a->cfg, a->list, arg, err) != TR_OK) {
+        cli_usage_error(a->cmd, "%s", err);
+        return -1;
+    }
+    return 1;
+}
+
+void cli_block_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+}
+
+void cli_wait_for_stop(const struct config *cfg, const char *cmd, const sigset_t *sigs,
+                       const char *stopping)
+{
+    for (;;) {
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig == SIGHUP) {
+            cli_setup_log(cfg, cmd);
+            tr_info("SIGHUP: log reopened");
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            tr_info("%s: %s", sig == SIGTERM ? "SIGTERM" : "SIGINT", stopping);
+            return;
+        }
+    }
+}
+
+bool cli_start_writer(const struct config *cfg, const struct ingest_limits *lim, const char *cmd,
+                      struct store **st, struct writer **w)
+{
+    char err[TR_ERRLEN];
+    struct store_options sopt;
+    cli_config_store_options(cfg, &sopt);
+    *st = NULL;
+    *w = NULL;
+    if (store_open(cfg->db, &sopt, st, err) == TR_OK &&
+        (*w = writer_start(*st, lim, cfg->commit_max, err)) != NULL)
+        return true;
+    fprintf(stderr, "tlsrptd %s: %s\n", cmd, err);
+    store_close(*st);
+    *st = NULL;
+    return false;
 }

@@ -35,33 +35,6 @@ static void maildir_help(void)
            "  --watch             keep watching\n");
 }
 
-struct maildir_args {
-    struct config *cfg;
-    bool watch;
-    bool dirs_given;
-};
-
-static int maildir_extra(void *ctx, const char *arg)
-{
-    struct maildir_args *a = ctx;
-    if (strcmp(arg, "--watch") == 0) {
-        a->watch = true;
-        return 1;
-    }
-    if (arg[0] == '-' && arg[1] != 0)
-        return 0; /* a config flag */
-    if (!a->dirs_given) {
-        config_clear_list(a->cfg, "maildir");
-        a->dirs_given = true;
-    }
-    char err[TR_ERRLEN];
-    if (config_set(a->cfg, "maildir", arg, err) != TR_OK) {
-        cli_usage_error("maildir", "%s", err);
-        return -1;
-    }
-    return 1;
-}
-
 static void print_stats(const struct maildir_stats *s)
 {
     printf("maildir: %zu messages: %zu stored, %zu duplicates, %zu quarantined, %zu left in "
@@ -73,8 +46,8 @@ int cmd_maildir(int argc, char **argv)
 {
     struct config cfg;
     config_init(&cfg);
-    struct maildir_args args = {&cfg, false, false};
-    int rc = cli_config_args("maildir", argc, argv, &cfg, maildir_help, maildir_extra, &args);
+    struct cli_watch_args args = {&cfg, "maildir", "maildir", false, false};
+    int rc = cli_config_args("maildir", argc, argv, &cfg, maildir_help, cli_watch_extra, &args);
     if (rc != 0) {
         config_free(&cfg);
         return rc < 0 ? 0 : rc;
@@ -86,20 +59,14 @@ int cmd_maildir(int argc, char **argv)
     cli_setup_log(&cfg, "maildir");
 
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
     if (args.watch)
-        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        cli_block_signals(&sigs);
 
     char err[TR_ERRLEN];
     struct store *st = NULL;
     struct writer *w = NULL;
     struct maildir_stats stats = {0};
     int exit_code = EXIT_TEMPFAIL;
-    struct store_options sopt;
-    cli_config_store_options(&cfg, &sopt);
     struct ingest_limits lim;
     cli_config_limits(&cfg, &lim);
     struct maildir_options mopt = {cfg.maildir_quarantine, (unsigned)cfg.maildir_rescan, 0, lim};
@@ -110,10 +77,7 @@ int cmd_maildir(int argc, char **argv)
             return EXIT_IOERR;
         }
     }
-    if (store_open(cfg.db, &sopt, &st, err) != TR_OK ||
-        (w = writer_start(st, &lim, cfg.commit_max, err)) == NULL) {
-        fprintf(stderr, "tlsrptd maildir: %s\n", err);
-        store_close(st);
+    if (!cli_start_writer(&cfg, &lim, "maildir", &st, &w)) {
         config_free(&cfg);
         return EXIT_TEMPFAIL;
     }
@@ -138,18 +102,7 @@ int cmd_maildir(int argc, char **argv)
         fprintf(stderr, "tlsrptd maildir: %s\n", err);
         exit_code = EXIT_IOERR;
     } else {
-        for (;;) {
-            struct timespec tick = {1, 0};
-            int sig = sigtimedwait(&sigs, NULL, &tick);
-            if (sig == SIGHUP) {
-                cli_setup_log(&cfg, "maildir");
-                tr_info("SIGHUP: log reopened");
-            } else if (sig == SIGTERM || sig == SIGINT) {
-                tr_info("%s: finishing the messages in progress",
-                        sig == SIGTERM ? "SIGTERM" : "SIGINT");
-                break;
-            }
-        }
+        cli_wait_for_stop(&cfg, "maildir", &sigs, "finishing the messages in progress");
         maildir_watch_stop(mw, &stats);
         print_stats(&stats);
         exit_code = 0;

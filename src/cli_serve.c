@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "tlsrptd/config.h"
 #include "tlsrptd/http.h"
+#include "tlsrptd/imap.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/maildir.h"
 #include "tlsrptd/ratelimit.h"
@@ -107,6 +108,7 @@ int cmd_serve(int argc, char **argv)
     struct store *st = NULL;
     struct writer *w = NULL;
     struct maildir_watch *mw = NULL;
+    struct imap_watch *iw = NULL;
     struct ratelimit *rl = NULL;
     struct http_server *hs = NULL;
     int exit_code = EXIT_TEMPFAIL;
@@ -176,6 +178,15 @@ int cmd_serve(int argc, char **argv)
         if ((mw = maildir_watch_start(cfg.maildir.items, cfg.maildir.n, w, &mopt, err)) == NULL)
             goto fail;
     }
+    if (cfg.imap.n) {
+        struct imap_options iopt;
+        cli_config_imap_options(&cfg, &lim, &iopt);
+        for (size_t i = 0; i < cfg.imap.n; i++)
+            if (imap_check(cfg.imap.items[i], &iopt, err) != TR_OK)
+                goto fail;
+        if ((iw = imap_watch_start(cfg.imap.items, cfg.imap.n, w, &iopt, err)) == NULL)
+            goto fail;
+    }
     rl = ratelimit_new(cfg.rate_limit);
     hs = http_start(&cfg, w, rl, listeners, nl, (const char *)tls.cert.data,
                     (const char *)tls.key.data, err);
@@ -226,6 +237,8 @@ int cmd_serve(int argc, char **argv)
                 cfg.shutdown_timeout);
     maildir_watch_stop(mw, NULL); /* its round in progress is committed and moved */
     mw = NULL;
+    imap_watch_stop(iw, NULL); /* likewise */
+    iw = NULL;
     writer_stop(w); /* stores and answers whatever is still queued */
     w = NULL;
     deadline = time(NULL) + 2; /* let the last answers go out */
@@ -250,6 +263,7 @@ done:
         close(orig_stderr);
     http_stop(hs);
     maildir_watch_stop(mw, NULL);
+    imap_watch_stop(iw, NULL);
     writer_stop(w);
     ratelimit_free(rl);
     store_close(st);

@@ -95,6 +95,21 @@ static const struct opt opts[] = {
     {"dns", OPT_STR, OFF(dns), NULL, 0, 0,
      "DNS server (IPv4 HOST:PORT) that record --check and the console's check ask "
      "(default: the system resolver)"},
+    {"imap", OPT_LIST, OFF(imap), NULL, 0, 0,
+     "IMAP mailbox to poll for mailed reports (imaps://user@host/FOLDER); repeatable"},
+    {"imap_poll", OPT_UINT, OFF(imap_poll), "300", 1, 86400, "seconds between polls of a mailbox"},
+    {"imap_done_folder", OPT_STR, OFF(imap_done_folder), "TLSRPT/Processed", 0, 0,
+     "IMAP folder that processed reports are moved to (created if missing)"},
+    {"imap_quarantine_folder", OPT_STR, OFF(imap_quarantine_folder), "TLSRPT/Quarantine", 0, 0,
+     "IMAP folder for messages that hold no acceptable report (created if missing)"},
+    {"imap_password_file", OPT_STR, OFF(imap_password_file), NULL, 0, 0,
+     "file whose first line is the IMAP password"},
+    {"imap_oauth2_token_file", OPT_STR, OFF(imap_oauth2_token_file), NULL, 0, 0,
+     "file whose first line is an OAuth2 access token (XOAUTH2/OAUTHBEARER; read at every poll)"},
+    {"imap_ca_file", OPT_STR, OFF(imap_ca_file), NULL, 0, 0,
+     "PEM file of CAs trusted for IMAP servers, besides the system's"},
+    {"imap_insecure", OPT_BOOL, OFF(imap_insecure), "no", 0, 0,
+     "allow imap:// without STARTTLS (plain text)"},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)
@@ -115,7 +130,12 @@ static const struct opt *find_opt(const char *name)
 int config_list_index(const char *name)
 {
     const struct opt *o = find_opt(name);
-    return o && o->type == OPT_LIST ? (int)(o - opts) : -1;
+    if (o == NULL || o->type != OPT_LIST)
+        return -1;
+    int index = 0; /* among the list options, so it stays < 32 however long the table */
+    for (const struct opt *p = opts; p < o; p++)
+        index += p->type == OPT_LIST;
+    return index;
 }
 
 void config_clear_list(struct config *c, const char *name)

@@ -28,6 +28,7 @@
 #include "tlsrptd/api.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/http.h"
+#include "tlsrptd/imap.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/maildir.h"
 #include "tlsrptd/prom.h"
@@ -563,6 +564,7 @@ static enum MHD_Result send_metrics(struct request *rq)
         "# HELP tlsrptd_spool_entries Reports waiting in the spool for the "
         "database.\n# TYPE tlsrptd_spool_entries gauge\ntlsrptd_spool_entries %zu\n",
         writer_healthy(rq->hs->writer, why, sizeof why) ? 1 : 0, writer_spooled(rq->hs->writer));
+    (void)imap_metrics(&out);
     size_t len = out.len;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, out.data, MHD_RESPMEM_MUST_FREE);

@@ -42,6 +42,7 @@ static const struct command {
     {"ingest", cmd_ingest, "store reports from files, directories or stdin (also an MDA)"},
     {"validate", cmd_validate, "check reports against RFC 8460 without storing them"},
     {"maildir", cmd_maildir, "store the reports mailed into Maildirs (once, or --watch)"},
+    {"imap", cmd_imap, "store the reports mailed into IMAP mailboxes (once, or --watch)"},
     {"summary", cmd_summary, "print failure summaries from the database"},
     {"show", cmd_show, "print one stored report: its JSON, source and warnings"},
     {"record", cmd_record, "generate, parse or check the _smtp._tls TXT record"},

@@ -49,6 +49,13 @@ struct config {
     char *public_url;           /* this collector's https rua URL (tlsrptd record) */
     char *report_mailbox;       /* this collector's rua mailbox (tlsrptd record) */
     char *dns;                  /* DNS server of record checks; NULL: the system resolver */
+    /* IMAP mailboxes (tlsrptd imap, serve --imap) */
+    struct config_list imap;      /* mailbox URLs to poll */
+    size_t imap_poll;             /* seconds between polls */
+    char *imap_done_folder;       /* processed reports are moved here */
+    char *imap_quarantine_folder; /* messages without an acceptable report are moved here */
+    char *imap_password_file, *imap_oauth2_token_file, *imap_ca_file;
+    bool imap_insecure; /* imap:// without STARTTLS allowed */
 };
 
 /* The file every command reads when no -c FILE is given (and it exists);
