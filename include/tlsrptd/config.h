@@ -47,6 +47,14 @@ struct config {
     size_t max_message;         /* largest mail message read from a Maildir */
     char *public_url;           /* this collector's https rua URL (tlsrptd record) */
     char *report_mailbox;       /* this collector's rua mailbox (tlsrptd record) */
+    /* trust and scope (docs/trust.md) */
+    char *domains;              /* own domains: "example.com, *.example.org"; NULL: every one */
+    char *domains_file;         /* own domains, one or more a line (re-read on SIGHUP) */
+    char *tokens_file;          /* API tokens: "TOKEN DOMAIN..." lines (re-read on SIGHUP) */
+    char *retention;            /* reports older than this are pruned ("400d"); NULL: kept */
+    char *rollup_retention;     /* daily totals older than this are pruned; NULL: kept */
+    char *quarantine_retention; /* quarantine entries older than this are pruned; NULL: kept */
+    char *prune_interval;       /* serve: how often it prunes (default 1d) */
 };
 
 /* Defaults of every option. */
