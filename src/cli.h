@@ -46,6 +46,12 @@ void cli_setup_log(const struct config *cfg, const char *cmd);
 /* Input limits (Maildir messages) and database options from cfg. */
 void cli_config_limits(const struct config *cfg, struct ingest_limits *lim);
 void cli_config_store_options(const struct config *cfg, struct store_options *sopt);
+/* Own domains and tenant tokens (trust.h) from cfg's domains, domains_file
+ * and tokens_file: 0, or EXIT_CONFIG after printing what is wrong. */
+int cli_config_trust(const struct config *cfg, const char *cmd);
+/* SIGHUP: the same again (domains_file and tokens_file re-read); on an error
+ * the old settings stay and the error is logged. */
+void cli_reload_trust(const struct config *cfg);
 /* The spool directory of `serve` (spool_dir, or derived from db: DB.spool
  * beside a SQLite file, ./tlsrptd.spool for PostgreSQL); false when it is
  * "off". */

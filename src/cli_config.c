@@ -7,6 +7,7 @@
 #include <string.h>
 #include "cli.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/trust.h"
 
 void cli_setup_log(const struct config *cfg, const char *cmd)
 {
@@ -120,4 +121,29 @@ bool cli_spool_dir(const struct config *cfg, char *out, size_t n)
     else
         snprintf(out, n, "%s.spool", store_sqlite_path(cfg->db));
     return true;
+}
+
+int cli_config_trust(const struct config *cfg, const char *cmd)
+{
+    struct trust_settings ts = {cfg->domains, cfg->domains_file, cfg->tokens_file};
+    char err[TR_ERRLEN];
+    if (trust_configure(&ts, err) != TR_OK) {
+        fprintf(stderr, "tlsrptd %s: %s\n", cmd, err);
+        return EXIT_CONFIG;
+    }
+    return 0;
+}
+
+void cli_reload_trust(const struct config *cfg)
+{
+    struct trust_settings ts = {cfg->domains, cfg->domains_file, cfg->tokens_file};
+    char err[TR_ERRLEN], what[128];
+    if (trust_configure(&ts, err) != TR_OK) {
+        tr_err_log("SIGHUP: keeping the own domains and tokens as they were: %s", err);
+        return;
+    }
+    struct trust *t = trust_get();
+    trust_describe(t, what, sizeof what);
+    trust_put(t);
+    tr_info("SIGHUP: own domains and tokens reloaded: %s", what);
 }

@@ -12,6 +12,7 @@
 #include "tlsrptd/ingest.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/mailcheck.h"
+#include "tlsrptd/trust.h"
 #include "tlsrptd/walk.h"
 
 /* ---- shared option handling ----------------------------------------------------------------- */
@@ -30,6 +31,8 @@ enum {
     OPT_QUIET,
     OPT_PROGRESS,
     OPT_NO_PROGRESS,
+    OPT_DOMAINS,
+    OPT_DOMAINS_FILE,
 };
 
 /* Limits shared by ingest and validate; returns false after printing an error. */
@@ -87,6 +90,10 @@ static const char ingest_help[] =
     "  --max-parts N          most MIME parts in one message (default 1000)\n"
     "  --quarantine-bytes SIZE  raw bytes kept in quarantine (default 256M)\n"
     "  --quarantine-rows N    quarantine entries kept (default 100000)\n"
+    "  --domains LIST         the own domains (example.com, *.example.org): a report\n"
+    "                         for none of them is rejected; other domains' policies\n"
+    "                         are skipped with a warning (default: every domain)\n"
+    "  --domains-file FILE    own domains from a file, one or more a line\n"
     "  -q, --quiet            print only rejected and failed inputs\n"
     "  --progress, --no-progress  progress line on stderr (default: when a terminal)\n"
     "\n"
@@ -362,6 +369,8 @@ int cmd_ingest(int argc, char **argv)
         {"quarantine-bytes", required_argument, NULL, OPT_QUARANTINE_BYTES},
         {"quarantine-rows", required_argument, NULL, OPT_QUARANTINE_ROWS},
         {"quiet", no_argument, NULL, 'q'},
+        {"domains", required_argument, NULL, OPT_DOMAINS},
+        {"domains-file", required_argument, NULL, OPT_DOMAINS_FILE},
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"help", no_argument, NULL, 'h'},
@@ -370,6 +379,7 @@ int cmd_ingest(int argc, char **argv)
     const char *db = DEFAULT_DB;
     struct ingest_limits lim = INGEST_DEFAULT_LIMITS;
     struct store_options sopt = STORE_DEFAULT_OPTIONS;
+    struct trust_settings trust = {NULL, NULL, NULL};
     struct ingest_run run = {0};
     long batch_size = 1024, l;
     size_t v;
@@ -404,6 +414,12 @@ int cmd_ingest(int argc, char **argv)
         case 'q':
             run.quiet = true;
             break;
+        case OPT_DOMAINS:
+            trust.domains = optarg;
+            break;
+        case OPT_DOMAINS_FILE:
+            trust.domains_file = optarg;
+            break;
         case OPT_PROGRESS:
             progress = 1;
             break;
@@ -422,9 +438,13 @@ int cmd_ingest(int argc, char **argv)
     }
     if (optind >= argc)
         return cli_usage_error("ingest", "no input given (FILE, DIR or - for stdin)");
+    char err[TR_ERRLEN];
+    if (trust_configure(&trust, err) != TR_OK) {
+        fprintf(stderr, "tlsrptd ingest: %s\n", err);
+        return EXIT_CONFIG;
+    }
 
     struct walk_list inputs = {0};
-    char err[TR_ERRLEN];
     for (int i = optind; i < argc; i++) {
         if (walk_add(&inputs, argv[i], err) != TR_OK) {
             fprintf(stderr, "tlsrptd ingest: %s\n", err);

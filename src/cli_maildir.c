@@ -84,6 +84,10 @@ int cmd_maildir(int argc, char **argv)
         return cli_usage_error("maildir", "no Maildir given (DIR arguments or maildir = ...)");
     }
     cli_setup_log(&cfg, "maildir");
+    if ((rc = cli_config_trust(&cfg, "maildir")) != 0) {
+        config_free(&cfg);
+        return rc;
+    }
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -144,6 +148,7 @@ int cmd_maildir(int argc, char **argv)
             if (sig == SIGHUP) {
                 cli_setup_log(&cfg, "maildir");
                 tr_info("SIGHUP: log reopened");
+                cli_reload_trust(&cfg);
             } else if (sig == SIGTERM || sig == SIGINT) {
                 tr_info("%s: finishing the messages in progress",
                         sig == SIGTERM ? "SIGTERM" : "SIGINT");

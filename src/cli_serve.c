@@ -86,6 +86,21 @@ static bool drop_privileges(const char *user, char *err)
     return true;
 }
 
+/* Does every listener bind a loopback address (127.0.0.0/8, ::1, localhost)? */
+static bool loopback_only(const struct config *cfg)
+{
+    const struct config_list *lists[] = {&cfg->listen, &cfg->listen_tls};
+    for (size_t l = 0; l < 2; l++) {
+        for (size_t i = 0; i < lists[l]->n; i++) {
+            const char *a = lists[l]->items[i];
+            if (strncmp(a, "127.", 4) != 0 && strncmp(a, "[::1]:", 6) != 0 &&
+                strncmp(a, "localhost:", 10) != 0)
+                return false;
+        }
+    }
+    return true;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     struct config cfg;
@@ -127,6 +142,14 @@ int cmd_serve(int argc, char **argv)
         goto fail;
     if (!drop_privileges(cfg.user, err))
         goto fail;
+    if (cli_config_trust(&cfg, "serve") != 0) { /* read as the service user, as SIGHUP will */
+        exit_code = EXIT_CONFIG;
+        goto done;
+    }
+    if (cfg.domains == NULL && cfg.domains_file == NULL && !loopback_only(&cfg))
+        tr_warn("no domains set: reports for any domain are taken from anyone who can reach "
+                "this endpoint; set domains (or domains_file) to the domains this collector "
+                "serves");
 
     struct store_options sopt;
     cli_config_store_options(&cfg, &sopt);
@@ -170,6 +193,7 @@ int cmd_serve(int argc, char **argv)
         if (sig == SIGHUP) {
             cli_setup_log(&cfg, "serve");
             tr_info("SIGHUP: log reopened");
+            cli_reload_trust(&cfg);
             if (cfg.listen_tls.n) {
                 struct buf ncert, nkey;
                 if (!read_pem(&cfg, &ncert, &nkey, err)) {

@@ -30,6 +30,7 @@
 #include "tlsrptd/log.h"
 #include "tlsrptd/maildir.h"
 #include "tlsrptd/prom.h"
+#include "tlsrptd/trust.h"
 
 #define MAX_DAEMONS (2 * CONFIG_MAX_LIST)
 
@@ -412,6 +413,24 @@ static enum MHD_Result submit(struct request *rq)
     return MHD_YES;
 }
 
+/* POST PATH/DOMAIN with own domains set (docs/trust.md): true when DOMAIN
+ * is not one of them; *shown gets it for the answer. */
+static bool foreign_path_domain(const struct http_server *hs, const char *url, char *shown,
+                                size_t n)
+{
+    const char *rest = url + strlen(hs->cfg->path);
+    if (*rest != '/' || rest[1] == 0)
+        return false;
+    rest++;
+    size_t len = strcspn(rest, "/");
+    snprintf(shown, n, "%.*s", (int)(len < n ? len : n - 1), rest);
+    struct trust *t = trust_get();
+    const struct domain_set *own = trust_own_domains(t);
+    bool foreign = own && (len >= n || !domain_set_match(own, shown)); /* too long: not ours */
+    trust_put(t);
+    return foreign;
+}
+
 /* The first call: everything that can be refused before the body arrives. */
 static enum MHD_Result start_report(struct request *rq)
 {
@@ -420,6 +439,11 @@ static enum MHD_Result start_report(struct request *rq)
     if (strcmp(rq->method, MHD_HTTP_METHOD_POST) != 0)
         return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
                           "reports are POSTed", 0);
+    char domain[DOMAIN_MAX_LEN + 1], why[160];
+    if (foreign_path_domain(hs, rq->path, domain, sizeof domain)) {
+        snprintf(why, sizeof why, "not a domain of this collector: %.100s", domain);
+        return send_error(rq, MHD_HTTP_BAD_REQUEST, "not an acceptable report", why, 0);
+    }
     if (atomic_load(&hs->quiescing))
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, 60);
     unsigned retry = 0;
