@@ -736,7 +736,8 @@ tr_err store_seen_policies(struct store *st, const struct store_filter *f, store
                "p.mx_hosts, COUNT(*), MIN(r.start_time), MAX(r.start_time)");
     qb_base(&q, f, false);
     qb_sql(&q, " GROUP BY 1, 2, 3, 4 ORDER BY ");
-    qb_order_text(&q, "1");
+    /* the expression, not "1": PostgreSQL takes "1 COLLATE ..." for a constant */
+    qb_order_text(&q, "COALESCE(p.policy_domain, '')");
     qb_sql(&q, ", 7 DESC");
     struct seen_ctx c = {fn, cls};
     tr_err rc = qb_run(st, &q, seen_row, &c, err);

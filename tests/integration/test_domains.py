@@ -182,6 +182,10 @@ class Serve(T.TlsrptdTestCase):
             q = d.get("/api/v1/quarantine").json()
             self.assertEqual(sorted(e["reason"] for e in q["entries"]),
                              ["%s: bad.example" % NOT_OURS, "%s: late.test" % NOT_OURS])
+            r = d.get("/api/v1/policies")  # PostgreSQL answered 503 (ORDER BY 1 COLLATE)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(sorted(p["policy_domain"] for p in r.json()["policies"]),
+                             ["a.sub.test", "late.test", "own.test"])
         finally:
             self.assertEqual(d.stop(), 0)
         got = {g["policy_domain"]: g["reports"] for g in C.summary(self.db)["domains"]}
