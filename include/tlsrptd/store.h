@@ -148,6 +148,19 @@ tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char
 
 #define STORE_MAX_FILTER 64
 
+/* What one API token may see (docs/trust.md): the policy domains its
+ * patterns match (domains.h: "example.com", "*.example.org", "*" for every
+ * one; "" — no domain — matches "*" only). Everything a read returns under a
+ * scope comes from those policies alone: groups, totals, reporters, sending
+ * IPs, MX hosts, report listings and report ids. A report that also holds
+ * policies outside the scope is shown with the visible ones only: its sums
+ * over them, its source reduced to its kind, its raw JSON without the other
+ * policies and its diagnostics only about the visible ones. */
+struct store_scope {
+    const char *const *patterns; /* borrowed */
+    size_t n;                    /* 0: nothing is visible */
+};
+
 /* What a query covers. Domains are lower case without a trailing dot; "" is
  * the policies without a domain. */
 struct store_filter {
@@ -155,7 +168,8 @@ struct store_filter {
     size_t ndomains;
     const char *reporters[STORE_MAX_FILTER]; /* organization names; none: every reporter */
     size_t nreporters;
-    int64_t since, until; /* a report counts when its start time is in [since, until) */
+    int64_t since, until;            /* a report counts when its start time is in [since, until) */
+    const struct store_scope *scope; /* NULL: every domain may be seen; else only these */
 };
 void store_filter_init(struct store_filter *f);
 
@@ -241,6 +255,11 @@ tr_err store_list_reports(struct store *st, const struct store_filter *f, size_t
  * *nfound gets how many matched (the callback sees each). */
 tr_err store_get_reports(struct store *st, int64_t id, const char *report_id, store_report_fn fn,
                          void *cls, size_t *nfound, char *err);
+/* The same, seen through scope (NULL: everything): only reports with a
+ * visible policy, redacted as struct store_scope says. */
+tr_err store_get_reports_scoped(struct store *st, const struct store_scope *scope, int64_t id,
+                                const char *report_id, store_report_fn fn, void *cls,
+                                size_t *nfound, char *err);
 /* Reports with ids above after, in id order, at most limit, with raw bytes
  * (for migrate). */
 tr_err store_scan_reports(struct store *st, int64_t after, size_t limit, store_report_fn fn,
@@ -264,6 +283,10 @@ typedef int (*store_failure_row_fn)(void *cls, const struct store_failure_row *f
 /* One report's policies (in idx order) and failure details (in policy order). */
 tr_err store_report_details(struct store *st, int64_t report, store_policy_fn pfn,
                             store_failure_row_fn ffn, void *cls, char *err);
+/* The same, only the policies scope shows (NULL: all). */
+tr_err store_report_details_scoped(struct store *st, const struct store_scope *scope,
+                                   int64_t report, store_policy_fn pfn, store_failure_row_fn ffn,
+                                   void *cls, char *err);
 
 /* The distinct policies seen for the filter's domains: type, policy strings
  * and MX hosts as stored (JSON text), reports, first and last start time. */
@@ -315,5 +338,9 @@ enum store_counts {
 };
 tr_err store_counts(struct store *st, enum store_counts which, store_count_fn fn, void *cls,
                     char *err);
+/* The same, the domains scope shows (NULL: all); under a scope the outcome
+ * counts, which are the whole collector's, give no rows. */
+tr_err store_counts_scoped(struct store *st, const struct store_scope *scope,
+                           enum store_counts which, store_count_fn fn, void *cls, char *err);
 
 #endif
