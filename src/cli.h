@@ -11,6 +11,7 @@
 
 #define EXIT_USAGE    64 /* EX_USAGE */
 #define EXIT_DATAERR  65 /* EX_DATAERR */
+#define EXIT_NOINPUT  66 /* EX_NOINPUT */
 #define EXIT_IOERR    74 /* EX_IOERR */
 #define EXIT_TEMPFAIL 75 /* EX_TEMPFAIL */
 #define EXIT_CONFIG   78 /* EX_CONFIG */
@@ -26,6 +27,7 @@ int cmd_maildir(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_quarantine(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 /* "10M", "32MiB", "512k", "1048576" -> bytes. false when malformed or zero. */
 bool cli_parse_size(const char *s, size_t *out);
@@ -46,6 +48,10 @@ void cli_setup_log(const struct config *cfg, const char *cmd);
 /* Input limits (Maildir messages) and database options from cfg. */
 void cli_config_limits(const struct config *cfg, struct ingest_limits *lim);
 void cli_config_store_options(const struct config *cfg, struct store_options *sopt);
+/* For commands that change an existing database (prune, forget): open cfg's
+ * db for writing into *st: 0, EXIT_NOINPUT when no SQLite file is there
+ * (none is created), EXIT_TEMPFAIL when it cannot be opened; errors printed. */
+int cli_open_existing(const struct config *cfg, const char *cmd, struct store **st);
 /* Own domains and tenant tokens (trust.h) from cfg's domains, domains_file
  * and tokens_file: 0, or EXIT_CONFIG after printing what is wrong. */
 int cli_config_trust(const struct config *cfg, const char *cmd);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/trust.h"
@@ -146,4 +147,22 @@ void cli_reload_trust(const struct config *cfg)
     trust_describe(t, what, sizeof what);
     trust_put(t);
     tr_info("SIGHUP: own domains and tokens reloaded: %s", what);
+}
+
+int cli_open_existing(const struct config *cfg, const char *cmd, struct store **st)
+{
+    *st = NULL;
+    if (!store_is_postgresql(cfg->db) && access(store_sqlite_path(cfg->db), F_OK) != 0) {
+        fprintf(stderr, "tlsrptd %s: no database at %s (set db = ... or --db)\n", cmd,
+                store_sqlite_path(cfg->db));
+        return EXIT_NOINPUT;
+    }
+    struct store_options sopt;
+    cli_config_store_options(cfg, &sopt);
+    char err[TR_ERRLEN];
+    if (store_open(cfg->db, &sopt, st, err) != TR_OK) {
+        fprintf(stderr, "tlsrptd %s: %s\n", cmd, err);
+        return EXIT_TEMPFAIL;
+    }
+    return 0;
 }

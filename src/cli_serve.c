@@ -25,6 +25,7 @@
 #include "tlsrptd/log.h"
 #include "tlsrptd/maildir.h"
 #include "tlsrptd/ratelimit.h"
+#include "tlsrptd/retention.h"
 #include "tlsrptd/writer.h"
 
 static void serve_help(void)
@@ -121,6 +122,7 @@ int cmd_serve(int argc, char **argv)
     struct maildir_watch *mw = NULL;
     struct ratelimit *rl = NULL;
     struct http_server *hs = NULL;
+    struct pruner *pruner = NULL;
     int exit_code = EXIT_TEMPFAIL;
 
     /* signals: blocked everywhere (threads inherit the mask), taken below */
@@ -142,6 +144,11 @@ int cmd_serve(int argc, char **argv)
         goto fail;
     if (!drop_privileges(cfg.user, err))
         goto fail;
+    struct retention keep;
+    if (retention_from_config(&cfg, &keep, err) != TR_OK) {
+        exit_code = EXIT_CONFIG;
+        goto fail;
+    }
     if (cli_config_trust(&cfg, "serve") != 0) { /* read as the service user, as SIGHUP will */
         exit_code = EXIT_CONFIG;
         goto done;
@@ -180,6 +187,8 @@ int cmd_serve(int argc, char **argv)
         if ((mw = maildir_watch_start(cfg.maildir.items, cfg.maildir.n, w, &mopt, err)) == NULL)
             goto fail;
     }
+    if (retention_any(&keep) && (pruner = pruner_start(cfg.db, &sopt, &keep, err)) == NULL)
+        goto fail;
     rl = ratelimit_new(cfg.rate_limit);
     hs = http_start(&cfg, w, rl, listeners, nl, (const char *)cert.data, (const char *)key.data,
                     err);
@@ -240,6 +249,8 @@ int cmd_serve(int argc, char **argv)
     }
     http_stop(hs);
     hs = NULL;
+    pruner_stop(pruner);
+    pruner = NULL;
     exit_code = 0;
     tr_info("stopped");
     goto done;
@@ -247,6 +258,7 @@ fail:
     tr_err_log("%s", err);
     fprintf(stderr, "tlsrptd serve: %s\n", err);
 done:
+    pruner_stop(pruner);
     http_stop(hs);
     maildir_watch_stop(mw, NULL);
     writer_stop(w);

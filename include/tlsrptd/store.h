@@ -343,4 +343,28 @@ tr_err store_counts(struct store *st, enum store_counts which, store_count_fn fn
 tr_err store_counts_scoped(struct store *st, const struct store_scope *scope,
                            enum store_counts which, store_count_fn fn, void *cls, char *err);
 
+/* ---- retention (store_retention.c) ---------------------------------------------------------- */
+
+/* What prune removes: each bound is a Unix time, INT64_MIN for "keep all". */
+struct store_retention {
+    int64_t reports_before;    /* reports (policies, failure details, raw bytes) started before */
+    int64_t rollups_before;    /* daily totals (rollup rows) of days started before */
+    int64_t quarantine_before; /* quarantine entries received before */
+};
+struct store_prune_stats {
+    int64_t reports, policies, failure_details, raw_bytes; /* the reports that go */
+    int64_t rollup_rows;
+    int64_t quarantine, quarantine_bytes;
+    int64_t size_before, size_after; /* store_size_bytes() around it */
+    bool rebuilt; /* SQLite: the file was rebuilt once so that space can be given back */
+};
+/* Remove what r says, in transactions of a few hundred reports (a serving
+ * writer waits for one of them at most), then give the space back to the
+ * file system: SQLite runs an incremental vacuum (a database made before
+ * that was possible is rebuilt once, with VACUUM) and truncates its WAL;
+ * PostgreSQL's autovacuum does it its way. The all-time totals per domain
+ * stay. dry_run: only count. Outside a transaction. */
+tr_err store_prune(struct store *st, const struct store_retention *r, bool dry_run,
+                   struct store_prune_stats *out, char *err);
+
 #endif
