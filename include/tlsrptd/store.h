@@ -343,7 +343,7 @@ tr_err store_counts(struct store *st, enum store_counts which, store_count_fn fn
 tr_err store_counts_scoped(struct store *st, const struct store_scope *scope,
                            enum store_counts which, store_count_fn fn, void *cls, char *err);
 
-/* ---- retention (store_retention.c) ---------------------------------------------------------- */
+/* ---- retention and forgetting (store_retention.c, store_forget.c) --------------------------- */
 
 /* What prune removes: each bound is a Unix time, INT64_MIN for "keep all". */
 struct store_retention {
@@ -366,5 +366,26 @@ struct store_prune_stats {
  * stay. dry_run: only count. Outside a transaction. */
 tr_err store_prune(struct store *st, const struct store_retention *r, bool dry_run,
                    struct store_prune_stats *out, char *err);
+
+struct store_forget_stats {
+    int64_t reports_deleted; /* reports that held no other domain */
+    int64_t reports_edited;  /* reports shared with other domains, or naming it: its policies,
+                                and every mention of it, taken out */
+    int64_t policies, failure_details, rollup_rows, quarantine;
+    bool rebuilt;                /* SQLite: the file was rebuilt, no copy of it left inside */
+    char not_rebuilt[TR_ERRLEN]; /* SQLite: why it could not be (forgotten all the same) */
+};
+/* Remove everything stored about domain (normalized): its policies and
+ * their failure details, the reports it was the only domain of, its
+ * policies in the raw bytes of shared reports (rewritten) and every mention
+ * in their diagnostics and source, its rollups and all-time totals (the
+ * report counts of the days it shared corrected), and the quarantine
+ * entries quarantine_ids names (the caller decides which entries name the
+ * domain: it can read mail). One transaction; dry_run rolls it back. On
+ * SQLite the deleted bytes are overwritten and the file is rebuilt after the
+ * commit (VACUUM: it takes a while on a large database, and writers wait). */
+tr_err store_forget_domain(struct store *st, const char *domain, const int64_t *quarantine_ids,
+                           size_t nquarantine, bool dry_run, struct store_forget_stats *out,
+                           char *err);
 
 #endif
