@@ -100,6 +100,9 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
                "maildir --db $vgdb/m.db $vgdb/md" \
                "validate $top/samples $top/../shared/corpus/real" \
                "summary --db $vgdb/t.db --format json" \
+               "ingest --db $vgdb/d.db --domains example.com,test.xmox.nl $top/../shared/corpus/real" \
+               "prune --db $vgdb/t.db --retention 1000d --quarantine-retention 1s" \
+               "forget --db $vgdb/t.db --domain example.com" \
                "record $rconf --domain mail.example" \
                "record $rconf --domain mail.example --format json --mta-sts --mx mx.mail.example" \
                "record --domain mail.example --rua https://c.example/a;b --format value" \

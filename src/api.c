@@ -94,15 +94,6 @@ static void give_reader(struct reader *r, bool failed)
 
 /* ---- access --------------------------------------------------------------------------------- */
 
-static bool same_secret(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = (unsigned char)(la != lb);
-    for (size_t i = 0; i < la; i++) /* time depends on the token's length only */
-        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
-    return diff == 0 && lb > 0;
-}
-
 static bool is_loopback(const char *client)
 {
     struct in_addr v4;
@@ -117,27 +108,68 @@ static bool is_loopback(const char *client)
     return false;
 }
 
+unsigned api_authorize(const struct config *cfg, const char *client, const char *authorization,
+                       struct api_access *who, const char **why)
+{
+    memset(who, 0, sizeof *who);
+    struct trust *t = trust_get();
+    const struct tokens *tokens = trust_tokens(t);
+    bool api_token = cfg->api_token && cfg->api_token[0];
+    if (!api_token && tokens == NULL) {
+        trust_put(t);
+        if (!is_loopback(client)) {
+            *why = "the API answers loopback clients only unless api_token or tokens_file is "
+                   "configured";
+            return 403;
+        }
+        who->all = true;
+        return 0;
+    }
+    const char *prefix = "Bearer ";
+    /* the scheme name is case-insensitive (RFC 7235 §2.1) */
+    if (authorization == NULL || strncasecmp(authorization, prefix, strlen(prefix)) != 0) {
+        trust_put(t);
+        *why = "an Authorization: Bearer token is required";
+        return 401;
+    }
+    const char *presented = authorization + strlen(prefix);
+    /* both looked at, whichever matches, so the time says nothing of which */
+    bool is_api_token = api_token && tokens_same_secret(presented, cfg->api_token);
+    const struct domain_set *set = tokens ? tokens_find(tokens, presented) : NULL;
+    if (!is_api_token && set == NULL) {
+        trust_put(t);
+        *why = "wrong token";
+        return 401;
+    }
+    if (is_api_token || domain_set_all(set)) {
+        trust_put(t);
+        who->all = true;
+        return 0;
+    }
+    who->scope.patterns = domain_set_patterns(set, &who->scope.n);
+    who->held = t;
+    return 0;
+}
+
+void api_access_release(struct api_access *who)
+{
+    trust_put(who->held);
+    memset(who, 0, sizeof *who);
+}
+
 unsigned api_check_access(const struct config *cfg, const char *client, const char *authorization,
                           const char **why)
 {
-    if (cfg->api_token && cfg->api_token[0]) {
-        const char *prefix = "Bearer ";
-        /* the scheme name is case-insensitive (RFC 7235 §2.1) */
-        if (authorization == NULL || strncasecmp(authorization, prefix, strlen(prefix)) != 0) {
-            *why = "an Authorization: Bearer token is required";
-            return 401;
-        }
-        if (!same_secret(authorization + strlen(prefix), cfg->api_token)) {
-            *why = "wrong token";
-            return 401;
-        }
-        return 0;
-    }
-    if (!is_loopback(client)) {
-        *why = "the API answers loopback clients only unless api_token is configured";
-        return 403;
-    }
-    return 0;
+    struct api_access who;
+    unsigned denied = api_authorize(cfg, client, authorization, &who, why);
+    if (!denied)
+        api_access_release(&who);
+    return denied;
+}
+
+static const struct store_scope *scope_of(const struct api_access *who)
+{
+    return who->all ? NULL : &who->scope;
 }
 
 /* ---- parameters ----------------------------------------------------------------------------- */
@@ -357,7 +389,8 @@ static bool raw_answer(struct store *st, int64_t id, struct api_answer *out, boo
     return true;
 }
 
-void api_get(struct api *a, const char *path, const struct api_args *args, struct api_answer *out)
+void api_get(struct api *a, const struct api_access *who, const char *path,
+             const struct api_args *args, struct api_answer *out)
 {
     memset(out, 0, sizeof *out);
     int64_t id = 0;
@@ -378,6 +411,11 @@ void api_get(struct api *a, const char *path, const struct api_args *args, struc
                      "/quarantine, /quarantine/ID and /quarantine/ID/raw");
         return;
     }
+    if (!who->all && (r == R_QUARANTINE || r == R_ENTRY || r == R_RAW)) {
+        error_answer(out, 403, "forbidden",
+                     "the quarantine is for tokens that see every domain (\"*\")");
+        return;
+    }
     struct params *p = malloc(sizeof *p);
     if (p == NULL) {
         error_answer(out, 503, "out of memory", NULL);
@@ -387,6 +425,7 @@ void api_get(struct api *a, const char *path, const struct api_args *args, struc
         free(p);
         return;
     }
+    p->f.sf.scope = scope_of(who);
     char err[TR_ERRLEN] = "";
     struct reader *rd = take_reader(a, err);
     json_t *body = NULL;
@@ -411,7 +450,7 @@ void api_get(struct api *a, const char *path, const struct api_args *args, struc
         case R_REPORT: {
             char key[32];
             snprintf(key, sizeof key, "%lld", (long long)id);
-            body = query_report(rd->st, key, &nfound, err);
+            body = query_report_scoped(rd->st, scope_of(who), key, &nfound, err);
             found = nfound > 0;
             break;
         }
@@ -547,6 +586,7 @@ struct metrics_ctx {
     int64_t other_ok, other_bad;
     size_t reporter_series;
     tr_err rc;
+    const struct store_scope *scope; /* a tenant's token: its domains only */
 };
 
 static int take_domain(void *cls, const struct store_count_row *r)
@@ -638,7 +678,7 @@ static int put_outcome(void *cls, const struct store_count_row *r)
 
 static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
 {
-    tr_err rc = store_counts(st, STORE_COUNT_DOMAINS, take_domain, c, err);
+    tr_err rc = store_counts_scoped(st, c->scope, STORE_COUNT_DOMAINS, take_domain, c, err);
     if (rc != TR_OK || c->rc != TR_OK)
         return rc != TR_OK ? rc : tr_fail(err, c->rc, "metrics: out of memory");
     qsort(c->v, c->n, sizeof *c->v, by_volume);
@@ -674,7 +714,8 @@ static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
                                  "policy domain and result type (failure details).\n"
                                  "# TYPE tlsrptd_failed_sessions_total counter\n");
     if (rc == TR_OK &&
-        (rc = store_counts(st, STORE_COUNT_DOMAIN_FAILURES, put_failure, c, err)) == TR_OK &&
+        (rc = store_counts_scoped(st, c->scope, STORE_COUNT_DOMAIN_FAILURES, put_failure, c,
+                                  err)) == TR_OK &&
         (rc = c->rc) == TR_OK) {
         const char *type;
         json_t *n;
@@ -694,9 +735,11 @@ static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
                                  "latest report per policy domain and reporter.\n"
                                  "# TYPE tlsrptd_last_report_timestamp_seconds gauge\n");
     if (rc == TR_OK)
-        rc = store_counts(st, STORE_COUNT_DOMAIN_REPORTERS, put_reporter, c, err);
+        rc = store_counts_scoped(st, c->scope, STORE_COUNT_DOMAIN_REPORTERS, put_reporter, c, err);
     if (rc == TR_OK)
         rc = c->rc;
+    if (rc == TR_OK && c->scope) /* the rest is the whole collector's */
+        return TR_OK;
     if (rc == TR_OK)
         rc = prom_printf(c->out, "# HELP tlsrptd_reports_total Inputs handled, by source and "
                                  "outcome.\n# TYPE tlsrptd_reports_total counter\n");
@@ -715,14 +758,15 @@ static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
     return rc;
 }
 
-tr_err api_metrics(struct api *a, struct buf *out, char *err)
+tr_err api_metrics(struct api *a, const struct api_access *who, struct buf *out, char *err)
 {
     err[0] = 0;
     struct reader *rd = take_reader(a, err);
     if (rd == NULL)
         return TR_EDB;
-    struct metrics_ctx c = {
-        out, NULL, 0, 0, a->cfg->metrics_domains, json_object(), json_object(), 0, 0, 0, TR_OK};
+    struct metrics_ctx c = {out,           NULL,          0, 0, a->cfg->metrics_domains,
+                            json_object(), json_object(), 0, 0, 0,
+                            TR_OK,         scope_of(who)};
     tr_err rc = write_metrics(rd->st, &c, err);
     give_reader(rd, rc == TR_EDB);
     for (size_t i = 0; i < c.n; i++)

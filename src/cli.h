@@ -30,6 +30,8 @@ int cmd_record(int argc, char **argv);
 int cmd_quarantine(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_imap(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
 
 /* A decimal integer in [min, max]. */
 bool cli_parse_long(const char *s, long min, long max, long *out);
@@ -70,6 +72,16 @@ void cli_setup_log(const struct config *cfg, const char *cmd);
 /* Input limits and database options from cfg (ingest_limits_from_config). */
 void cli_config_limits(const struct config *cfg, struct ingest_limits *lim);
 void cli_config_store_options(const struct config *cfg, struct store_options *sopt);
+/* For commands that change an existing database (prune, forget): open cfg's
+ * db for writing into *st: 0, EXIT_NOINPUT when no SQLite file is there
+ * (none is created), EXIT_TEMPFAIL when it cannot be opened; errors printed. */
+int cli_open_existing(const struct config *cfg, const char *cmd, struct store **st);
+/* Own domains and tenant tokens (trust.h) from cfg's domains, domains_file
+ * and tokens_file: 0, or EXIT_CONFIG after printing what is wrong. */
+int cli_config_trust(const struct config *cfg, const char *cmd);
+/* SIGHUP: the same again (domains_file and tokens_file re-read); on an error
+ * the old settings stay and the error is logged. */
+void cli_reload_trust(const struct config *cfg);
 /* The spool directory of `serve` (spool_dir, or derived from db: DB.spool
  * beside a SQLite file, ./tlsrptd.spool for PostgreSQL); false when it is
  * "off". */

@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "cli.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/trust.h"
 #include "tlsrptd/writer.h"
 
 void cli_setup_log(const struct config *cfg, const char *cmd)
@@ -314,6 +316,7 @@ void cli_wait_for_stop(const struct config *cfg, const char *cmd, const sigset_t
         if (sig == SIGHUP) {
             cli_setup_log(cfg, cmd);
             tr_info("SIGHUP: log reopened");
+            cli_reload_trust(cfg);
         } else if (sig == SIGTERM || sig == SIGINT) {
             tr_info("%s: %s", sig == SIGTERM ? "SIGTERM" : "SIGINT", stopping);
             return;
@@ -336,4 +339,47 @@ bool cli_start_writer(const struct config *cfg, const struct ingest_limits *lim,
     store_close(*st);
     *st = NULL;
     return false;
+}
+
+int cli_config_trust(const struct config *cfg, const char *cmd)
+{
+    struct trust_settings ts = {cfg->domains, cfg->domains_file, cfg->tokens_file};
+    char err[TR_ERRLEN];
+    if (trust_configure(&ts, err) != TR_OK) {
+        fprintf(stderr, "tlsrptd %s: %s\n", cmd, err);
+        return EXIT_CONFIG;
+    }
+    return 0;
+}
+
+void cli_reload_trust(const struct config *cfg)
+{
+    struct trust_settings ts = {cfg->domains, cfg->domains_file, cfg->tokens_file};
+    char err[TR_ERRLEN], what[128];
+    if (trust_configure(&ts, err) != TR_OK) {
+        tr_err_log("SIGHUP: keeping the own domains and tokens as they were: %s", err);
+        return;
+    }
+    struct trust *t = trust_get();
+    trust_describe(t, what, sizeof what);
+    trust_put(t);
+    tr_info("SIGHUP: own domains and tokens reloaded: %s", what);
+}
+
+int cli_open_existing(const struct config *cfg, const char *cmd, struct store **st)
+{
+    *st = NULL;
+    if (!store_is_postgresql(cfg->db) && access(store_sqlite_path(cfg->db), F_OK) != 0) {
+        fprintf(stderr, "tlsrptd %s: no database at %s (set db = ... or --db)\n", cmd,
+                store_sqlite_path(cfg->db));
+        return EXIT_NOINPUT;
+    }
+    struct store_options sopt;
+    cli_config_store_options(cfg, &sopt);
+    char err[TR_ERRLEN];
+    if (store_open(cfg->db, &sopt, st, err) != TR_OK) {
+        fprintf(stderr, "tlsrptd %s: %s\n", cmd, err);
+        return EXIT_TEMPFAIL;
+    }
+    return 0;
 }

@@ -104,7 +104,9 @@ static void ingest_help(void)
            "that matter here: --db, --commit-max (inputs committed together; a batch is\n"
            "also committed after one second), --busy-timeout, --max-message (largest\n"
            "input), --max-inflated, --max-json-depth, --max-parts, --quarantine-bytes,\n"
-           "--quarantine-rows. Their defaults:\n");
+           "--quarantine-rows, --domains and --domains-file (the own domains: a report\n"
+           "for none of them is rejected, other domains' policies are skipped with a\n"
+           "warning). Their defaults:\n");
     config_print_help(stdout);
     printf("\nExit status (sysexits.h, for MTAs): 0 all stored or duplicate; 65 an input is\n"
            "not an acceptable report; 74 an input could not be read; 75 the database is\n"
@@ -374,6 +376,8 @@ int cmd_ingest(int argc, char **argv)
     struct config cfg;
     struct ingest_args args;
     int rc = parse_args("ingest", argc, argv, &cfg, ingest_help, ingest_flags, &args);
+    if (rc == 0)
+        rc = cli_config_trust(&cfg, "ingest"); /* domains, domains_file */
     if (rc != 0) {
         free_args(&cfg, &args);
         return rc < 0 ? 0 : rc;

@@ -57,6 +57,10 @@ int cmd_maildir(int argc, char **argv)
         return cli_usage_error("maildir", "no Maildir given (DIR arguments or maildir = ...)");
     }
     cli_setup_log(&cfg, "maildir");
+    if ((rc = cli_config_trust(&cfg, "maildir")) != 0) {
+        config_free(&cfg);
+        return rc;
+    }
 
     sigset_t sigs;
     if (args.watch)

@@ -350,7 +350,7 @@ int cmd_quarantine(int argc, char **argv)
             fprintf(stderr, "tlsrptd quarantine: no entry %lld\n", (long long)a.ids[0]);
             rc = EXIT_DATAERR;
         }
-    } else {
+    } else if ((rc = cli_config_trust(&cfg, "quarantine")) == 0) {
         rc = reingest(st, &cfg, &a);
     }
     store_close(st);

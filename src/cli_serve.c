@@ -27,6 +27,7 @@
 #include "tlsrptd/maildir.h"
 #include "tlsrptd/ratelimit.h"
 #include "tlsrptd/tls.h"
+#include "tlsrptd/retention.h"
 #include "tlsrptd/writer.h"
 
 static void serve_help(void)
@@ -86,6 +87,21 @@ static tr_err drop_privileges(const char *user, char *err)
     return TR_OK;
 }
 
+/* Does every listener bind a loopback address (127.0.0.0/8, ::1, localhost)? */
+static bool loopback_only(const struct config *cfg)
+{
+    const struct config_list *lists[] = {&cfg->listen, &cfg->listen_tls};
+    for (size_t l = 0; l < 2; l++) {
+        for (size_t i = 0; i < lists[l]->n; i++) {
+            const char *a = lists[l]->items[i];
+            if (strncmp(a, "127.", 4) != 0 && strncmp(a, "[::1]:", 6) != 0 &&
+                strncmp(a, "localhost:", 10) != 0)
+                return false;
+        }
+    }
+    return true;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     struct config cfg;
@@ -111,6 +127,7 @@ int cmd_serve(int argc, char **argv)
     struct imap_watch *iw = NULL;
     struct ratelimit *rl = NULL;
     struct http_server *hs = NULL;
+    struct pruner *pruner = NULL;
     int exit_code = EXIT_TEMPFAIL;
 
     /* signals: blocked everywhere (threads inherit the mask), taken below */
@@ -147,6 +164,19 @@ int cmd_serve(int argc, char **argv)
             goto fail;
         }
     }
+    struct retention keep;
+    if ((e = retention_from_config(&cfg, &keep, err)) != TR_OK) {
+        e = TR_ECONFIG;
+        goto fail;
+    }
+    if (cli_config_trust(&cfg, "serve") != 0) { /* read as the service user, as SIGHUP will */
+        exit_code = EXIT_CONFIG;
+        goto done;
+    }
+    if (cfg.domains == NULL && cfg.domains_file == NULL && !loopback_only(&cfg))
+        tr_warn("no domains set: reports for any domain are taken from anyone who can reach "
+                "this endpoint; set domains (or domains_file) to the domains this collector "
+                "serves");
     e = TR_EIO;
 
     struct store_options sopt;
@@ -187,6 +217,8 @@ int cmd_serve(int argc, char **argv)
         if ((iw = imap_watch_start(cfg.imap.items, cfg.imap.n, w, &iopt, err)) == NULL)
             goto fail;
     }
+    if (retention_any(&keep) && (pruner = pruner_start(cfg.db, &sopt, &keep, err)) == NULL)
+        goto fail;
     rl = ratelimit_new(cfg.rate_limit);
     hs = http_start(&cfg, w, rl, listeners, nl, (const char *)tls.cert.data,
                     (const char *)tls.key.data, err);
@@ -201,6 +233,7 @@ int cmd_serve(int argc, char **argv)
         if (sig == SIGHUP) {
             cli_setup_log(&cfg, "serve");
             tr_info("SIGHUP: log reopened");
+            cli_reload_trust(&cfg);
             if (cfg.listen_tls.n) {
                 /* check the new pair before any listener is touched; on any
                  * failure the old certificate goes on serving */
@@ -248,6 +281,8 @@ int cmd_serve(int argc, char **argv)
     }
     http_stop(hs);
     hs = NULL;
+    pruner_stop(pruner);
+    pruner = NULL;
     exit_code = 0;
     tr_info("stopped");
     goto done;
@@ -261,6 +296,7 @@ done:
         close(listeners[i].fd);
     if (orig_stderr >= 0)
         close(orig_stderr);
+    pruner_stop(pruner);
     http_stop(hs);
     maildir_watch_stop(mw, NULL);
     imap_watch_stop(iw, NULL);

@@ -110,6 +110,22 @@ static const struct opt opts[] = {
      "PEM file of CAs trusted for IMAP servers, besides the system's"},
     {"imap_insecure", OPT_BOOL, OFF(imap_insecure), "no", 0, 0,
      "allow imap:// without STARTTLS (plain text)"},
+    {"domains", OPT_STR, OFF(domains), NULL, 0, 0,
+     "the policy domains reports are taken for: example.com, *.example.org (unset: every "
+     "domain)"},
+    {"domains_file", OPT_STR, OFF(domains_file), NULL, 0, 0,
+     "a file of own domains, one or more a line (re-read on SIGHUP)"},
+    {"tokens_file", OPT_STR, OFF(tokens_file), NULL, 0, 0,
+     "API tokens and the domains each may see: TOKEN DOMAIN... lines (re-read on SIGHUP)"},
+    {"retention", OPT_STR, OFF(retention), NULL, 0, 0,
+     "prune reports (details, raw bytes) whose start is older than this, e.g. 400d; daily "
+     "totals stay (unset: keep)"},
+    {"rollup_retention", OPT_STR, OFF(rollup_retention), NULL, 0, 0,
+     "prune the daily totals older than this, e.g. 1825d (unset: keep)"},
+    {"quarantine_retention", OPT_STR, OFF(quarantine_retention), NULL, 0, 0,
+     "prune quarantine entries received longer ago than this, e.g. 90d (unset: keep)"},
+    {"prune_interval", OPT_STR, OFF(prune_interval), "1d", 0, 0,
+     "serve: apply the retention settings this often"},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)

@@ -33,6 +33,7 @@
 #include "tlsrptd/maildir.h"
 #include "tlsrptd/prom.h"
 #include "tlsrptd/record.h"
+#include "tlsrptd/trust.h"
 
 #define MAX_DAEMONS (2 * CONFIG_MAX_LIST)
 
@@ -442,6 +443,24 @@ static enum MHD_Result submit(struct request *rq)
     return MHD_YES;
 }
 
+/* POST PATH/DOMAIN with own domains set (docs/trust.md): true when DOMAIN
+ * is not one of them; *shown gets it for the answer. */
+static bool foreign_path_domain(const struct http_server *hs, const char *url, char *shown,
+                                size_t n)
+{
+    const char *rest = url + strlen(hs->cfg->path);
+    if (*rest != '/' || rest[1] == 0)
+        return false;
+    rest++;
+    size_t len = strcspn(rest, "/");
+    snprintf(shown, n, "%.*s", (int)(len < n ? len : n - 1), rest);
+    struct trust *t = trust_get();
+    const struct domain_set *own = trust_own_domains(t);
+    bool foreign = own && (len >= n || !domain_set_match(own, shown)); /* too long: not ours */
+    trust_put(t);
+    return foreign;
+}
+
 /* The first call: everything that can be refused before the body arrives. */
 static enum MHD_Result start_report(struct request *rq)
 {
@@ -450,6 +469,11 @@ static enum MHD_Result start_report(struct request *rq)
     if (strcmp(rq->method, MHD_HTTP_METHOD_POST) != 0)
         return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
                           "reports are POSTed", 0);
+    char domain[DOMAIN_MAX_LEN + 1], why[160];
+    if (foreign_path_domain(hs, rq->path, domain, sizeof domain)) {
+        snprintf(why, sizeof why, "not a domain of this collector: %.100s", domain);
+        return send_error(rq, MHD_HTTP_BAD_REQUEST, "not an acceptable report", why, 0);
+    }
     if (atomic_load(&hs->quiescing))
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, 60);
     unsigned retry = 0;
@@ -491,11 +515,11 @@ static enum MHD_Result start_report(struct request *rq)
         size_t n = strcspn(seg + 1, "/");
         snprintf(name, sizeof name, "%.*s", (int)(n < 255 ? n : 255), seg + 1);
         if (n > 253 || record_domain(name, rq->domain_hint, detail) != TR_OK) {
-            char why[TR_ERRLEN];
-            snprintf(why, sizeof why, "'%.64s' after %.32s/ is not a domain name: %.120s", name,
+            char bad[TR_ERRLEN];
+            snprintf(bad, sizeof bad, "'%.64s' after %.32s/ is not a domain name: %.120s", name,
                      hs->cfg->path, n > 253 ? "longer than 253 octets" : detail);
             rq->domain_hint[0] = 0;
-            return send_error(rq, MHD_HTTP_BAD_REQUEST, "bad domain in the path", why, 0);
+            return send_error(rq, MHD_HTTP_BAD_REQUEST, "bad domain in the path", bad, 0);
         }
     }
     buf_init(&rq->body, hs->cfg->max_body);
@@ -545,26 +569,29 @@ static void metrics_http(struct http_server *hs, struct buf *out)
                      count, (double)atomic_load(&hs->duration_sum_us) / 1e6, count);
 }
 
-static enum MHD_Result send_metrics(struct request *rq)
+static enum MHD_Result send_metrics(struct request *rq, const struct api_access *who)
 {
     struct buf out;
     buf_init(&out, (size_t)64 << 20);
     char err[TR_ERRLEN];
-    if (api_metrics(rq->hs->api, &out, err) != TR_OK) {
+    if (api_metrics(rq->hs->api, who, &out, err) != TR_OK) {
         buf_free(&out);
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable", err, 5);
     }
-    metrics_http(rq->hs, &out);
-    maildir_backlog_metrics(rq->hs->cfg->maildir.items, rq->hs->cfg->maildir.n, &out);
     char why[TR_ERRLEN];
-    (void)prom_printf(
-        &out,
-        "# HELP tlsrptd_storage_up Whether the database takes writes (1) or not (0).\n"
-        "# TYPE tlsrptd_storage_up gauge\ntlsrptd_storage_up %d\n"
-        "# HELP tlsrptd_spool_entries Reports waiting in the spool for the "
-        "database.\n# TYPE tlsrptd_spool_entries gauge\ntlsrptd_spool_entries %zu\n",
-        writer_healthy(rq->hs->writer, why, sizeof why) ? 1 : 0, writer_spooled(rq->hs->writer));
-    (void)imap_metrics(&out);
+    if (who->all) { /* the collector's own series: not a tenant's business */
+        metrics_http(rq->hs, &out);
+        maildir_backlog_metrics(rq->hs->cfg->maildir.items, rq->hs->cfg->maildir.n, &out);
+        (void)prom_printf(&out,
+                          "# HELP tlsrptd_storage_up Whether the database takes writes (1) or "
+                          "not (0).\n# TYPE tlsrptd_storage_up gauge\ntlsrptd_storage_up %d\n"
+                          "# HELP tlsrptd_spool_entries Reports waiting in the spool for the "
+                          "database.\n# TYPE tlsrptd_spool_entries gauge\ntlsrptd_spool_entries "
+                          "%zu\n",
+                          writer_healthy(rq->hs->writer, why, sizeof why) ? 1 : 0,
+                          writer_spooled(rq->hs->writer));
+        (void)imap_metrics(&out);
+    }
     size_t len = out.len;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, out.data, MHD_RESPMEM_MUST_FREE);
@@ -582,34 +609,43 @@ static enum MHD_Result send_metrics(struct request *rq)
     return r;
 }
 
-/* The API's access rule: 0, or the 401/403 already queued in *r. */
-static unsigned deny(struct request *rq, enum MHD_Result *r)
+/* The API's access rule: 0 with *who (released by the caller), or the
+ * 401/403 already queued in *r. */
+static unsigned deny(struct request *rq, enum MHD_Result *r, struct api_access *who)
 {
     const char *why = NULL;
-    unsigned denied = api_check_access(
+    unsigned denied = api_authorize(
         rq->hs->cfg, rq->client,
-        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), who,
         &why);
     if (denied)
         *r = send_error(rq, denied, denied == 401 ? "unauthorized" : "forbidden", why, 0);
     return denied;
 }
 
+static enum MHD_Result answer_api(struct request *rq, const struct api_access *who);
+
 static enum MHD_Result answer_read(struct request *rq, const char *method)
 {
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL, 0);
     enum MHD_Result denied;
-    if (deny(rq, &denied))
+    struct api_access who;
+    if (deny(rq, &denied, &who))
         return denied;
-    if (rq->route == ROUTE_METRICS)
-        return send_metrics(rq);
+    enum MHD_Result r = rq->route == ROUTE_METRICS ? send_metrics(rq, &who) : answer_api(rq, &who);
+    api_access_release(&who);
+    return r;
+}
+
+static enum MHD_Result answer_api(struct request *rq, const struct api_access *who)
+{
     if (strncmp(rq->path, "/api/v1/", 8) != 0)
         return send_error(rq, MHD_HTTP_NOT_FOUND, "not found", "the API is under /api/v1/", 0);
     struct api_args args = {0};
     MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
     struct api_answer ans;
-    api_get(rq->hs->api, rq->path + 7, &args, &ans);
+    api_get(rq->hs->api, who, rq->path + 7, &args, &ans);
     if (ans.body) {
         const char *detail = json_string_value(json_object_get(ans.body, "detail"));
         snprintf(rq->outcome, sizeof rq->outcome, "%s",
@@ -660,8 +696,14 @@ static enum MHD_Result answer_health(struct request *rq)
 static enum MHD_Result start_reingest(struct request *rq)
 {
     enum MHD_Result r;
-    if (deny(rq, &r))
+    struct api_access who;
+    if (deny(rq, &r, &who))
         return r;
+    bool all = who.all;
+    api_access_release(&who);
+    if (!all)
+        return send_error(rq, MHD_HTTP_FORBIDDEN, "forbidden",
+                          "the quarantine is for tokens that see every domain (\"*\")", 0);
     if (atomic_load(&rq->hs->quiescing))
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, 60);
     buf_init(&rq->body, 0); /* a body is not expected, and not kept */

@@ -14,6 +14,7 @@
 #include "tlsrptd/gz.h"
 #include "tlsrptd/ingest.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/trust.h"
 
 /* A stored input whose reports' fate (stored or duplicate) the store tells
  * at commit: its result is completed then. */
@@ -240,6 +241,59 @@ struct ingest_job *ingest_prepare_rejected(void *data, size_t len, bool take,
     return job;
 }
 
+/* ---- own domains ---------------------------------------------------------------------------- */
+
+/* Is name one of the entries of the ", "-separated list? */
+static bool listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, name, n) == 0)
+            return true;
+        p += len;
+        p += strspn(p, ", ");
+    }
+    return false;
+}
+
+/* Drop the policies of r whose domain is not one of own (docs/trust.md): each
+ * with a warning in diags, so it is neither stored nor counted. False when no
+ * policy is left: reason then names the foreign domains. */
+static bool keep_own_policies(struct report *r, struct diag_list *diags,
+                              const struct domain_set *own, char *reason)
+{
+    size_t kept = 0;
+    char names[TR_ERRLEN - 40] = ""; /* the reason's end */
+    size_t used = 0;
+    for (size_t i = 0; i < r->npolicies; i++) {
+        struct report_policy *p = &r->policies[i];
+        const char *d = p->policy_domain ? p->policy_domain : "";
+        if (d[0] && domain_set_match(own, d)) {
+            r->policies[kept++] = *p;
+            continue;
+        }
+        const char *shown = d[0] ? d : "(no policy-domain)";
+        char path[64];
+        snprintf(path, sizeof path, "policies[%zu].policy.policy-domain", i);
+        diag_add(diags, DIAG_WARNING, path,
+                 "%s is not a domain of this collector: policy skipped, not counted", shown);
+        if (!listed(names, shown) && used + 8 < sizeof names) { /* the first names that fit */
+            int w =
+                snprintf(names + used, sizeof names - used, "%s%.100s", used ? ", " : "", shown);
+            used = w > 0 && used + (size_t)w < sizeof names ? used + (size_t)w : sizeof names - 1;
+        }
+        free(p->policy_domain);
+        free(p->failures);
+        json_decref(p->policy_strings);
+        json_decref(p->mx_hosts);
+    }
+    r->npolicies = kept;
+    if (kept == 0)
+        snprintf(reason, TR_ERRLEN, "not a domain of this collector: %s", names);
+    return kept > 0;
+}
+
 struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struct store_source *src,
                                   const struct ingest_limits *lim)
 {
@@ -268,6 +322,8 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
     job->reports = calloc(job->dec.npayloads, sizeof *job->reports);
     if (job->reports == NULL)
         goto oom;
+    struct trust *trust = trust_get(); /* the own domains, as they are now */
+    const struct domain_set *own = trust_own_domains(trust);
     /* the domain of policies that name none: what the caller said (the
      * request path of a POST to PATH/<domain>), else the message's
      * TLS-Report-Domain header (copied into src above) */
@@ -285,14 +341,21 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
             diag_first_error(&jr->diags, jr->reason, sizeof jr->reason);
             continue;
         }
+        if (own && !keep_own_policies(&jr->r, &jr->diags, own, jr->reason)) {
+            report_free(&jr->r);
+            jr->rc = TR_EINVAL;
+            continue;
+        }
         /* the writer only writes rows: serialize here, on the preparing thread */
         if (store_serialize(&jr->r, &jr->diags, p->raw, p->rawlen, p->jsonlen, &jr->blob,
                             jr->reason) != TR_OK) {
             report_free(&jr->r);
             jr->rc = TR_ENOMEM;
+            trust_put(trust);
             goto oom;
         }
     }
+    trust_put(trust);
     return job;
 oom:
     ingest_job_free(job);

@@ -48,6 +48,8 @@ static const struct command {
     {"record", cmd_record, "generate, parse or check the _smtp._tls TXT record"},
     {"quarantine", cmd_quarantine, "list, show, export or re-ingest rejected inputs"},
     {"migrate", cmd_migrate, "copy a whole database into another (SQLite to PostgreSQL)"},
+    {"prune", cmd_prune, "remove what is older than the retention settings"},
+    {"forget", cmd_forget, "delete everything stored about a domain"},
 };
 
 static void usage(FILE *out)

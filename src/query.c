@@ -503,20 +503,35 @@ static json_t *json_text_or(const char *text)
     return v ? v : json_array();
 }
 
+/* The policies of one report, and where each stored idx is among them (a
+ * tenant's view shows only some). */
+struct policies_ctx {
+    json_t *list;
+    json_t *by_idx; /* "idx" -> the policy (borrowed from list) */
+};
+
 static int on_policy(void *cls, const struct store_policy_row *p)
 {
+    struct policies_ctx *c = cls;
+    char idx[24];
+    snprintf(idx, sizeof idx, "%zu", p->idx);
     json_array_append_new(
-        cls, json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:o}", "policy_type",
-                       str_or_null(p->policy_type), "policy_domain", str_or_null(p->policy_domain),
-                       "policy_strings", json_text_or(p->policy_strings), "mx_hosts",
-                       json_text_or(p->mx_hosts), "successful_sessions", (json_int_t)p->successful,
-                       "failed_sessions", (json_int_t)p->failed, "failure_details", json_array()));
+        c->list,
+        json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:o}", "policy_type", str_or_null(p->policy_type),
+                  "policy_domain", str_or_null(p->policy_domain), "policy_strings",
+                  json_text_or(p->policy_strings), "mx_hosts", json_text_or(p->mx_hosts),
+                  "successful_sessions", (json_int_t)p->successful, "failed_sessions",
+                  (json_int_t)p->failed, "failure_details", json_array()));
+    json_object_set(c->by_idx, idx, json_array_get(c->list, json_array_size(c->list) - 1));
     return 0;
 }
 
 static int on_detail(void *cls, const struct store_failure_row *f)
 {
-    json_t *policy = json_array_get(cls, f->policy_idx);
+    struct policies_ctx *c = cls;
+    char idx[24];
+    snprintf(idx, sizeof idx, "%zu", f->policy_idx);
+    json_t *policy = json_object_get(c->by_idx, idx);
     if (policy == NULL)
         return 0;
     json_t *d = json_pack("{s:o, s:I}", "result_type", str_or_null(f->result_type),
@@ -534,6 +549,12 @@ static int on_detail(void *cls, const struct store_failure_row *f)
 
 json_t *query_report(struct store *st, const char *key, size_t *nfound, char *err)
 {
+    return query_report_scoped(st, NULL, key, nfound, err);
+}
+
+json_t *query_report_scoped(struct store *st, const struct store_scope *scope, const char *key,
+                            size_t *nfound, char *err)
+{
     /* an id first; a number that is no id may still be a report-id */
     bool numeric = key[0] != 0 && strspn(key, "0123456789") == strlen(key) && strlen(key) < 19;
     struct one_report o = {NULL, ""};
@@ -541,9 +562,10 @@ json_t *query_report(struct store *st, const char *key, size_t *nfound, char *er
     *nfound = 0;
     tr_err rc = TR_OK;
     if (numeric)
-        rc = store_get_reports(st, strtoll(key, NULL, 10), NULL, on_one, &o, nfound, err);
+        rc = store_get_reports_scoped(st, scope, strtoll(key, NULL, 10), NULL, on_one, &o, nfound,
+                                      err);
     if (rc == TR_OK && *nfound == 0)
-        rc = store_get_reports(st, 0, key, on_one, &o, nfound, err);
+        rc = store_get_reports_scoped(st, scope, 0, key, on_one, &o, nfound, err);
     if (rc != TR_OK) {
         json_decref(o.out);
         return NULL;
@@ -555,14 +577,16 @@ json_t *query_report(struct store *st, const char *key, size_t *nfound, char *er
         return NULL;
     }
     if (o.out) {
-        json_t *policies = json_array();
-        rc = store_report_details(st, int_of(o.out, "id"), on_policy, on_detail, policies, err);
+        struct policies_ctx pc = {json_array(), json_object()};
+        rc = store_report_details_scoped(st, scope, int_of(o.out, "id"), on_policy, on_detail, &pc,
+                                         err);
+        json_decref(pc.by_idx);
         if (rc != TR_OK) {
-            json_decref(policies);
+            json_decref(pc.list);
             json_decref(o.out);
             return NULL;
         }
-        json_object_set_new(o.out, "policies", policies);
+        json_object_set_new(o.out, "policies", pc.list);
     }
     return o.out;
 }

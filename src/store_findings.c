@@ -36,6 +36,7 @@ static size_t window(char *sql, size_t n, const char *time_col, const char *doma
 struct rows_ctx {
     store_finding_fn fn;
     void *cls;
+    const struct store_scope *scope; /* rows of domains it does not show are skipped */
 };
 
 static int finding_row(void *cls, struct sql_row *row)
@@ -52,6 +53,8 @@ static int finding_row(void *cls, struct sql_row *row)
     };
     if (r.domain == NULL)
         r.domain = "";
+    if (!store_scope_shows(c->scope, r.domain))
+        return 0;
     return c->fn(c->cls, &r);
 }
 
@@ -104,7 +107,7 @@ tr_err store_findings_rows(struct store *st, enum store_finding_query which,
     size_t nargs = window(sql, sizeof sql, q[which].time_col, q[which].domain_col, f, args, 0);
     size_t len = strlen(sql);
     snprintf(sql + len, sizeof sql - len, "%s", q[which].tail);
-    struct rows_ctx c = {fn, cls};
+    struct rows_ctx c = {fn, cls, f->scope};
     return store_exec(st, STMT_NONE, sql, args, nargs, finding_row, &c, NULL, err);
 }
 

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "store_backend.h"
+#include "store_redact.h"
 #include "tlsrptd/buf.h"
+#include "tlsrptd/domains.h"
 #include "tlsrptd/store.h"
 
 #define DAY_SQL(c) c " - ((" c " % 86400) + 86400) % 86400"
@@ -102,6 +104,131 @@ static void qb_window(struct qb *q, const char *col, int64_t since, int64_t unti
     }
 }
 
+/* ---- scopes (struct store_scope) ----------------------------------------------------------- */
+
+static const struct store_scope scope_nothing = {NULL, 0};
+
+static bool scope_all(const struct store_scope *sc)
+{
+    for (size_t i = 0; i < sc->n; i++)
+        if (strcmp(sc->patterns[i], "*") == 0)
+            return true;
+    return false;
+}
+
+/* NULL when sc lets every domain be seen. */
+static const struct store_scope *scope_or_null(const struct store_scope *sc)
+{
+    return sc && !scope_all(sc) ? sc : NULL;
+}
+
+static bool scope_match(const struct store_scope *sc, const char *domain)
+{
+    for (size_t i = 0; i < sc->n; i++)
+        if (domain_pattern_match(sc->patterns[i], domain))
+            return true;
+    return false;
+}
+
+bool store_scope_shows(const struct store_scope *scope, const char *domain)
+{
+    return scope_or_null(scope) == NULL || scope_match(scope, domain);
+}
+
+static bool scope_keep(void *cls, const char *domain)
+{
+    return scope_match(cls, domain);
+}
+
+/* " AND (col is a domain sc lets be seen)"; col is a domain, '' for none.
+ * Nothing when sc is NULL or holds "*". A "*.NAME" pattern is a suffix test
+ * on ".NAME" written in functions both dialects have. */
+static void qb_visible(struct qb *q, const char *col, const struct store_scope *sc)
+{
+    if (scope_or_null(sc) == NULL)
+        return;
+    qb_sql(q, " AND (1 = 0");
+    size_t names = 0;
+    for (size_t i = 0; i < sc->n; i++) {
+        if (strncmp(sc->patterns[i], "*.", 2) == 0)
+            continue;
+        qb_sql(q, names++ ? ", " : " OR ");
+        if (names == 1) {
+            qb_sql(q, col);
+            qb_sql(q, " IN (");
+        }
+        qb_arg(q, sql_text(sc->patterns[i]));
+    }
+    if (names)
+        qb_sql(q, ")");
+    for (size_t i = 0; i < sc->n; i++) {
+        if (strncmp(sc->patterns[i], "*.", 2) != 0)
+            continue;
+        struct sql_arg dot_name = sql_text(sc->patterns[i] + 1); /* ".example.org" */
+        qb_sql(q, " OR (length(");
+        qb_sql(q, col);
+        qb_sql(q, ") > length(");
+        qb_arg(q, dot_name);
+        qb_sql(q, ") AND substr(");
+        qb_sql(q, col);
+        qb_sql(q, ", length(");
+        qb_sql(q, col);
+        qb_sql(q, ") - length(");
+        qb_arg(q, dot_name);
+        qb_sql(q, ") + 1) = ");
+        qb_arg(q, dot_name);
+        qb_sql(q, ")");
+    }
+    qb_sql(q, ")");
+}
+
+/* " AND col IN (the filter's domains)" and the scope's rule, for col. */
+static void qb_domains(struct qb *q, const char *col, const struct store_filter *f)
+{
+    qb_in(q, col, f->domains, f->ndomains);
+    qb_visible(q, col, f->scope);
+}
+
+/* How many domains the filter names, for choosing tables: a scope with
+ * patterns (after effective()) counts as several. */
+static size_t ndoms(const struct store_filter *f)
+{
+    return f->scope ? 2 : f->ndomains;
+}
+
+/* The filter as the queries run it (tmp holds it when it differs from in):
+ * domains asked for under a scope are kept when the scope shows them, the
+ * scope then adds nothing; a scope of names only (as most tokens have)
+ * becomes the domain list, so the per-domain rollups answer it; a scope
+ * with "*.NAME" patterns stays, as a rule on every domain column. */
+static const struct store_filter *effective(const struct store_filter *in, struct store_filter *tmp)
+{
+    if (in->scope == NULL)
+        return in;
+    *tmp = *in;
+    tmp->scope = scope_or_null(in->scope);
+    if (tmp->scope == NULL)
+        return tmp;
+    if (in->ndomains) {
+        tmp->ndomains = 0;
+        for (size_t i = 0; i < in->ndomains; i++)
+            if (scope_match(in->scope, in->domains[i]))
+                tmp->domains[tmp->ndomains++] = in->domains[i];
+        tmp->scope = tmp->ndomains ? NULL : &scope_nothing;
+        return tmp;
+    }
+    bool names_only = in->scope->n > 0 && in->scope->n <= STORE_MAX_FILTER;
+    for (size_t i = 0; i < in->scope->n && names_only; i++)
+        names_only = strncmp(in->scope->patterns[i], "*.", 2) != 0;
+    if (names_only) {
+        for (size_t i = 0; i < in->scope->n; i++)
+            tmp->domains[i] = in->scope->patterns[i];
+        tmp->ndomains = in->scope->n;
+        tmp->scope = NULL;
+    }
+    return tmp;
+}
+
 /* A sum that cannot overflow: SQLite's SUM fails on overflow, so the SQLite
  * backend defines tsum (saturating); PostgreSQL's SUM of bigint is numeric,
  * which the backend reads back saturated. */
@@ -171,7 +298,7 @@ static void qb_base(struct qb *q, const struct store_filter *f, bool with_failur
         qb_sql(q, " JOIN failure_details f ON f.policy = p.id");
     qb_sql(q, " WHERE 1 = 1");
     qb_window(q, "r.start_time", f->since, f->until);
-    qb_in(q, "COALESCE(p.policy_domain, '')", f->domains, f->ndomains);
+    qb_domains(q, "COALESCE(p.policy_domain, '')", f);
     qb_in(q, "r.organization_name", f->reporters, f->nreporters);
 }
 
@@ -180,7 +307,7 @@ static void qb_rollup_where(struct qb *q, const struct store_filter *f)
 {
     qb_sql(q, " WHERE 1 = 1");
     qb_window(q, "start_time", f->since, f->until);
-    qb_in(q, "policy_domain", f->domains, f->ndomains);
+    qb_domains(q, "policy_domain", f);
     qb_in(q, "reporter", f->reporters, f->nreporters);
 }
 
@@ -195,15 +322,15 @@ static void qb_groups(struct qb *q, const struct store_filter *f, enum store_dim
                   "t.policy_domain) AS nreporters, (SELECT MAX(last_start) FROM domain_reporters "
                   "x WHERE x.policy_domain = t.policy_domain) AS last FROM domain_totals t "
                   "WHERE 1 = 1");
-        qb_in(q, "t.policy_domain", f->domains, f->ndomains);
+        qb_domains(q, "t.policy_domain", f);
         return;
     }
-    if (rollup_dim && (dim == STORE_BY_DOMAIN || f->ndomains <= 1)) {
+    if (rollup_dim && (dim == STORE_BY_DOMAIN || ndoms(f) <= 1)) {
         /* the rollups; their report counts are per domain, exact for one domain */
         const char *key = dim == STORE_BY_DOMAIN ? "policy_domain"
                           : dim == STORE_BY_DAY  ? DAY_SQL("start_time")
                                                  : "reporter";
-        bool per_domain = dim == STORE_BY_DOMAIN || f->ndomains == 1;
+        bool per_domain = dim == STORE_BY_DOMAIN || ndoms(f) == 1;
         qb_sql(q, "SELECT s.k, s.ok, s.bad, ");
         qb_sql(q, per_domain ? "s.nrep" : "COALESCE(c.n, 0)");
         qb_sql(q, " AS nrep, s.nreporters, s.last FROM (SELECT ");
@@ -275,10 +402,12 @@ static int group_row(void *cls, struct sql_row *row)
     return c->fn(c->cls, &g);
 }
 
-tr_err store_summary_groups(struct store *st, const struct store_filter *f, enum store_dim dim,
+tr_err store_summary_groups(struct store *st, const struct store_filter *in, enum store_dim dim,
                             const struct store_page *page, store_group_fn fn, void *cls,
                             size_t *ngroups, char *err)
 {
+    struct store_filter tmp;
+    const struct store_filter *f = effective(in, &tmp);
     if ((unsigned)dim >= STORE_NDIMS)
         return tr_fail(err, TR_EUSAGE, "no such summary dimension");
     struct qb q;
@@ -345,10 +474,12 @@ static int failure_row(void *cls, struct sql_row *row)
     return c->fn(c->cls, &fl);
 }
 
-tr_err store_summary_failures(struct store *st, const struct store_filter *f, enum store_dim dim,
+tr_err store_summary_failures(struct store *st, const struct store_filter *in, enum store_dim dim,
                               const char *const *keys, size_t nkeys, store_failure_fn fn, void *cls,
                               char *err)
 {
+    struct store_filter tmp;
+    const struct store_filter *f = effective(in, &tmp);
     if ((unsigned)dim >= STORE_NDIMS)
         return tr_fail(err, TR_EUSAGE, "no such summary dimension");
     struct qb q;
@@ -356,10 +487,10 @@ tr_err store_summary_failures(struct store *st, const struct store_filter *f, en
     bool use_keys = keys != NULL && dim != STORE_BY_DAY;
     if (dim == STORE_BY_DOMAIN && all_time(f) && f->nreporters == 0) {
         qb_sql(&q, "SELECT policy_domain, result_type, failed FROM domain_failures WHERE 1 = 1");
-        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+        qb_domains(&q, "policy_domain", f);
         if (use_keys)
             qb_in(&q, "policy_domain", keys, nkeys);
-    } else if ((dim == STORE_BY_DOMAIN || (dim == STORE_BY_DAY && f->ndomains <= 1)) &&
+    } else if ((dim == STORE_BY_DOMAIN || (dim == STORE_BY_DAY && ndoms(f) <= 1)) &&
                f->nreporters == 0) {
         qb_sql(&q, "SELECT ");
         qb_sql(&q, dim == STORE_BY_DAY ? DAY_SQL("start_time") : "policy_domain");
@@ -367,7 +498,7 @@ tr_err store_summary_failures(struct store *st, const struct store_filter *f, en
         qb_sum_of(&q, "failed");
         qb_sql(&q, " FROM rollup_failures WHERE 1 = 1");
         qb_window(&q, "start_time", f->since, f->until);
-        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+        qb_domains(&q, "policy_domain", f);
         if (use_keys)
             qb_in(&q, "policy_domain", keys, nkeys);
         qb_sql(&q, " GROUP BY 1, 2");
@@ -412,7 +543,7 @@ static int total_failure_row(void *cls, struct sql_row *row)
 /* The number of reports in the filter, each counted once. */
 static void qb_report_count(struct qb *q, const struct store_filter *f)
 {
-    if (f->ndomains == 0) { /* rollup_reports: once per report */
+    if (ndoms(f) == 0) { /* rollup_reports: once per report */
         qb_sql(q, "(SELECT ");
         qb_sum_of(q, "reports");
         qb_sql(q, " FROM rollup_reports WHERE 1 = 1");
@@ -424,14 +555,16 @@ static void qb_report_count(struct qb *q, const struct store_filter *f)
         qb_window(q, "r.start_time", f->since, f->until);
         qb_in(q, "r.organization_name", f->reporters, f->nreporters);
         qb_sql(q, " AND EXISTS (SELECT 1 FROM policies p WHERE p.report = r.id");
-        qb_in(q, "COALESCE(p.policy_domain, '')", f->domains, f->ndomains);
+        qb_domains(q, "COALESCE(p.policy_domain, '')", f);
         qb_sql(q, "))");
     }
 }
 
-tr_err store_summary_totals(struct store *st, const struct store_filter *f, struct store_totals *t,
+tr_err store_summary_totals(struct store *st, const struct store_filter *in, struct store_totals *t,
                             store_failure_fn fn, void *cls, char *err)
 {
+    struct store_filter tmp;
+    const struct store_filter *f = effective(in, &tmp);
     memset(t, 0, sizeof *t);
     bool ever = all_time(f) && f->nreporters == 0;
     struct qb q;
@@ -442,20 +575,20 @@ tr_err store_summary_totals(struct store *st, const struct store_filter *f, stru
         qb_sql(&q, ", ");
         qb_sum_of(&q, "failed");
         qb_sql(&q, ", (SELECT COUNT(DISTINCT reporter) FROM domain_reporters WHERE 1 = 1");
-        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+        qb_domains(&q, "policy_domain", f);
         qb_sql(&q, "), ");
-        if (f->ndomains == 1)
+        if (ndoms(f) == 1)
             qb_sum_of(&q, "reports");
         else
             qb_report_count(&q, f);
         qb_sql(&q, " FROM domain_totals WHERE 1 = 1");
-        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+        qb_domains(&q, "policy_domain", f);
     } else {
         qb_sum_of(&q, "successful");
         qb_sql(&q, ", ");
         qb_sum_of(&q, "failed");
         qb_sql(&q, ", COUNT(DISTINCT reporter), ");
-        if (f->ndomains == 1)
+        if (ndoms(f) == 1)
             qb_sum_of(&q, "reports");
         else
             qb_report_count(&q, f);
@@ -472,13 +605,13 @@ tr_err store_summary_totals(struct store *st, const struct store_filter *f, stru
         qb_sql(&q, "SELECT result_type, ");
         qb_sum_of(&q, "failed");
         qb_sql(&q, " FROM domain_failures WHERE 1 = 1");
-        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+        qb_domains(&q, "policy_domain", f);
     } else if (f->nreporters == 0) {
         qb_sql(&q, "SELECT result_type, ");
         qb_sum_of(&q, "failed");
         qb_sql(&q, " FROM rollup_failures WHERE 1 = 1");
         qb_window(&q, "start_time", f->since, f->until);
-        qb_in(&q, "policy_domain", f->domains, f->ndomains);
+        qb_domains(&q, "policy_domain", f);
     } else {
         qb_sql(&q, "SELECT f.result_type, ");
         qb_sum_of(&q, "f.failed_session_count");
@@ -541,36 +674,96 @@ static void read_report(struct sql_row *row, struct store_report_row *r)
 struct reports_ctx {
     store_report_fn fn;
     void *cls;
-    bool full; /* raw, diagnostics (18..22) or listing sums (18..20) */
+    bool full; /* raw, diagnostics (18..23) or listing sums (18..20) and hidden policies (21) */
+    const struct store_scope *scope; /* a tenant's view (NULL: everything) */
 };
+
+/* A report some of whose policies the scope hides: the source may name
+ * other domains (Subject, TLS-Report-Domain, the request path), so only its
+ * kind and time are shown. */
+static void redact_source(struct store_source *src)
+{
+    const char *kind = src->kind;
+    int64_t at = src->received_at;
+    memset(src, 0, sizeof *src);
+    src->kind = kind;
+    src->received_at = at;
+}
 
 static int report_row(void *cls, struct sql_row *row)
 {
     struct reports_ctx *c = cls;
     struct store_report_row r;
     read_report(row, &r);
-    if (c->full) {
-        r.diagnostics = sql_col_text(row, 18);
-        r.raw_encoding = sql_col_text(row, 19);
-        r.raw = sql_col_blob(row, 20, &r.rawlen);
-        r.raw_size = sql_col_int(row, 21);
-        r.successful = int_or_zero(row, 22);
-        r.failed = int_or_zero(row, 23);
-    } else {
+    if (!c->full) {
         r.successful = int_or_zero(row, 18);
         r.failed = int_or_zero(row, 19);
         r.policy_domains = sql_col_text(row, 20);
+        if (c->scope && int_or_zero(row, 21) > 0)
+            redact_source(&r.src);
+        return c->fn(c->cls, &r);
     }
-    return c->fn(c->cls, &r);
+    r.diagnostics = sql_col_text(row, 18);
+    r.raw_encoding = sql_col_text(row, 19);
+    r.raw = sql_col_blob(row, 20, &r.rawlen);
+    r.raw_size = sql_col_int(row, 21);
+    r.successful = int_or_zero(row, 22);
+    r.failed = int_or_zero(row, 23);
+    if (c->scope == NULL)
+        return c->fn(c->cls, &r);
+    /* a tenant's view: the raw JSON and the diagnostics without the hidden policies */
+    struct store_redacted red;
+    char err[TR_ERRLEN];
+    char *diags = NULL;
+    tr_err rc = store_redact_report(r.raw_encoding, r.raw, r.rawlen, r.src.report_domain,
+                                    scope_keep, (void *)c->scope, &red, err);
+    if (rc != TR_OK || red.ndropped) {
+        diags = store_redact_diagnostics(r.diagnostics, &red, true, NULL, NULL);
+        r.diagnostics = diags ? diags : "[]";
+        redact_source(&r.src);
+        r.raw_encoding = "identity";
+        r.raw = rc == TR_OK ? red.json.data : NULL; /* not readable: not shown */
+        r.rawlen = rc == TR_OK ? red.json.len : 0;
+        r.raw_size = (int64_t)r.rawlen;
+    }
+    int stop = c->fn(c->cls, &r);
+    free(diags);
+    store_redacted_free(&red);
+    return stop;
 }
 
-static void qb_report_sums(struct qb *q)
+/* The sums of the report's policies (those scope shows) and, for listings,
+ * their domains as a JSON array and the number of policies it hides. */
+static void qb_report_sums(struct qb *q, const struct store_scope *scope, bool listing)
 {
-    qb_sql(q, ", (SELECT ");
-    qb_sum_of(q, "successful_sessions");
-    qb_sql(q, " FROM policies WHERE report = r.id), (SELECT ");
-    qb_sum_of(q, "failed_sessions");
-    qb_sql(q, " FROM policies WHERE report = r.id)");
+    static const char *const sums[] = {"successful_sessions", "failed_sessions"};
+    for (size_t i = 0; i < 2; i++) {
+        qb_sql(q, ", (SELECT ");
+        qb_sum_of(q, sums[i]);
+        qb_sql(q, " FROM policies WHERE report = r.id");
+        qb_visible(q, "COALESCE(policy_domain, '')", scope);
+        qb_sql(q, ")");
+    }
+    if (!listing)
+        return;
+    if (q->dialect == STORE_DIALECT_SQLITE) {
+        qb_sql(q, ", (SELECT json_group_array(policy_domain) FROM (SELECT policy_domain FROM "
+                  "policies WHERE report = r.id");
+        qb_visible(q, "COALESCE(policy_domain, '')", scope);
+        qb_sql(q, " ORDER BY idx))");
+    } else {
+        qb_sql(q, ", (SELECT COALESCE(json_agg(policy_domain ORDER BY idx), '[]')::text FROM "
+                  "policies WHERE report = r.id");
+        qb_visible(q, "COALESCE(policy_domain, '')", scope);
+        qb_sql(q, ")");
+    }
+    if (scope == NULL) {
+        qb_sql(q, ", 0");
+        return;
+    }
+    qb_sql(q, ", (SELECT COUNT(*) FROM policies WHERE report = r.id AND NOT (1 = 1");
+    qb_visible(q, "COALESCE(policy_domain, '')", scope);
+    qb_sql(q, "))");
 }
 
 static void qb_reports_where(struct qb *q, const struct store_filter *f)
@@ -578,26 +771,23 @@ static void qb_reports_where(struct qb *q, const struct store_filter *f)
     qb_sql(q, " FROM reports r WHERE 1 = 1");
     qb_window(q, "r.start_time", f->since, f->until);
     qb_in(q, "r.organization_name", f->reporters, f->nreporters);
-    if (f->ndomains) {
+    if (ndoms(f)) {
         qb_sql(q, " AND EXISTS (SELECT 1 FROM policies p WHERE p.report = r.id");
-        qb_in(q, "COALESCE(p.policy_domain, '')", f->domains, f->ndomains);
+        qb_domains(q, "COALESCE(p.policy_domain, '')", f);
         qb_sql(q, ")");
     }
 }
 
-tr_err store_list_reports(struct store *st, const struct store_filter *f, size_t limit,
+tr_err store_list_reports(struct store *st, const struct store_filter *in, size_t limit,
                           size_t offset, store_report_fn fn, void *cls, int64_t *total, char *err)
 {
+    struct store_filter tmp;
+    const struct store_filter *f = effective(in, &tmp);
+    const struct store_scope *scope = in->scope ? scope_or_null(in->scope) : NULL;
     struct qb q;
     qb_init(&q, st);
     qb_sql(&q, "SELECT " REPORT_COLS);
-    qb_report_sums(&q);
-    if (q.dialect == STORE_DIALECT_SQLITE)
-        qb_sql(&q, ", (SELECT json_group_array(policy_domain) FROM (SELECT policy_domain FROM "
-                   "policies WHERE report = r.id ORDER BY idx))");
-    else
-        qb_sql(&q, ", (SELECT COALESCE(json_agg(policy_domain ORDER BY idx), '[]')::text FROM "
-                   "policies WHERE report = r.id)");
+    qb_report_sums(&q, scope, true);
     qb_reports_where(&q, f);
     qb_sql(&q, " ORDER BY r.start_time, r.id");
     if (limit) {
@@ -606,7 +796,7 @@ tr_err store_list_reports(struct store *st, const struct store_filter *f, size_t
         qb_sql(&q, " OFFSET ");
         qb_arg(&q, sql_int((int64_t)offset));
     }
-    struct reports_ctx c = {fn, cls, false};
+    struct reports_ctx c = {fn, cls, false, scope};
     tr_err rc = qb_run(st, &q, report_row, &c, err);
     qb_free(&q);
     if (rc != TR_OK || total == NULL)
@@ -636,10 +826,18 @@ static int counted_report_row(void *cls, struct sql_row *row)
 tr_err store_get_reports(struct store *st, int64_t id, const char *report_id, store_report_fn fn,
                          void *cls, size_t *nfound, char *err)
 {
+    return store_get_reports_scoped(st, NULL, id, report_id, fn, cls, nfound, err);
+}
+
+tr_err store_get_reports_scoped(struct store *st, const struct store_scope *scope, int64_t id,
+                                const char *report_id, store_report_fn fn, void *cls,
+                                size_t *nfound, char *err)
+{
+    scope = scope_or_null(scope);
     struct qb q;
     qb_init(&q, st);
     qb_sql(&q, FULL_REPORT_COLS);
-    qb_report_sums(&q);
+    qb_report_sums(&q, scope, false);
     qb_sql(&q, " FROM reports r WHERE ");
     if (report_id) {
         qb_sql(&q, "r.report_id = ");
@@ -648,8 +846,13 @@ tr_err store_get_reports(struct store *st, int64_t id, const char *report_id, st
         qb_sql(&q, "r.id = ");
         qb_arg(&q, sql_int(id));
     }
+    if (scope) {
+        qb_sql(&q, " AND EXISTS (SELECT 1 FROM policies p WHERE p.report = r.id");
+        qb_visible(&q, "COALESCE(p.policy_domain, '')", scope);
+        qb_sql(&q, ")");
+    }
     qb_sql(&q, " ORDER BY r.id");
-    struct count_ctx c = {{fn, cls, true}, 0};
+    struct count_ctx c = {{fn, cls, true, scope}, 0};
     tr_err rc = qb_run(st, &q, counted_report_row, &c, err);
     qb_free(&q);
     *nfound = c.n;
@@ -662,7 +865,7 @@ tr_err store_scan_reports(struct store *st, int64_t after, size_t limit, store_r
     static const char sql[] = FULL_REPORT_COLS ", NULL, NULL FROM reports r WHERE r.id > ?1 "
                                                "ORDER BY r.id LIMIT ?2";
     struct sql_arg a[] = {sql_int(after), sql_int((int64_t)limit)};
-    struct reports_ctx c = {fn, cls, true};
+    struct reports_ctx c = {fn, cls, true, NULL};
     return store_exec(st, STMT_SCAN_REPORTS, sql, a, 2, report_row, &c, NULL, err);
 }
 
@@ -697,6 +900,13 @@ static int detail_row(void *cls, struct sql_row *row)
 tr_err store_report_details(struct store *st, int64_t report, store_policy_fn pfn,
                             store_failure_row_fn ffn, void *cls, char *err)
 {
+    return store_report_details_scoped(st, NULL, report, pfn, ffn, cls, err);
+}
+
+tr_err store_report_details_scoped(struct store *st, const struct store_scope *scope,
+                                   int64_t report, store_policy_fn pfn, store_failure_row_fn ffn,
+                                   void *cls, char *err)
+{
     static const char sql_p[] =
         "SELECT report, idx, policy_type, policy_domain, policy_strings, mx_hosts, "
         "successful_sessions, failed_sessions FROM policies WHERE report = ?1 ORDER BY idx";
@@ -707,9 +917,33 @@ tr_err store_report_details(struct store *st, int64_t report, store_policy_fn pf
         "WHERE p.report = ?1 ORDER BY p.idx, f.id";
     struct sql_arg a[] = {sql_int(report)};
     struct details_ctx c = {pfn, ffn, cls};
-    tr_err rc = store_exec(st, STMT_REPORT_POLICIES, sql_p, a, 1, policy_row, &c, NULL, err);
-    if (rc == TR_OK && ffn)
-        rc = store_exec(st, STMT_REPORT_FAILURES, sql_f, a, 1, detail_row, &c, NULL, err);
+    if ((scope = scope_or_null(scope)) == NULL) {
+        tr_err rc = store_exec(st, STMT_REPORT_POLICIES, sql_p, a, 1, policy_row, &c, NULL, err);
+        if (rc == TR_OK && ffn)
+            rc = store_exec(st, STMT_REPORT_FAILURES, sql_f, a, 1, detail_row, &c, NULL, err);
+        return rc;
+    }
+    struct qb q;
+    qb_init(&q, st);
+    qb_sql(&q, "SELECT report, idx, policy_type, policy_domain, policy_strings, mx_hosts, "
+               "successful_sessions, failed_sessions FROM policies WHERE report = ");
+    qb_arg(&q, sql_int(report));
+    qb_visible(&q, "COALESCE(policy_domain, '')", scope);
+    qb_sql(&q, " ORDER BY idx");
+    tr_err rc = qb_run(st, &q, policy_row, &c, err);
+    qb_free(&q);
+    if (rc != TR_OK || ffn == NULL)
+        return rc;
+    qb_init(&q, st);
+    qb_sql(&q, "SELECT p.idx, f.result_type, f.sending_mta_ip, f.receiving_mx_hostname, "
+               "f.receiving_mx_helo, f.receiving_ip, f.additional_information, "
+               "f.failure_reason_code, f.failed_session_count FROM failure_details f JOIN "
+               "policies p ON p.id = f.policy WHERE p.report = ");
+    qb_arg(&q, sql_int(report));
+    qb_visible(&q, "COALESCE(p.policy_domain, '')", scope);
+    qb_sql(&q, " ORDER BY p.idx, f.id");
+    rc = qb_run(st, &q, detail_row, &c, err);
+    qb_free(&q);
     return rc;
 }
 
@@ -727,15 +961,18 @@ static int seen_row(void *cls, struct sql_row *row)
     return c->fn(c->cls, &p);
 }
 
-tr_err store_seen_policies(struct store *st, const struct store_filter *f, store_seen_policy_fn fn,
+tr_err store_seen_policies(struct store *st, const struct store_filter *in, store_seen_policy_fn fn,
                            void *cls, char *err)
 {
+    struct store_filter tmp;
+    const struct store_filter *f = effective(in, &tmp);
     struct qb q;
     qb_init(&q, st);
     qb_sql(&q, "SELECT COALESCE(p.policy_domain, ''), p.policy_type, p.policy_strings, "
                "p.mx_hosts, COUNT(*), MIN(r.start_time), MAX(r.start_time)");
     qb_base(&q, f, false);
     qb_sql(&q, " GROUP BY 1, 2, 3, 4 ORDER BY ");
+    /* the expression, not "1": PostgreSQL takes "1 COLLATE ..." for a constant */
     qb_order_text(&q, "COALESCE(p.policy_domain, '')");
     qb_sql(&q, ", 7 DESC");
     struct seen_ctx c = {fn, cls};
@@ -900,4 +1137,41 @@ tr_err store_counts(struct store *st, enum store_counts which, store_count_fn fn
         return tr_fail(err, TR_EUSAGE, "no such counters");
     struct counts_ctx c = {fn, cls, q[which].ntext};
     return store_exec(st, q[which].key, q[which].sql, NULL, 0, count_row, &c, NULL, err);
+}
+
+tr_err store_counts_scoped(struct store *st, const struct store_scope *scope,
+                           enum store_counts which, store_count_fn fn, void *cls, char *err)
+{
+    if ((scope = scope_or_null(scope)) == NULL)
+        return store_counts(st, which, fn, cls, err);
+    static const struct {
+        int ntext;
+        const char *select, *order;
+    } q[] = {
+        [STORE_COUNT_DOMAINS] = {1,
+                                 "SELECT policy_domain, successful, failed, reports FROM "
+                                 "domain_totals WHERE 1 = 1",
+                                 " ORDER BY policy_domain"},
+        [STORE_COUNT_DOMAIN_FAILURES] = {2,
+                                         "SELECT policy_domain, result_type, failed FROM "
+                                         "domain_failures WHERE 1 = 1",
+                                         " ORDER BY policy_domain, result_type"},
+        [STORE_COUNT_DOMAIN_REPORTERS] = {2,
+                                          "SELECT policy_domain, reporter, last_start FROM "
+                                          "domain_reporters WHERE 1 = 1",
+                                          " ORDER BY policy_domain, reporter"},
+    };
+    if ((unsigned)which > STORE_COUNT_OUTCOMES)
+        return tr_fail(err, TR_EUSAGE, "no such counters");
+    if (which == STORE_COUNT_OUTCOMES)
+        return TR_OK; /* the whole collector's, not a domain's */
+    struct qb b;
+    qb_init(&b, st);
+    qb_sql(&b, q[which].select);
+    qb_visible(&b, "policy_domain", scope);
+    qb_sql(&b, q[which].order);
+    struct counts_ctx c = {fn, cls, q[which].ntext};
+    tr_err rc = qb_run(st, &b, count_row, &c, err);
+    qb_free(&b);
+    return rc;
 }

@@ -202,6 +202,9 @@ static tr_err sqlite_open(const char *target, const struct store_options *opt, v
                             tsum_step, tsum_final);
     if (!c->opt.read_only) {
         char *msg = NULL;
+        /* takes effect in a new database only (before its first table): so that
+         * pruning can give space back (store_retention.c converts older ones) */
+        (void)sqlite3_exec(c->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL, NULL);
         if (sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", NULL, NULL, &msg) != SQLITE_OK) {
             rc = tr_fail(err, TR_EDB, "database %s: cannot enable WAL: %s", target,
                          msg ? msg : sqlite3_errmsg(c->db));

@@ -86,6 +86,7 @@ static void raw_of(struct store *st, int64_t id, struct raw_ctx *c)
 {
     char err[TR_ERRLEN];
     size_t n = 0;
+    buf_free(&c->raw); /* the previous call's bytes */
     buf_init(&c->raw, 1 << 20);
     CHECK_INT(store_get_reports(st, id, NULL, take_raw, c, &n, err), TR_OK);
     CHECK_INT(n, 1);
@@ -127,7 +128,7 @@ static void test_schema_and_reports(void)
     CHECK(strstr(text(st, "SELECT diagnostics FROM reports"), "contact-info") != NULL);
 
     /* small raw JSON is stored as received */
-    struct raw_ctx rc;
+    struct raw_ctx rc = {0};
     raw_of(st, id1, &rc);
     CHECK_STR(rc.encoding, "identity");
     CHECK_INT(rc.raw.len, strlen(REPORT));

@@ -18,6 +18,8 @@
 #include "tlsrptd/config.h"
 #include "tlsrptd/ingest.h"
 #include "tlsrptd/prom.h"
+#include "tlsrptd/store.h"
+#include "tlsrptd/trust.h"
 
 /* A request's query string, as (key, value) pairs; value may be NULL. */
 #define API_MAX_ARGS 80
@@ -48,15 +50,33 @@ struct api;
 struct api *api_new(const struct config *cfg);
 void api_free(struct api *a);
 
-/* 0 when the request may be answered, else 401 or 403 (why: for the body). */
+/* Who asks, as the access rule found (docs/trust.md). */
+struct api_access {
+    bool all;                 /* every domain: api_token, a "*" line of tokens_file, or a loopback
+                                 client when no token is configured */
+    struct store_scope scope; /* !all: the domains of the tenant's token */
+    struct trust *held;       /* the snapshot scope's patterns belong to */
+};
+
+/* The access rule: 0 when the request may be answered (*who says as whom;
+ * api_access_release() it), else 401 or 403 (why: for the body). With
+ * api_token or tokens_file configured a request needs "Authorization: Bearer
+ * <token>" naming one of them (compared in constant time); without either,
+ * only loopback clients are answered. */
+unsigned api_authorize(const struct config *cfg, const char *client, const char *authorization,
+                       struct api_access *who, const char **why);
+void api_access_release(struct api_access *who);
+/* api_authorize without keeping who. */
 unsigned api_check_access(const struct config *cfg, const char *client, const char *authorization,
                           const char **why);
 
 /* GET path (below /api/v1: "/summary", "/reports", "/reports/ID", "/policies",
- * "/quarantine", "/quarantine/ID", "/quarantine/ID/raw"): 200 with the
- * answer, 400 naming a bad parameter, 404, 503 when the database cannot be
- * read. */
-void api_get(struct api *a, const char *path, const struct api_args *args, struct api_answer *out);
+ * "/quarantine", "/quarantine/ID", "/quarantine/ID/raw") as who sees it: a
+ * tenant's token gets its domains only, and 403 for the quarantine. 200 with
+ * the answer, 400 naming a bad parameter, 403, 404, 503 when the database
+ * cannot be read. */
+void api_get(struct api *a, const struct api_access *who, const char *path,
+             const struct api_args *args, struct api_answer *out);
 
 /* POST /api/v1/quarantine/ID/reingest: true when path is that route. */
 bool api_is_reingest(const char *path);
@@ -68,8 +88,9 @@ bool api_reingest_job(struct api *a, const char *path, const struct ingest_limit
 /* Append the database-backed metrics in the Prometheus text format: sessions
  * and failed sessions per domain (and result type) for the metrics_domains
  * busiest domains and one "(other)" series for the rest, the latest report
- * per domain and reporter, inputs by source and outcome, the database size. */
-tr_err api_metrics(struct api *a, struct buf *out, char *err);
+ * per domain and reporter, inputs by source and outcome, the database size.
+ * A tenant's token gets the series of its domains only. */
+tr_err api_metrics(struct api *a, const struct api_access *who, struct buf *out, char *err);
 
 /* Kept for callers from before prom.h. */
 #define api_printf prom_printf

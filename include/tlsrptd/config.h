@@ -56,6 +56,14 @@ struct config {
     char *imap_quarantine_folder; /* messages without an acceptable report are moved here */
     char *imap_password_file, *imap_oauth2_token_file, *imap_ca_file;
     bool imap_insecure; /* imap:// without STARTTLS allowed */
+    /* trust and scope (docs/trust.md) */
+    char *domains;              /* own domains: "example.com, *.example.org"; NULL: every one */
+    char *domains_file;         /* own domains, one or more a line (re-read on SIGHUP) */
+    char *tokens_file;          /* API tokens: "TOKEN DOMAIN..." lines (re-read on SIGHUP) */
+    char *retention;            /* reports older than this are pruned ("400d"); NULL: kept */
+    char *rollup_retention;     /* daily totals older than this are pruned; NULL: kept */
+    char *quarantine_retention; /* quarantine entries older than this are pruned; NULL: kept */
+    char *prune_interval;       /* serve: how often it prunes (default 1d) */
 };
 
 /* The file every command reads when no -c FILE is given (and it exists);

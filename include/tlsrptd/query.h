@@ -76,6 +76,9 @@ json_t *query_reports(struct store *st, const struct query_filter *f, size_t lim
  * *nfound is the number of reports the key matched (0: NULL returned, no
  * error; > 1 with a report-id: NULL, err lists the ids). */
 json_t *query_report(struct store *st, const char *key, size_t *nfound, char *err);
+/* The same, as a tenant with scope sees it (NULL: everything; store.h). */
+json_t *query_report_scoped(struct store *st, const struct store_scope *scope, const char *key,
+                            size_t *nfound, char *err);
 
 /* The policies seen for the filter's domains: {"policies": [{"policy_domain",
  * "policy_type", "mode" (MTA-STS testing/enforce/none, else null),

@@ -165,6 +165,19 @@ tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char
 
 #define STORE_MAX_FILTER 64
 
+/* What one API token may see (docs/trust.md): the policy domains its
+ * patterns match (domains.h: "example.com", "*.example.org", "*" for every
+ * one; "" — no domain — matches "*" only). Everything a read returns under a
+ * scope comes from those policies alone: groups, totals, reporters, sending
+ * IPs, MX hosts, report listings and report ids. A report that also holds
+ * policies outside the scope is shown with the visible ones only: its sums
+ * over them, its source reduced to its kind, its raw JSON without the other
+ * policies and its diagnostics only about the visible ones. */
+struct store_scope {
+    const char *const *patterns; /* borrowed */
+    size_t n;                    /* 0: nothing is visible */
+};
+
 /* What a query covers. Domains are lower case without a trailing dot; "" is
  * the policies without a domain. */
 struct store_filter {
@@ -172,9 +185,13 @@ struct store_filter {
     size_t ndomains;
     const char *reporters[STORE_MAX_FILTER]; /* organization names; none: every reporter */
     size_t nreporters;
-    int64_t since, until; /* a report counts when its start time is in [since, until) */
+    int64_t since, until;            /* a report counts when its start time is in [since, until) */
+    const struct store_scope *scope; /* NULL: every domain may be seen; else only these */
 };
 void store_filter_init(struct store_filter *f);
+
+/* Whether scope (NULL: everything) lets the policy domain be seen. */
+bool store_scope_shows(const struct store_scope *scope, const char *domain);
 
 /* What a summary groups by. */
 enum store_dim {
@@ -258,6 +275,11 @@ tr_err store_list_reports(struct store *st, const struct store_filter *f, size_t
  * *nfound gets how many matched (the callback sees each). */
 tr_err store_get_reports(struct store *st, int64_t id, const char *report_id, store_report_fn fn,
                          void *cls, size_t *nfound, char *err);
+/* The same, seen through scope (NULL: everything): only reports with a
+ * visible policy, redacted as struct store_scope says. */
+tr_err store_get_reports_scoped(struct store *st, const struct store_scope *scope, int64_t id,
+                                const char *report_id, store_report_fn fn, void *cls,
+                                size_t *nfound, char *err);
 /* Reports with ids above after, in id order, at most limit, with raw bytes
  * (for migrate). */
 tr_err store_scan_reports(struct store *st, int64_t after, size_t limit, store_report_fn fn,
@@ -281,6 +303,10 @@ typedef int (*store_failure_row_fn)(void *cls, const struct store_failure_row *f
 /* One report's policies (in idx order) and failure details (in policy order). */
 tr_err store_report_details(struct store *st, int64_t report, store_policy_fn pfn,
                             store_failure_row_fn ffn, void *cls, char *err);
+/* The same, only the policies scope shows (NULL: all). */
+tr_err store_report_details_scoped(struct store *st, const struct store_scope *scope,
+                                   int64_t report, store_policy_fn pfn, store_failure_row_fn ffn,
+                                   void *cls, char *err);
 
 /* The distinct policies seen for the filter's domains: type, policy strings
  * and MX hosts as stored (JSON text), reports, first and last start time. */
@@ -332,6 +358,55 @@ enum store_counts {
 };
 tr_err store_counts(struct store *st, enum store_counts which, store_count_fn fn, void *cls,
                     char *err);
+/* The same, the domains scope shows (NULL: all); under a scope the outcome
+ * counts, which are the whole collector's, give no rows. */
+tr_err store_counts_scoped(struct store *st, const struct store_scope *scope,
+                           enum store_counts which, store_count_fn fn, void *cls, char *err);
+
+/* ---- retention and forgetting (store_retention.c, store_forget.c) --------------------------- */
+
+/* What prune removes: each bound is a Unix time, INT64_MIN for "keep all". */
+struct store_retention {
+    int64_t reports_before;    /* reports (policies, failure details, raw bytes) started before */
+    int64_t rollups_before;    /* daily totals (rollup rows) of days started before */
+    int64_t quarantine_before; /* quarantine entries received before */
+};
+struct store_prune_stats {
+    int64_t reports, policies, failure_details, raw_bytes; /* the reports that go */
+    int64_t rollup_rows;
+    int64_t quarantine, quarantine_bytes;
+    int64_t size_before, size_after; /* store_size_bytes() around it */
+    bool rebuilt; /* SQLite: the file was rebuilt once so that space can be given back */
+};
+/* Remove what r says, in transactions of a few hundred reports (a serving
+ * writer waits for one of them at most), then give the space back to the
+ * file system: SQLite runs an incremental vacuum (a database made before
+ * that was possible is rebuilt once, with VACUUM) and truncates its WAL;
+ * PostgreSQL's autovacuum does it its way. The all-time totals per domain
+ * stay. dry_run: only count. Outside a transaction. */
+tr_err store_prune(struct store *st, const struct store_retention *r, bool dry_run,
+                   struct store_prune_stats *out, char *err);
+
+struct store_forget_stats {
+    int64_t reports_deleted; /* reports that held no other domain */
+    int64_t reports_edited;  /* reports shared with other domains, or naming it: its policies,
+                                and every mention of it, taken out */
+    int64_t policies, failure_details, rollup_rows, quarantine;
+    bool rebuilt;                /* SQLite: the file was rebuilt, no copy of it left inside */
+    char not_rebuilt[TR_ERRLEN]; /* SQLite: why it could not be (forgotten all the same) */
+};
+/* Remove everything stored about domain (normalized): its policies and
+ * their failure details, the reports it was the only domain of, its
+ * policies in the raw bytes of shared reports (rewritten) and every mention
+ * in their diagnostics and source, its rollups and all-time totals (the
+ * report counts of the days it shared corrected), and the quarantine
+ * entries quarantine_ids names (the caller decides which entries name the
+ * domain: it can read mail). One transaction; dry_run rolls it back. On
+ * SQLite the deleted bytes are overwritten and the file is rebuilt after the
+ * commit (VACUUM: it takes a while on a large database, and writers wait). */
+tr_err store_forget_domain(struct store *st, const char *domain, const int64_t *quarantine_ids,
+                           size_t nquarantine, bool dry_run, struct store_forget_stats *out,
+                           char *err);
 
 /* ---- the rows behind the findings (store_findings.c) --------------------------------------- */
 

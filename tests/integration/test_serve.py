@@ -1140,7 +1140,9 @@ class Storage(ServeTestCase):
     def test_read_only_filesystem_503_then_recovers(self):
         mnt = self.mount_tmpfs("64m")
         db = os.path.join(mnt, "tlsrptd.db")
-        d = self.start_daemon(tls=True, db=db, args=["--busy-timeout", "200", "--rate-limit", "0"])
+        # without a spool (spool_dir = off): the sender is told to retry
+        d = self.start_daemon(tls=True, db=db, args=["--busy-timeout", "200", "--rate-limit", "0",
+                                                     "--spool-dir", "off"])
         self.assertStored(d.post(report_bytes("before-ro")), "before-ro")
         p = subprocess.run(["mount", "-o", "remount,ro", mnt], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT)
@@ -1163,7 +1165,9 @@ class Storage(ServeTestCase):
     def test_disk_full_503_then_recovers(self):
         mnt = self.mount_tmpfs("4m")
         db = os.path.join(mnt, "tlsrptd.db")
-        d = self.start_daemon(tls=True, db=db, args=["--busy-timeout", "200", "--rate-limit", "0"])
+        # without a spool (spool_dir = off): the sender is told to retry
+        d = self.start_daemon(tls=True, db=db, args=["--busy-timeout", "200", "--rate-limit", "0",
+                                                     "--spool-dir", "off"])
         self.assertStored(d.post(report_bytes("before-full")), "before-full")
         filler = os.path.join(mnt, "filler")
         with open(filler, "wb") as f:
@@ -1200,7 +1204,8 @@ class Storage(ServeTestCase):
         mnt = self.mount_tmpfs("3m")
         db = os.path.join(mnt, "tlsrptd.db")
         d = self.start_daemon(tls=True, db=db, args=["--busy-timeout", "200", "--rate-limit", "0",
-                                                     "--max-connections-per-ip", "512"])
+                                                     "--max-connections-per-ip", "512",
+                                                     "--spool-dir", "off"])
         big = T.sample_report()
         lock = threading.Lock()
         answers = []
