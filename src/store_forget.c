@@ -3,20 +3,16 @@
  *
  * In one transaction: the reports that hold a policy of the domain, or name
  * it in their source or diagnostics, are found; those with no other domain
- * are deleted (their policies and failure details follow by ON DELETE
- * CASCADE); the others lose the domain's policies, and their raw bytes are
- * rewritten without those policies (store_redact.c), their diagnostics
- * without the entries about them or naming the domain, their source fields
- * that name it emptied. Then the rollups: the domain's rows go, and the
- * report counts per day and reporter (rollup_reports, which count a report
- * once whatever its domains) are corrected: counted again from the reports
- * still stored, or, for days whose reports were pruned already, lowered by
- * the domain's count but never below another domain's count of that day.
- * Knows nothing of mail: the caller says which quarantine entries name the
- * domain. On SQLite, what is deleted is overwritten (secure_delete) and the
- * file is rebuilt afterwards (VACUUM), so no copy stays in free pages, in an
- * index's inner pages or in the WAL; PostgreSQL keeps old row versions until
- * its autovacuum reuses their space. */
+ * are deleted with their policies and failure details; the others lose the domain's policies, and
+ * their raw bytes are rewritten without those policies (store_redact.c), their diagnostics without
+ * the entries about them or naming the domain, their source fields that name it emptied. Then the
+ * rollups: the domain's rows go, and the report counts per day and reporter (rollup_reports, which
+ * count a report once whatever its domains) are corrected: counted again from the reports still
+ * stored, or, for days whose reports were pruned already, lowered by the domain's count but never
+ * below another domain's count of that day. Knows nothing of mail: the caller says which quarantine
+ * entries name the domain. On SQLite, what is deleted is overwritten (secure_delete) and the file
+ * is rebuilt afterwards (VACUUM), so no copy stays in free pages, in an index's inner pages or in
+ * the WAL; PostgreSQL keeps old row versions until its autovacuum reuses their space. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +293,22 @@ static tr_err correct_report_counts(struct store *st, const char *domain, char *
 
 /* ---- forget --------------------------------------------------------------------------------- */
 
+/* One report with its policies and failure details (PostgreSQL's schema has
+ * no foreign keys to cascade). */
+static tr_err delete_report(struct store *st, int64_t report, char *err)
+{
+    static const char *const sql[] = {
+        "DELETE FROM failure_details WHERE policy IN (SELECT id FROM policies WHERE report = ?1)",
+        "DELETE FROM policies WHERE report = ?1",
+        "DELETE FROM reports WHERE id = ?1",
+    };
+    struct sql_arg a[] = {sql_int(report)};
+    tr_err rc = TR_OK;
+    for (size_t i = 0; i < 3 && rc == TR_OK; i++)
+        rc = store_exec(st, STMT_NONE, sql[i], a, 1, NULL, NULL, NULL, err);
+    return rc;
+}
+
 static tr_err forget(struct store *st, const char *domain, const int64_t *qids, size_t nq,
                      struct store_forget_stats *out, char *err)
 {
@@ -315,12 +327,16 @@ static tr_err forget(struct store *st, const char *domain, const int64_t *qids, 
         const struct touched *t = &l.v[i];
         struct sql_arg id[] = {sql_int(t->id), sql_text(domain)};
         if (t->own > 0 && t->others == 0) {
-            rc = store_exec(st, STMT_NONE, "DELETE FROM reports WHERE id = ?1", id, 1, NULL, NULL,
-                            NULL, err);
+            rc = delete_report(st, t->id, err);
             out->reports_deleted++;
             continue;
         }
         if (t->own > 0)
+            rc = store_exec(st, STMT_NONE,
+                            "DELETE FROM failure_details WHERE policy IN (SELECT id FROM policies "
+                            "WHERE report = ?1 AND policy_domain = ?2)",
+                            id, 2, NULL, NULL, NULL, err);
+        if (t->own > 0 && rc == TR_OK)
             rc = store_exec(st, STMT_NONE,
                             "DELETE FROM policies WHERE report = ?1 AND policy_domain = ?2", id, 2,
                             NULL, NULL, NULL, err);

@@ -4,7 +4,7 @@
  *
  * Reports go in batches of PRUNE_BATCH, each its own transaction, so a
  * daemon's writer never waits for more than one batch; their policies and
- * failure details follow by ON DELETE CASCADE. The rollups (per day, per
+ * failure details are deleted with them. The rollups (per day, per
  * domain) are what long-range summaries read, so pruning reports leaves them;
  * the all-time totals per domain (domain_totals, ...) are never pruned.
  *
@@ -97,14 +97,17 @@ static int sum_row(void *cls, struct sql_row *row)
 }
 
 /* Run sql (a DELETE of at most ?2 rows older than ?1, RETURNING one number
- * per row) in transactions until a batch is not full. */
-static tr_err in_batches(struct store *st, const char *sql, int64_t before, struct batch_sums *b,
-                         char *err)
+ * per row) in transactions until a batch is not full; the statements of
+ * first (NULL-terminated, same arguments) run before it in each transaction. */
+static tr_err in_batches(struct store *st, const char *const *first, const char *sql,
+                         int64_t before, struct batch_sums *b, char *err)
 {
     for (;;) {
         struct sql_arg a[] = {sql_int(before), sql_int(PRUNE_BATCH)};
         b->rows = b->bytes = 0;
         tr_err rc = store_begin(st, err);
+        for (size_t i = 0; first && first[i] && rc == TR_OK; i++)
+            rc = store_exec(st, STMT_NONE, first[i], a, 2, NULL, NULL, NULL, err);
         if (rc == TR_OK)
             rc = store_exec(st, STMT_NONE, sql, a, 2, sum_row, b, NULL, err);
         if (rc == TR_OK && b->quarantine && b->rows)
@@ -152,6 +155,17 @@ static tr_err give_space_back(struct store *st, bool *rebuilt, char *err)
     return TR_OK;
 }
 
+/* The oldest reports of one batch, and their policies' and failure details'
+ * rows, deleted first: PostgreSQL's schema has no foreign keys to cascade
+ * (SQLite's does, and finds nothing left to delete). */
+#define BATCH_OF_REPORTS "SELECT id FROM reports WHERE start_time < ?1 ORDER BY id LIMIT ?2"
+static const char *const report_children[] = {
+    "DELETE FROM failure_details WHERE policy IN (SELECT p.id FROM policies p WHERE p.report IN "
+    "(" BATCH_OF_REPORTS "))",
+    "DELETE FROM policies WHERE report IN (" BATCH_OF_REPORTS ")",
+    NULL,
+};
+
 tr_err store_prune(struct store *st, const struct store_retention *r, bool dry_run,
                    struct store_prune_stats *out, char *err)
 {
@@ -162,9 +176,9 @@ tr_err store_prune(struct store *st, const struct store_retention *r, bool dry_r
         return rc;
     struct batch_sums reports = {0}, quarantine = {0, 0, 0, 0, true};
     if (bounded(r->reports_before) && out->reports &&
-        (rc = in_batches(st,
-                         "DELETE FROM reports WHERE id IN (SELECT id FROM reports WHERE "
-                         "start_time < ?1 ORDER BY id LIMIT ?2) RETURNING length(raw)",
+        (rc = in_batches(st, report_children,
+                         "DELETE FROM reports WHERE id IN (" BATCH_OF_REPORTS
+                         ") RETURNING length(raw)",
                          r->reports_before, &reports, err)) != TR_OK)
         return rc;
     if (reports.total_rows) {
@@ -187,7 +201,7 @@ tr_err store_prune(struct store *st, const struct store_retention *r, bool dry_r
         }
     }
     if (bounded(r->quarantine_before) && out->quarantine) {
-        if ((rc = in_batches(st,
+        if ((rc = in_batches(st, NULL,
                              "DELETE FROM quarantine WHERE id IN (SELECT id FROM quarantine WHERE "
                              "received_at < ?1 ORDER BY id LIMIT ?2) RETURNING "
                              "COALESCE(raw_size * raw_kept, 0)",

@@ -89,8 +89,13 @@ class TwoYears(T.TlsrptdTestCase):
         self.assertEqual(dry["reports"]["failure_details"], 120 * len(old))
         self.assertEqual(C.listing(self.db)["total"], len(listed))
 
+        rows = {t: C.row_count(self.db, t) for t in ("policies", "failure_details")}
         out = C.cli_json(["prune", "--db", self.db, "--retention", "365d", "--format", "json"])
         self.assertFalse(out["dry_run"])
+        # a pruned report's policies and failure details go with it
+        self.assertEqual(C.row_count(self.db, "policies"), rows["policies"] - 2 * len(old))
+        self.assertEqual(C.row_count(self.db, "failure_details"),
+                         rows["failure_details"] - 120 * len(old))
         self.assertEqual(out["reports"]["reports"], len(old))
         self.assertEqual(out["reports"]["raw_bytes"], dry["reports"]["raw_bytes"])
         self.assertGreater(out["reports"]["raw_bytes"], 0)

@@ -93,6 +93,19 @@ def mail(rep, domain, submitter="reporter.test", subject=None):
 # ---- what tlsrptd shows ----------------------------------------------------------------------
 
 
+def row_count(db, table):
+    """Rows in one table of db, a SQLite file or a postgresql:// URI."""
+    if T.backend() == "sqlite":
+        return T.scalar(db, "SELECT COUNT(*) FROM %s" % table)
+    psql = T.PSQL if os.path.exists(T.PSQL) else "psql"
+    res = subprocess.run([psql, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", db, "-c",
+                          "SELECT COUNT(*) FROM %s" % table],
+                         capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        raise AssertionError("psql: %s" % res.stderr)
+    return int(res.stdout.strip())
+
+
 def cli_json(args, ok=(0,)):
     res = T.run(list(args))
     if res.rc not in ok:
