@@ -98,6 +98,13 @@ void cli_config_limits(const struct config *cfg, struct ingest_limits *lim)
     lim->max_depth = cfg->max_json_depth;
     lim->mime.max_message = cfg->max_message;
     lim->mime.max_parts = cfg->max_parts;
+    lim->json.max_depth = cfg->max_json_depth;
+    lim->json.max_string = cfg->max_json_string;
+    lim->json.max_values = cfg->max_json_values;
+    lim->json.max_policies = cfg->max_policies;
+    lim->json.max_failure_details = cfg->max_failure_details;
+    lim->json.max_policy_strings = cfg->max_policy_strings;
+    lim->json.max_policy_domains = cfg->max_policy_domains;
 }
 
 void cli_config_store_options(const struct config *cfg, struct store_options *sopt)

@@ -566,7 +566,8 @@ static bool validate_payload(const char *label, const struct ingest_payload *p,
         printf("%s: error: %s\n%s: invalid\n", label, p->decode_reason, label);
         return false;
     }
-    struct report_options ropt = {lim->max_depth, dec->is_message ? dec->msg.report_domain : NULL};
+    struct report_options ropt = {lim->max_depth, dec->is_message ? dec->msg.report_domain : NULL,
+                                  &lim->json};
     struct report r;
     struct diag_list d = {0};
     tr_err e = report_parse(p->json, p->jsonlen, &ropt, &r, &d);

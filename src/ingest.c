@@ -243,8 +243,8 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
     job->reports = calloc(job->dec.npayloads, sizeof *job->reports);
     if (job->reports == NULL)
         goto oom;
-    struct report_options ropt = {lim->max_depth,
-                                  job->dec.is_message ? job->dec.msg.report_domain : NULL};
+    struct report_options ropt = {
+        lim->max_depth, job->dec.is_message ? job->dec.msg.report_domain : NULL, &lim->json};
     for (size_t i = 0; i < job->dec.npayloads; i++) {
         const struct ingest_payload *p = &job->dec.payloads[i];
         struct job_report *jr = &job->reports[i];

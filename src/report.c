@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "tlsrptd/jsonscan.h"
 #include "tlsrptd/report.h"
 
 #define PATHLEN 160
@@ -674,29 +675,6 @@ static void parse_policy(json_t *item, const struct jpath *path, struct report_p
     parse_failures(json_object_get(item, "failure-details"), &fp, pol, d);
 }
 
-/* True when [ and { nest deeper than max outside strings; *where is the offset. */
-static bool json_depth_exceeds(const unsigned char *s, size_t n, size_t max, size_t *where)
-{
-    size_t depth = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        if (c == '"') {
-            /* skip the string: find the closing quote not escaped */
-            for (i++; i < n && s[i] != '"'; i++)
-                if (s[i] == '\\')
-                    i++;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max) {
-                *where = i;
-                return true;
-            }
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
-        }
-    }
-    return false;
-}
-
 void report_free(struct report *r)
 {
     for (size_t i = 0; i < r->npolicies; i++) {
@@ -750,11 +728,15 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
         s += 3;
         len -= 3;
     }
-    size_t where = 0;
-    if (json_depth_exceeds(s, len, max_depth, &where)) {
-        diag_add(d, DIAG_ERROR, "", "JSON nested deeper than %zu levels (at byte %zu)", max_depth,
-                 where);
-        return TR_ETOOBIG;
+    /* counts and lengths on the text, before jansson builds anything */
+    struct jsonscan_limits scan = jsonscan_effective(opt ? opt->scan : NULL);
+    scan.max_depth = max_depth;
+    struct jsonscan_stats stats;
+    char why[TR_ERRLEN];
+    tr_err scanned = jsonscan_check(s, len, &scan, &stats, why);
+    if (scanned != TR_OK) {
+        diag_add(d, DIAG_ERROR, stats.path, "%s", why);
+        return scanned;
     }
     json_error_t jerr;
     json_t *root =

@@ -43,6 +43,9 @@ struct config {
     size_t max_message;         /* largest mail message read from a Maildir */
     char *public_url;           /* this collector's https rua URL (tlsrptd record) */
     char *report_mailbox;       /* this collector's rua mailbox (tlsrptd record) */
+    /* bounds of one report (jsonscan.h, docs/limits.md) */
+    size_t max_json_string, max_json_values, max_policies, max_failure_details;
+    size_t max_policy_strings, max_policy_domains;
 };
 
 /* Defaults of every option. */

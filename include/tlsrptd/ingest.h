@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "tlsrptd/buf.h"
+#include "tlsrptd/jsonscan.h"
 #include "tlsrptd/mime.h"
 #include "tlsrptd/report.h"
 #include "tlsrptd/store.h"
@@ -30,10 +31,12 @@ struct ingest_limits {
     size_t max_inflated; /* bytes after gunzip */
     size_t max_depth;    /* JSON nesting */
     struct mime_limits mime;
+    struct jsonscan_limits json; /* counts and lengths of the JSON; zeros: the defaults */
 };
 #define INGEST_DEFAULT_LIMITS                                                                      \
     {                                                                                              \
-        (size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS          \
+        (size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS,         \
+            JSONSCAN_DEFAULT_LIMITS                                                                \
     }
 
 /* One report found in an input. */

@@ -80,9 +80,12 @@ struct report {
     size_t npolicies;
 };
 
+struct jsonscan_limits;
 struct report_options {
     size_t max_depth;            /* JSON nesting depth; 0 = REPORT_DEFAULT_MAX_DEPTH */
     const char *fallback_domain; /* TLS-Report-Domain header, for policies without policy-domain */
+    const struct jsonscan_limits *scan; /* counts and lengths checked before parsing; NULL:
+                                         * the defaults (jsonscan.h); max_depth above wins */
 };
 
 /* Parse and validate buf[0..len). Every error, warning and note found is added to
