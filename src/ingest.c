@@ -33,11 +33,18 @@ static size_t skip_space(const unsigned char *s, size_t n)
     return i;
 }
 
-static void decode_payload(struct ingest_payload *p, const struct ingest_limits *lim)
+/* used: bytes the input's earlier payloads inflated to. max_inflated bounds
+ * them all together, so a message of many report parts costs no more than one. */
+static void decode_payload(struct ingest_payload *p, const struct ingest_limits *lim, size_t used)
 {
-    buf_init(&p->inflated, lim->max_inflated);
+    buf_init(&p->inflated, used < lim->max_inflated ? lim->max_inflated - used : 0);
     if (gz_is_compressed(p->raw, p->rawlen)) {
         p->decode_err = gz_inflate(p->raw, p->rawlen, &p->inflated, p->decode_reason);
+        if (p->decode_err == TR_ETOOBIG && used > 0)
+            snprintf(p->decode_reason, sizeof p->decode_reason,
+                     "gzip: the report parts of one input inflate to more than %zu bytes "
+                     "together",
+                     lim->max_inflated);
         p->json = p->inflated.data;
         p->jsonlen = p->inflated.len;
     } else {
@@ -57,7 +64,10 @@ static tr_err add_payload(struct ingest_decoded *dec, const void *raw, size_t ra
     memset(p, 0, sizeof *p);
     p->raw = raw;
     p->rawlen = rawlen;
-    decode_payload(p, lim);
+    size_t used = 0;
+    for (size_t i = 0; i + 1 < dec->npayloads; i++)
+        used += np[i].inflated.len;
+    decode_payload(p, lim, used);
     return TR_OK;
 }
 

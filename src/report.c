@@ -43,6 +43,12 @@ void diag_add(struct diag_list *d, enum diag_level level, const char *path, cons
         d->warnings++;
     else
         d->notes++;
+    size_t cost = strlen(path ? path : "") + strlen(msg);
+    if ((d->n >= REPORT_MAX_DIAGNOSTICS || d->bytes + cost > REPORT_MAX_DIAGNOSTIC_BYTES) &&
+        !(level == DIAG_ERROR && d->errors == 1)) {
+        d->dropped[level]++; /* counted, not kept: one report cannot fill the database */
+        return;
+    }
     if (d->n == d->cap) {
         size_t ncap = d->cap ? d->cap * 2 : 8;
         struct diag *p = realloc(d->items, ncap * sizeof *p);
@@ -60,6 +66,44 @@ void diag_add(struct diag_list *d, enum diag_level level, const char *path, cons
         free(it->message);
         return;
     }
+    d->n++;
+    d->bytes += cost;
+}
+
+/* After the last finding: one note saying how many were not kept. */
+static void diag_note_dropped(struct diag_list *d)
+{
+    static const char *const names[] = {"notes", "warnings", "errors"};
+    char msg[160];
+    size_t len = 0;
+    for (int level = DIAG_ERROR; level >= DIAG_NOTE; level--) {
+        if (d->dropped[level] == 0 || len >= sizeof msg)
+            continue;
+        int w = snprintf(msg + len, sizeof msg - len, "%s%zu more %s", len ? " and " : "",
+                         d->dropped[level], names[level]);
+        len = w < 0 ? len : len + (size_t)w;
+    }
+    if (len == 0)
+        return;
+    if (d->n == d->cap) { /* past REPORT_MAX_DIAGNOSTICS on purpose: this one is the summary */
+        struct diag *p = realloc(d->items, (d->cap + 1) * sizeof *p);
+        if (p == NULL)
+            return;
+        d->items = p;
+        d->cap++;
+    }
+    struct diag *it = &d->items[d->n];
+    it->level = DIAG_NOTE;
+    it->path = strdup("");
+    size_t need = strlen(msg) + 96;
+    it->message = malloc(need);
+    if (it->path == NULL || it->message == NULL) {
+        free(it->path);
+        free(it->message);
+        return;
+    }
+    snprintf(it->message, need, "%s not kept (a report keeps %d findings, %d bytes of them)", msg,
+             REPORT_MAX_DIAGNOSTICS, REPORT_MAX_DIAGNOSTIC_BYTES);
     d->n++;
 }
 
@@ -805,6 +849,7 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
     }
 
 verdict:
+    diag_note_dropped(d);
     if (d->errors > errors_before) {
         report_free(out);
         return TR_EINVAL;

@@ -28,7 +28,7 @@ enum ingest_outcome {
 
 struct ingest_limits {
     size_t max_input;    /* bytes of one input (message or report) */
-    size_t max_inflated; /* bytes after gunzip */
+    size_t max_inflated; /* bytes after gunzip, all report parts of one input together */
     size_t max_depth;    /* JSON nesting */
     struct mime_limits mime;
     struct jsonscan_limits json; /* counts and lengths of the JSON; zeros: the defaults */

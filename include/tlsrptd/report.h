@@ -30,10 +30,18 @@ struct diag {
     char *message; /* what is wrong and what tlsrptd did about it */
 };
 
+/* The findings kept per report: past either bound a finding is counted but not
+ * kept (the first error always is), and report_parse() ends the list with one
+ * note saying how many were not kept. Real reports have a handful. */
+#define REPORT_MAX_DIAGNOSTICS      100
+#define REPORT_MAX_DIAGNOSTIC_BYTES 32768 /* of paths and messages */
+
 struct diag_list {
     struct diag *items;
     size_t n, cap;
     size_t errors, warnings, notes;
+    size_t bytes;      /* of the paths and messages kept */
+    size_t dropped[3]; /* findings not kept, by enum diag_level */
 };
 
 void diag_list_free(struct diag_list *d);
