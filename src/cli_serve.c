@@ -191,7 +191,8 @@ int cmd_serve(int argc, char **argv)
                 cfg.shutdown_timeout);
     maildir_watch_stop(mw, NULL); /* its round in progress is committed and moved */
     mw = NULL;
-    writer_stop(w); /* stores and answers whatever is still queued */
+    http_stop_preparing(hs); /* what it prepared is queued for the writer */
+    writer_stop(w);          /* stores and answers whatever is still queued */
     w = NULL;
     deadline = time(NULL) + 2; /* let the last answers go out */
     while (http_in_flight(hs) > 0 && time(NULL) < deadline) {
@@ -207,6 +208,7 @@ fail:
     tr_err_log("%s", err);
     fprintf(stderr, "tlsrptd serve: %s\n", err);
 done:
+    http_stop_preparing(hs);
     http_stop(hs);
     maildir_watch_stop(mw, NULL);
     writer_stop(w);

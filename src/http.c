@@ -3,12 +3,14 @@
  * Routes: POST {path} and {path}/anything (reports), GET /healthz, GET
  * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c). A report
  * request is checked on its first call (method, rate, length, media type),
- * its body collected up to max_body, and on the last call gunzipped (when
- * Content-Encoding says so), prepared (decoded and validated, on this thread)
- * and handed to the writer; the connection is suspended until the writer has
- * committed the report, then answered: 201 stored, 200 duplicate, 400 not a
- * report (JSON body naming the problem), 503 storage unavailable. Errors are
- * queued only on the first or the last call, as libmicrohttpd requires. */
+ * its body collected up to max_body, and on the last call handed to the
+ * prepare pool (prepool.c), whose threads gunzip it (when Content-Encoding
+ * says so), decode and validate it (endpoint.c) and hand it to the writer;
+ * the connection is suspended until the writer has committed the report,
+ * then answered: 201 stored, 200 duplicate, 400 not a report (JSON body
+ * naming the problem), 503 storage unavailable or too much being parsed at
+ * once. Errors are queued only on the first or the last call, as
+ * libmicrohttpd requires. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
@@ -25,9 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 #include "tlsrptd/api.h"
-#include "tlsrptd/gz.h"
+#include "tlsrptd/endpoint.h"
 #include "tlsrptd/http.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/prepool.h"
 
 #define MAX_DAEMONS (2 * CONFIG_MAX_LIST)
 
@@ -71,6 +74,7 @@ struct http_server {
     pthread_mutex_t watch_mu;
     struct conn_watch *watches;
     struct api *api;
+    struct prepool *pool; /* decodes and validates uploads */
     /* for /metrics: answers by status, and a histogram of request durations */
     atomic_ulong answers[600];
     atomic_ulong duration_buckets[NBUCKETS];
@@ -100,6 +104,9 @@ struct request {
     bool too_large, gzip_encoded;
     size_t bytes_in;
     struct writer_request wreq;
+    struct prepool_task task; /* preparing the body on the pool */
+    size_t allowance;         /* inflated bytes the preparation may use */
+    unsigned busy_retry;      /* > 0: the pool refused it (answer 503 with this Retry-After) */
     atomic_bool committed;
     struct timespec start;
     unsigned status;
@@ -297,21 +304,6 @@ static void cut_slow_clients(struct http_server *hs)
 
 /* ---- the report POST ------------------------------------------------------------------------ */
 
-static bool media_type_ok(const char *ct)
-{
-    static const char *const ok[] = {"application/tlsrpt+gzip",  "application/tlsrpt+json",
-                                     "application/tlsrpt",       "application/json",
-                                     "application/gzip",         "application/x-gzip",
-                                     "application/octet-stream", NULL};
-    size_t n = strcspn(ct, ";");
-    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-        n--;
-    for (const char *const *t = ok; *t; t++)
-        if (strlen(*t) == n && strncasecmp(ct, *t, n) == 0)
-            return true;
-    return false;
-}
-
 static void on_committed(struct writer_request *wreq)
 {
     struct request *rq = wreq->cls;
@@ -349,9 +341,48 @@ static enum MHD_Result answer_report(struct request *rq)
     }
 }
 
-static enum MHD_Result submit(struct request *rq);
+static struct request *request_of(struct prepool_task *t)
+{
+    return (struct request *)(void *)((char *)t - offsetof(struct request, task));
+}
 
-/* The last call of an upload: decode and hand over to the writer. */
+/* On a pool thread, instead of preparing: too much is being parsed, or the pool stops. */
+static void upload_refused(struct prepool_task *t, unsigned retry_after)
+{
+    struct request *rq = request_of(t);
+    rq->busy_retry = retry_after ? retry_after : 1;
+    atomic_store(&rq->committed, true);
+    MHD_resume_connection(rq->conn);
+}
+
+/* On a pool thread: decode and validate the body, then hand it to the writer;
+ * the connection sleeps until it committed. */
+static size_t prepare_upload(struct prepool_task *t)
+{
+    struct request *rq = request_of(t);
+    struct http_server *hs = rq->hs;
+    struct store_source src = {"http", rq->path, rq->client, NULL, NULL, NULL, NULL};
+    bool again;
+    struct ingest_job *job = endpoint_prepare(rq->body.data, rq->body.len, true, rq->gzip_encoded,
+                                              &src, &hs->lim, rq->allowance, &again);
+    if (again) { /* inflates past what the gzip trailer said: once more, with all of it */
+        rq->allowance = hs->lim.max_inflated;
+        return endpoint_weight(rq->body.len, rq->allowance, &hs->lim);
+    }
+    buf_init(&rq->body, 0); /* the job's now, or freed */
+    if (job == NULL) {
+        upload_refused(t, 10); /* out of memory */
+        return 0;
+    }
+    prepool_settle(hs->pool, t, endpoint_job_weight(job, &hs->lim));
+    rq->wreq.job = job;
+    rq->wreq.done = on_committed;
+    rq->wreq.cls = rq;
+    writer_submit(hs->writer, &rq->wreq);
+    return 0;
+}
+
+/* The last call of an upload: hand the body to the prepare pool. */
 static enum MHD_Result finish_upload(struct request *rq)
 {
     struct http_server *hs = rq->hs;
@@ -360,47 +391,30 @@ static enum MHD_Result finish_upload(struct request *rq)
         snprintf(detail, sizeof detail, "the body is larger than %zu bytes", hs->cfg->max_body);
         return send_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", detail, 0);
     }
-    struct buf data = rq->body; /* in flight at a SIGTERM: still stored and answered */
-    buf_init(&rq->body, 0);     /* ownership moves on */
-    if (rq->gzip_encoded) {
-        struct buf plain;
-        char err[TR_ERRLEN];
-        buf_init(&plain, hs->cfg->max_inflated);
-        tr_err e = gz_inflate(data.data, data.len, &plain, err);
-        if (e != TR_OK) {
-            /* rejected, but kept: the writer quarantines it and then we answer 400 */
-            buf_free(&plain);
-            char reason[TR_ERRLEN];
-            snprintf(reason, sizeof reason, "Content-Encoding: gzip body: %.200s", err);
-            struct store_source qsrc = {"http", rq->path, rq->client, NULL, NULL, NULL, NULL};
-            rq->wreq.job = ingest_prepare_rejected(data.data, data.len, true, &qsrc, reason);
-            if (rq->wreq.job == NULL)
-                return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
-            return submit(rq);
-        }
-        buf_free(&data);
-        data = plain;
-    }
-    struct store_source src = {"http", rq->path, rq->client, NULL, NULL, NULL, NULL};
-    if (data.data == NULL && buf_reserve(&data, 0) != TR_OK)
+    /* in flight at a SIGTERM: still stored and answered */
+    if (rq->body.data == NULL && buf_reserve(&rq->body, 0) != TR_OK)
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
-    rq->wreq.job = ingest_prepare(data.data, data.len, true, &src, &hs->lim);
-    if (rq->wreq.job == NULL)
-        return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
-    return submit(rq);
+    rq->allowance = endpoint_allowance(rq->body.data, rq->body.len, rq->gzip_encoded, &hs->lim);
+    rq->task.weight = endpoint_weight(rq->body.len, rq->allowance, &hs->lim);
+    rq->task.run = prepare_upload;
+    rq->task.refused = upload_refused;
+    rq->phase = PHASE_WAITING;
+    watch_deadline(hs, rq->conn, true); /* the pool and the writer are slow, not the client */
+    MHD_suspend_connection(rq->conn);
+    unsigned retry_after;
+    if (!prepool_submit(hs->pool, &rq->task, &retry_after))
+        upload_refused(&rq->task, retry_after);
+    return MHD_YES;
 }
 
-/* Hand the prepared job to the writer; the connection sleeps until it committed. */
-static enum MHD_Result submit(struct request *rq)
+/* The answer after the pool refused the upload. */
+static enum MHD_Result answer_busy(struct request *rq)
 {
-    struct http_server *hs = rq->hs;
-    rq->wreq.done = on_committed;
-    rq->wreq.cls = rq;
-    rq->phase = PHASE_WAITING;
-    watch_deadline(hs, rq->conn, true); /* the writer is slow, not the client */
-    MHD_suspend_connection(rq->conn);
-    writer_submit(hs->writer, &rq->wreq);
-    return MHD_YES;
+    if (atomic_load(&rq->hs->quiescing))
+        return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, rq->busy_retry);
+    return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "server busy",
+                      "more uploads are being parsed than parse_memory allows; retry later",
+                      rq->busy_retry);
 }
 
 /* The first call: everything that can be refused before the body arrives. */
@@ -408,44 +422,23 @@ static enum MHD_Result start_report(struct request *rq)
 {
     struct http_server *hs = rq->hs;
     struct MHD_Connection *c = rq->conn;
-    if (strcmp(rq->method, MHD_HTTP_METHOD_POST) != 0)
-        return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
-                          "reports are POSTed", 0);
+    struct endpoint_head head = {
+        rq->method,
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING),
+    };
+    struct endpoint_answer a;
+    if (!endpoint_check_method(&head, &a))
+        return send_error(rq, a.status, a.error, a.detail, 0);
     if (atomic_load(&hs->quiescing))
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, 60);
     unsigned retry = 0;
     if (!ratelimit_allow(hs->rl, rq->client, &retry))
         return send_error(rq, MHD_HTTP_TOO_MANY_REQUESTS, "too many requests", NULL, retry);
-
-    const char *cl =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    if (cl == NULL && te == NULL)
-        return send_error(rq, MHD_HTTP_LENGTH_REQUIRED, "length required",
-                          "send Content-Length or a chunked body", 0);
-    if (cl) {
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (errno == 0 && end != cl && n > hs->cfg->max_body) {
-            char detail[96];
-            snprintf(detail, sizeof detail, "Content-Length %llu is over the limit of %zu bytes", n,
-                     hs->cfg->max_body);
-            return send_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", detail, 0);
-        }
-    }
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ct == NULL || !media_type_ok(ct))
-        return send_error(rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported media type",
-                          "send application/tlsrpt+gzip or application/tlsrpt+json", 0);
-    const char *ce =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (ce && (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0))
-        rq->gzip_encoded = true;
-    else if (ce && strcasecmp(ce, "identity") != 0)
-        return send_error(rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported content encoding",
-                          "only gzip is accepted", 0);
+    if (!endpoint_check_head(&head, hs->cfg->max_body, &rq->gzip_encoded, &a))
+        return send_error(rq, a.status, a.error, a.detail[0] ? a.detail : NULL, 0);
     buf_init(&rq->body, hs->cfg->max_body);
     return MHD_YES;
 }
@@ -556,8 +549,7 @@ static enum MHD_Result answer_read(struct request *rq, const char *method)
 
 static enum route route_of(const struct http_server *hs, const char *url)
 {
-    size_t pl = strlen(hs->cfg->path);
-    if (strncmp(url, hs->cfg->path, pl) == 0 && (url[pl] == 0 || url[pl] == '/'))
+    if (endpoint_is_report_path(hs->cfg->path, url))
         return ROUTE_REPORT;
     if (strcmp(url, "/healthz") == 0)
         return ROUTE_HEALTHZ;
@@ -621,7 +613,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->phase == PHASE_WAITING) {
         if (!atomic_load(&rq->committed))
             return MHD_YES; /* spurious call; still suspended */
-        return answer_report(rq);
+        return rq->busy_retry ? answer_busy(rq) : answer_report(rq);
     }
     if (*upload_data_size > 0) {
         rq->bytes_in += *upload_data_size;
@@ -691,6 +683,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     buf_free(&rq->body);
     ingest_job_free(rq->wreq.job);
     ingest_result_free(&rq->wreq.res);
+    prepool_release(hs->pool, &rq->task); /* after the frees: what it held is given back */
     free(rq);
     *con_cls = NULL;
 }
@@ -761,6 +754,16 @@ struct http_server *http_start(const struct config *cfg, struct writer *w, struc
     hs->lim.max_depth = cfg->max_json_depth;
     hs->lim.mime.max_message = hs->lim.max_input;
     hs->lim.mime.max_parts = cfg->max_parts;
+    hs->lim.json = (struct jsonscan_limits){cfg->max_json_depth,      cfg->max_json_string,
+                                            cfg->max_json_values,     cfg->max_policies,
+                                            cfg->max_failure_details, cfg->max_policy_strings,
+                                            cfg->max_policy_domains};
+    if ((hs->pool = prepool_start(cfg->prepare_threads, cfg->parse_memory,
+                                  (unsigned)cfg->parse_wait, err)) == NULL) {
+        api_free(hs->api);
+        free(hs);
+        return NULL;
+    }
     pthread_mutex_init(&hs->mu, NULL);
     pthread_mutex_init(&hs->watch_mu, NULL);
     for (size_t i = 0; i < n; i++) {
@@ -856,12 +859,20 @@ size_t http_in_flight(struct http_server *hs)
     return atomic_load(&hs->in_flight);
 }
 
+void http_stop_preparing(struct http_server *hs)
+{
+    if (hs)
+        prepool_stop(hs->pool);
+}
+
 void http_stop(struct http_server *hs)
 {
     if (hs == NULL)
         return;
+    prepool_stop(hs->pool); /* nothing is submitted to the writer after this */
     for (size_t i = 0; i < hs->ndaemons; i++)
         MHD_stop_daemon(hs->daemons[i].d);
+    prepool_free(hs->pool); /* after the daemons: their last requests release into it */
     pthread_mutex_destroy(&hs->mu);
     pthread_mutex_destroy(&hs->watch_mu);
     api_free(hs->api);

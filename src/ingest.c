@@ -178,6 +178,59 @@ void ingest_job_free(struct ingest_job *job)
     free(job);
 }
 
+enum ingest_outcome ingest_job_verdict(const struct ingest_job *job, char *reason, size_t n)
+{
+    char none[1];
+    if (reason == NULL || n == 0)
+        reason = none, n = sizeof none;
+    reason[0] = 0;
+    if (job->rc != TR_OK) {
+        snprintf(reason, n, "%s", job->reason);
+        return job->rc == TR_ENOMEM ? INGEST_TEMPFAIL
+               : job->rc == TR_EIO  ? INGEST_UNREADABLE
+                                    : INGEST_REJECTED;
+    }
+    size_t k = job->dec.npayloads, first_rejected = k;
+    for (size_t i = 0; i < k; i++) {
+        if (job->reports[i].rc == TR_OK)
+            return INGEST_STORED;
+        if (first_rejected == k)
+            first_rejected = i;
+    }
+    if (k > 1)
+        snprintf(reason, n, "report part %zu of %zu: %.180s", first_rejected + 1, k,
+                 job->reports[first_rejected].reason);
+    else if (k == 1)
+        snprintf(reason, n, "%s", job->reports[0].reason);
+    return INGEST_REJECTED;
+}
+
+bool ingest_job_inflate_capped(const struct ingest_job *job)
+{
+    for (size_t i = 0; job->rc == TR_OK && i < job->dec.npayloads; i++)
+        if (job->dec.payloads[i].decode_err == TR_ETOOBIG)
+            return true;
+    return false;
+}
+
+size_t ingest_job_bytes(const struct ingest_job *job, size_t *json)
+{
+    size_t bytes = sizeof *job + job->len, parsed = 0;
+    for (size_t i = 0; i < job->dec.msg.nparts; i++)
+        bytes += job->dec.msg.parts[i].body.cap;
+    for (size_t i = 0; i < job->dec.npayloads; i++) {
+        bytes += job->dec.payloads[i].inflated.cap;
+        if (job->reports && job->reports[i].rc == TR_OK) {
+            const struct store_blob *b = &job->reports[i].blob;
+            bytes += b->owned.cap + (b->diagnostics ? strlen(b->diagnostics) : 0);
+            parsed += job->dec.payloads[i].jsonlen;
+        }
+    }
+    if (json)
+        *json = parsed;
+    return bytes;
+}
+
 struct ingest_job *ingest_prepare_failed(const struct store_source *src, tr_err e,
                                          const char *reason, size_t size)
 {

@@ -46,6 +46,8 @@ struct config {
     /* bounds of one report (jsonscan.h, docs/limits.md) */
     size_t max_json_string, max_json_values, max_policies, max_failure_details;
     size_t max_policy_strings, max_policy_domains;
+    /* uploads being decoded and validated (prepool.h) */
+    size_t parse_memory, parse_wait, prepare_threads;
 };
 
 /* Defaults of every option. */

@@ -102,6 +102,17 @@ struct ingest_job *ingest_prepare_failed(const struct store_source *src, tr_err 
 struct ingest_job *ingest_prepare_rejected(void *data, size_t len, bool take,
                                            const struct store_source *src, const char *reason);
 void ingest_job_free(struct ingest_job *job);
+/* What storing job would give, without a database: INGEST_STORED when one of
+ * its reports is acceptable (stored, or a duplicate of a stored one),
+ * INGEST_REJECTED when none is, INGEST_UNREADABLE or INGEST_TEMPFAIL for a job
+ * that holds no input; reason (n bytes, may be NULL) says why when not stored. */
+enum ingest_outcome ingest_job_verdict(const struct ingest_job *job, char *reason, size_t n);
+/* True when a report part of job stopped at the max_inflated it was prepared with. */
+bool ingest_job_inflate_capped(const struct ingest_job *job);
+/* Bytes job holds besides the parsed trees: the input, the inflated text, the
+ * rows serialized for storage. *json (may be NULL): the bytes of report JSON
+ * parsed into trees. */
+size_t ingest_job_bytes(const struct ingest_job *job, size_t *json);
 
 struct ingest;
 struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim);
