@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "tlsrptd/api.h"
+#include "tlsrptd/conntrack.h"
 #include "tlsrptd/endpoint.h"
 #include "tlsrptd/http.h"
 #include "tlsrptd/log.h"
@@ -39,19 +40,6 @@ struct daemon_slot {
     struct http_listener *l;
     bool retired; /* replaced by a new daemon after a TLS reload */
     time_t retired_at;
-};
-
-/* Every open connection, so the main loop can cut off clients that take
- * longer than connection_timeout to send a whole request. libmicrohttpd's own
- * timeout only counts idle time, and a client dribbling a byte a second is
- * never idle. Shutting the socket down makes libmicrohttpd close the
- * connection in its own thread. */
-struct conn_watch {
-    int fd;
-    time_t deadline; /* 0: waiting for the writer, not the client */
-    bool cut;
-    char client[INET6_ADDRSTRLEN];
-    struct conn_watch *prev, *next;
 };
 
 /* upper bounds (seconds) of tlsrptd_http_request_duration_seconds' buckets */
@@ -71,8 +59,7 @@ struct http_server {
     pthread_mutex_t mu; /* daemons[] */
     atomic_size_t in_flight;
     atomic_bool quiescing;
-    pthread_mutex_t watch_mu;
-    struct conn_watch *watches;
+    struct conntrack *ct; /* every open connection: limits, deadlines, who gives way */
     struct api *api;
     struct prepool *pool; /* decodes and validates uploads */
     /* for /metrics: answers by status, and a histogram of request durations */
@@ -219,87 +206,66 @@ static void client_address(struct MHD_Connection *c, char *out, size_t n)
                   (socklen_t)n);
 }
 
-/* ---- connection deadlines ------------------------------------------------------------------ */
+/* ---- connections ---------------------------------------------------------------------------- */
 
-static struct conn_watch *watch_of(struct MHD_Connection *c)
+static time_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* The phase of c's connection, for its deadline and for who gives way when full. */
+static void conn_phase(struct http_server *hs, struct MHD_Connection *c, enum conntrack_phase ph)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
+    if (ci && ci->socket_context)
+        conntrack_phase(hs->ct, ci->socket_context, ph, mono_now());
 }
 
-/* deadline: seconds from now, or 0 for none (waiting for the writer) */
-static void watch_deadline(struct http_server *hs, struct MHD_Connection *c, bool none)
-{
-    struct conn_watch *w = watch_of(c);
-    if (w == NULL)
-        return;
-    pthread_mutex_lock(&hs->watch_mu);
-    w->deadline = none ? 0 : time(NULL) + (time_t)hs->cfg->connection_timeout;
-    pthread_mutex_unlock(&hs->watch_mu);
-}
+/* The answer written on a plain-HTTP connection refused because every slot is
+ * taken: at once, rather than leaving it in the kernel's accept queue. */
+#define BUSY_BODY                                                                                  \
+    "{\"status\":503,\"error\":\"server busy\",\"detail\":\"all connections are taken\"}"
+_Static_assert(sizeof BUSY_BODY - 1 == 73, "Content-Length of busy_answer");
+static const char busy_answer[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+    "Connection: close\r\nContent-Length: 73\r\n\r\n" BUSY_BODY;
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     struct http_server *hs = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        struct conn_watch *w = calloc(1, sizeof *w);
-        if (w == NULL)
-            return;
-        const union MHD_ConnectionInfo *ci =
+        const union MHD_ConnectionInfo *fdi =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        w->fd = ci ? ci->connect_fd : -1;
-        w->deadline = time(NULL) + (time_t)hs->cfg->connection_timeout;
-        client_address(c, w->client, sizeof w->client);
-        pthread_mutex_lock(&hs->watch_mu);
-        /* max_connections_per_ip over all worker threads and listeners:
-         * libmicrohttpd's own count is not shared between its workers */
-        size_t same = 0;
-        for (struct conn_watch *o = hs->watches; o; o = o->next)
-            same += !o->cut && strcmp(o->client, w->client) == 0;
-        w->next = hs->watches;
-        if (hs->watches)
-            hs->watches->prev = w;
-        hs->watches = w;
-        if (same >= hs->cfg->max_connections_per_ip && w->fd >= 0) {
-            w->cut = true;
-            shutdown(w->fd, SHUT_RDWR);
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const union MHD_ConnectionInfo *di = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+        int fd = fdi ? fdi->connect_fd : -1;
+        /* the listening socket tells listeners apart; TLS ones get no plain-text answer */
+        const union MHD_DaemonInfo *lfd =
+            di ? MHD_get_daemon_info(di->daemon, MHD_DAEMON_INFO_LISTEN_FD) : NULL;
+        const union MHD_DaemonInfo *flags =
+            di ? MHD_get_daemon_info(di->daemon, MHD_DAEMON_INFO_FLAGS) : NULL;
+        bool tls = flags && (flags->flags & MHD_USE_TLS);
+        enum conntrack_verdict v;
+        struct conntrack_conn *cc = conntrack_open(hs->ct, fd, ai ? ai->client_addr : NULL,
+                                                   lfd ? (long)lfd->listen_fd : -1, mono_now(), &v);
+        *socket_context = cc;
+        if (v != CT_ACCEPTED && fd >= 0) {
+            if (v == CT_REFUSED_FULL && !tls) {
+                ssize_t w =
+                    send(fd, busy_answer, sizeof busy_answer - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+                (void)w;
+            }
+            shutdown(fd, SHUT_RDWR);
         }
-        pthread_mutex_unlock(&hs->watch_mu);
-        *socket_context = w;
-        if (w->cut)
-            tr_info("%s: refused: more than %zu connections from one address", w->client,
-                    hs->cfg->max_connections_per_ip);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
-        struct conn_watch *w = *socket_context;
-        pthread_mutex_lock(&hs->watch_mu);
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            hs->watches = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-        pthread_mutex_unlock(&hs->watch_mu);
-        free(w);
+        conntrack_close(hs->ct, *socket_context);
         *socket_context = NULL;
     }
-}
-
-/* Called every second: shut down connections past their deadline. */
-static void cut_slow_clients(struct http_server *hs)
-{
-    time_t now = time(NULL);
-    pthread_mutex_lock(&hs->watch_mu);
-    for (struct conn_watch *w = hs->watches; w; w = w->next) {
-        if (w->cut || w->deadline == 0 || w->deadline > now || w->fd < 0)
-            continue;
-        w->cut = true;
-        shutdown(w->fd, SHUT_RDWR);
-        tr_info("%s: cut off: no complete request within %zu s", w->client,
-                hs->cfg->connection_timeout);
-    }
-    pthread_mutex_unlock(&hs->watch_mu);
 }
 
 /* ---- the report POST ------------------------------------------------------------------------ */
@@ -399,7 +365,7 @@ static enum MHD_Result finish_upload(struct request *rq)
     rq->task.run = prepare_upload;
     rq->task.refused = upload_refused;
     rq->phase = PHASE_WAITING;
-    watch_deadline(hs, rq->conn, true); /* the pool and the writer are slow, not the client */
+    conn_phase(hs, rq->conn, CT_WAIT); /* the pool and the writer are slow, not the client */
     MHD_suspend_connection(rq->conn);
     unsigned retry_after;
     if (!prepool_submit(hs->pool, &rq->task, &retry_after))
@@ -584,6 +550,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
         rq->route = route_of(hs, url);
+        conn_phase(hs, conn, CT_BODY); /* the head is complete */
         rq->counted = true;
         atomic_fetch_add(&hs->in_flight, 1);
         switch (rq->route) {
@@ -677,7 +644,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     log_request(rq);
     count_answer(hs, rq);
-    watch_deadline(hs, conn, false); /* the next request on this connection */
+    conn_phase(hs, conn, CT_IDLE); /* keep-alive: the next request on this connection */
     if (rq->counted)
         atomic_fetch_sub(&hs->in_flight, 1);
     buf_free(&rq->body);
@@ -702,6 +669,15 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- daemons -------------------------------------------------------------------------------- */
 
+/* libmicrohttpd stops accepting at its connection limit and leaves the rest
+ * in the kernel's queue; its limit is set this far above max_connections so
+ * that conntrack, which counts over all threads, refuses them instead (and
+ * per address and network: libmicrohttpd's own per-IP count is per thread). */
+static size_t conn_reserve(const struct config *cfg)
+{
+    return cfg->max_connections / 2 > 256 ? cfg->max_connections / 2 : 256;
+}
+
 static struct MHD_Daemon *start_daemon(struct http_server *hs, struct http_listener *l,
                                        const char *cert, const char *key)
 {
@@ -722,8 +698,7 @@ static struct MHD_Daemon *start_daemon(struct http_server *hs, struct http_liste
     return MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, hs, MHD_OPTION_LISTEN_SOCKET, l->fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->max_connections + conn_reserve(cfg)), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hs,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, hs, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, hs,
         MHD_OPTION_ARRAY, l->tls ? tls_opts : none, MHD_OPTION_END);
@@ -758,14 +733,26 @@ struct http_server *http_start(const struct config *cfg, struct writer *w, struc
                                             cfg->max_json_values,     cfg->max_policies,
                                             cfg->max_failure_details, cfg->max_policy_strings,
                                             cfg->max_policy_domains};
+    struct conntrack_limits cl = {cfg->max_connections,
+                                  cfg->max_connections_per_ip,
+                                  cfg->max_connections_per_prefix,
+                                  (unsigned)cfg->header_timeout,
+                                  (unsigned)cfg->connection_timeout,
+                                  (unsigned)cfg->idle_timeout};
+    if ((hs->ct = conntrack_new(&cl)) == NULL) {
+        api_free(hs->api);
+        free(hs);
+        tr_fail(err, TR_ENOMEM, "out of memory");
+        return NULL;
+    }
     if ((hs->pool = prepool_start(cfg->prepare_threads, cfg->parse_memory,
                                   (unsigned)cfg->parse_wait, err)) == NULL) {
+        conntrack_free(hs->ct);
         api_free(hs->api);
         free(hs);
         return NULL;
     }
     pthread_mutex_init(&hs->mu, NULL);
-    pthread_mutex_init(&hs->watch_mu, NULL);
     for (size_t i = 0; i < n; i++) {
         struct MHD_Daemon *d = start_daemon(hs, &listeners[i], cert, key);
         if (d == NULL) {
@@ -818,7 +805,7 @@ tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key
 
 void http_tick(struct http_server *hs)
 {
-    cut_slow_clients(hs);
+    conntrack_tick(hs->ct, mono_now());
     pthread_mutex_lock(&hs->mu);
     for (size_t i = 0; i < hs->ndaemons;) {
         struct daemon_slot *s = &hs->daemons[i];
@@ -874,7 +861,7 @@ void http_stop(struct http_server *hs)
         MHD_stop_daemon(hs->daemons[i].d);
     prepool_free(hs->pool); /* after the daemons: their last requests release into it */
     pthread_mutex_destroy(&hs->mu);
-    pthread_mutex_destroy(&hs->watch_mu);
+    conntrack_free(hs->ct);
     api_free(hs->api);
     free(hs);
 }

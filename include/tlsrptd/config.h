@@ -48,6 +48,8 @@ struct config {
     size_t max_policy_strings, max_policy_domains;
     /* uploads being decoded and validated (prepool.h) */
     size_t parse_memory, parse_wait, prepare_threads;
+    /* connections (conntrack.h) */
+    size_t header_timeout, idle_timeout, max_connections_per_prefix;
 };
 
 /* Defaults of every option. */
