@@ -38,8 +38,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * or EXIT_USAGE. */
 int cli_config_args(const char *cmd, int argc, char **argv, struct config *cfg, void (*help)(void),
                     int (*extra)(void *ctx, const char *arg), void *ctx);
-/* Log target, format and level from cfg (also on SIGHUP, to reopen a file). */
-void cli_setup_log(const struct config *cfg, const char *cmd);
+/* Log target, format and level from cfg (also on SIGHUP, to reopen a file).
+ * False when the log file could not be (re)opened: the failure is logged where
+ * the log went so far, which stays the log. */
+bool cli_setup_log(const struct config *cfg, const char *cmd);
 /* Input limits (Maildir messages) and database options from cfg. */
 void cli_config_limits(const struct config *cfg, struct ingest_limits *lim);
 void cli_config_store_options(const struct config *cfg, struct store_options *sopt);

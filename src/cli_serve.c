@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
@@ -59,8 +60,21 @@ static bool read_pem(const struct config *cfg, struct buf *cert, struct buf *key
     return true;
 }
 
-static bool drop_privileges(const char *user, char *err)
+/* The log file (fd 2) is the service user's, so it can reopen it on SIGHUP. */
+static void give_log_file(const struct config *cfg, const struct passwd *pw)
 {
+    struct stat sb;
+    if (strcmp(cfg->log_target, "stderr") == 0 || strcmp(cfg->log_target, "syslog") == 0 ||
+        fstat(STDERR_FILENO, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return;
+    if (fchown(STDERR_FILENO, pw->pw_uid, pw->pw_gid) != 0)
+        tr_warn("cannot give the log file %s to user %s: %s; reopening it on SIGHUP may fail",
+                cfg->log_target, pw->pw_name, strerror(errno));
+}
+
+static bool drop_privileges(const struct config *cfg, char *err)
+{
+    const char *user = cfg->user;
     if (user == NULL || user[0] == 0)
         return true;
     if (geteuid() != 0) {
@@ -72,6 +86,7 @@ static bool drop_privileges(const char *user, char *err)
         tr_fail(err, TR_EUSAGE, "user '%s' does not exist", user);
         return false;
     }
+    give_log_file(cfg, pw);
     if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
         setuid(pw->pw_uid) != 0) {
         tr_fail(err, TR_EIO, "cannot become user %s: %s", user, strerror(errno));
@@ -124,7 +139,7 @@ int cmd_serve(int argc, char **argv)
             goto fail;
     if (cfg.listen_tls.n && !read_pem(&cfg, &cert, &key, err))
         goto fail;
-    if (!drop_privileges(cfg.user, err))
+    if (!drop_privileges(&cfg, err))
         goto fail;
 
     struct store_options sopt;
@@ -152,8 +167,8 @@ int cmd_serve(int argc, char **argv)
         struct timespec tick = {1, 0};
         int sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig == SIGHUP) {
-            cli_setup_log(&cfg, "serve");
-            tr_info("SIGHUP: log reopened");
+            if (cli_setup_log(&cfg, "serve"))
+                tr_info("SIGHUP: log reopened");
             if (cfg.listen_tls.n) {
                 struct buf ncert, nkey;
                 if (!read_pem(&cfg, &ncert, &nkey, err)) {
