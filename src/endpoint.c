@@ -117,8 +117,10 @@ size_t endpoint_allowance(const void *body, size_t len, bool gzip_encoded,
 
 size_t endpoint_weight(size_t len, size_t allowance, const struct ingest_limits *lim)
 {
-    /* the body and a copy (or GMime's), the inflated text, the tree of the JSON */
-    return 2 * len + allowance + tree_bytes(allowance ? allowance : len, lim);
+    /* the body and a copy (or GMime's), the inflated text and its gzip copy
+     * for storage, the tree of the JSON, the diagnostics and bookkeeping */
+    return 2 * len + 2 * allowance + tree_bytes(allowance ? allowance : len, lim) +
+           ENDPOINT_WEIGHT_EXTRA;
 }
 
 size_t endpoint_job_weight(const struct ingest_job *job, const struct ingest_limits *lim)

@@ -22,7 +22,10 @@
 /* Inflating is first tried within what the gzip trailer says (ISIZE), and at
  * least this much; a body that inflates to more is prepared again with the
  * full max_inflated (a multi-member body, or a trailer that lies). */
-#define ENDPOINT_INFLATE_FLOOR ((size_t)64 << 10)
+#define ENDPOINT_INFLATE_FLOOR ((size_t)16 << 10)
+/* Besides the texts and the tree: the diagnostics kept (REPORT_MAX_DIAGNOSTIC_BYTES,
+ * escaped as JSON) and the job's own bookkeeping. */
+#define ENDPOINT_WEIGHT_EXTRA ((size_t)96 << 10)
 
 /* The request head as received (header values NULL when absent). */
 struct endpoint_head {
