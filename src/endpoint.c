@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 #include "tlsrptd/endpoint.h"
-#include "tlsrptd/gz.h"
 
 bool endpoint_is_report_path(const char *path, const char *url)
 {
@@ -154,7 +153,7 @@ struct ingest_job *endpoint_prepare(void *body, size_t len, bool take, bool gzip
     struct buf plain;
     char err[TR_ERRLEN];
     buf_init(&plain, l.max_inflated);
-    tr_err e = gz_inflate(body, len, &plain, err);
+    tr_err e = ingest_inflate(body, len, &plain, &l, err);
     if (e == TR_ETOOBIG && capped) {
         buf_free(&plain);
         *again = true;
@@ -164,7 +163,15 @@ struct ingest_job *endpoint_prepare(void *body, size_t len, bool take, bool gzip
         /* refused, but kept: the writer quarantines the body as received */
         buf_free(&plain);
         char reason[TR_ERRLEN];
-        snprintf(reason, sizeof reason, "Content-Encoding: gzip body: %.200s", err);
+        if (e == TR_EINVAL) /* over a bound of what a report may hold */
+            snprintf(reason, sizeof reason, "%s", err);
+        else
+            snprintf(reason, sizeof reason, "Content-Encoding: gzip body: %.200s", err);
+        if (e == TR_ENOMEM) {
+            if (take)
+                free(body);
+            return NULL;
+        }
         return ingest_prepare_rejected(body, len, take, src, reason);
     }
     if (plain.data == NULL && buf_reserve(&plain, 0) != TR_OK) {

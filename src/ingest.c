@@ -33,13 +33,56 @@ static size_t skip_space(const unsigned char *s, size_t n)
     return i;
 }
 
+/* Inflating, the JSON text is scanned as it comes (jsonscan_feed), so that a
+ * report over a bound (600,000 failure-details, a 30 MiB string) is refused
+ * after the piece that crosses it, not after all of it is inflated. */
+struct inflate_scan {
+    struct jsonscan *sc;
+    int json; /* -1 not known yet, 0 not JSON (gzip in gzip, say), 1 JSON */
+};
+
+static tr_err scan_piece(void *cls, const struct buf *out, char *err)
+{
+    struct inflate_scan *f = cls;
+    if (f->json < 0) {
+        size_t i = skip_space(out->data, out->len);
+        if (i == out->len)
+            return TR_OK; /* white space so far */
+        f->json = out->data[i] == '{' || out->data[i] == '[';
+    }
+    if (!f->json)
+        return TR_OK;
+    char why[TR_ERRLEN];
+    tr_err e = jsonscan_feed(f->sc, out->data, out->len, false, why);
+    if (e == TR_ENOMEM)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    if (e != TR_OK) {
+        const char *path = jsonscan_stats(f->sc)->path;
+        return tr_fail(err, TR_EINVAL, "%s%s%s", path, path[0] ? ": " : "", why);
+    }
+    return TR_OK;
+}
+
+tr_err ingest_inflate(const void *in, size_t len, struct buf *out, const struct ingest_limits *lim,
+                      char *err)
+{
+    struct jsonscan_limits jl = lim->json;
+    jl.max_depth = lim->max_depth;
+    struct inflate_scan f = {jsonscan_new(&jl), -1};
+    if (f.sc == NULL)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    tr_err e = gz_inflate_each(in, len, out, scan_piece, &f, err);
+    jsonscan_free(f.sc);
+    return e;
+}
+
 /* used: bytes the input's earlier payloads inflated to. max_inflated bounds
  * them all together, so a message of many report parts costs no more than one. */
 static void decode_payload(struct ingest_payload *p, const struct ingest_limits *lim, size_t used)
 {
     buf_init(&p->inflated, used < lim->max_inflated ? lim->max_inflated - used : 0);
     if (gz_is_compressed(p->raw, p->rawlen)) {
-        p->decode_err = gz_inflate(p->raw, p->rawlen, &p->inflated, p->decode_reason);
+        p->decode_err = ingest_inflate(p->raw, p->rawlen, &p->inflated, lim, p->decode_reason);
         if (p->decode_err == TR_ETOOBIG && used > 0)
             snprintf(p->decode_reason, sizeof p->decode_reason,
                      "gzip: the report parts of one input inflate to more than %zu bytes "

@@ -6,7 +6,10 @@
  * each array is held to its own bound. Keys are compared after undoing JSON
  * escapes ("polic\u0069es" is "policies" to jansson, so it must be here too).
  * Policy domains are compared as the validator stores them: ASCII letters in
- * lower case, one trailing dot dropped. Knows nothing of jansson. */
+ * lower case, one trailing dot dropped. The scan is incremental: it keeps
+ * offsets, not pointers, into a text that may grow and move between calls
+ * (an inflate buffer), and stops before a string or number that has not
+ * wholly arrived, unless it is already too long. Knows nothing of jansson. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,29 +33,30 @@ enum role {
 struct frame {
     unsigned char kind; /* '{' or '[' */
     enum role role;
-    bool want_key;            /* object: the next string is a member's key */
-    size_t count;             /* members (object) or elements (array) so far */
-    const unsigned char *key; /* object: the current member's key, as written */
-    size_t keylen;            /* its length as written */
-    char name[KEYMAX + 1];    /* the key unescaped, "" when longer or not ASCII */
+    bool want_key;         /* object: the next string is a member's key */
+    size_t count;          /* members (object) or elements (array) so far */
+    size_t key, keylen;    /* object: the current member's key (offset, length as written) */
+    char name[KEYMAX + 1]; /* the key unescaped, "" when longer or not ASCII */
 };
 
 struct domain {
     uint32_t hash;
-    const unsigned char *s; /* as written, without a trailing dot */
-    size_t len;
+    size_t off, len; /* as written, without a trailing dot */
 };
 
-struct scan {
-    const unsigned char *s;
-    size_t n, i;
+struct jsonscan {
+    const unsigned char *s; /* the text so far (for this call) */
+    size_t n, i;            /* its length; where the scan is */
+    bool final;             /* no more text will come */
+    bool done;              /* the rest is not JSON: the parser stops there too */
+    tr_err rc;              /* once over a bound, over for good */
+    char why[TR_ERRLEN];
     struct jsonscan_limits lim;
     struct frame *stack;
     size_t depth;
     struct domain *domains;
     size_t ndomains;
-    struct jsonscan_stats *st;
-    char *err;
+    struct jsonscan_stats st;
 };
 
 struct jsonscan_limits jsonscan_effective(const struct jsonscan_limits *lim)
@@ -81,18 +85,18 @@ struct jsonscan_limits jsonscan_effective(const struct jsonscan_limits *lim)
 
 /* The JSON path of the open frames; with inside, also the current position in
  * the innermost one (the member or element being read). */
-static void set_path(struct scan *sc, bool inside)
+static void set_path(struct jsonscan *sc, bool inside)
 {
-    char *out = sc->st->path;
-    size_t n = sizeof sc->st->path, len = 0;
+    char *out = sc->st.path;
+    size_t n = sizeof sc->st.path, len = 0;
     out[0] = 0;
     size_t levels = inside ? sc->depth : sc->depth ? sc->depth - 1 : 0;
     for (size_t k = 0; k < levels && len < n - 1; k++) {
         const struct frame *f = &sc->stack[k];
         int w = 0;
-        if (f->kind == '{' && f->key)
+        if (f->kind == '{' && f->count > 0)
             w = snprintf(out + len, n - len, "%s%.*s", len ? "." : "",
-                         (int)(f->keylen > 64 ? 64 : f->keylen), (const char *)f->key);
+                         (int)(f->keylen > 64 ? 64 : f->keylen), (const char *)sc->s + f->key);
         else if (f->kind == '[' && f->count > 0)
             w = snprintf(out + len, n - len, "[%zu]", f->count - 1);
         if (w > 0)
@@ -100,10 +104,11 @@ static void set_path(struct scan *sc, bool inside)
     }
 }
 
-/* Over a bound: the path is set and err says which bound (a printf format). */
+/* Over a bound: the path is set, why says which bound (a printf format), and
+ * the scan is over for good. */
 #define OVER(sc, inside, ...)                                                                      \
-    (set_path((sc), (inside)),                                                                     \
-     (sc)->err ? (void)snprintf((sc)->err, TR_ERRLEN, __VA_ARGS__) : (void)0, TR_ETOOBIG)
+    (set_path((sc), (inside)), (void)snprintf((sc)->why, sizeof(sc)->why, __VA_ARGS__),            \
+     (sc)->rc = TR_ETOOBIG)
 
 /* ---- keys ----------------------------------------------------------------------------------- */
 
@@ -147,7 +152,7 @@ static void key_name(const unsigned char *k, size_t len, char *out)
     out[o] = 0;
 }
 
-static enum role child_role(const struct scan *sc, unsigned char kind)
+static enum role child_role(const struct jsonscan *sc, unsigned char kind)
 {
     if (sc->depth == 0)
         return kind == '{' ? R_ROOT : R_OTHER;
@@ -178,8 +183,9 @@ static unsigned char lower(unsigned char c)
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
 
-static tr_err add_domain(struct scan *sc, const unsigned char *s, size_t len)
+static tr_err add_domain(struct jsonscan *sc, size_t off, size_t len)
 {
+    const unsigned char *s = sc->s + off;
     if (len > 1 && s[len - 1] == '.')
         len--;
     if (len == 0)
@@ -192,7 +198,7 @@ static tr_err add_domain(struct scan *sc, const unsigned char *s, size_t len)
         if (o->hash != h || o->len != len)
             continue;
         size_t i = 0;
-        while (i < len && lower(o->s[i]) == lower(s[i]))
+        while (i < len && lower(sc->s[o->off + i]) == lower(s[i]))
             i++;
         if (i == len)
             return TR_OK;
@@ -204,20 +210,19 @@ static tr_err add_domain(struct scan *sc, const unsigned char *s, size_t len)
                     sc->lim.max_policy_domains);
     if (sc->domains == NULL &&
         (sc->domains = calloc(sc->lim.max_policy_domains, sizeof *sc->domains)) == NULL) {
-        if (sc->err)
-            snprintf(sc->err, TR_ERRLEN, "out of memory");
-        return TR_ENOMEM;
+        snprintf(sc->why, sizeof sc->why, "out of memory");
+        return sc->rc = TR_ENOMEM;
     }
-    sc->domains[sc->ndomains++] = (struct domain){h, s, len};
+    sc->domains[sc->ndomains++] = (struct domain){h, off, len};
     return TR_OK;
 }
 
 /* ---- values --------------------------------------------------------------------------------- */
 
 /* A value starts in the innermost frame (or at the top level). */
-static tr_err value(struct scan *sc)
+static tr_err value(struct jsonscan *sc)
 {
-    if (++sc->st->values > sc->lim.max_values)
+    if (++sc->st.values > sc->lim.max_values)
         return OVER(sc, false, "more than %zu values in one document (max_json_values)",
                     sc->lim.max_values);
     if (sc->depth == 0)
@@ -251,17 +256,13 @@ static tr_err value(struct scan *sc)
     return TR_OK;
 }
 
-static tr_err string(struct scan *sc)
+/* A string (a key or a value), once it has wholly arrived or is too long. */
+static tr_err string(struct jsonscan *sc)
 {
     const unsigned char *s = sc->s;
     size_t start = sc->i + 1, j = start, max = sc->lim.max_string;
-    while (j < sc->n && s[j] != '"') {
-        if (s[j] == '\\')
-            j++;
-        j++;
-        if (j - start > max)
-            break;
-    }
+    while (j < sc->n && s[j] != '"' && j - start <= max)
+        j += s[j] == '\\' ? 2 : 1;
     struct frame *f = sc->depth ? &sc->stack[sc->depth - 1] : NULL;
     bool is_key = f && f->kind == '{' && f->want_key;
     if (j - start > max) {
@@ -271,16 +272,17 @@ static tr_err string(struct scan *sc)
         return e != TR_OK ? e
                           : OVER(sc, true, "a string longer than %zu bytes (max_json_string)", max);
     }
-    if (j >= sc->n) {
-        sc->i = sc->n; /* unterminated: the parser says so */
+    if (j >= sc->n) { /* not all here */
+        if (sc->final)
+            sc->done = true; /* unterminated: the parser says so */
         return TR_OK;
     }
     size_t len = j - start;
-    sc->st->string_bytes += len;
+    sc->st.string_bytes += len;
     sc->i = j + 1;
     if (is_key) {
         f->want_key = false;
-        f->key = s + start;
+        f->key = start;
         f->keylen = len;
         key_name(s + start, len, f->name);
         if (++f->count > JSONSCAN_MAX_KEYS)
@@ -291,7 +293,7 @@ static tr_err string(struct scan *sc)
     tr_err e = value(sc);
     if (e == TR_OK && f && f->role == R_POLICY && f->kind == '{' &&
         strcmp(f->name, "policy-domain") == 0)
-        e = add_domain(sc, s + start, len);
+        e = add_domain(sc, start, len);
     return e;
 }
 
@@ -301,23 +303,25 @@ static bool token_byte(unsigned char c)
            c == '+' || c == '.';
 }
 
-/* A number or a literal (true, false, null). */
-static tr_err token(struct scan *sc)
+/* A number or a literal (true, false, null), once it has wholly arrived or is too long. */
+static tr_err token(struct jsonscan *sc)
 {
-    size_t start = sc->i;
-    while (sc->i < sc->n && token_byte(sc->s[sc->i])) {
-        sc->i++;
-        if (sc->i - start > sc->lim.max_string) {
-            tr_err e = value(sc);
-            return e != TR_OK ? e
-                              : OVER(sc, true, "a number longer than %zu bytes (max_json_string)",
-                                     sc->lim.max_string);
-        }
+    size_t j = sc->i;
+    while (j < sc->n && token_byte(sc->s[j]) && j - sc->i <= sc->lim.max_string)
+        j++;
+    if (j - sc->i > sc->lim.max_string) {
+        tr_err e = value(sc);
+        return e != TR_OK ? e
+                          : OVER(sc, true, "a number longer than %zu bytes (max_json_string)",
+                                 sc->lim.max_string);
     }
+    if (j >= sc->n && !sc->final)
+        return TR_OK; /* more of it may come */
+    sc->i = j;
     return value(sc);
 }
 
-static tr_err open_container(struct scan *sc, unsigned char kind)
+static tr_err open_container(struct jsonscan *sc, unsigned char kind)
 {
     tr_err e = value(sc);
     if (e != TR_OK)
@@ -326,7 +330,7 @@ static tr_err open_container(struct scan *sc, unsigned char kind)
         /* named by its offset: the path would be as long as the nesting */
         e = OVER(sc, false, "JSON nested deeper than %zu levels (at byte %zu)", sc->lim.max_depth,
                  sc->i);
-        sc->st->path[0] = 0;
+        sc->st.path[0] = 0;
         return e;
     }
     enum role role = child_role(sc, kind);
@@ -339,65 +343,99 @@ static tr_err open_container(struct scan *sc, unsigned char kind)
     return TR_OK;
 }
 
-tr_err jsonscan_check(const void *text, size_t n, const struct jsonscan_limits *lim,
-                      struct jsonscan_stats *stats, char *err)
+struct jsonscan *jsonscan_new(const struct jsonscan_limits *lim)
 {
-    struct scan sc = {0};
-    struct jsonscan_stats local;
-    sc.s = text;
-    sc.n = n;
-    sc.lim = jsonscan_effective(lim);
-    sc.st = stats ? stats : &local;
-    memset(sc.st, 0, sizeof *sc.st);
-    sc.err = err;
-    sc.stack = malloc(sc.lim.max_depth * sizeof *sc.stack);
-    if (sc.stack == NULL) {
-        if (err)
-            snprintf(err, TR_ERRLEN, "out of memory");
-        return TR_ENOMEM;
+    struct jsonscan *sc = calloc(1, sizeof *sc);
+    if (sc == NULL)
+        return NULL;
+    sc->lim = jsonscan_effective(lim);
+    if ((sc->stack = malloc(sc->lim.max_depth * sizeof *sc->stack)) == NULL) {
+        free(sc);
+        return NULL;
     }
-    tr_err rc = TR_OK;
-    while (rc == TR_OK && sc.i < n) {
-        unsigned char c = sc.s[sc.i];
+    return sc;
+}
+
+void jsonscan_free(struct jsonscan *sc)
+{
+    if (sc == NULL)
+        return;
+    free(sc->stack);
+    free(sc->domains);
+    free(sc);
+}
+
+const struct jsonscan_stats *jsonscan_stats(const struct jsonscan *sc)
+{
+    return &sc->st;
+}
+
+tr_err jsonscan_feed(struct jsonscan *sc, const void *text, size_t n, bool final, char *err)
+{
+    sc->s = text;
+    sc->n = n;
+    sc->final = final;
+    if (sc->i == 0 && n >= 3 && sc->s[0] == 0xef && sc->s[1] == 0xbb && sc->s[2] == 0xbf)
+        sc->i = 3; /* a byte order mark */
+    while (sc->rc == TR_OK && !sc->done && sc->i < n) {
+        size_t at = sc->i;
+        unsigned char c = sc->s[sc->i];
         switch (c) {
         case ' ':
         case '\t':
         case '\r':
         case '\n':
         case ':':
-            sc.i++;
+            sc->i++;
             break;
         case ',':
-            if (sc.depth && sc.stack[sc.depth - 1].kind == '{')
-                sc.stack[sc.depth - 1].want_key = true;
-            sc.i++;
+            if (sc->depth && sc->stack[sc->depth - 1].kind == '{')
+                sc->stack[sc->depth - 1].want_key = true;
+            sc->i++;
             break;
         case '"':
-            rc = string(&sc);
+            string(sc);
             break;
         case '{':
         case '[':
-            rc = open_container(&sc, c);
+            open_container(sc, c);
             break;
         case '}':
         case ']':
-            if (sc.depth == 0 || sc.stack[sc.depth - 1].kind != (c == '}' ? '{' : '[')) {
-                sc.i = n; /* not JSON from here on: the parser stops here too */
+            if (sc->depth == 0 || sc->stack[sc->depth - 1].kind != (c == '}' ? '{' : '[')) {
+                sc->done = true; /* not JSON from here on: the parser stops here too */
                 break;
             }
-            sc.depth--;
-            sc.i++;
+            sc->depth--;
+            sc->i++;
             break;
         default:
-            if (!token_byte(c)) {
-                sc.i = n;
-                break;
-            }
-            rc = token(&sc);
+            if (!token_byte(c))
+                sc->done = true;
+            else
+                token(sc);
             break;
         }
+        if (sc->i == at && sc->rc == TR_OK && !sc->done)
+            break; /* a string or number still arriving */
     }
-    free(sc.stack);
-    free(sc.domains);
+    if (sc->rc != TR_OK && err)
+        snprintf(err, TR_ERRLEN, "%s", sc->why);
+    return sc->rc;
+}
+
+tr_err jsonscan_check(const void *text, size_t n, const struct jsonscan_limits *lim,
+                      struct jsonscan_stats *stats, char *err)
+{
+    struct jsonscan *sc = jsonscan_new(lim);
+    if (sc == NULL) {
+        if (err)
+            snprintf(err, TR_ERRLEN, "out of memory");
+        return TR_ENOMEM;
+    }
+    tr_err rc = jsonscan_feed(sc, text, n, true, err);
+    if (stats)
+        *stats = sc->st;
+    jsonscan_free(sc);
     return rc;
 }

@@ -220,6 +220,77 @@ static void test_not_json_is_left_to_the_parser(void)
     CHECK_INT(jsonscan_check("[[[[[[", 6, &lim, NULL, NULL), TR_ETOOBIG);
 }
 
+/* Fed in pieces (as it is inflated), a text gets the verdict and path it gets
+ * whole; a string too long is refused before its end arrives. */
+static tr_err feed_pieces(const struct text *t, const struct jsonscan_limits *lim, size_t step,
+                          char *path, size_t n)
+{
+    struct jsonscan *sc = jsonscan_new(lim);
+    tr_err rc = TR_OK;
+    char e[TR_ERRLEN];
+    for (size_t have = 0; rc == TR_OK && have < t->len;) {
+        have = have + step < t->len ? have + step : t->len;
+        /* a fresh copy each time: the text may move between calls */
+        char *copy = malloc(have + 1);
+        memcpy(copy, t->s, have);
+        rc = jsonscan_feed(sc, copy, have, have == t->len, e);
+        if (rc != TR_OK)
+            snprintf(path, n, "%s", jsonscan_stats(sc)->path);
+        free(copy);
+    }
+    jsonscan_free(sc);
+    return rc;
+}
+
+static void test_incremental(void)
+{
+    struct text t = {0};
+    struct jsonscan_limits lim = {.max_policies = 5,
+                                  .max_failure_details = 7,
+                                  .max_policy_strings = 3,
+                                  .max_policy_domains = 4};
+    struct {
+        size_t policies, details, strings, domains;
+        tr_err want;
+    } cases[] = {{5, 7, 3, 4, TR_OK},
+                 {6, 1, 1, 1, TR_ETOOBIG},
+                 {2, 8, 1, 1, TR_ETOOBIG},
+                 {2, 1, 4, 1, TR_ETOOBIG},
+                 {5, 1, 1, 5, TR_ETOOBIG}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        report(&t, cases[c].policies, cases[c].details, cases[c].strings, cases[c].domains);
+        CHECK_INT(scan(&t, &lim), cases[c].want);
+        char whole[JSONSCAN_PATHLEN];
+        snprintf(whole, sizeof whole, "%s", st.path);
+        static const size_t steps[] = {1, 2, 3, 7, 64, 1000, 65536};
+        for (size_t k = 0; k < sizeof steps / sizeof *steps; k++) {
+            char path[JSONSCAN_PATHLEN] = "";
+            CHECK_INT(feed_pieces(&t, &lim, steps[k], path, sizeof path), cases[c].want);
+            if (cases[c].want != TR_OK)
+                CHECK_STR(path, whole);
+        }
+    }
+    /* refused before the end of the string arrives */
+    struct jsonscan *sc = jsonscan_new(&(struct jsonscan_limits){.max_string = 100});
+    t.len = 0;
+    add(&t, "\xef\xbb\xbf{\"policies\":[{\"policy\":{\"policy-domain\":\"");
+    for (int i = 0; i < 101; i++)
+        add(&t, "a");
+    CHECK_INT(jsonscan_feed(sc, t.s, t.len - 1, false, err), TR_OK);
+    CHECK_INT(jsonscan_feed(sc, t.s, t.len, false, err), TR_ETOOBIG);
+    CHECK_STR(jsonscan_stats(sc)->path, "policies[0].policy.policy-domain");
+    CHECK_INT(jsonscan_feed(sc, t.s, t.len, true, err), TR_ETOOBIG); /* for good */
+    jsonscan_free(sc);
+    /* a number at the end of a piece is not counted before it ends */
+    sc = jsonscan_new(&(struct jsonscan_limits){.max_values = 3});
+    CHECK_INT(jsonscan_feed(sc, "[1,2", 4, false, err), TR_OK);
+    CHECK_INT(jsonscan_stats(sc)->values, 2);
+    CHECK_INT(jsonscan_feed(sc, "[1,23]", 6, true, err), TR_OK);
+    CHECK_INT(jsonscan_stats(sc)->values, 3);
+    jsonscan_free(sc);
+    free(t.s);
+}
+
 /* Every JSON payload of samples/ and the shared corpus is within the defaults. */
 static void test_real_reports_pass(const char *const *dirs, int ndirs)
 {
@@ -261,6 +332,7 @@ int main(int argc, char **argv)
     test_strings_numbers_keys();
     test_values_and_depth();
     test_not_json_is_left_to_the_parser();
+    test_incremental();
     test_real_reports_pass((const char *const *)argv + 1, argc - 1);
     return check_done("jsonscan");
 }

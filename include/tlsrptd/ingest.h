@@ -82,6 +82,12 @@ struct ingest_decoded {
 tr_err ingest_decode(const void *data, size_t len, const struct ingest_limits *lim,
                      struct ingest_decoded *dec, char *err);
 void ingest_decoded_free(struct ingest_decoded *dec);
+/* Inflate gzip or zlib in[0..len) into out (out->max the cap), scanning JSON
+ * text against lim's bounds as it comes: TR_EINVAL as soon as it is over one
+ * (err: "path: what is over which bound"), TR_ETOOBIG past out->max, TR_EPARSE
+ * when it is not gzip, TR_ENOMEM. */
+tr_err ingest_inflate(const void *in, size_t len, struct buf *out, const struct ingest_limits *lim,
+                      char *err);
 
 /* A prepared input: sniffed, decoded and validated, not yet stored. Preparing
  * touches no database, so many threads may prepare while one thread stores

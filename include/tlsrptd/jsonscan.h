@@ -13,6 +13,7 @@
 #ifndef TLSRPTD_JSONSCAN_H
 #define TLSRPTD_JSONSCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "tlsrptd/err.h"
 
@@ -65,6 +66,18 @@ struct jsonscan_stats {
  * be allocated. stats may be NULL. */
 tr_err jsonscan_check(const void *s, size_t n, const struct jsonscan_limits *lim,
                       struct jsonscan_stats *stats, char *err);
+
+/* The same, as the text arrives (while it is inflated, say), so that a report
+ * over a bound is refused before the rest of it is even inflated. text[0..n)
+ * is all of the text so far, at each call (it may have moved since the last
+ * one); final says no more will come. TR_OK while within every bound so far;
+ * TR_ETOOBIG (for good) past one, with err as for jsonscan_check; TR_ENOMEM.
+ * A leading UTF-8 byte order mark is skipped. */
+struct jsonscan;
+struct jsonscan *jsonscan_new(const struct jsonscan_limits *lim); /* NULL: out of memory */
+tr_err jsonscan_feed(struct jsonscan *sc, const void *text, size_t n, bool final, char *err);
+const struct jsonscan_stats *jsonscan_stats(const struct jsonscan *sc);
+void jsonscan_free(struct jsonscan *sc);
 
 /* lim with every 0 replaced by its default. */
 struct jsonscan_limits jsonscan_effective(const struct jsonscan_limits *lim);
