@@ -62,9 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *sp = strchr(line, ' ');
         if (sp) {
             *sp = 0;
-            snprintf(path, sizeof path, "%s", sp + 1);
+            snprintf(path, sizeof path, "%.511s", sp + 1); /* longer paths are cut */
         }
-        snprintf(method, sizeof method, "%s", line);
+        snprintf(method, sizeof method, "%.31s", line);
     }
     while (next_line(&p, end, line, sizeof line) && line[0]) {
         char *colon = strchr(line, ':');
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             v++;
         for (int i = 0; i < 4; i++) {
             if (strcasecmp(line, names[i]) == 0) {
-                snprintf(values[i], sizeof values[i], "%s", v);
+                snprintf(values[i], sizeof values[i], "%.255s", v);
                 *slots[i] = values[i];
             }
         }
