@@ -61,6 +61,29 @@ class HardenCase(S.ServeTestCase):
         base = ["--rate-limit", "0", "--max-connections-per-ip", "512"]
         return self.start_daemon(args=base + list(args), **kw)
 
+    def sockets(self, d):
+        """Sockets the daemon holds open now."""
+        n = 0
+        for name in os.listdir("/proc/%d/fd" % d.pid):
+            try:
+                n += os.readlink("/proc/%d/fd/%s" % (d.pid, name)).startswith("socket:")
+            except OSError:
+                pass
+        return n
+
+    def settled_sockets(self, d):
+        """The daemon's socket count once the readiness probes' connections are gone."""
+        counts = []
+        for _ in range(5):
+            counts.append(self.sockets(d))
+            time.sleep(0.1 * SLOW)
+        return min(counts)
+
+    def wait_accepted(self, d, before, n):
+        """Until the daemon holds n more sockets than before (it accepted them all)."""
+        self.assertTrue(S.wait_until(lambda: self.sockets(d) >= before + n, 20 * SLOW),
+                        "the daemon did not accept %d connections" % n)
+
     def assertBound(self, status, body, words, what):
         self.assertEqual(status, 400, "%s: %r" % (what, body[:400]))
         detail = json.loads(body).get("detail", "")
@@ -253,14 +276,16 @@ class Floods(HardenCase):
 
     def hold_bodies(self, d, n, third=0):
         """n connections from 127.0.THIRD.x whose request head is complete and whose body
-        never comes (they wait for the writer... no: for their body)."""
+        never comes, once the daemon holds them all."""
+        before = self.settled_sockets(d)
         socks = []
         for i in range(n):
             s = H.connect_from("127.0.%d.%d" % (third, 100 + i), d.port)
             s.sendall(b"POST /tlsrpt HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"Content-Length: 1000\r\n\r\n{")
             socks.append(s)
-        time.sleep(0.5 * SLOW)
+        self.wait_accepted(d, before, n)
+        time.sleep(0.5 * SLOW)  # and have read their heads
         return socks
 
     def test_full_server_refuses_at_once(self):
@@ -291,12 +316,13 @@ class Floods(HardenCase):
 
     def test_idle_keepalive_connections_closed_first(self):
         d = self.daemon("--max-connections", "8")
+        before = self.settled_sockets(d)
         idle = []
         for i in range(8):
             s = H.connect_from("127.0.0.%d" % (100 + i), d.port)
             self.assertIn(H.keepalive_post(s, S.report_bytes("idle-first")), (200, 201))
             idle.append(s)
-        time.sleep(0.5 * SLOW)
+        self.wait_accepted(d, before, 8)
         status, secs, answer = H.post_from(d.port, "127.0.1.1", S.report_bytes("newcomer"),
                                            "application/tlsrpt+json", timeout=10 * SLOW)
         self.assertEqual(status, 201, answer)
@@ -310,6 +336,7 @@ class Floods(HardenCase):
     def test_limit_per_ipv4_prefix(self):
         d = self.start_daemon(args=["--rate-limit", "0", "--max-connections-per-ip", "2",
                                     "--max-connections-per-prefix", "4"])
+        before = self.settled_sockets(d)
         socks = []
         try:
             for host in (11, 12):
@@ -318,6 +345,7 @@ class Floods(HardenCase):
                     s.sendall(b"POST /tlsrpt HTTP/1.1\r\nHost: x\r\nContent-Type: "
                               b"application/json\r\nContent-Length: 1000\r\n\r\n{")
                     socks.append(s)
+            self.wait_accepted(d, before, 4)
             time.sleep(0.5 * SLOW)
             # a fifth connection from the same /24 is refused at once ...
             t0 = time.monotonic()
