@@ -64,20 +64,21 @@ struct jsonscan_limits jsonscan_effective(const struct jsonscan_limits *lim)
     struct jsonscan_limits l = {0};
     if (lim)
         l = *lim;
-    if (l.max_depth == 0)
-        l.max_depth = JSONSCAN_DEFAULT_MAX_DEPTH;
-    if (l.max_string == 0)
-        l.max_string = JSONSCAN_DEFAULT_MAX_STRING;
-    if (l.max_values == 0)
-        l.max_values = JSONSCAN_DEFAULT_MAX_VALUES;
-    if (l.max_policies == 0)
-        l.max_policies = JSONSCAN_DEFAULT_MAX_POLICIES;
-    if (l.max_failure_details == 0)
-        l.max_failure_details = JSONSCAN_DEFAULT_MAX_FAILURE_DETAILS;
-    if (l.max_policy_strings == 0)
-        l.max_policy_strings = JSONSCAN_DEFAULT_MAX_POLICY_STRINGS;
-    if (l.max_policy_domains == 0)
-        l.max_policy_domains = JSONSCAN_DEFAULT_MAX_POLICY_DOMAINS;
+    const struct {
+        size_t *field;
+        size_t def;
+    } defaults[] = {
+        {&l.max_depth, JSONSCAN_DEFAULT_MAX_DEPTH},
+        {&l.max_string, JSONSCAN_DEFAULT_MAX_STRING},
+        {&l.max_values, JSONSCAN_DEFAULT_MAX_VALUES},
+        {&l.max_policies, JSONSCAN_DEFAULT_MAX_POLICIES},
+        {&l.max_failure_details, JSONSCAN_DEFAULT_MAX_FAILURE_DETAILS},
+        {&l.max_policy_strings, JSONSCAN_DEFAULT_MAX_POLICY_STRINGS},
+        {&l.max_policy_domains, JSONSCAN_DEFAULT_MAX_POLICY_DOMAINS},
+    };
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
+        if (*defaults[i].field == 0)
+            *defaults[i].field = defaults[i].def;
     return l;
 }
 
