@@ -46,36 +46,12 @@ static const struct opt opts[] = {
      "largest report after gunzip"},
     {"max_json_depth", OPT_UINT, OFF(max_json_depth), "32", 4, 1000, "deepest JSON nesting"},
     {"max_parts", OPT_UINT, OFF(max_parts), "1000", 1, 100000, "most MIME parts in a message"},
-    {"max_json_string", OPT_SIZE, OFF(max_json_string), "16K", 256, (size_t)1 << 30,
-     "longest string (or number) in a report, as written"},
-    {"max_json_values", OPT_UINT, OFF(max_json_values), "250000", 1000, 100000000,
-     "most JSON values in one report"},
-    {"max_policies", OPT_UINT, OFF(max_policies), "1000", 1, 10000000,
-     "most policies in one report"},
-    {"max_failure_details", OPT_UINT, OFF(max_failure_details), "10000", 1, 10000000,
-     "most failure-details of one policy"},
-    {"max_policy_strings", OPT_UINT, OFF(max_policy_strings), "1000", 1, 10000000,
-     "most policy-string, and most mx-host, entries of one policy"},
-    {"max_policy_domains", OPT_UINT, OFF(max_policy_domains), "100", 1, 10000000,
-     "most distinct policy domains in one report"},
-    {"parse_memory", OPT_SIZE, OFF(parse_memory), "128M", (size_t)1 << 20, SIZE_MAX / 2,
-     "bytes of all uploads being decoded and validated at once (more wait, then 503)"},
-    {"parse_wait", OPT_UINT, OFF(parse_wait), "5", 0, 600,
-     "seconds an upload may wait for parse_memory before 503 (0: no waiting)"},
-    {"prepare_threads", OPT_UINT, OFF(prepare_threads), "2", 1, 64,
-     "threads that decode and validate uploads (besides the HTTP threads)"},
     {"max_connections", OPT_UINT, OFF(max_connections), "512", 1, 100000,
      "open connections in total, per listener"},
     {"max_connections_per_ip", OPT_UINT, OFF(max_connections_per_ip), "64", 1, 100000,
      "open connections per client IP"},
     {"connection_timeout", OPT_UINT, OFF(connection_timeout), "30", 1, 3600,
      "seconds a connection may stay idle or send nothing"},
-    {"header_timeout", OPT_UINT, OFF(header_timeout), "10", 1, 3600,
-     "seconds a client has to send a request head (at most connection_timeout)"},
-    {"idle_timeout", OPT_UINT, OFF(idle_timeout), "15", 1, 3600,
-     "seconds a keep-alive connection may wait for its next request"},
-    {"max_connections_per_prefix", OPT_UINT, OFF(max_connections_per_prefix), "128", 1, 100000,
-     "open connections per IPv4 /24 or IPv6 /64 (at least max_connections_per_ip)"},
     {"rate_limit", OPT_UINT, OFF(rate_limit), "600", 0, 10000000,
      "requests per client IP per minute (0: unlimited)"},
     {"threads", OPT_UINT, OFF(threads), "2", 1, 64, "HTTP worker threads per listener"},
@@ -102,6 +78,30 @@ static const struct opt opts[] = {
      "https URL senders POST reports to (rua=https:...; tlsrptd record)"},
     {"report_mailbox", OPT_STR, OFF(report_mailbox), NULL, 0, 0,
      "address reports are mailed to (rua=mailto:...; tlsrptd record)"},
+    {"max_json_string", OPT_SIZE, OFF(max_json_string), "16K", 256, (size_t)1 << 30,
+     "longest string (or number) in a report, as written"},
+    {"max_json_values", OPT_UINT, OFF(max_json_values), "250000", 1000, 100000000,
+     "most JSON values in one report"},
+    {"max_policies", OPT_UINT, OFF(max_policies), "1000", 1, 10000000,
+     "most policies in one report"},
+    {"max_failure_details", OPT_UINT, OFF(max_failure_details), "10000", 1, 10000000,
+     "most failure-details of one policy"},
+    {"max_policy_strings", OPT_UINT, OFF(max_policy_strings), "1000", 1, 10000000,
+     "most policy-string, and most mx-host, entries of one policy"},
+    {"max_policy_domains", OPT_UINT, OFF(max_policy_domains), "100", 1, 10000000,
+     "most distinct policy domains in one report"},
+    {"parse_memory", OPT_SIZE, OFF(parse_memory), "128M", (size_t)1 << 20, SIZE_MAX / 2,
+     "bytes of all uploads being decoded and validated at once (more wait, then 503)"},
+    {"parse_wait", OPT_UINT, OFF(parse_wait), "5", 0, 600,
+     "seconds an upload may wait for parse_memory before 503 (0: no waiting)"},
+    {"prepare_threads", OPT_UINT, OFF(prepare_threads), "2", 1, 64,
+     "threads that decode and validate uploads (besides the HTTP threads)"},
+    {"header_timeout", OPT_UINT, OFF(header_timeout), "10", 1, 3600,
+     "seconds a client has to send a request head (at most connection_timeout)"},
+    {"idle_timeout", OPT_UINT, OFF(idle_timeout), "15", 1, 3600,
+     "seconds a keep-alive connection may wait for its next request"},
+    {"max_connections_per_prefix", OPT_UINT, OFF(max_connections_per_prefix), "128", 1, 100000,
+     "open connections per IPv4 /24 or IPv6 /64 (at least max_connections_per_ip)"},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)
@@ -122,7 +122,12 @@ static const struct opt *find_opt(const char *name)
 int config_list_index(const char *name)
 {
     const struct opt *o = find_opt(name);
-    return o && o->type == OPT_LIST ? (int)(o - opts) : -1;
+    if (o == NULL || o->type != OPT_LIST)
+        return -1;
+    int n = 0; /* among the list options, so that it stays small however many rows there are */
+    for (const struct opt *p = opts; p < o; p++)
+        n += p->type == OPT_LIST;
+    return n;
 }
 
 void config_clear_list(struct config *c, const char *name)
