@@ -132,7 +132,7 @@ static void test_giving_way(void)
     struct conntrack_limits lim = {3, 10, 10, 10, 30, 15};
     struct conntrack *ct = conntrack_new(&lim);
     struct peer p[8];
-    struct conntrack_conn *c[8];
+    struct conntrack_conn *c[8] = {0};
     enum conntrack_verdict v;
     for (int i = 0; i < 8; i++)
         make_peer(&p[i], i < 6 ? "192.0.2.1" : "198.51.100.1");
