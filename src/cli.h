@@ -67,8 +67,10 @@ int cli_config_args(const char *cmd, int argc, char **argv, struct config *cfg, 
                     int (*extra)(void *ctx, const char *arg), void *ctx);
 /* Print "tlsrptd CMD: msg" to stderr and return EXIT_CONFIG. */
 int cli_config_error(const char *cmd, const char *msg);
-/* Log target, format and level from cfg (also on SIGHUP, to reopen a file). */
-void cli_setup_log(const struct config *cfg, const char *cmd);
+/* Log target, format and level from cfg (also on SIGHUP, to reopen a file).
+ * False when the log file could not be (re)opened: the failure is logged where
+ * the log went so far, which stays the log. */
+bool cli_setup_log(const struct config *cfg, const char *cmd);
 /* Input limits and database options from cfg (ingest_limits_from_config). */
 void cli_config_limits(const struct config *cfg, struct ingest_limits *lim);
 void cli_config_store_options(const struct config *cfg, struct store_options *sopt);

@@ -6,6 +6,8 @@
  * arguments. A bad file exits 78 (EX_CONFIG), a bad flag 64 (EX_USAGE). */
 #include <errno.h>
 #include <pthread.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,22 +18,50 @@
 #include "tlsrptd/trust.h"
 #include "tlsrptd/writer.h"
 
-void cli_setup_log(const struct config *cfg, const char *cmd)
+/* Point fd 2 at the log file. The new file is opened before the old one is
+ * let go, so a failure (a rotated file whose directory the service user may
+ * not write, say) leaves the old one in place, and says so in it: fd 2 is
+ * never closed, so it never becomes the next client's socket. */
+static bool open_log_file(const char *path, const char *cmd, bool again)
 {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0) {
+        if (again)
+            tr_err_log("cannot reopen the log file %s: %s; still writing to the file it was", path,
+                       strerror(errno));
+        else
+            fprintf(stderr, "tlsrptd %s: cannot open the log file %s: %s\n", cmd, path,
+                    strerror(errno));
+        return false;
+    }
+    fflush(stderr);
+    if (fd != STDERR_FILENO) {
+        bool ok = dup2(fd, STDERR_FILENO) >= 0;
+        if (!ok)
+            tr_err_log("cannot write to the log file %s: %s", path, strerror(errno));
+        close(fd);
+        return ok;
+    }
+    return true;
+}
+
+bool cli_setup_log(const struct config *cfg, const char *cmd)
+{
+    static bool opened; /* the file was opened once: this is a reopen (SIGHUP) */
     int level = cfg->verbose ? LOG_DEBUG : LOG_INFO;
     bool json = strcmp(cfg->log_format, "json") == 0;
     if (strcmp(cfg->log_target, "syslog") == 0) {
         tr_log_setup(TR_LOG_SYSLOG, level, "tlsrptd");
-        return;
+        return true;
     }
+    bool ok = true;
     if (strcmp(cfg->log_target, "stderr") != 0) {
         /* a file: stderr is pointed at it, and re-pointed on SIGHUP (logrotate) */
-        FILE *f = freopen(cfg->log_target, "a", stderr);
-        if (f == NULL)
-            fprintf(stdout, "tlsrptd %s: cannot open log file %s: %s\n", cmd, cfg->log_target,
-                    strerror(errno));
+        ok = open_log_file(cfg->log_target, cmd, opened);
+        opened = true;
     }
     tr_log_setup(json ? TR_LOG_JSON : TR_LOG_STDERR, level, "tlsrptd");
+    return ok;
 }
 
 int cli_config_error(const char *cmd, const char *msg)

@@ -1,6 +1,7 @@
 /* cli_ingest.c: `tlsrptd ingest` (files, directories, stdin; MDA exit codes)
  * and `tlsrptd validate` (every finding, nothing stored). */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,8 +372,34 @@ static void reader_stop(struct reader *rd)
 
 /* ---- ingest --------------------------------------------------------------------------------- */
 
+/* SQLite reaches its -shm file through mmap. On a full file system a page of
+ * it may have no block behind it (with 1 KiB blocks, say), and touching it is
+ * SIGBUS: as an MDA, ingest must then exit 75 (try again later), not die of a
+ * signal, which an MTA takes as a permanent failure. Calling only write() and
+ * _exit() is safe here: both are async-signal-safe and touch nothing the
+ * interrupted code holds; and leaving at this point loses nothing, as the exit
+ * status is the
+ * only acknowledgement (stdout lines still buffered are lost, not stored
+ * reports) and the unfinished transaction is rolled back by SQLite's WAL at
+ * the next open. */
+static void exit_tempfail(int sig)
+{
+    static const char msg[] = "tlsrptd ingest: SIGBUS: a file mapped into memory could not be "
+                              "written (is the file system full?); try again later\n";
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(EXIT_TEMPFAIL);
+}
+
 int cmd_ingest(int argc, char **argv)
 {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = exit_tempfail;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+
     struct config cfg;
     struct ingest_args args;
     int rc = parse_args("ingest", argc, argv, &cfg, ingest_help, ingest_flags, &args);
@@ -554,7 +581,12 @@ static bool validate_payload(const char *label, size_t k, const struct ingest_de
                              const struct ingest_limits *lim, bool strict)
 {
     const struct ingest_payload *p = &dec->payloads[k];
-    struct report_options ropt = {lim->max_depth, dec->is_message ? dec->msg.report_domain : NULL};
+    if (p->decode_err != TR_OK) {
+        printf("%s: error: %s\n%s: invalid\n", label, p->decode_reason, label);
+        return false;
+    }
+    struct report_options ropt = {lim->max_depth, dec->is_message ? dec->msg.report_domain : NULL,
+                                  &lim->json};
     struct report r;
     struct diag_list d = {0};
     tr_err e = p->decode_err;

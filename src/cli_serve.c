@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
@@ -64,9 +65,22 @@ static tr_err load_tls(const struct config *cfg, struct tls_material *m, char *e
     return e;
 }
 
-/* TR_ECONFIG for an unknown user, TR_EIO when the change fails; err says why. */
-static tr_err drop_privileges(const char *user, char *err)
+/* The log file (fd 2) is the service user's, so it can reopen it on SIGHUP. */
+static void give_log_file(const struct config *cfg, const struct passwd *pw)
 {
+    struct stat sb;
+    if (strcmp(cfg->log_target, "stderr") == 0 || strcmp(cfg->log_target, "syslog") == 0 ||
+        fstat(STDERR_FILENO, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return;
+    if (fchown(STDERR_FILENO, pw->pw_uid, pw->pw_gid) != 0)
+        tr_warn("cannot give the log file %s to user %s: %s; reopening it on SIGHUP may fail",
+                cfg->log_target, pw->pw_name, strerror(errno));
+}
+
+/* TR_ECONFIG for an unknown user, TR_EIO when the change fails; err says why. */
+static tr_err drop_privileges(const struct config *cfg, char *err)
+{
+    const char *user = cfg->user;
     if (user == NULL || user[0] == 0)
         return TR_OK;
     if (geteuid() != 0) {
@@ -78,6 +92,7 @@ static tr_err drop_privileges(const char *user, char *err)
         return tr_fail(err, TR_ECONFIG,
                        "user = %s: no such user: create it (adduser --system %s) or change user =",
                        user, user);
+    give_log_file(cfg, pw);
     if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
         setuid(pw->pw_uid) != 0)
         return tr_fail(err, TR_EIO, "cannot become user %s: %s", user, strerror(errno));
@@ -151,7 +166,7 @@ int cmd_serve(int argc, char **argv)
     if (cfg.listen_tls.n && ((e = tls_check_priorities(cfg.tls_priorities, err)) != TR_OK ||
                              (e = load_tls(&cfg, &tls, err)) != TR_OK))
         goto fail;
-    if ((e = drop_privileges(cfg.user, err)) != TR_OK)
+    if ((e = drop_privileges(&cfg, err)) != TR_OK)
         goto fail;
     /* a Maildir that is not there will not appear by retrying */
     for (size_t i = 0; i < cfg.maildir.n; i++) {
@@ -231,8 +246,8 @@ int cmd_serve(int argc, char **argv)
         struct timespec tick = {1, 0};
         int sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig == SIGHUP) {
-            cli_setup_log(&cfg, "serve");
-            tr_info("SIGHUP: log reopened");
+            if (cli_setup_log(&cfg, "serve"))
+                tr_info("SIGHUP: log reopened");
             cli_reload_trust(&cfg);
             if (cfg.listen_tls.n) {
                 /* check the new pair before any listener is touched; on any
@@ -272,7 +287,8 @@ int cmd_serve(int argc, char **argv)
     mw = NULL;
     imap_watch_stop(iw, NULL); /* likewise */
     iw = NULL;
-    writer_stop(w); /* stores and answers whatever is still queued */
+    http_stop_preparing(hs); /* what it prepared is queued for the writer */
+    writer_stop(w);          /* stores and answers whatever is still queued */
     w = NULL;
     deadline = time(NULL) + 2; /* let the last answers go out */
     while (http_in_flight(hs) > 0 && time(NULL) < deadline) {
@@ -297,6 +313,7 @@ done:
     if (orig_stderr >= 0)
         close(orig_stderr);
     pruner_stop(pruner);
+    http_stop_preparing(hs);
     http_stop(hs);
     maildir_watch_stop(mw, NULL);
     imap_watch_stop(iw, NULL);

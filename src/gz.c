@@ -25,6 +25,13 @@ static bool all_zero(const unsigned char *p, size_t n)
 
 tr_err gz_inflate(const void *in, size_t inlen, struct buf *out, char *err)
 {
+    return gz_inflate_each(in, inlen, out, NULL, NULL, err);
+}
+
+tr_err gz_inflate_each(const void *in, size_t inlen, struct buf *out,
+                       tr_err (*each)(void *cls, const struct buf *out, char *err), void *cls,
+                       char *err)
+{
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     if (inflateInit2(&zs, 15 + 32) != Z_OK)
@@ -64,6 +71,9 @@ tr_err gz_inflate(const void *in, size_t inlen, struct buf *out, char *err)
                 zs.avail_out = (uInt)room;
                 ret = inflate(&zs, Z_NO_FLUSH);
                 out->len += room - zs.avail_out;
+                out->data[out->len] = 0;
+                if (each && room > zs.avail_out && (rc = each(cls, out, err)) != TR_OK)
+                    goto done; /* the caller has seen enough */
             }
             if (ret == Z_NEED_DICT || ret == Z_DATA_ERROR) {
                 rc = tr_fail(err, TR_EPARSE, "gzip: corrupt data at input byte %zu: %s",

@@ -3,12 +3,14 @@
  * Routes: POST {path} and {path}/anything (reports), GET /healthz, GET
  * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c). A report
  * request is checked on its first call (method, rate, length, media type),
- * its body collected up to max_body, and on the last call gunzipped (when
- * Content-Encoding says so), prepared (decoded and validated, on this thread)
- * and handed to the writer; the connection is suspended until the writer has
- * committed the report, then answered: 201 stored, 200 duplicate, 400 not a
- * report (JSON body naming the problem), 503 storage unavailable. Errors are
- * queued only on the first or the last call, as libmicrohttpd requires. */
+ * its body collected up to max_body, and on the last call handed to the
+ * prepare pool (prepool.c), whose threads gunzip it (when Content-Encoding
+ * says so), decode and validate it (endpoint.c) and hand it to the writer;
+ * the connection is suspended until the writer has committed the report,
+ * then answered: 201 stored, 200 duplicate, 400 not a report (JSON body
+ * naming the problem), 503 storage unavailable or too much being parsed at
+ * once. Errors are queued only on the first or the last call, as
+ * libmicrohttpd requires. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "tlsrptd/api.h"
-#include "tlsrptd/gz.h"
+#include "tlsrptd/conntrack.h"
+#include "tlsrptd/endpoint.h"
 #include "tlsrptd/http.h"
 #include "tlsrptd/imap.h"
 #include "tlsrptd/log.h"
@@ -34,6 +37,7 @@
 #include "tlsrptd/prom.h"
 #include "tlsrptd/record.h"
 #include "tlsrptd/trust.h"
+#include "tlsrptd/prepool.h"
 
 #define MAX_DAEMONS (2 * CONFIG_MAX_LIST)
 
@@ -42,19 +46,6 @@ struct daemon_slot {
     struct http_listener *l;
     bool retired; /* replaced by a new daemon after a TLS reload */
     time_t retired_at;
-};
-
-/* Every open connection, so the main loop can cut off clients that take
- * longer than connection_timeout to send a whole request. libmicrohttpd's own
- * timeout only counts idle time, and a client dribbling a byte a second is
- * never idle. Shutting the socket down makes libmicrohttpd close the
- * connection in its own thread. */
-struct conn_watch {
-    int fd;
-    time_t deadline; /* 0: waiting for the writer, not the client */
-    bool cut;
-    char client[INET6_ADDRSTRLEN];
-    struct conn_watch *prev, *next;
 };
 
 /* upper bounds (seconds) of tlsrptd_http_request_duration_seconds' buckets */
@@ -74,9 +65,9 @@ struct http_server {
     pthread_mutex_t mu; /* daemons[] */
     atomic_size_t in_flight;
     atomic_bool quiescing;
-    pthread_mutex_t watch_mu;
-    struct conn_watch *watches;
+    struct conntrack *ct; /* every open connection: limits, deadlines, who gives way */
     struct api *api;
+    struct prepool *pool; /* decodes and validates uploads */
     /* for /metrics: answers by status, and a histogram of request durations */
     atomic_ulong answers[600];
     atomic_ulong duration_buckets[NBUCKETS];
@@ -105,6 +96,9 @@ struct request {
     bool too_large, gzip_encoded;
     size_t bytes_in;
     struct writer_request wreq;
+    struct prepool_task task; /* preparing the body on the pool */
+    size_t allowance;         /* inflated bytes the preparation may use */
+    unsigned busy_retry;      /* > 0: the pool refused it (answer 503 with this Retry-After) */
     atomic_bool committed;
     struct timespec start;
     unsigned status;
@@ -235,105 +229,69 @@ static void client_address(struct MHD_Connection *c, char *out, size_t n)
                   (socklen_t)n);
 }
 
-/* ---- connection deadlines ------------------------------------------------------------------ */
+/* ---- connections ---------------------------------------------------------------------------- */
 
-static struct conn_watch *watch_of(struct MHD_Connection *c)
+static time_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* The phase of c's connection, for its deadline and for who gives way when full. */
+static void conn_phase(struct http_server *hs, struct MHD_Connection *c, enum conntrack_phase ph)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
+    if (ci && ci->socket_context)
+        conntrack_phase(hs->ct, ci->socket_context, ph, mono_now());
 }
 
-/* deadline: seconds from now, or 0 for none (waiting for the writer) */
-static void watch_deadline(struct http_server *hs, struct MHD_Connection *c, bool none)
-{
-    struct conn_watch *w = watch_of(c);
-    if (w == NULL)
-        return;
-    pthread_mutex_lock(&hs->watch_mu);
-    w->deadline = none ? 0 : time(NULL) + (time_t)hs->cfg->connection_timeout;
-    pthread_mutex_unlock(&hs->watch_mu);
-}
+/* The answer written on a plain-HTTP connection refused because every slot is
+ * taken: at once, rather than leaving it in the kernel's accept queue. */
+#define BUSY_BODY                                                                                  \
+    "{\"status\":503,\"error\":\"server busy\",\"detail\":\"all connections are taken\"}"
+_Static_assert(sizeof BUSY_BODY - 1 == 73, "Content-Length of busy_answer");
+static const char busy_answer[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+    "Connection: close\r\nContent-Length: 73\r\n\r\n" BUSY_BODY;
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     struct http_server *hs = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        struct conn_watch *w = calloc(1, sizeof *w);
-        if (w == NULL)
-            return;
-        const union MHD_ConnectionInfo *ci =
+        const union MHD_ConnectionInfo *fdi =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        w->fd = ci ? ci->connect_fd : -1;
-        w->deadline = time(NULL) + (time_t)hs->cfg->connection_timeout;
-        client_address(c, w->client, sizeof w->client);
-        pthread_mutex_lock(&hs->watch_mu);
-        /* max_connections_per_ip over all worker threads and listeners:
-         * libmicrohttpd's own count is not shared between its workers */
-        size_t same = 0;
-        for (struct conn_watch *o = hs->watches; o; o = o->next)
-            same += !o->cut && strcmp(o->client, w->client) == 0;
-        w->next = hs->watches;
-        if (hs->watches)
-            hs->watches->prev = w;
-        hs->watches = w;
-        if (same >= hs->cfg->max_connections_per_ip && w->fd >= 0) {
-            w->cut = true;
-            shutdown(w->fd, SHUT_RDWR);
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const union MHD_ConnectionInfo *di = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+        int fd = fdi ? fdi->connect_fd : -1;
+        /* the listening socket tells listeners apart; TLS ones get no plain-text answer */
+        const union MHD_DaemonInfo *lfd =
+            di ? MHD_get_daemon_info(di->daemon, MHD_DAEMON_INFO_LISTEN_FD) : NULL;
+        const union MHD_DaemonInfo *flags =
+            di ? MHD_get_daemon_info(di->daemon, MHD_DAEMON_INFO_FLAGS) : NULL;
+        bool tls = flags && (flags->flags & MHD_USE_TLS);
+        enum conntrack_verdict v;
+        struct conntrack_conn *cc = conntrack_open(hs->ct, fd, ai ? ai->client_addr : NULL,
+                                                   lfd ? (long)lfd->listen_fd : -1, mono_now(), &v);
+        *socket_context = cc;
+        if (v != CT_ACCEPTED && fd >= 0) {
+            if (v == CT_REFUSED_FULL && !tls) {
+                ssize_t w =
+                    send(fd, busy_answer, sizeof busy_answer - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+                (void)w;
+            }
+            shutdown(fd, SHUT_RDWR);
         }
-        pthread_mutex_unlock(&hs->watch_mu);
-        *socket_context = w;
-        if (w->cut)
-            tr_info("%s: refused: more than %zu connections from one address", w->client,
-                    hs->cfg->max_connections_per_ip);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
-        struct conn_watch *w = *socket_context;
-        pthread_mutex_lock(&hs->watch_mu);
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            hs->watches = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-        pthread_mutex_unlock(&hs->watch_mu);
-        free(w);
+        conntrack_close(hs->ct, *socket_context);
         *socket_context = NULL;
     }
 }
 
-/* Called every second: shut down connections past their deadline. */
-static void cut_slow_clients(struct http_server *hs)
-{
-    time_t now = time(NULL);
-    pthread_mutex_lock(&hs->watch_mu);
-    for (struct conn_watch *w = hs->watches; w; w = w->next) {
-        if (w->cut || w->deadline == 0 || w->deadline > now || w->fd < 0)
-            continue;
-        w->cut = true;
-        shutdown(w->fd, SHUT_RDWR);
-        tr_info("%s: cut off: no complete request within %zu s", w->client,
-                hs->cfg->connection_timeout);
-    }
-    pthread_mutex_unlock(&hs->watch_mu);
-}
-
 /* ---- the report POST ------------------------------------------------------------------------ */
-
-static bool media_type_ok(const char *ct)
-{
-    static const char *const ok[] = {"application/tlsrpt+gzip",  "application/tlsrpt+json",
-                                     "application/tlsrpt",       "application/json",
-                                     "application/gzip",         "application/x-gzip",
-                                     "application/octet-stream", NULL};
-    size_t n = strcspn(ct, ";");
-    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-        n--;
-    for (const char *const *t = ok; *t; t++)
-        if (strlen(*t) == n && strncasecmp(ct, *t, n) == 0)
-            return true;
-    return false;
-}
 
 static void on_committed(struct writer_request *wreq)
 {
@@ -379,9 +337,54 @@ static enum MHD_Result answer_report(struct request *rq)
     }
 }
 
-static enum MHD_Result submit(struct request *rq);
+static struct request *request_of(struct prepool_task *t)
+{
+    return (struct request *)(void *)((char *)t - offsetof(struct request, task));
+}
 
-/* The last call of an upload: decode and hand over to the writer. */
+/* On a pool thread, instead of preparing: too much is being parsed, or the pool stops. */
+static void upload_refused(struct prepool_task *t, unsigned retry_after)
+{
+    struct request *rq = request_of(t);
+    rq->busy_retry = retry_after ? retry_after : 1;
+    atomic_store(&rq->committed, true);
+    MHD_resume_connection(rq->conn);
+}
+
+/* On a pool thread: decode and validate the body, then hand it to the writer;
+ * the connection sleeps until it committed. */
+static size_t prepare_upload(struct prepool_task *t)
+{
+    struct request *rq = request_of(t);
+    struct http_server *hs = rq->hs;
+    /* PATH/<domain> is a hint like a mail's TLS-Report-Domain header: the
+     * domain of policies that name none (ingest.c) */
+    struct store_source src = {.kind = "http",
+                               .name = rq->path,
+                               .client = rq->client,
+                               .report_domain = rq->domain_hint[0] ? rq->domain_hint : NULL};
+    bool again;
+    struct ingest_job *job = endpoint_prepare(rq->body.data, rq->body.len, true, rq->gzip_encoded,
+                                              &src, &hs->lim, rq->allowance, &again);
+    if (again) { /* inflates past what the gzip trailer said: once more, with all of it */
+        rq->allowance = hs->lim.max_inflated;
+        return endpoint_weight(rq->body.len, rq->allowance, &hs->lim);
+    }
+    buf_init(&rq->body, 0); /* the job's now, or freed */
+    if (job == NULL) {
+        upload_refused(t, 10); /* out of memory */
+        return 0;
+    }
+    prepool_settle(hs->pool, t, endpoint_job_weight(job, &hs->lim));
+    rq->wreq.job = job;
+    rq->wreq.done = on_committed;
+    rq->wreq.cls = rq;
+    rq->wreq.spoolable = true; /* a report POST: kept in the spool while storage is down */
+    writer_submit(hs->writer, &rq->wreq);
+    return 0;
+}
+
+/* The last call of an upload: hand the body to the prepare pool. */
 static enum MHD_Result finish_upload(struct request *rq)
 {
     struct http_server *hs = rq->hs;
@@ -390,46 +393,33 @@ static enum MHD_Result finish_upload(struct request *rq)
         snprintf(detail, sizeof detail, "the body is larger than %zu bytes", hs->cfg->max_body);
         return send_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", detail, 0);
     }
-    struct buf data = rq->body; /* in flight at a SIGTERM: still stored and answered */
-    buf_init(&rq->body, 0);     /* ownership moves on */
-    if (rq->gzip_encoded) {
-        struct buf plain;
-        char err[TR_ERRLEN];
-        buf_init(&plain, hs->cfg->max_inflated);
-        tr_err e = gz_inflate(data.data, data.len, &plain, err);
-        if (e != TR_OK) {
-            /* rejected, but kept: the writer quarantines it and then we answer 400 */
-            buf_free(&plain);
-            char reason[TR_ERRLEN];
-            snprintf(reason, sizeof reason, "Content-Encoding: gzip body: %.200s", err);
-            struct store_source qsrc = {.kind = "http",
-                                        .name = rq->path,
-                                        .client = rq->client,
-                                        .report_domain =
-                                            rq->domain_hint[0] ? rq->domain_hint : NULL};
-            rq->wreq.job = ingest_prepare_rejected(data.data, data.len, true, &qsrc, reason);
-            if (rq->wreq.job == NULL)
-                return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
-            return submit(rq);
-        }
-        buf_free(&data);
-        data = plain;
-    }
-    /* PATH/<domain> is a hint like a mail's TLS-Report-Domain header: the
-     * domain of policies that name none (ingest.c) */
-    struct store_source src = {.kind = "http",
-                               .name = rq->path,
-                               .client = rq->client,
-                               .report_domain = rq->domain_hint[0] ? rq->domain_hint : NULL};
-    if (data.data == NULL && buf_reserve(&data, 0) != TR_OK)
+    /* in flight at a SIGTERM: still stored and answered */
+    if (rq->body.data == NULL && buf_reserve(&rq->body, 0) != TR_OK)
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
-    rq->wreq.job = ingest_prepare(data.data, data.len, true, &src, &hs->lim);
-    if (rq->wreq.job == NULL)
-        return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", NULL, 10);
-    return submit(rq);
+    rq->allowance = endpoint_allowance(rq->body.data, rq->body.len, rq->gzip_encoded, &hs->lim);
+    rq->task.weight = endpoint_weight(rq->body.len, rq->allowance, &hs->lim);
+    rq->task.run = prepare_upload;
+    rq->task.refused = upload_refused;
+    rq->phase = PHASE_WAITING;
+    conn_phase(hs, rq->conn, CT_WAIT); /* the pool and the writer are slow, not the client */
+    MHD_suspend_connection(rq->conn);
+    unsigned retry_after;
+    if (!prepool_submit(hs->pool, &rq->task, &retry_after))
+        upload_refused(&rq->task, retry_after);
+    return MHD_YES;
 }
 
-/* Hand the prepared job to the writer; the connection sleeps until it committed. */
+/* The answer after the pool refused the upload. */
+static enum MHD_Result answer_busy(struct request *rq)
+{
+    if (atomic_load(&rq->hs->quiescing))
+        return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, rq->busy_retry);
+    return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "server busy",
+                      "more uploads are being parsed than parse_memory allows; retry later",
+                      rq->busy_retry);
+}
+
+/* Hand rq's job to the writer; the connection sleeps until it is committed. */
 static enum MHD_Result submit(struct request *rq)
 {
     struct http_server *hs = rq->hs;
@@ -437,7 +427,7 @@ static enum MHD_Result submit(struct request *rq)
     rq->wreq.cls = rq;
     rq->wreq.spoolable = rq->route == ROUTE_REPORT;
     rq->phase = PHASE_WAITING;
-    watch_deadline(hs, rq->conn, true); /* the writer is slow, not the client */
+    conn_phase(hs, rq->conn, CT_WAIT); /* the writer is slow, not the client */
     MHD_suspend_connection(rq->conn);
     writer_submit(hs->writer, &rq->wreq);
     return MHD_YES;
@@ -466,9 +456,16 @@ static enum MHD_Result start_report(struct request *rq)
 {
     struct http_server *hs = rq->hs;
     struct MHD_Connection *c = rq->conn;
-    if (strcmp(rq->method, MHD_HTTP_METHOD_POST) != 0)
-        return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
-                          "reports are POSTed", 0);
+    struct endpoint_head head = {
+        rq->method,
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING),
+    };
+    struct endpoint_answer a;
+    if (!endpoint_check_method(&head, &a))
+        return send_error(rq, a.status, a.error, a.detail, 0);
     char domain[DOMAIN_MAX_LEN + 1], why[160];
     if (foreign_path_domain(hs, rq->path, domain, sizeof domain)) {
         snprintf(why, sizeof why, "not a domain of this collector: %.100s", domain);
@@ -479,36 +476,8 @@ static enum MHD_Result start_report(struct request *rq)
     unsigned retry = 0;
     if (!ratelimit_allow(hs->rl, rq->client, &retry))
         return send_error(rq, MHD_HTTP_TOO_MANY_REQUESTS, "too many requests", NULL, retry);
-
-    const char *cl =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    if (cl == NULL && te == NULL)
-        return send_error(rq, MHD_HTTP_LENGTH_REQUIRED, "length required",
-                          "send Content-Length or a chunked body", 0);
-    if (cl) {
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (errno == 0 && end != cl && n > hs->cfg->max_body) {
-            char detail[96];
-            snprintf(detail, sizeof detail, "Content-Length %llu is over the limit of %zu bytes", n,
-                     hs->cfg->max_body);
-            return send_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", detail, 0);
-        }
-    }
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ct == NULL || !media_type_ok(ct))
-        return send_error(rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported media type",
-                          "send application/tlsrpt+gzip or application/tlsrpt+json", 0);
-    const char *ce =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (ce && (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0))
-        rq->gzip_encoded = true;
-    else if (ce && strcasecmp(ce, "identity") != 0)
-        return send_error(rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported content encoding",
-                          "only gzip is accepted", 0);
+    if (!endpoint_check_head(&head, hs->cfg->max_body, &rq->gzip_encoded, &a))
+        return send_error(rq, a.status, a.error, a.detail[0] ? a.detail : NULL, 0);
     const char *seg = rq->path + strlen(hs->cfg->path);
     if (seg[0] == '/' && seg[1] != 0 && seg[1] != '/') {
         char name[256], detail[TR_ERRLEN];
@@ -749,8 +718,7 @@ static enum MHD_Result answer_reingest(struct request *rq)
 
 static enum route route_of(const struct http_server *hs, const char *url, const char *method)
 {
-    size_t pl = strlen(hs->cfg->path);
-    if (strncmp(url, hs->cfg->path, pl) == 0 && (url[pl] == 0 || url[pl] == '/'))
+    if (endpoint_is_report_path(hs->cfg->path, url))
         return ROUTE_REPORT;
     if (strcmp(url, "/healthz") == 0)
         return ROUTE_HEALTHZ;
@@ -784,6 +752,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
         rq->route = route_of(hs, url, method);
+        conn_phase(hs, conn, CT_BODY); /* the head is complete */
         rq->counted = true;
         atomic_fetch_add(&hs->in_flight, 1);
         switch (rq->route) {
@@ -812,6 +781,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->phase == PHASE_WAITING) {
         if (!atomic_load(&rq->committed))
             return MHD_YES; /* spurious call; still suspended */
+        if (rq->busy_retry)
+            return answer_busy(rq);
         return rq->route == ROUTE_REINGEST ? answer_reingest(rq) : answer_report(rq);
     }
     if (*upload_data_size > 0) {
@@ -876,12 +847,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     log_request(rq);
     count_answer(hs, rq);
-    watch_deadline(hs, conn, false); /* the next request on this connection */
+    conn_phase(hs, conn, CT_IDLE); /* keep-alive: the next request on this connection */
     if (rq->counted)
         atomic_fetch_sub(&hs->in_flight, 1);
     buf_free(&rq->body);
     ingest_job_free(rq->wreq.job);
     ingest_result_free(&rq->wreq.res);
+    prepool_release(hs->pool, &rq->task); /* after the frees: what it held is given back */
     free(rq);
     *con_cls = NULL;
 }
@@ -899,6 +871,15 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* ---- daemons -------------------------------------------------------------------------------- */
+
+/* libmicrohttpd stops accepting at its connection limit and leaves the rest
+ * in the kernel's queue; its limit is set this far above max_connections so
+ * that conntrack, which counts over all threads, refuses them instead (and
+ * per address and network: libmicrohttpd's own per-IP count is per thread). */
+static size_t conn_reserve(const struct config *cfg)
+{
+    return cfg->max_connections / 2 > 256 ? cfg->max_connections / 2 : 256;
+}
 
 static struct MHD_Daemon *start_daemon(struct http_server *hs, struct http_listener *l,
                                        const char *cert, const char *key)
@@ -928,8 +909,7 @@ static struct MHD_Daemon *start_daemon(struct http_server *hs, struct http_liste
     return MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, hs, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->max_connections + conn_reserve(cfg)), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->connection_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, hs,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, hs, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, hs,
         MHD_OPTION_ARRAY, l->tls ? tls_opts : none, MHD_OPTION_END);
@@ -955,8 +935,26 @@ struct http_server *http_start(const struct config *cfg, struct writer *w, struc
         return NULL;
     }
     ingest_limits_from_config(cfg, true, &hs->lim);
+    struct conntrack_limits cl = {cfg->max_connections,
+                                  cfg->max_connections_per_ip,
+                                  cfg->max_connections_per_prefix,
+                                  (unsigned)cfg->header_timeout,
+                                  (unsigned)cfg->connection_timeout,
+                                  (unsigned)cfg->idle_timeout};
+    if ((hs->ct = conntrack_new(&cl)) == NULL) {
+        api_free(hs->api);
+        free(hs);
+        tr_fail(err, TR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if ((hs->pool = prepool_start(cfg->prepare_threads, cfg->parse_memory,
+                                  (unsigned)cfg->parse_wait, err)) == NULL) {
+        conntrack_free(hs->ct);
+        api_free(hs->api);
+        free(hs);
+        return NULL;
+    }
     pthread_mutex_init(&hs->mu, NULL);
-    pthread_mutex_init(&hs->watch_mu, NULL);
     for (size_t i = 0; i < n; i++) {
         struct MHD_Daemon *d = start_daemon(hs, &listeners[i], cert, key);
         if (d == NULL) {
@@ -1018,7 +1016,7 @@ tr_err http_reload_tls(struct http_server *hs, const char *cert, const char *key
 
 void http_tick(struct http_server *hs)
 {
-    cut_slow_clients(hs);
+    conntrack_tick(hs->ct, mono_now());
     pthread_mutex_lock(&hs->mu);
     for (size_t i = 0; i < hs->ndaemons;) {
         struct daemon_slot *s = &hs->daemons[i];
@@ -1063,10 +1061,17 @@ size_t http_in_flight(struct http_server *hs)
     return atomic_load(&hs->in_flight);
 }
 
+void http_stop_preparing(struct http_server *hs)
+{
+    if (hs)
+        prepool_stop(hs->pool);
+}
+
 void http_stop(struct http_server *hs)
 {
     if (hs == NULL)
         return;
+    prepool_stop(hs->pool); /* nothing is submitted to the writer after this */
     for (size_t i = 0; i < hs->ndaemons; i++)
         MHD_stop_daemon(hs->daemons[i].d);
     for (size_t i = 0; i < hs->nlisteners; i++) {
@@ -1074,8 +1079,9 @@ void http_stop(struct http_server *hs)
             close(hs->listeners[i].fd);
         hs->listeners[i].fd = -1;
     }
+    prepool_free(hs->pool); /* after the daemons: their last requests release into it */
     pthread_mutex_destroy(&hs->mu);
-    pthread_mutex_destroy(&hs->watch_mu);
+    conntrack_free(hs->ct);
     api_free(hs->api);
     free(hs);
 }

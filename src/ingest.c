@@ -45,11 +45,61 @@ static size_t skip_space(const unsigned char *s, size_t n)
     return i;
 }
 
-static void decode_payload(struct ingest_payload *p, const struct ingest_limits *lim)
+/* Inflating, the JSON text is scanned as it comes (jsonscan_feed), so that a
+ * report over a bound (600,000 failure-details, a 30 MiB string) is refused
+ * after the piece that crosses it, not after all of it is inflated. */
+struct inflate_scan {
+    struct jsonscan *sc;
+    int json; /* -1 not known yet, 0 not JSON (gzip in gzip, say), 1 JSON */
+};
+
+static tr_err scan_piece(void *cls, const struct buf *out, char *err)
 {
-    buf_init(&p->inflated, lim->max_inflated);
+    struct inflate_scan *f = cls;
+    if (f->json < 0) {
+        size_t i = skip_space(out->data, out->len);
+        if (i == out->len)
+            return TR_OK; /* white space so far */
+        f->json = out->data[i] == '{' || out->data[i] == '[';
+    }
+    if (!f->json)
+        return TR_OK;
+    char why[TR_ERRLEN];
+    tr_err e = jsonscan_feed(f->sc, out->data, out->len, false, why);
+    if (e == TR_ENOMEM)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    if (e != TR_OK) {
+        const char *path = jsonscan_stats(f->sc)->path;
+        return tr_fail(err, TR_EINVAL, "%s%s%s", path, path[0] ? ": " : "", why);
+    }
+    return TR_OK;
+}
+
+tr_err ingest_inflate(const void *in, size_t len, struct buf *out, const struct ingest_limits *lim,
+                      char *err)
+{
+    struct jsonscan_limits jl = lim->json;
+    jl.max_depth = lim->max_depth;
+    struct inflate_scan f = {jsonscan_new(&jl), -1};
+    if (f.sc == NULL)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    tr_err e = gz_inflate_each(in, len, out, scan_piece, &f, err);
+    jsonscan_free(f.sc);
+    return e;
+}
+
+/* used: bytes the input's earlier payloads inflated to. max_inflated bounds
+ * them all together, so a message of many report parts costs no more than one. */
+static void decode_payload(struct ingest_payload *p, const struct ingest_limits *lim, size_t used)
+{
+    buf_init(&p->inflated, used < lim->max_inflated ? lim->max_inflated - used : 0);
     if (gz_is_compressed(p->raw, p->rawlen)) {
-        p->decode_err = gz_inflate(p->raw, p->rawlen, &p->inflated, p->decode_reason);
+        p->decode_err = ingest_inflate(p->raw, p->rawlen, &p->inflated, lim, p->decode_reason);
+        if (p->decode_err == TR_ETOOBIG && used > 0)
+            snprintf(p->decode_reason, sizeof p->decode_reason,
+                     "gzip: the report parts of one input inflate to more than %zu bytes "
+                     "together",
+                     lim->max_inflated);
         p->json = p->inflated.data;
         p->jsonlen = p->inflated.len;
     } else {
@@ -69,7 +119,10 @@ static tr_err add_payload(struct ingest_decoded *dec, const void *raw, size_t ra
     memset(p, 0, sizeof *p);
     p->raw = raw;
     p->rawlen = rawlen;
-    decode_payload(p, lim);
+    size_t used = 0;
+    for (size_t i = 0; i + 1 < dec->npayloads; i++)
+        used += np[i].inflated.len;
+    decode_payload(p, lim, used);
     return TR_OK;
 }
 
@@ -130,6 +183,13 @@ void ingest_limits_from_config(const struct config *cfg, bool http, struct inges
     lim->max_depth = cfg->max_json_depth;
     lim->mime.max_message = lim->max_input;
     lim->mime.max_parts = cfg->max_parts;
+    lim->json.max_depth = cfg->max_json_depth;
+    lim->json.max_string = cfg->max_json_string;
+    lim->json.max_values = cfg->max_json_values;
+    lim->json.max_policies = cfg->max_policies;
+    lim->json.max_failure_details = cfg->max_failure_details;
+    lim->json.max_policy_strings = cfg->max_policy_strings;
+    lim->json.max_policy_domains = cfg->max_policy_domains;
 }
 
 /* ---- prepared jobs -------------------------------------------------------------------------- */
@@ -192,6 +252,59 @@ void ingest_job_free(struct ingest_job *job)
         free(job->src_strings[i]);
     free(job->data);
     free(job);
+}
+
+enum ingest_outcome ingest_job_verdict(const struct ingest_job *job, char *reason, size_t n)
+{
+    char none[1];
+    if (reason == NULL || n == 0)
+        reason = none, n = sizeof none;
+    reason[0] = 0;
+    if (job->rc != TR_OK) {
+        snprintf(reason, n, "%s", job->reason);
+        return job->rc == TR_ENOMEM ? INGEST_TEMPFAIL
+               : job->rc == TR_EIO  ? INGEST_UNREADABLE
+                                    : INGEST_REJECTED;
+    }
+    size_t k = job->dec.npayloads, first_rejected = k;
+    for (size_t i = 0; i < k; i++) {
+        if (job->reports[i].rc == TR_OK)
+            return INGEST_STORED;
+        if (first_rejected == k)
+            first_rejected = i;
+    }
+    if (k > 1)
+        snprintf(reason, n, "report part %zu of %zu: %.180s", first_rejected + 1, k,
+                 job->reports[first_rejected].reason);
+    else if (k == 1)
+        snprintf(reason, n, "%s", job->reports[0].reason);
+    return INGEST_REJECTED;
+}
+
+bool ingest_job_inflate_capped(const struct ingest_job *job)
+{
+    for (size_t i = 0; job->rc == TR_OK && i < job->dec.npayloads; i++)
+        if (job->dec.payloads[i].decode_err == TR_ETOOBIG)
+            return true;
+    return false;
+}
+
+size_t ingest_job_bytes(const struct ingest_job *job, size_t *json)
+{
+    size_t bytes = sizeof *job + job->len, parsed = 0;
+    for (size_t i = 0; i < job->dec.msg.nparts; i++)
+        bytes += job->dec.msg.parts[i].body.cap;
+    for (size_t i = 0; i < job->dec.npayloads; i++) {
+        bytes += job->dec.payloads[i].inflated.cap;
+        if (job->reports && job->reports[i].rc == TR_OK) {
+            const struct store_blob *b = &job->reports[i].blob;
+            bytes += b->owned.cap + (b->diagnostics ? strlen(b->diagnostics) : 0);
+            parsed += job->dec.payloads[i].jsonlen;
+        }
+    }
+    if (json)
+        *json = parsed;
+    return bytes;
 }
 
 struct ingest_job *ingest_prepare_failed(const struct store_source *src, tr_err e,
@@ -327,7 +440,7 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
     /* the domain of policies that name none: what the caller said (the
      * request path of a POST to PATH/<domain>), else the message's
      * TLS-Report-Domain header (copied into src above) */
-    struct report_options ropt = {lim->max_depth, job->src.report_domain};
+    struct report_options ropt = {lim->max_depth, job->src.report_domain, &lim->json};
     for (size_t i = 0; i < job->dec.npayloads; i++) {
         const struct ingest_payload *p = &job->dec.payloads[i];
         struct job_report *jr = &job->reports[i];

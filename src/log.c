@@ -54,16 +54,43 @@ int tr_log_level(void)
     return log_max_level;
 }
 
+/* Control characters as \n, \r, \t or \xHH: a line of the text log is one
+ * line, whatever a client put into a URL (%0a) or a sender into a file name. */
+static void escape_controls(const char *in, char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < n; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            out[o++] = (char)*p;
+            continue;
+        }
+        out[o++] = '\\';
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            out[o++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+        } else {
+            out[o++] = 'x';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = 0;
+}
+
 void tr_log(int level, const char *fmt, ...)
 {
-    char msg[2048];
+    char raw[2048], msg[4 * sizeof raw];
     va_list ap;
 
     if (level > log_max_level)
         return;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    if (log_target == TR_LOG_JSON)
+        snprintf(msg, sizeof msg, "%s", raw); /* JSON escapes them itself */
+    else
+        escape_controls(raw, msg, sizeof msg);
 
     if (log_target == TR_LOG_SYSLOG) {
         syslog(level, "%s", msg);
@@ -73,7 +100,7 @@ void tr_log(int level, const char *fmt, ...)
     char stamp[32];
     format_stamp(stamp, sizeof stamp);
 
-    char line[4096];
+    char line[sizeof msg + 128];
     int n;
     if (log_target == TR_LOG_JSON) {
         json_t *j =

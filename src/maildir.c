@@ -7,12 +7,17 @@
  * writer has answered every one of them (after its commit), the pass moves
  * each file according to its outcome. Files are opened relative to a
  * directory descriptor and moved with renameat2(RENAME_NOREPLACE), so an
- * existing file is never replaced. */
+ * existing file is never replaced. A file is opened without following a
+ * symbolic link and without blocking (a FIFO swapped into new/ must not hang
+ * the reader), and read only when it is a regular file with one link (a hard
+ * link to a file of someone else's is not read into the quarantine); anything
+ * else is moved to the quarantine folder, unread, with the reason. */
 #define _GNU_SOURCE /* renameat2 */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -193,7 +198,7 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Names of the regular entries of new/ (dot files skipped), sorted. */
+/* Names of the entries of new/ but directories and dot files, sorted. */
 static tr_err list_new(struct mdir *d, char ***out, size_t *n, char *err)
 {
     *out = NULL;
@@ -213,8 +218,8 @@ static tr_err list_new(struct mdir *d, char ***out, size_t *n, char *err)
     while ((e = readdir(dh)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN && e->d_type != DT_LNK)
-            continue;
+        if (e->d_type == DT_DIR)
+            continue; /* anything else is a message, or goes to the quarantine */
         if (*n == cap) {
             size_t ncap = cap ? cap * 2 : 64;
             char **nn = realloc(names, ncap * sizeof *nn);
@@ -255,6 +260,9 @@ struct msg {
     const char *name;
     bool submitted;
     bool vanished; /* ENOENT when opened: another reader took it */
+    bool read;     /* a regular file with one link, read: 0600 once quarantined */
+    dev_t dev;     /* of the file read */
+    ino_t ino;
 };
 
 struct round {
@@ -279,27 +287,58 @@ static void msg_done(struct writer_request *req)
     pthread_mutex_unlock(&r->mu);
 }
 
+static const char *file_type(mode_t mode)
+{
+    return S_ISFIFO(mode)   ? "a FIFO"
+           : S_ISSOCK(mode) ? "a socket"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISDIR(mode)  ? "a directory"
+                            : "not a regular file";
+}
+
 /* Read new/<name> and prepare it. NULL job with m->vanished when the file is gone. */
 static struct ingest_job *prepare_msg(struct round *r, struct msg *m)
 {
     const struct ingest_limits *lim = &r->opt->lim;
     struct store_source src = {.kind = "maildir", .name = m->name};
     char reason[TR_ERRLEN];
-    int fd = openat(r->d->new_fd, m->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer */
+    int fd =
+        openat(r->d->new_fd, m->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         if (errno == ENOENT) {
             m->vanished = true;
             return NULL;
         }
+        if (errno == ELOOP) /* refused, unread: moved to the quarantine */
+            return ingest_prepare_failed(&src, TR_EINVAL, "a symbolic link: not followed", 0);
         snprintf(reason, sizeof reason, "%s/new/%s: %s", r->d->path, m->name, strerror(errno));
         return ingest_prepare_failed(&src, TR_EIO, reason, 0);
     }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(reason, sizeof reason, "%s/new/%s: not a regular file", r->d->path, m->name);
+    if (fstat(fd, &sb) != 0) {
+        snprintf(reason, sizeof reason, "%s/new/%s: %s", r->d->path, m->name, strerror(errno));
         close(fd);
         return ingest_prepare_failed(&src, TR_EIO, reason, 0);
     }
+    if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+        if (S_ISREG(sb.st_mode))
+            snprintf(reason, sizeof reason,
+                     "has %ju links (a hard link to another file?): not read",
+                     (uintmax_t)sb.st_nlink);
+        else
+            snprintf(reason, sizeof reason, "%s, not a regular file: not read",
+                     file_type(sb.st_mode));
+        close(fd);
+        return ingest_prepare_failed(&src, TR_EINVAL, reason, 0);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    m->read = true;
+    m->dev = sb.st_dev;
+    m->ino = sb.st_ino;
     if ((size_t)sb.st_size > lim->max_input) {
         snprintf(reason, sizeof reason, "message of %lld bytes is larger than %zu bytes",
                  (long long)sb.st_size, lim->max_input);
@@ -394,6 +433,21 @@ static int move_file(int from_fd, const char *name, int to_fd, const char *targe
     return EEXIST;
 }
 
+/* A quarantined message is readable by its owner only (it may hold anything).
+ * Only the file that was read, checked again by identity, and without
+ * following a link: the quarantine folder is no place to trust a name. */
+static void restrict_mode(int dir_fd, const char *name, const struct msg *m)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    struct stat sb;
+    if (fd < 0)
+        return;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 1 && sb.st_dev == m->dev &&
+        sb.st_ino == m->ino && (sb.st_mode & 07777) != 0600)
+        (void)fchmod(fd, 0600);
+    close(fd);
+}
+
 static void settle(struct mdir *d, struct msg *m, struct maildir_stats *st, bool *deferred)
 {
     const struct ingest_result *res = &m->wreq.res;
@@ -442,6 +496,8 @@ static void settle(struct mdir *d, struct msg *m, struct maildir_stats *st, bool
             return;
         }
         st->quarantined++;
+        if (m->read)
+            restrict_mode(d->qnew_fd, used, m);
         tr_warn("maildir %s: %s: quarantined to %s/new/%s: %s", d->path, m->name, d->qpath, used,
                 res->reason);
         return;

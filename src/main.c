@@ -1,12 +1,14 @@
 /* main.c: the tlsrptd binary: subcommand dispatch and shared option helpers.
  * Each subcommand lives in its own cli_*.c file. */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 #include "tlsrptd/config.h"
 #include "tlsrptd/log.h"
@@ -65,8 +67,23 @@ static void usage(FILE *out)
                  "'tlsrptd --version' prints the version.\n");
 }
 
+/* fds 0, 1 and 2 open, on /dev/null when they were closed: otherwise the next
+ * socket or file opened would get one, and a log line (fd 2) or a printf
+ * (fd 1) would go to a client or into a database. */
+static void std_fds_open(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int nul = open("/dev/null", O_RDWR); /* the lowest free fd: this one */
+        if (nul >= 0 && nul != fd)
+            close(nul); /* cannot happen: the lower fds are open */
+    }
+}
+
 int main(int argc, char **argv)
 {
+    std_fds_open();
     /* Keep freed memory instead of handing it back to the kernel after every
      * report (and faulting it in again for the next): thousands of reports a
      * second allocate and free the same few hundred KiB. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include "tlsrptd/jsonscan.h"
 #include "tlsrptd/report.h"
 #include "tlsrptd/result_type.h"
 
@@ -45,6 +46,12 @@ void diag_add(struct diag_list *d, enum diag_level level, const char *path, cons
         d->warnings++;
     else
         d->notes++;
+    size_t cost = strlen(path ? path : "") + strlen(msg);
+    if ((d->n >= REPORT_MAX_DIAGNOSTICS || d->bytes + cost > REPORT_MAX_DIAGNOSTIC_BYTES) &&
+        !(level == DIAG_ERROR && d->errors == 1)) {
+        d->dropped[level]++; /* counted, not kept: one report cannot fill the database */
+        return;
+    }
     if (d->n == d->cap) {
         size_t ncap = d->cap ? d->cap * 2 : 8;
         struct diag *p = realloc(d->items, ncap * sizeof *p);
@@ -62,6 +69,44 @@ void diag_add(struct diag_list *d, enum diag_level level, const char *path, cons
         free(it->message);
         return;
     }
+    d->n++;
+    d->bytes += cost;
+}
+
+/* After the last finding: one note saying how many were not kept. */
+static void diag_note_dropped(struct diag_list *d)
+{
+    static const char *const names[] = {"notes", "warnings", "errors"};
+    char msg[160];
+    size_t len = 0;
+    for (int level = DIAG_ERROR; level >= DIAG_NOTE; level--) {
+        if (d->dropped[level] == 0 || len >= sizeof msg)
+            continue;
+        int w = snprintf(msg + len, sizeof msg - len, "%s%zu more %s", len ? " and " : "",
+                         d->dropped[level], names[level]);
+        len = w < 0 ? len : len + (size_t)w;
+    }
+    if (len == 0)
+        return;
+    if (d->n == d->cap) { /* past REPORT_MAX_DIAGNOSTICS on purpose: this one is the summary */
+        struct diag *p = realloc(d->items, (d->cap + 1) * sizeof *p);
+        if (p == NULL)
+            return;
+        d->items = p;
+        d->cap++;
+    }
+    struct diag *it = &d->items[d->n];
+    it->level = DIAG_NOTE;
+    it->path = strdup("");
+    size_t need = strlen(msg) + 96;
+    it->message = malloc(need);
+    if (it->path == NULL || it->message == NULL) {
+        free(it->path);
+        free(it->message);
+        return;
+    }
+    snprintf(it->message, need, "%s not kept (a report keeps %d findings, %d bytes of them)", msg,
+             REPORT_MAX_DIAGNOSTICS, REPORT_MAX_DIAGNOSTIC_BYTES);
     d->n++;
 }
 
@@ -889,29 +934,6 @@ static void parse_policy(json_t *item, const struct jpath *path, struct report_p
     parse_failures(json_object_get(item, "failure-details"), &fp, pol, d);
 }
 
-/* True when [ and { nest deeper than max outside strings; *where is the offset. */
-static bool json_depth_exceeds(const unsigned char *s, size_t n, size_t max, size_t *where)
-{
-    size_t depth = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        if (c == '"') {
-            /* skip the string: find the closing quote not escaped */
-            for (i++; i < n && s[i] != '"'; i++)
-                if (s[i] == '\\')
-                    i++;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max) {
-                *where = i;
-                return true;
-            }
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
-        }
-    }
-    return false;
-}
-
 void report_free(struct report *r)
 {
     for (size_t i = 0; i < r->npolicies; i++) {
@@ -966,11 +988,15 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
         s += 3;
         len -= 3;
     }
-    size_t where = 0;
-    if (json_depth_exceeds(s, len, max_depth, &where)) {
-        diag_add(d, DIAG_ERROR, "", "JSON nested deeper than %zu levels (at byte %zu)", max_depth,
-                 where);
-        return TR_ETOOBIG;
+    /* counts and lengths on the text, before jansson builds anything */
+    struct jsonscan_limits scan = jsonscan_effective(opt ? opt->scan : NULL);
+    scan.max_depth = max_depth;
+    struct jsonscan_stats stats;
+    char why[TR_ERRLEN];
+    tr_err scanned = jsonscan_check(s, len, &scan, &stats, why);
+    if (scanned != TR_OK) {
+        diag_add(d, DIAG_ERROR, stats.path, "%s", why);
+        return scanned;
     }
     json_error_t jerr;
     json_t *root =
@@ -1040,6 +1066,7 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
     }
 
 verdict:
+    diag_note_dropped(d);
     if (d->errors > errors_before) {
         report_free(out);
         return TR_EINVAL;

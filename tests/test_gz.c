@@ -195,6 +195,48 @@ static void test_deflate_incompressible(void)
     }
 }
 
+/* gz_inflate_each: called after each piece of output, which it can stop. */
+struct pieces {
+    size_t calls, last_len, stop_after;
+};
+
+static tr_err count_piece(void *cls, const struct buf *out, char *err)
+{
+    struct pieces *p = cls;
+    p->calls++;
+    CHECK(out->len > p->last_len);
+    CHECK_INT(out->data[out->len], 0);
+    p->last_len = out->len;
+    if (p->stop_after && out->len >= p->stop_after)
+        return tr_fail(err, TR_EINVAL, "seen enough at %zu", out->len);
+    return TR_OK;
+}
+
+static void test_inflate_each(void)
+{
+    size_t n = (size_t)1 << 20;
+    unsigned char *zeros = calloc(1, n);
+    struct buf gz, out;
+    char err[TR_ERRLEN];
+    buf_init(&gz, 2 * n);
+    CHECK_INT(gz_deflate(zeros, n, 6, &gz, err), TR_OK);
+    struct pieces p = {0, 0, 0};
+    buf_init(&out, 2 * n);
+    CHECK_INT(gz_inflate_each(gz.data, gz.len, &out, count_piece, &p, err), TR_OK);
+    CHECK_INT(out.len, n);
+    CHECK_INT(p.last_len, n);
+    CHECK(p.calls >= n / 65536);
+    buf_free(&out);
+    struct pieces stop = {0, 0, 100000};
+    buf_init(&out, 2 * n);
+    CHECK_INT(gz_inflate_each(gz.data, gz.len, &out, count_piece, &stop, err), TR_EINVAL);
+    CHECK_HAS(err, "seen enough");
+    CHECK(out.len < 200000); /* stopped early, not inflated to the end */
+    buf_free(&out);
+    buf_free(&gz);
+    free(zeros);
+}
+
 int main(void)
 {
     test_round_trip();
@@ -204,5 +246,6 @@ int main(void)
     test_bomb();
     test_exact_cap();
     test_deflate_incompressible();
+    test_inflate_each();
     return check_done("gz");
 }

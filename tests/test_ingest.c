@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <glib.h>
 #include <zlib.h>
 #include "check.h"
 #include "check_db.h"
@@ -78,6 +79,100 @@ static void test_decode(void)
     lim.max_input = 10;
     CHECK_INT(ingest_decode(json, strlen(json), &lim, &dec, err), TR_ETOOBIG);
     ingest_decoded_free(&dec);
+}
+
+/* max_inflated bounds the report parts of one message together: many parts
+ * cost no more than one. */
+static void test_inflated_total(void)
+{
+    char json[2048], err[TR_ERRLEN];
+    snprintf(json, sizeof json, JSON, "r1", "");
+    struct buf gz;
+    buf_init(&gz, 1 << 20);
+    gz_deflate(json, strlen(json), 6, &gz, err);
+    gchar *b64 = g_base64_encode(gz.data, gz.len);
+    struct buf msg;
+    buf_init(&msg, 1 << 20);
+    const char *head = "From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/"
+                       "report; report-type=tlsrpt; boundary=\"B\"\r\n\r\n";
+    const char *part = "--B\r\nContent-Type: application/tlsrpt+gzip\r\n"
+                       "Content-Transfer-Encoding: base64\r\n\r\n";
+    buf_append(&msg, head, strlen(head));
+    for (int i = 0; i < 2; i++) {
+        buf_append(&msg, part, strlen(part));
+        buf_append(&msg, b64, strlen(b64));
+        buf_append(&msg, "\r\n", 2);
+    }
+    buf_append(&msg, "--B--\r\n", 7);
+
+    struct ingest_limits lim = INGEST_DEFAULT_LIMITS;
+    struct ingest_decoded dec;
+    CHECK_INT(ingest_decode(msg.data, msg.len, &lim, &dec, err), TR_OK);
+    CHECK_INT(dec.npayloads, 2);
+    CHECK_INT(dec.payloads[1].decode_err, TR_OK);
+    ingest_decoded_free(&dec);
+    lim.max_inflated = strlen(json) * 3 / 2; /* room for one part, not for two */
+    CHECK_INT(ingest_decode(msg.data, msg.len, &lim, &dec, err), TR_OK);
+    CHECK_INT(dec.npayloads, 2);
+    CHECK_INT(dec.payloads[0].decode_err, TR_OK);
+    CHECK_INT(dec.payloads[1].decode_err, TR_ETOOBIG);
+    CHECK_HAS(dec.payloads[1].decode_reason, "inflate to more than");
+    CHECK_HAS(dec.payloads[1].decode_reason, "together");
+    ingest_decoded_free(&dec);
+    g_free(b64);
+    buf_free(&msg);
+    buf_free(&gz);
+}
+
+/* A report keeps at most REPORT_MAX_DIAGNOSTICS findings, then one note saying
+ * how many more there were; the counts stay true. */
+static void test_diagnostics_capped(void)
+{
+    struct buf j;
+    buf_init(&j, 1 << 20);
+    char key[64];
+    const char *head =
+        "{\"organization-name\":\"Org\",\"date-range\":{\"start-datetime\":"
+        "\"2026-01-01T00:00:00Z\",\"end-datetime\":\"2026-01-01T23:59:59Z\"},\"contact-info\":"
+        "\"x@y\",\"report-id\":\"many-notes\",\"policies\":[{\"policy\":{\"policy-type\":"
+        "\"sts\",\"policy-domain\":\"a.example\"},\"summary\":{\"total-successful-session-"
+        "count\":4,\"total-failure-session-count\":150},\"failure-details\":[";
+    buf_append(&j, head, strlen(head));
+    for (int i = 0; i < 150; i++) { /* an unknown result type is a note */
+        int n = snprintf(key, sizeof key, "%s{\"result-type\":\"x%d\",\"failed-session-count\":1}",
+                         i ? "," : "", i);
+        buf_append(&j, key, (size_t)n);
+    }
+    buf_append(&j, "]}]}", 4);
+    struct report r;
+    struct diag_list d = {0};
+    CHECK_INT(report_parse(j.data, j.len, NULL, &r, &d), TR_OK);
+    CHECK_INT(d.notes, 150);
+    CHECK_INT(d.n, REPORT_MAX_DIAGNOSTICS + 1);
+    CHECK_HAS(d.items[d.n - 1].message, "50 more notes not kept");
+    json_t *arr = diag_list_json(&d);
+    CHECK_INT(json_array_size(arr), REPORT_MAX_DIAGNOSTICS + 1);
+    json_decref(arr);
+    report_free(&r);
+    diag_list_free(&d);
+
+    /* the first error is kept even past the cap: it is the reason for rejecting */
+    buf_reset(&j);
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(key, sizeof key, "%c\"x-%d\":%d", i ? ',' : '{', i, i);
+        buf_append(&j, key, (size_t)n);
+    }
+    buf_append(&j, "}", 1);
+    memset(&d, 0, sizeof d);
+    CHECK_INT(report_parse(j.data, j.len, NULL, &r, &d), TR_EINVAL);
+    char first[TR_ERRLEN];
+    diag_first_error(&d, first, sizeof first);
+    CHECK_STR(first, "organization-name: missing");
+    CHECK_INT(d.n, REPORT_MAX_DIAGNOSTICS + 2);
+    CHECK_INT(d.dropped[DIAG_ERROR], 3);
+    CHECK_HAS(d.items[d.n - 1].message, "3 more errors and 1 more warnings not kept");
+    diag_list_free(&d);
+    buf_free(&j);
 }
 
 static void read_sample(const char *name, struct buf *b)
@@ -250,6 +345,8 @@ int main(int argc, char **argv)
     struct store *st = NULL;
     CHECK_INT(store_open(path, NULL, &st, err), TR_OK);
     test_decode();
+    test_inflated_total();
+    test_diagnostics_capped();
     if (st) {
         test_ingest_samples(st);
         test_message_parts(st);

@@ -101,7 +101,7 @@ static void check_mail(const struct mail *m, struct checked *out)
         gz_inflate(raw->data, raw->len, &json, err);
     else
         buf_append(&json, raw->data, raw->len);
-    struct report_options ropt = {0, msg.report_domain};
+    struct report_options ropt = {0, msg.report_domain, NULL};
     struct report r;
     struct diag_list rd = {0};
     out->parsed = report_parse(json.data, json.len, &ropt, &r, &rd);

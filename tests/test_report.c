@@ -31,7 +31,7 @@ struct parsed {
 
 static void parse_opt(struct parsed *p, const char *json, const char *fallback)
 {
-    struct report_options opt = {0, fallback};
+    struct report_options opt = {0, fallback, NULL};
     memset(p, 0, sizeof *p);
     p->rc = report_parse(json, strlen(json), &opt, &p->r, &p->d);
 }
@@ -414,7 +414,7 @@ static void test_depth(void)
     CHECK(p.d.n > 0 && strstr(p.d.items[0].message, "nested") == NULL);
     done(&p);
     /* a configured depth */
-    struct report_options opt = {4, NULL};
+    struct report_options opt = {4, NULL, NULL};
     memset(&p, 0, sizeof p);
     p.rc = report_parse(VALID, strlen(VALID), &opt, &p.r, &p.d);
     CHECK_INT(p.rc, TR_ETOOBIG);

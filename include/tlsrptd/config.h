@@ -64,6 +64,13 @@ struct config {
     char *rollup_retention;     /* daily totals older than this are pruned; NULL: kept */
     char *quarantine_retention; /* quarantine entries older than this are pruned; NULL: kept */
     char *prune_interval;       /* serve: how often it prunes (default 1d) */
+    /* bounds of one report (jsonscan.h, docs/limits.md) */
+    size_t max_json_string, max_json_values, max_policies, max_failure_details;
+    size_t max_policy_strings, max_policy_domains;
+    /* uploads being decoded and validated (prepool.h) */
+    size_t parse_memory, parse_wait, prepare_threads;
+    /* connections (conntrack.h) */
+    size_t header_timeout, idle_timeout, max_connections_per_prefix;
 };
 
 /* The file every command reads when no -c FILE is given (and it exists);

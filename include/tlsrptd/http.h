@@ -43,6 +43,9 @@ void http_tick(struct http_server *hs);
 void http_quiesce(struct http_server *hs);
 /* Requests in progress (accepted, not yet answered). */
 size_t http_in_flight(struct http_server *hs);
+/* Stop the prepare pool: uploads waiting for it are answered 503, those being
+ * prepared are handed to the writer. Call before writer_stop(). */
+void http_stop_preparing(struct http_server *hs);
 /* Close everything. Call only after http_in_flight() is 0 or the wait gave up,
  * and after the writer answered everything (no suspended connection left). */
 void http_stop(struct http_server *hs);

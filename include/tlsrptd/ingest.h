@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "tlsrptd/buf.h"
+#include "tlsrptd/jsonscan.h"
 #include "tlsrptd/mime.h"
 #include "tlsrptd/report.h"
 #include "tlsrptd/store.h"
@@ -28,13 +29,15 @@ enum ingest_outcome {
 
 struct ingest_limits {
     size_t max_input;    /* bytes of one input (message or report) */
-    size_t max_inflated; /* bytes after gunzip */
+    size_t max_inflated; /* bytes after gunzip, all report parts of one input together */
     size_t max_depth;    /* JSON nesting */
     struct mime_limits mime;
+    struct jsonscan_limits json; /* counts and lengths of the JSON; zeros: the defaults */
 };
 #define INGEST_DEFAULT_LIMITS                                                                      \
     {                                                                                              \
-        (size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS          \
+        (size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS,         \
+            JSONSCAN_DEFAULT_LIMITS                                                                \
     }
 
 struct config;
@@ -88,6 +91,12 @@ struct ingest_decoded {
 tr_err ingest_decode(const void *data, size_t len, const struct ingest_limits *lim,
                      struct ingest_decoded *dec, char *err);
 void ingest_decoded_free(struct ingest_decoded *dec);
+/* Inflate gzip or zlib in[0..len) into out (out->max the cap), scanning JSON
+ * text against lim's bounds as it comes: TR_EINVAL as soon as it is over one
+ * (err: "path: what is over which bound"), TR_ETOOBIG past out->max, TR_EPARSE
+ * when it is not gzip, TR_ENOMEM. */
+tr_err ingest_inflate(const void *in, size_t len, struct buf *out, const struct ingest_limits *lim,
+                      char *err);
 
 /* A prepared input: sniffed, decoded and validated, not yet stored. Preparing
  * touches no database, so many threads may prepare while one thread stores
@@ -118,6 +127,17 @@ bool ingest_job_rejected(const struct ingest_job *job, const char **reason);
 /* The job re-ingests quarantine entry id: when it is stored (or found to be a
  * duplicate) the entry is removed in the same transaction. */
 void ingest_job_set_requeue(struct ingest_job *job, int64_t quarantine_id);
+/* What storing job would give, without a database: INGEST_STORED when one of
+ * its reports is acceptable (stored, or a duplicate of a stored one),
+ * INGEST_REJECTED when none is, INGEST_UNREADABLE or INGEST_TEMPFAIL for a job
+ * that holds no input; reason (n bytes, may be NULL) says why when not stored. */
+enum ingest_outcome ingest_job_verdict(const struct ingest_job *job, char *reason, size_t n);
+/* True when a report part of job stopped at the max_inflated it was prepared with. */
+bool ingest_job_inflate_capped(const struct ingest_job *job);
+/* Bytes job holds besides the parsed trees: the input, the inflated text, the
+ * rows serialized for storage. *json (may be NULL): the bytes of report JSON
+ * parsed into trees. */
+size_t ingest_job_bytes(const struct ingest_job *job, size_t *json);
 
 struct ingest;
 struct ingest *ingest_new(struct store *st, const struct ingest_limits *lim);

@@ -30,10 +30,18 @@ struct diag {
     char *message; /* what is wrong and what tlsrptd did about it */
 };
 
+/* The findings kept per report: past either bound a finding is counted but not
+ * kept (the first error always is), and report_parse() ends the list with one
+ * note saying how many were not kept. Real reports have a handful. */
+#define REPORT_MAX_DIAGNOSTICS      100
+#define REPORT_MAX_DIAGNOSTIC_BYTES 32768 /* of paths and messages */
+
 struct diag_list {
     struct diag *items;
     size_t n, cap;
     size_t errors, warnings, notes;
+    size_t bytes;      /* of the paths and messages kept */
+    size_t dropped[3]; /* findings not kept, by enum diag_level */
 };
 
 void diag_list_free(struct diag_list *d);
@@ -84,12 +92,15 @@ struct report {
     size_t npolicies;
 };
 
+struct jsonscan_limits;
 struct report_options {
     size_t max_depth; /* JSON nesting depth; 0 = REPORT_DEFAULT_MAX_DEPTH */
     /* The mail's TLS-Report-Domain header, or NULL: it fills a policy without
      * policy-domain, and when no policy-domain of the report is this domain,
      * a note says so (the report body wins, RFC 8460 §5.6). */
     const char *fallback_domain;
+    const struct jsonscan_limits *scan; /* counts and lengths checked before parsing; NULL:
+                                         * the defaults (jsonscan.h); max_depth above wins */
 };
 
 /* Parse and validate buf[0..len). Every error, warning and note found is added to

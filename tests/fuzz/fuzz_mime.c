@@ -41,8 +41,8 @@ static size_t touch_message(const struct mime_message *m)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const struct mime_limits mlim = {FUZZ_MIME_MAX, 64, 8, 8};
-    const struct ingest_limits ilim = {FUZZ_MIME_MAX, FUZZ_MIME_MAX, REPORT_DEFAULT_MAX_DEPTH,
-                                       mlim};
+    const struct ingest_limits ilim = {FUZZ_MIME_MAX, FUZZ_MIME_MAX, REPORT_DEFAULT_MAX_DEPTH, mlim,
+                                       JSONSCAN_DEFAULT_LIMITS};
     char err[TR_ERRLEN] = "";
 
     if (size > FUZZ_MIME_MAX)
@@ -62,7 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const struct ingest_payload *p = &dec.payloads[i];
             if (p->decode_err != TR_OK)
                 continue;
-            struct report_options opt = {0, dec.is_message ? dec.msg.report_domain : NULL};
+            struct report_options opt = {0, dec.is_message ? dec.msg.report_domain : NULL,
+                                         &ilim.json};
             struct report r;
             struct diag_list diags = {0};
             tr_err pe = report_parse(p->json, p->jsonlen, &opt, &r, &diags);

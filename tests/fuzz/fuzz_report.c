@@ -47,7 +47,7 @@ static size_t touch_report(const struct report *r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct report_options opt = {0, (size & 1) ? "Fallback.Example." : NULL};
+    struct report_options opt = {0, (size & 1) ? "Fallback.Example." : NULL, NULL};
     struct report r;
     struct diag_list diags = {0};
     char first[TR_ERRLEN];

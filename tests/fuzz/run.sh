@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh: build the libFuzzer targets with clang in build-fuzz and run them.
 #
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: report gz mime record; default all)
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: report gz mime record http; default all)
 #
 # Each target runs SECONDS (default 60) seeded from its committed corpus
 # (tests/fuzz/corpus/<t>), samples/ and ../shared/corpus/real when present.
@@ -14,7 +14,7 @@ set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-report gz mime record}
+targets=${*:-report gz mime record http}
 work=${TLSRPTD_FUZZ_WORK:-/tmp/tlsrptd-fuzz}
 build=$top/build-fuzz
 
@@ -23,8 +23,8 @@ case $seconds in
 esac
 for t in $targets; do
     case $t in
-    report | gz | mime | record) ;;
-    *) echo "$0: unknown target '$t' (report, gz, mime, record)" >&2; exit 64 ;;
+    report | gz | mime | record | http) ;;
+    *) echo "$0: unknown target '$t' (report, gz, mime, record, http)" >&2; exit 64 ;;
     esac
 done
 

@@ -1181,7 +1181,7 @@ class Storage(ServeTestCase):
             # every report is different and comes with some policy strings: new pages needed
             big = T.sample_report()
             big["policies"][0]["policy"]["policy-string"] = ["mx: mx%d.mail.example" % i
-                                                             for i in range(2000)]
+                                                             for i in range(1000)]
             body_full = json.dumps(dict(big, **{"report-id": "during-full"})).encode()
             r = d.post(body_full)
             b = self.assertJsonError(r, 503)
