@@ -573,7 +573,7 @@ class Escaping(HardenCase):
         d = self.daemon(log_target=logf)
         forged = "2026-01-01T00:00:00Z tlsrptd[info]: FORGED"
         r = d.post(S.report_bytes("escaped"),
-                   path="/tlsrpt/x%0a" + forged.replace(" ", "%20").replace("[", "%5b")
+                   path="/tlsrpt/example.com/x%0a" + forged.replace(" ", "%20").replace("[", "%5b")
                    .replace("]", "%5d") + "%0d%1b%7f")
         self.assertStored(r)
         self.stop_ok(d)
@@ -581,8 +581,8 @@ class Escaping(HardenCase):
         for ln in text.splitlines():
             self.assertFalse(ln.startswith("2026-01-01"), "a forged log line:\n" + text)
             if "FORGED" in ln:
-                self.assertIn('"POST /tlsrpt/x', ln, "a forged log line:\n" + text)
-        self.assertRegex(text, r'"POST /tlsrpt/x\\n2026-01-01T00:00:00Z tlsrptd\[info\]: '
+                self.assertIn('"POST /tlsrpt/example.com/x', ln, "a forged log line:\n" + text)
+        self.assertRegex(text, r'"POST /tlsrpt/example\.com/x\\n2026-01-01T00:00:00Z tlsrptd\[info\]: '
                                r'FORGED\\r\\x1b\\x7f" 201 ')
 
     def test_control_characters_in_maildir_names_are_escaped(self):
