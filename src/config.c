@@ -108,7 +108,12 @@ static const struct opt *find_opt(const char *name)
 int config_list_index(const char *name)
 {
     const struct opt *o = find_opt(name);
-    return o && o->type == OPT_LIST ? (int)(o - opts) : -1;
+    if (o == NULL || o->type != OPT_LIST)
+        return -1;
+    int index = 0; /* among the list options, so it stays < 32 however long the table */
+    for (const struct opt *p = opts; p < o; p++)
+        index += p->type == OPT_LIST;
+    return index;
 }
 
 void config_clear_list(struct config *c, const char *name)
