@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/deps.sh: install the Debian 12 packages tlsrptd needs.
 #   scripts/deps.sh build   compiler, CMake and the libraries (default); libidn2
-#                           names the A-label of a Unicode domain (tlsrptd record)
+#                           names the A-label of a Unicode domain (tlsrptd record);
+#                           libcurl (GnuTLS flavour) sends alerts (webhooks, SMTP)
 #   scripts/deps.sh test    build + what the test suite uses (python3, clang
 #                           for libFuzzer, clang-format, valgrind, curl, openssl,
 #                           OpenSMTPD + swaks for the end-to-end mail test,
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc cmake make pkg-config libmicrohttpd-dev libjansson-dev libgmime-3.0-dev
-            libsqlite3-dev zlib1g-dev libidn2-dev libpq-dev)
+            libsqlite3-dev zlib1g-dev libidn2-dev libpq-dev libcurl4-gnutls-dev)
 test_pkgs=(python3 clang libclang-rt-14-dev clang-format valgrind curl openssl sqlite3
            opensmtpd swaks dnsmasq-base prometheus iproute2)
 

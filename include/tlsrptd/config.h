@@ -47,6 +47,13 @@ struct config {
     size_t max_message;         /* largest mail message read from a Maildir */
     char *public_url;           /* this collector's https rua URL (tlsrptd record) */
     char *report_mailbox;       /* this collector's rua mailbox (tlsrptd record) */
+    /* alerts (alert.h) */
+    struct config_list alert_webhook, alert_email; /* URL or ADDRESS, then DOMAINs */
+    char *alert_sendmail, *alert_smtp, *alert_from;
+    char *alert_rules;                                        /* "all", "none" or a comma list */
+    char *alert_failure_rate, *alert_jump, *alert_jump_floor; /* 5%, 3, 1% */
+    size_t alert_cooldown, alert_interval;                    /* seconds */
+    size_t alert_clean_days, alert_min_sessions, alert_silence, alert_quarantine, alert_digest;
 };
 
 /* Defaults of every option. */
