@@ -26,6 +26,7 @@ int cmd_maildir(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_quarantine(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_alerts(int argc, char **argv);
 
 /* "10M", "32MiB", "512k", "1048576" -> bytes. false when malformed or zero. */
 bool cli_parse_size(const char *s, size_t *out);

@@ -74,6 +74,7 @@ static const struct command {
     {"record", cmd_record, "generate, parse or check the _smtp._tls TXT record"},
     {"quarantine", cmd_quarantine, "list, show, export or re-ingest rejected inputs"},
     {"migrate", cmd_migrate, "copy a whole database into another (SQLite to PostgreSQL)"},
+    {"alerts", cmd_alerts, "alert history; run the rules once (--evaluate); test channels"},
 };
 
 static void usage(FILE *out)
