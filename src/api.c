@@ -11,6 +11,7 @@
 #include <time.h>
 #include "tlsrptd/api.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/metrics_day.h"
 #include "tlsrptd/query.h"
 #include "tlsrptd/store.h"
 
@@ -670,6 +671,8 @@ static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
         rc = store_counts(st, STORE_COUNT_OUTCOMES, put_outcome, c, err);
     if (rc == TR_OK)
         rc = c->rc;
+    if (rc == TR_OK)
+        rc = metrics_day_write(st, c->out, c->top, (int64_t)time(NULL), err);
     if (rc == TR_OK)
         rc = prom_printf(c->out,
                          "# HELP tlsrptd_database_bytes Size of the database (SQLite: the file "
