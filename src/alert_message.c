@@ -516,27 +516,57 @@ static size_t count_domains(const struct alert_msg *msgs, size_t n)
     return nd;
 }
 
+/* The result types of a digest's alerts, each once, with what they mean
+ * and what to do (at most 20). */
+static void digest_types(const struct alert_msg *msgs, size_t n, enum style st, struct text *t)
+{
+    json_t *seen = json_object();
+    char v[2 * VALUE_MAX + 8];
+    for (size_t i = 0; i < n && json_object_size(seen) < 20; i++) {
+        const char *name;
+        json_t *e;
+        json_object_foreach(json_object_get(msgs[i].details, "result_types"), name, e)
+        {
+            const char *meaning = jstr(e, "meaning"), *fix = jstr(e, "fix");
+            if (json_object_get(seen, name) || meaning == NULL || fix == NULL ||
+                json_object_size(seen) >= 20)
+                continue;
+            if (json_object_size(seen) == 0)
+                put(t, st == CHAT ? "What the failures mean:\n" : "\nWhat the failures mean\n");
+            json_object_set_new(seen, name, json_true());
+            put(t, st == CHAT ? "• %s: %s: %s.\n" : "  %s: %s: %s\n", val(st, name, v, sizeof v),
+                meaning, fix);
+        }
+    }
+    json_decref(seen);
+}
+
 static void mail_digest(const struct alert_msg *msgs, size_t n, const char *host, struct text *t)
 {
-    char when[32];
+    char when[32], line[512];
     format_utc(msgs[0].created_at, when);
     size_t nd = count_domains(msgs, n);
     put(t, "tlsrptd raised %zu alerts for %zu domain%s at once; one line per domain:\n\n", n, nd,
         plural((long long)nd));
     size_t ignored;
     digest_lines(msgs, n, PLAIN, t, &ignored);
+    digest_types(msgs, n, PLAIN, t);
     int64_t lo = msgs[0].id, hi = msgs[0].id;
     for (size_t i = 1; i < n; i++) {
         lo = msgs[i].id < lo ? msgs[i].id : lo;
         hi = msgs[i].id > hi ? msgs[i].id : hi;
     }
-    put(t,
-        "\nEach alert in full (result types with their meaning and fix, MX hosts, sending "
-        "IPs, report ids):\n  tlsrptd alerts --format json\n"
-        "These are alerts %lld to %lld.\n",
-        (long long)lo, (long long)hi);
-    put(t, "\n-- \nA digest: this many alerts were due at once. Sent by tlsrptd on %s at %s.\n",
-        host, when);
+    put(t, "\n");
+    snprintf(line, sizeof line,
+             "Each alert in full, with its MX hosts, sending IPs and report ids (alerts %lld to "
+             "%lld):",
+             (long long)lo, (long long)hi);
+    put_wrapped(t, line, 0, "");
+    put(t, "  tlsrptd alerts --format json\n\n-- \n");
+    snprintf(line, sizeof line,
+             "A digest: this many alerts were due at once. Sent by tlsrptd on %s at %s.", host,
+             when);
+    put_wrapped(t, line, 0, "");
 }
 
 void alert_message_subject(const struct alert_msg *msgs, size_t n, char *out, size_t len)
@@ -683,6 +713,7 @@ static void chat_digest(const struct alert_msg *msgs, size_t n, struct text *t)
     size_t all = 0, shown = digest_lines(msgs, n, CHAT, t, &all);
     if (shown < all)
         put(t, "… and %zu more domains\n", all - shown);
+    digest_types(msgs, n, CHAT, t);
     put(t, "Each alert in full: `tlsrptd alerts --format json`\n");
 }
 

@@ -228,7 +228,7 @@ static void test_digest(void)
     CHECK(buf_append(&text, "", 1) == TR_OK);
     CHECK_HAS((const char *)text.data, "  d07.example: 30.0% of sessions failed on 2026-03-14; "
                                        "new failure tlsa-invalid (3)\n");
-    CHECK_HAS((const char *)text.data, "These are alerts 1 to 40.");
+    CHECK_HAS((const char *)text.data, "(alerts 1 to 40):\n  tlsrptd alerts --format json\n");
     buf_free(&text);
     json_t *hook = alert_message_webhook(v, N, "c.example");
     CHECK_INT(json_integer_value(json_object_get(hook, "count")), N);

@@ -1,4 +1,4 @@
-/* alert.h: alerting (DESIGN §12): tell the operator when mail to their
+/* alert.h: alerting: tell the operator when mail to their
  * domains stops being protected, without their having to look.
  *
  * Rules (alert_rules.c) look at what was stored and write alerts, each with

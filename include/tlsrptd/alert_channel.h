@@ -1,4 +1,4 @@
-/* alert_channel.h: where alerts go (DESIGN §12): a webhook (a JSON POST that
+/* alert_channel.h: where alerts go: a webhook (a JSON POST that
  * Slack and Mattermost incoming webhooks show as a message) or a mail
  * address (a plain-text mail through the local sendmail, or SMTP to a relay
  * with libcurl). A channel may be limited to some domains: the configured

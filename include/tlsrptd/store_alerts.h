@@ -1,4 +1,4 @@
-/* store_alerts.h: the storage of alerts (DESIGN §12), on every backend:
+/* store_alerts.h: the storage of alerts, on every backend:
  * what the rules read that the summaries do not (the new reports, one policy
  * domain at a time, with their failure details), the alerts themselves with
  * their cooldowns, and the delivery queue (one row per alert and channel).

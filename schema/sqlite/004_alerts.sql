@@ -1,4 +1,4 @@
--- 004_alerts.sql: alerts (DESIGN.md §12). Rules write an alert and one
+-- 004_alerts.sql: alerts. Rules write an alert and one
 -- delivery row per channel in the same transaction, before anything is sent;
 -- the sender marks each delivery sent, or schedules the next attempt, so a
 -- restart resends nothing already sent and a channel that was down gets its

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Alerts (DESIGN.md §12) with the REAL binary, a real webhook receiver and a real MTA.
+"""Alerts with the REAL binary, a real webhook receiver and a real MTA.
 
   Rules     each rule fires exactly once on a scenario of generated reports with
             controlled dates (`tlsrptd alerts --evaluate --now DATE`), and not on the
@@ -756,6 +756,9 @@ class Delivery(AlertCase):
             self.assertIn("  %s: 30.0%% of sessions failed" % d, body)
         states = {(dl["state"], dl["digest"]) for a in self.alerts() for dl in a["deliveries"]}
         self.assertEqual(states, {("sent", 600)})
+        if SHOW:
+            print("\n--- digest text ---\n%s\n--- digest mail ---\n%s" %
+                  (digest["text"], m.as_string()), file=sys.stderr)
 
     def test_metrics_by_report_day(self):
         s = Serve(self, [])
