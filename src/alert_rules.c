@@ -279,6 +279,7 @@ struct eval {
     size_t n, cap;
     json_t *index; /* "rule\ndomain\nsubject" -> position in c */
     bool oom;
+    bool timed; /* the candidates come from the timed rules: finding them again is no repeat */
     alert_fired_fn fn;
     void *cls;
     struct alert_counts *counts;
@@ -556,7 +557,8 @@ static tr_err store_cands(struct eval *e, char *err)
                 channels[nch++] = ac->channels[k].name;
         struct store_alert a = {0,         e->now,     c->episode, 0,   rule_names[c->rule],
                                 c->domain, c->subject, title,      text};
-        tr_err rc = store_alert_add(e->st, &a, ac->cooldown, channels, nch, &c->id, &c->added, err);
+        tr_err rc = store_alert_add(e->st, &a, ac->cooldown, !e->timed, channels, nch, &c->id,
+                                    &c->added, err);
         free(text);
         json_decref(details);
         if (rc != TR_OK)
@@ -565,11 +567,14 @@ static tr_err store_cands(struct eval *e, char *err)
     return TR_OK;
 }
 
-/* After the commit: count and tell. */
+/* After the commit: count and tell. A timed rule finding its situation
+ * again is neither news nor a repeat: it is not told. */
 static void report_cands(struct eval *e)
 {
     for (size_t i = 0; i < e->n; i++) {
         struct cand *c = &e->c[i];
+        if (c->added != STORE_ALERT_NEW && e->timed)
+            continue;
         if (c->added == STORE_ALERT_NEW)
             e->counts->fired++;
         else
@@ -1004,7 +1009,7 @@ tr_err alert_evaluate(struct store *st, const struct alert_config *ac, int64_t n
                       alert_fired_fn fn, void *cls, struct alert_counts *out, char *err)
 {
     memset(out, 0, sizeof *out);
-    struct eval e = {st, ac, now, NULL, 0, 0, json_object(), false, fn, cls, out};
+    struct eval e = {st, ac, now, NULL, 0, 0, json_object(), false, false, fn, cls, out};
     if (e.index == NULL)
         return tr_fail(err, TR_ENOMEM, "alerts: out of memory");
     tr_err rc = TR_OK;
@@ -1013,6 +1018,7 @@ tr_err alert_evaluate(struct store *st, const struct alert_config *ac, int64_t n
          ((1u << ALERT_NEW_FAILURE) | (1u << ALERT_FAILURE_RATE) | (1u << ALERT_RATE_JUMP))))
         rc = pass_reports(&e, err);
     cands_clear(&e);
+    e.timed = true;
     if (rc == TR_OK && (passes & ALERT_PASS_SILENCE) && (ac->rules & (1u << ALERT_SILENT_REPORTER)))
         rc = rule_silent_reporters(&e, err);
     if (rc == TR_OK && (passes & ALERT_PASS_QUARANTINE) &&

@@ -43,7 +43,7 @@ static void log_fired(void *cls, const struct store_alert *a, enum store_alert_a
 
 /* One round: the rules (passes), then every due delivery. false when the
  * database failed. */
-static bool round_(struct alerter *a, unsigned passes, time_t *next_due)
+static bool run_round(struct alerter *a, unsigned passes, time_t *next_due)
 {
     char err[TR_ERRLEN];
     int64_t now = (int64_t)time(NULL);
@@ -100,7 +100,7 @@ static void *alerter_main(void *arg)
             if (store_reconnect(a->st, err) != TR_OK)
                 tr_debug("alerts: reopening the database: %s", err);
         }
-        bool ok = round_(a, passes, &next_due);
+        bool ok = run_round(a, passes, &next_due);
         pthread_mutex_lock(&a->mu);
         if (ok) {
             if (failing)

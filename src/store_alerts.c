@@ -230,7 +230,7 @@ static tr_err suppress(struct store *st, int64_t id, char *err)
                       a, 1, NULL, NULL, NULL, err);
 }
 
-tr_err store_alert_add(struct store *st, const struct store_alert *a, int64_t cooldown,
+tr_err store_alert_add(struct store *st, const struct store_alert *a, int64_t cooldown, bool repeat,
                        const char *const *channels, size_t nchannels, int64_t *id,
                        enum store_alert_added *added, char *err)
 {
@@ -262,7 +262,7 @@ tr_err store_alert_add(struct store *st, const struct store_alert *a, int64_t co
         return rc;
     if (earlier) {
         *id = earlier;
-        return suppress(st, earlier, err);
+        return repeat ? suppress(st, earlier, err) : TR_OK;
     }
     int64_t until = a->created_at > INT64_MAX - cooldown ? INT64_MAX : a->created_at + cooldown;
     struct sql_arg claim[] = {key[0], key[1], key[2], sql_int(until), sql_int(a->created_at)};
@@ -275,7 +275,7 @@ tr_err store_alert_add(struct store *st, const struct store_alert *a, int64_t co
         if ((rc = store_exec(st, STMT_NONE, sql_holder, key, 3, sql_take_int, id, NULL, err)) !=
             TR_OK)
             return rc;
-        return *id ? suppress(st, *id, err) : TR_OK;
+        return *id && repeat ? suppress(st, *id, err) : TR_OK;
     }
     struct sql_arg ins[] = {
         sql_int(a->created_at), key[0], key[1], key[2], sql_int(a->episode), sql_text(a->title),

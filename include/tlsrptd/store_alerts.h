@@ -88,10 +88,11 @@ enum store_alert_added {
 
 /* In a transaction: store a (its id and suppressed are ignored) unless its
  * episode has an alert already or its (rule, domain, subject) is cooling
- * down (that alert's suppressed count grows instead). A new alert starts a
- * cooldown until created_at + cooldown and gets one pending delivery per
- * channel, due at once. *id: the new alert's, or the one that held it back. */
-tr_err store_alert_add(struct store *st, const struct store_alert *a, int64_t cooldown,
+ * down; then, when repeat is set (a new report said it again), that alert's
+ * suppressed count grows instead. A new alert starts a cooldown until
+ * created_at + cooldown and gets one pending delivery per channel, due at
+ * once. *id: the new alert's, or the one that held it back. */
+tr_err store_alert_add(struct store *st, const struct store_alert *a, int64_t cooldown, bool repeat,
                        const char *const *channels, size_t nchannels, int64_t *id,
                        enum store_alert_added *added, char *err);
 

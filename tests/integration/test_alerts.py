@@ -407,6 +407,8 @@ class Rules(AlertCase):
         for when in (at(18), at(19, 12)):
             fired, res = self.evaluate(when)
             self.assertEqual(fired, [], res)  # the same silence alerts once
+            self.assertIn("0 alerts raised, 0 held back", res.out)  # finding it again: no repeat
+        self.assertEqual(self.alerts()[0]["suppressed"], 0)
 
     def test_quarantine_spike(self):
         bad = [{"organization-name": "Junk", "report-id": ""} for _ in range(1)]
@@ -426,6 +428,7 @@ class Rules(AlertCase):
         self.assertEqual(len(a["details"]["quarantine"]), 6)
         fired, res = self.evaluate(None, "--alert-quarantine", "5")
         self.assertEqual(fired, [], res)
+        self.assertEqual(self.alerts()[0]["suppressed"], 0)
 
     def test_cooldown_holds_then_fires_again(self):
         dom = "cd.example"
