@@ -62,6 +62,8 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
                "maildir --db $vgdb/m.db $vgdb/md" \
                "validate $top/samples $top/../shared/corpus/real" \
                "summary --db $vgdb/t.db --format json" \
+               "alerts --evaluate --db $vgdb/t.db --alert-email ops@example.com --alert-sendmail /bin/cat" \
+               "alerts --db $vgdb/t.db --format json" \
                "record $rconf --domain mail.example" \
                "record $rconf --domain mail.example --format json --mta-sts --mx mx.mail.example" \
                "record --domain mail.example --rua https://c.example/a;b --format value" \
