@@ -42,6 +42,8 @@
 #define MAX_REPORTS      50   /* report ids listed per alert */
 #define MAX_REPORTERS    20
 #define MAX_CANDIDATES   20000
+#define STORE_BATCH      100 /* candidates stored per transaction */
+#define YIELD_MS         150 /* pause between those transactions */
 #define NAME_MAX_BYTES   255
 
 static const char *const rule_names[ALERT_NRULES] = {
@@ -279,7 +281,9 @@ struct eval {
     size_t n, cap;
     json_t *index; /* "rule\ndomain\nsubject" -> position in c */
     bool oom;
-    bool timed; /* the candidates come from the timed rules: finding them again is no repeat */
+    bool timed;     /* the candidates come from the timed rules: finding them again is no repeat */
+    json_t *seen;   /* new-failure checks of this chunk: "domain\ntype\nday" -> new or not */
+    bool truncated; /* MAX_CANDIDATES reached: the rest of the chunk was not looked at */
     alert_fired_fn fn;
     void *cls;
     struct alert_counts *counts;
@@ -532,11 +536,11 @@ static json_t *cand_details(const struct eval *e, const struct cand *c)
 
 /* ---- storing -------------------------------------------------------------------------------- */
 
-/* Store every candidate (in the caller's transaction). */
-static tr_err store_cands(struct eval *e, char *err)
+/* Store candidates [from, to) (in the caller's transaction). */
+static tr_err store_cands(struct eval *e, size_t from, size_t to, char *err)
 {
     const struct alert_config *ac = e->ac;
-    for (size_t i = 0; i < e->n; i++) {
+    for (size_t i = from; i < to; i++) {
         struct cand *c = &e->c[i];
         json_t *details = cand_details(e, c);
         char *text = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -567,11 +571,11 @@ static tr_err store_cands(struct eval *e, char *err)
     return TR_OK;
 }
 
-/* After the commit: count and tell. A timed rule finding its situation
- * again is neither news nor a repeat: it is not told. */
-static void report_cands(struct eval *e)
+/* After the commits: count and tell the first n. A timed rule finding its
+ * situation again is neither news nor a repeat: it is not told. */
+static void report_cands(struct eval *e, size_t n)
 {
-    for (size_t i = 0; i < e->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct cand *c = &e->c[i];
         if (c->added != STORE_ALERT_NEW && e->timed)
             continue;
@@ -594,38 +598,55 @@ static void report_cands(struct eval *e)
     }
 }
 
-/* Store the candidates and move the evaluated mark from old to upto (when
- * upto >= 0), remembering gaps, in one transaction. *moved false: another
- * process did this chunk; nothing is kept. */
+/* Store the candidates, STORE_BATCH to a transaction (SQLite's write lock is
+ * then held for milliseconds, not for a flood's seconds), and in the last one
+ * move the evaluated mark from old to upto (when upto >= 0), remember gaps
+ * and forget gap_done. *moved false: another process did this chunk first;
+ * the last batch is not kept (what earlier batches stored, that process finds
+ * stored: an episode alerts once). */
 static tr_err commit_cands(struct eval *e, int64_t old, int64_t upto, const int64_t *gaps,
                            size_t ngaps, int64_t gap_done, bool *moved, char *err)
 {
     *moved = true;
     tr_err rc = TR_OK;
-    for (int attempt = 0; attempt < 3; attempt++) {
-        if ((rc = store_begin(e->st, err)) != TR_OK)
-            return rc;
-        rc = store_cands(e, err);
-        for (size_t i = 0; rc == TR_OK && i < ngaps; i++)
-            rc = store_alert_gap_add(e->st, gaps[i], (int64_t)time(NULL), err);
-        if (rc == TR_OK && gap_done > 0)
-            rc = store_alert_gap_done(e->st, gap_done, err);
-        if (rc == TR_OK && upto >= 0)
-            rc = store_alert_advance(e->st, old, upto, moved, err);
-        if (rc == TR_OK && !*moved) {
-            store_rollback(e->st);
-            return TR_OK;
+    size_t from = 0;
+    do {
+        size_t to = e->n - from > STORE_BATCH ? from + STORE_BATCH : e->n;
+        bool last = to == e->n;
+        for (int attempt = 0; attempt < 3; attempt++) {
+            if ((rc = store_begin(e->st, err)) != TR_OK)
+                break;
+            rc = store_cands(e, from, to, err);
+            for (size_t i = 0; last && rc == TR_OK && i < ngaps; i++)
+                rc = store_alert_gap_add(e->st, gaps[i], (int64_t)time(NULL), err);
+            if (last && rc == TR_OK && gap_done > 0)
+                rc = store_alert_gap_done(e->st, gap_done, err);
+            if (last && rc == TR_OK && upto >= 0)
+                rc = store_alert_advance(e->st, old, upto, moved, err);
+            if (rc == TR_OK && !*moved) {
+                store_rollback(e->st);
+                report_cands(e, from);
+                return TR_OK;
+            }
+            if (rc == TR_OK)
+                rc = store_commit(e->st, err);
+            else
+                store_rollback(e->st);
+            if (rc != TR_ERETRY)
+                break;
         }
-        if (rc == TR_OK)
-            rc = store_commit(e->st, err);
-        else
-            store_rollback(e->st);
-        if (rc != TR_ERETRY)
-            break;
-    }
-    if (rc == TR_OK)
-        report_cands(e);
-    return rc;
+        if (rc != TR_OK) {
+            report_cands(e, from);
+            return rc;
+        }
+        from = to;
+        if (from < e->n) { /* let a waiting writer in: SQLite's busy handler polls every 100 ms */
+            struct timespec pause = {0, YIELD_MS * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+    } while (from < e->n);
+    report_cands(e, e->n);
+    return TR_OK;
 }
 
 /* ---- the report rules ----------------------------------------------------------------------- */
@@ -668,11 +689,20 @@ static tr_err rule_new_failure(struct eval *e, const struct rec *r, char *err)
     {
         if (json_integer_value(json_object_get(t, "failed")) <= 0)
             continue;
+        /* another report of this chunk for the same domain, type and day: asked already */
+        char key[2 * NAME_MAX_BYTES + 32];
+        snprintf(key, sizeof key, "%s\n%s\n%lld", r->domain, type, (long long)day);
+        json_t *known = json_object_get(e->seen, key);
         int64_t last = 0;
-        tr_err rc =
-            last_seen(e->st, r->domain, type, day - e->ac->clean_days * DAY, day, &last, err);
-        if (rc != TR_OK)
-            return rc;
+        tr_err rc = TR_OK;
+        if (known) {
+            last = json_is_true(known) ? 0 : 1;
+        } else {
+            rc = last_seen(e->st, r->domain, type, day - e->ac->clean_days * DAY, day, &last, err);
+            if (rc != TR_OK)
+                return rc;
+            json_object_set_new(e->seen, key, json_boolean(last == 0));
+        }
         if (last)
             continue;
         struct cand *c = cand_at(e, ALERT_NEW_FAILURE, r->domain, type, day);
@@ -782,10 +812,20 @@ static tr_err run_report_rules(struct eval *e, const struct store_alert_sel *sel
     json_t *days = json_object(); /* "domain\nday" of rate-jump, once each */
     int64_t today = day_of(e->now);
     int64_t last_report = -1;
+    json_object_clear(e->seen);
     for (size_t i = 0; rc == TR_OK && i < ch.n; i++) {
         const struct rec *r = &ch.v[i];
         if (r->report != last_report)
             (*nreports)++, last_report = r->report;
+        if (e->n >= MAX_CANDIDATES) { /* a flood: what is held is plenty to act on */
+            if (!e->truncated)
+                tr_warn("alerts: more than %d alerts in reports %lld to %lld; the rest of them "
+                        "are not evaluated",
+                        MAX_CANDIDATES, (long long)ch.v[0].report,
+                        (long long)ch.v[ch.n - 1].report);
+            e->truncated = true;
+            break;
+        }
         if (rules & (1u << ALERT_FAILURE_RATE))
             rule_failure_rate(e, r);
         if (rules & (1u << ALERT_NEW_FAILURE))
@@ -1009,9 +1049,13 @@ tr_err alert_evaluate(struct store *st, const struct alert_config *ac, int64_t n
                       alert_fired_fn fn, void *cls, struct alert_counts *out, char *err)
 {
     memset(out, 0, sizeof *out);
-    struct eval e = {st, ac, now, NULL, 0, 0, json_object(), false, false, fn, cls, out};
-    if (e.index == NULL)
+    struct eval e = {st,    ac,    now,           NULL,  0,  0,   json_object(),
+                     false, false, json_object(), false, fn, cls, out};
+    if (e.index == NULL || e.seen == NULL) {
+        json_decref(e.index);
+        json_decref(e.seen);
         return tr_fail(err, TR_ENOMEM, "alerts: out of memory");
+    }
     tr_err rc = TR_OK;
     if ((passes & ALERT_PASS_REPORTS) &&
         (ac->rules &
@@ -1032,5 +1076,6 @@ tr_err alert_evaluate(struct store *st, const struct alert_config *ac, int64_t n
     cands_clear(&e);
     free(e.c);
     json_decref(e.index);
+    json_decref(e.seen);
     return rc;
 }
