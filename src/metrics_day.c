@@ -98,7 +98,8 @@ tr_err metrics_day_write(struct store *st, struct buf *out, size_t top, int64_t 
     if (rc == TR_OK && c.rc != TR_OK)
         rc = tr_fail(err, c.rc, "metrics: out of memory");
     if (rc == TR_OK) {
-        qsort(c.v, c.n, sizeof *c.v, by_sessions);
+        if (c.n)
+            qsort(c.v, c.n, sizeof *c.v, by_sessions);
         rc = prom_printf(out,
                          "# HELP tlsrptd_report_day_timestamp_seconds Start of the UTC day that "
                          "the tlsrptd_report_day_* gauges count (the last complete day).\n"
