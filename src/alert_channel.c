@@ -5,7 +5,8 @@
  * Every transfer is bounded in time (connect 10 s, the whole 30 s; sendmail
  * 60 s) and in what is read back (an answer is read for its first bytes, to
  * say why it failed), follows no redirects and speaks only the protocols its
- * URL needs. A stop flag cuts a transfer short, so `serve` stops promptly. */
+ * URL needs. A stop flag cuts short a transfer that has not begun to send,
+ * so `serve` stops promptly without sending an alert twice. */
 #define _GNU_SOURCE /* pipe2, syscall, strcasecmp */
 #include <ctype.h>
 #include <curl/curl.h>
@@ -210,11 +211,16 @@ static size_t give_body(char *p, size_t size, size_t n, void *cls)
     return k;
 }
 
-static int check_stop(void *cls, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+/* Stop cuts short only a transfer that has sent nothing yet (still
+ * connecting): one that has begun may already have been taken, and cutting
+ * it would send the alert again at the next start. It ends within its
+ * timeout. */
+static int check_stop(void *cls, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                      curl_off_t ulnow)
 {
-    (void)a, (void)b, (void)c, (void)d;
+    (void)dltotal, (void)ultotal;
     const struct transfer *t = cls;
-    return t->stop && *t->stop ? 1 : 0;
+    return t->stop && *t->stop && ulnow == 0 && dlnow == 0 ? 1 : 0;
 }
 
 /* A handle with the options every transfer shares. */
@@ -410,7 +416,7 @@ static tr_err run_sendmail(const char *command, const struct buf *message, const
         }
         struct pollfd p[2] = {{rfd, POLLIN, 0}, {wfd, POLLOUT, 0}};
         int left = (int)(deadline - time(NULL));
-        if (left <= 0 || (stop && *stop)) {
+        if (left <= 0 || (stop && *stop && off == 0)) { /* a message begun is let finish */
             timed_out = true;
             break;
         }

@@ -52,8 +52,8 @@ bool alert_channel_wants(const struct alert_channel *c, const char *domain);
 /* Send one alert (n == 1) or a digest of n through c. TR_OK once the
  * receiver took it (a 2xx answer, the relay's 250 after DATA, sendmail's exit
  * 0); TR_EIO otherwise, with err saying why ("HTTP 503", "SMTP 451 ...",
- * "connection refused", "sendmail exited 75: ..."). stop (may be NULL) cuts
- * a transfer short. Any thread. */
+ * "connection refused", "sendmail exited 75: ..."). stop (may be NULL), once
+ * non-zero, cuts short a transfer that has sent nothing yet. Any thread. */
 tr_err alert_channel_send(const struct alert_channel *c, const struct alert_mailer *m,
                           const struct alert_msg *msgs, size_t n, const volatile int *stop,
                           char *err);

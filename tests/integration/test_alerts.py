@@ -91,9 +91,10 @@ def report(org, rid, d, domain, ok, failures=(), mx=None):
 class Receiver:
     """An HTTP server on 127.0.0.1 that keeps every POST (path, headers, JSON body)."""
 
-    def __init__(self, port=None, status=200):
+    def __init__(self, port=None, status=200, delay=0.0):
         self.port = port or T.free_port()
         self.status = status
+        self.delay = delay  # seconds between taking a body and answering
         self.messages = []
         self.lock = threading.Lock()
         self.server = None
@@ -110,6 +111,7 @@ class Receiver:
                 with outer.lock:
                     outer.messages.append({"path": self.path, "headers": dict(self.headers),
                                            "json": json.loads(body.decode("utf-8"))})
+                time.sleep(outer.delay)
                 self.send_response(outer.status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -662,6 +664,25 @@ class Delivery(AlertCase):
         self.assertTrue(all(d["state"] == "sent" and d["attempts"] == 1
                             for a in before for d in a["deliveries"]), before)
 
+    def test_stop_during_a_delivery_resends_nothing(self):
+        """SIGTERM while the receiver holds a POST it has taken: the transfer is let finish and
+        marked sent, so the next start does not send it again."""
+        hook = Receiver(delay=3.0).start()
+        self.addCleanup(hook.stop)
+        s = Serve(self, ["--alert-webhook", hook.url, "--alert-rules", "failure-rate"])
+        self.assertEqual(s.post(report("Google LLC", "st1", yesterday(), "stop.example", 10,
+                                       [("certificate-expired", 90)])), 201)
+        self.assertEqual(len(hook.wait(1, 60)), 1, s.bg.log()[-3000:])
+        s.stop()  # the receiver answers 3 s after it took the body
+        hook.delay = 0
+        s = Serve(self, ["--alert-webhook", hook.url, "--alert-rules", "failure-rate"], "serve2")
+        time.sleep(10 * SLOW)
+        s.stop()
+        self.assertEqual(len(hook.bodies()), 1, s.bg.log()[-3000:])
+        [a] = self.alerts()
+        self.assertEqual((a["deliveries"][0]["state"], a["deliveries"][0]["attempts"]),
+                         ("sent", 1))
+
     def test_receiver_down_then_up_30s_later_gets_it_once(self):
         port = T.free_port()
         hook = Receiver(port)
@@ -726,6 +747,8 @@ class Delivery(AlertCase):
         self.assertGreaterEqual(d["attempts"], 3)
 
     def test_storm_of_300_domains_is_one_digest_per_channel(self):
+        """A commit wakes the rules: 600 alerts (failure-rate and new-failure for each domain)
+        go out as one digest per channel."""
         ok, why = mta.available()
         self.assertTrue(ok, "OpenSMTPD is needed: %s" % why)
         md = self.path("Maildir")
@@ -734,12 +757,15 @@ class Delivery(AlertCase):
         hook = Receiver().start()
         self.addCleanup(hook.stop)
         s = Serve(self, ["--alert-webhook", hook.url, "--alert-email", "ops@reports.example",
-                         "--alert-smtp", "127.0.0.1:%d" % smtpd.port, "--alert-interval", "10"])
+                         "--alert-smtp", "127.0.0.1:%d" % smtpd.port])
         domains = ["d%03d.storm.example" % i for i in range(300)]
-        # one batch, committed by another process: the timed round finds them all
-        self.ingest_reports([report("Google LLC", "st%d" % i, yesterday(), d, 70,
-                                    [("certificate-expired", 30)])
-                             for i, d in enumerate(domains)])
+        # one batch: a hosting provider's report on 300 domains, one POST, one commit
+        storm = report("Google LLC", "storm-1", yesterday(), domains[0], 70,
+                       [("certificate-expired", 30)])
+        storm["policies"] = [report("Google LLC", "x", yesterday(), d, 70,
+                                    [("certificate-expired", 30)])["policies"][0]
+                             for d in domains]
+        self.assertEqual(s.post(storm), 201)
         got = hook.wait(1, 120)
         [m] = wait_mail(md, 1, 120, smtpd)
         time.sleep(5 * SLOW)
@@ -766,6 +792,9 @@ class Delivery(AlertCase):
     def test_metrics_by_report_day(self):
         s = Serve(self, [])
         y = yesterday()
+        empty = s.get("/metrics")  # no report of yesterday yet: no day series, no crash
+        self.assertIn("tlsrptd_report_day_timestamp_seconds ", empty)
+        self.assertNotIn("tlsrptd_report_day_sessions{", empty)
         self.assertEqual(s.post(report("Google LLC", "m1", y, "metrics.example", 940,
                                        [("certificate-expired", 50), ("tlsa-invalid", 10)])),
                          201)
