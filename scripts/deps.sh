@@ -3,7 +3,8 @@
 #   scripts/deps.sh build   compiler, CMake and the libraries (default); libidn2
 #                           names the A-label of a Unicode domain (tlsrptd record);
 #                           GnuTLS checks certificates; scdoc builds the man pages
-#                           libcurl (GnuTLS flavour) reads IMAP mailboxes
+#                           libcurl (GnuTLS flavour) reads IMAP mailboxes and sends
+#                           alerts (webhooks, SMTP)
 #   scripts/deps.sh test    build + what the test suite uses (python3, clang
 #                           for libFuzzer, clang-format, valgrind, curl, openssl,
 #                           OpenSMTPD + swaks for the end-to-end mail test,

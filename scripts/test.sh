@@ -103,6 +103,8 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
                "ingest --db $vgdb/d.db --domains example.com,test.xmox.nl $top/../shared/corpus/real" \
                "prune --db $vgdb/t.db --retention 1000d --quarantine-retention 1s" \
                "forget --db $vgdb/t.db --domain example.com" \
+               "alerts --evaluate --db $vgdb/t.db --alert-email ops@example.com --alert-sendmail /bin/cat" \
+               "alerts --db $vgdb/t.db --format json" \
                "record $rconf --domain mail.example" \
                "record $rconf --domain mail.example --format json --mta-sts --mx mx.mail.example" \
                "record --domain mail.example --rua https://c.example/a;b --format value" \

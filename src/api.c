@@ -12,6 +12,7 @@
 #include "tlsrptd/api.h"
 #include "tlsrptd/findings.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/metrics_day.h"
 #include "tlsrptd/query.h"
 #include "tlsrptd/store.h"
 
@@ -681,7 +682,8 @@ static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
     tr_err rc = store_counts_scoped(st, c->scope, STORE_COUNT_DOMAINS, take_domain, c, err);
     if (rc != TR_OK || c->rc != TR_OK)
         return rc != TR_OK ? rc : tr_fail(err, c->rc, "metrics: out of memory");
-    qsort(c->v, c->n, sizeof *c->v, by_volume);
+    if (c->n) /* qsort(NULL, 0) is undefined */
+        qsort(c->v, c->n, sizeof *c->v, by_volume);
     rc = prom_printf(c->out,
                      "# HELP tlsrptd_sessions_total TLS sessions reported by senders, per policy "
                      "domain (the busiest metrics_domains; the rest as \"(other)\").\n"
@@ -747,6 +749,8 @@ static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
         rc = store_counts(st, STORE_COUNT_OUTCOMES, put_outcome, c, err);
     if (rc == TR_OK)
         rc = c->rc;
+    if (rc == TR_OK)
+        rc = metrics_day_write(st, c->out, c->top, (int64_t)time(NULL), err);
     if (rc == TR_OK)
         rc = prom_printf(c->out,
                          "# HELP tlsrptd_database_bytes Size of the database (SQLite: the file "

@@ -32,6 +32,7 @@ int cmd_migrate(int argc, char **argv);
 int cmd_imap(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
+int cmd_alerts(int argc, char **argv);
 
 /* A decimal integer in [min, max]. */
 bool cli_parse_long(const char *s, long min, long max, long *out);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "tlsrptd/alert.h"
 #include "tlsrptd/config.h"
 #include "tlsrptd/http.h"
 #include "tlsrptd/imap.h"
@@ -143,7 +144,14 @@ int cmd_serve(int argc, char **argv)
     struct ratelimit *rl = NULL;
     struct http_server *hs = NULL;
     struct pruner *pruner = NULL;
+    struct alert_config ac;
+    struct alerter *alerts = NULL;
     int exit_code = EXIT_TEMPFAIL;
+    if (alert_config_init(&ac, &cfg, err) != TR_OK) {
+        fprintf(stderr, "tlsrptd serve: %s\n", err);
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
 
     /* signals: blocked everywhere (threads inherit the mask), taken below */
     sigset_t sigs;
@@ -211,6 +219,10 @@ int cmd_serve(int argc, char **argv)
     cli_config_limits(&cfg, &lim);
     if ((w = writer_start(st, &lim, cfg.commit_max, err)) == NULL)
         goto fail;
+    /* alerts: a thread and connection of their own, woken after each commit */
+    if ((alerts = alerter_start(&cfg, &ac, err)) == NULL)
+        goto fail;
+    writer_on_commit(w, alerter_wake, alerts);
     char spool[4096];
     if (cli_spool_dir(&cfg, spool, sizeof spool) &&
         writer_set_spool(w, spool, cfg.spool_max, err) != TR_OK) {
@@ -290,6 +302,8 @@ int cmd_serve(int argc, char **argv)
     http_stop_preparing(hs); /* what it prepared is queued for the writer */
     writer_stop(w);          /* stores and answers whatever is still queued */
     w = NULL;
+    alerter_stop(alerts); /* what it has not sent waits in the database */
+    alerts = NULL;
     deadline = time(NULL) + 2; /* let the last answers go out */
     while (http_in_flight(hs) > 0 && time(NULL) < deadline) {
         struct timespec pause = {0, 20 * 1000 * 1000};
@@ -318,6 +332,8 @@ done:
     maildir_watch_stop(mw, NULL);
     imap_watch_stop(iw, NULL);
     writer_stop(w);
+    alerter_stop(alerts);
+    alert_config_free(&ac);
     ratelimit_free(rl);
     store_close(st);
     tls_material_free(&tls);

@@ -52,6 +52,7 @@ static const struct command {
     {"migrate", cmd_migrate, "copy a whole database into another (SQLite to PostgreSQL)"},
     {"prune", cmd_prune, "remove what is older than the retention settings"},
     {"forget", cmd_forget, "delete everything stored about a domain"},
+    {"alerts", cmd_alerts, "alert history; run the rules once (--evaluate); test channels"},
 };
 
 static void usage(FILE *out)

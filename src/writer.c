@@ -43,6 +43,8 @@ struct writer {
     struct writer_request *head, *tail;
     size_t queued, in_batch;
     bool stopping;
+    void (*on_commit)(void *cls); /* writer_on_commit */
+    void *on_commit_cls;
     /* the state of storage, read by writer_healthy() under mu */
     bool healthy;
     char why[TR_ERRLEN];
@@ -68,6 +70,17 @@ static void set_health(struct writer *w, bool healthy, const char *why)
                    w->spool ? "spooling HTTP reports (202)" : "answering 503");
     else if (!was && healthy)
         tr_info("storage available again");
+}
+
+/* After a successful commit: the hook, if any. */
+static void committed(struct writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    void (*fn)(void *) = w->on_commit;
+    void *cls = w->on_commit_cls;
+    pthread_mutex_unlock(&w->mu);
+    if (fn)
+        fn(cls);
 }
 
 static void answer_all(struct writer_request *batch)
@@ -199,6 +212,7 @@ static void run_batch(struct writer *w, struct writer_request *batch)
         w->backoff = 0;
         if (!w->healthy)
             set_health(w, true, "");
+        committed(w);
     } else {
         failed(w, err);
         if (w->spool) {
@@ -249,6 +263,7 @@ static bool drain(struct writer *w)
         failed(w, err);
         return false;
     }
+    committed(w);
     tr_info("spool: %zu inputs stored or found duplicate, %zu quarantined, %zu still waiting",
             stored, quarantined, spool_count(w->spool));
     w->backoff = 0;
@@ -387,6 +402,14 @@ tr_err writer_set_spool(struct writer *w, const char *dir, size_t max_bytes, cha
         w->spooling = true; /* what waits from the last run goes first */
     pthread_mutex_unlock(&w->mu);
     return TR_OK;
+}
+
+void writer_on_commit(struct writer *w, void (*fn)(void *cls), void *cls)
+{
+    pthread_mutex_lock(&w->mu);
+    w->on_commit = fn;
+    w->on_commit_cls = cls;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void writer_submit(struct writer *w, struct writer_request *req)

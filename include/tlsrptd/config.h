@@ -71,6 +71,13 @@ struct config {
     size_t parse_memory, parse_wait, prepare_threads;
     /* connections (conntrack.h) */
     size_t header_timeout, idle_timeout, max_connections_per_prefix;
+    /* alerts (alert.h) */
+    struct config_list alert_webhook, alert_email; /* URL or ADDRESS, then DOMAINs */
+    char *alert_sendmail, *alert_smtp, *alert_from;
+    char *alert_rules;                                        /* "all", "none" or a comma list */
+    char *alert_failure_rate, *alert_jump, *alert_jump_floor; /* 5%, 3, 1% */
+    size_t alert_cooldown, alert_interval;                    /* seconds */
+    size_t alert_clean_days, alert_min_sessions, alert_silence, alert_quarantine, alert_digest;
 };
 
 /* The file every command reads when no -c FILE is given (and it exists);

@@ -33,6 +33,10 @@ struct writer *writer_start(struct store *st, const struct ingest_limits *lim, s
 /* Spool spoolable requests into dir (at most max_bytes) while storage is down;
  * what dir already holds is stored first. Call before submitting. */
 tr_err writer_set_spool(struct writer *w, const char *dir, size_t max_bytes, char *err);
+/* Call fn(cls) on the writer thread after each successful commit (one hook;
+ * fn NULL removes it). fn must return at once: it runs before the requests
+ * of the batch are answered. */
+void writer_on_commit(struct writer *w, void (*fn)(void *cls), void *cls);
 /* Queue a request; never blocks on the database. */
 void writer_submit(struct writer *w, struct writer_request *req);
 /* Requests queued and not yet answered. */
