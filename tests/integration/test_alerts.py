@@ -213,8 +213,8 @@ class AlertCase(T.TlsrptdTestCase):
         for i, r in enumerate(reports):
             with open(os.path.join(d, "%05d.json" % i), "w") as f:
                 json.dump(r, f)
-        res = self.ingest(d, opts=["--batch", "1000", "-q"] if expect == "stored" else
-                          ["--batch", "1000"])
+        res = self.ingest(d, opts=["--commit-max", "1000", "-q"] if expect == "stored" else
+                          ["--commit-max", "1000"])
         self.assertIn(res.rc, (0, 65), res)
         if expect == "stored":
             self.assertEqual(res.rc, 0, res)
@@ -756,8 +756,10 @@ class Delivery(AlertCase):
         self.addCleanup(smtpd.stop)
         hook = Receiver().start()
         self.addCleanup(hook.stop)
+        # a report over the default max_policy_domains (100) is refused: allow 300
         s = Serve(self, ["--alert-webhook", hook.url, "--alert-email", "ops@reports.example",
-                         "--alert-smtp", "127.0.0.1:%d" % smtpd.port])
+                         "--alert-smtp", "127.0.0.1:%d" % smtpd.port,
+                         "--max-policy-domains", "300"])
         domains = ["d%03d.storm.example" % i for i in range(300)]
         # one batch: a hosting provider's report on 300 domains, one POST, one commit
         storm = report("Google LLC", "storm-1", yesterday(), domains[0], 70,
