@@ -82,7 +82,7 @@ static int take_arg(void *ctx, const char *arg)
 
 struct copy {
     struct store_report_row row; /* strings below are owned */
-    char *strings[16];
+    char *strings[20];
     size_t nstrings;
     unsigned char *raw;
     struct report r;
@@ -157,6 +157,9 @@ static int take_report(void *cls, const struct store_report_row *row)
     c->row.src.report_domain = keep(c, row->src.report_domain);
     c->row.src.report_submitter = keep(c, row->src.report_submitter);
     c->row.src.subject = keep(c, row->src.subject);
+    c->row.src.dkim_result = keep(c, row->src.dkim_result);
+    c->row.src.dkim_domain = keep(c, row->src.dkim_domain);
+    c->row.src.dkim_reason = keep(c, row->src.dkim_reason);
     c->blob.diagnostics = dup_or_null(row->diagnostics);
     c->raw = malloc(row->rawlen ? row->rawlen : 1);
     if (c->raw == NULL) {

@@ -34,6 +34,12 @@ struct store_source {
     const char *report_submitter;
     const char *subject;
     int64_t received_at; /* Unix seconds; 0: now */
+    /* A mail's DKIM verdict (dkim.h); dkim_result NULL: none (not mail, or dkim = off).
+     * Stored with reports, not with quarantine entries. */
+    const char *dkim_result; /* "pass", "fail", "none", "temperror" */
+    const char *dkim_domain; /* d= of the passing (or first) signature */
+    const char *dkim_reason; /* why it failed */
+    bool dkim_aligned;       /* dkim_domain covers the TLS-Report-Submitter and From domains */
 };
 
 struct store_options {
