@@ -182,7 +182,9 @@ static void print_result(struct ingest_run *run, const struct pending *p)
     fprintf(out, "%s: ", p->name);
     if (res->outcome == INGEST_UNREADABLE || res->outcome == INGEST_TEMPFAIL ||
         res->nreports == 0) {
-        fprintf(out, "%s: %s", ingest_outcome_name(res->outcome), res->reason);
+        fprintf(out, "%s: %s",
+                res->input_tempfail ? "temporary failure" : ingest_outcome_name(res->outcome),
+                res->reason);
     } else {
         for (size_t i = 0; i < res->nreports; i++) {
             if (i)

@@ -48,6 +48,8 @@ struct config {
     size_t max_message;         /* largest mail message read from a Maildir */
     char *public_url;           /* this collector's https rua URL (tlsrptd record) */
     char *report_mailbox;       /* this collector's rua mailbox (tlsrptd record) */
+    char *dkim;                 /* mailed reports: off | record | require (dkim.h) */
+    size_t dkim_timeout;        /* seconds the DKIM key lookups of one mail may take */
 };
 
 /* The file every command reads when no -c FILE is given (and it exists);
