@@ -156,6 +156,7 @@ static const char *const base_key[STORE_NDIMS] = {
     [STORE_BY_SENDING_IP] = "COALESCE(f.sending_mta_ip, '')",
     [STORE_BY_MX_HOST] = "COALESCE(f.receiving_mx_hostname, '')",
     [STORE_BY_POLICY_TYPE] = "p.policy_type",
+    [STORE_BY_DKIM] = "COALESCE(r.dkim_result, '')",
 };
 
 bool store_dim_failure_only(enum store_dim dim)

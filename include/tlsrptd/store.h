@@ -191,6 +191,7 @@ enum store_dim {
     STORE_BY_SENDING_IP,
     STORE_BY_MX_HOST,
     STORE_BY_POLICY_TYPE,
+    STORE_BY_DKIM, /* the DKIM verdict of mailed reports ("" for the rest) */
     STORE_NDIMS
 };
 /* A property of failure details (result type, sending IP, MX host): groups
