@@ -1,12 +1,12 @@
 /* dkim.c: DKIM verification of mailed reports (dkim.h), with libopendkim.
  *
  * libopendkim parses the signatures, canonicalizes header and body and checks
- * the hashes and the RSA or Ed25519 signatures. Two things it is told here:
- * where the keys come from (a key lookup callback that asks DNS through
- * dns.h, so every lookup is bounded by the message's time budget and a DNS
- * failure, a temperror, is told from a missing key, a fail) and which keys
- * serve TLS-RPT: libopendkim accepts keys for s=email or * only, RFC 8460 §3
- * wants s=tlsrpt or *, so the callback drops the s= tag of a key that serves
+ * the hashes and the signatures. Two things it is told here: where the keys
+ * come from (a key lookup callback that asks DNS through dns.h, so every
+ * lookup is bounded by the message's time budget and a DNS failure, a
+ * temperror, is told from a missing key, a fail) and which keys serve
+ * TLS-RPT: libopendkim accepts keys for s=email or * only, RFC 8460 §3 wants
+ * s=tlsrpt or *, so the callback drops the s= tag of a key that serves
  * TLS-RPT and refuses one that does not. Verifying is this file's whole job;
  * what a verdict leads to is decided by ingest.c. The only file that includes
  * libopendkim. */
