@@ -108,7 +108,8 @@ static void ingest_help(void)
     config_print_help(stdout);
     printf("\nExit status (sysexits.h, for MTAs): 0 all stored or duplicate; 65 an input is\n"
            "not an acceptable report; 74 an input could not be read; 75 the database is\n"
-           "unavailable (try again later); 64 usage; 78 the config file is unusable.\n"
+           "unavailable, or a DKIM key could not be looked up (dkim = require): try again\n"
+           "later; 64 usage; 78 the config file is unusable.\n"
            "The worst one wins.\n");
 }
 
