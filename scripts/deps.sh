@@ -2,17 +2,18 @@
 # scripts/deps.sh: install the Debian 12 packages tlsrptd needs.
 #   scripts/deps.sh build   compiler, CMake and the libraries (default); libidn2
 #                           names the A-label of a Unicode domain (tlsrptd record);
-#                           GnuTLS checks certificates; scdoc builds the man pages
+#                           GnuTLS checks certificates; scdoc builds the man pages;
 #                           libcurl (GnuTLS flavour) reads IMAP mailboxes and sends
-#                           alerts (webhooks, SMTP)
+#                           alerts (webhooks, SMTP); libopendkim verifies the DKIM
+#                           signatures of mailed reports
 #   scripts/deps.sh test    build + what the test suite uses (python3, clang
 #                           for libFuzzer, clang-format, valgrind, curl, openssl,
 #                           OpenSMTPD + swaks for the end-to-end mail test,
 #                           dnsmasq for tlsrptd record --check, promtool
 #                           (prometheus) and ip (iproute2) for the API tests,
 #                           debhelper, lintian, man-db and systemd for the
-#                           Debian package test;
-#                           Dovecot for the IMAP tests)
+#                           Debian package test; Dovecot for the IMAP tests;
+#                           python3-dkim signs the mails of the DKIM test)
 # Installs only what is missing; runs apt-get update at most once.
 set -euo pipefail
 
@@ -20,11 +21,15 @@ build_pkgs=(gcc cmake make pkg-config libmicrohttpd-dev libjansson-dev libgmime-
             libsqlite3-dev zlib1g-dev libidn2-dev libpq-dev libcurl4-gnutls-dev)
 # GnuTLS checks a certificate and key before a reload; scdoc builds the man pages
 build_pkgs+=(libgnutls28-dev scdoc)
+# libopendkim verifies the DKIM signatures of mailed reports
+build_pkgs+=(libopendkim-dev)
 test_pkgs=(python3 clang libclang-rt-14-dev clang-format valgrind curl openssl sqlite3
            opensmtpd swaks dnsmasq-base prometheus iproute2 dovecot-imapd)
 # the package test: build (debhelper, dpkg-dev), lintian, man -w (man-db),
 # systemd-analyze verify (systemd), setpriv (util-linux), adduser
 test_pkgs+=(debhelper dpkg-dev lintian man-db systemd util-linux adduser)
+# it_dkim signs report mails with dkimpy
+test_pkgs+=(python3-dkim)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

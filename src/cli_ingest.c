@@ -111,7 +111,8 @@ static void ingest_help(void)
     config_print_help(stdout);
     printf("\nExit status (sysexits.h, for MTAs): 0 all stored or duplicate; 65 an input is\n"
            "not an acceptable report; 74 an input could not be read; 75 the database is\n"
-           "unavailable (try again later); 64 usage; 78 the config file is unusable.\n"
+           "unavailable, or a DKIM key could not be looked up (dkim = require): try again\n"
+           "later; 64 usage; 78 the config file is unusable.\n"
            "The worst one wins.\n");
 }
 
@@ -185,7 +186,9 @@ static void print_result(struct ingest_run *run, const struct pending *p)
     fprintf(out, "%s: ", p->name);
     if (res->outcome == INGEST_UNREADABLE || res->outcome == INGEST_TEMPFAIL ||
         res->nreports == 0) {
-        fprintf(out, "%s: %s", ingest_outcome_name(res->outcome), res->reason);
+        fprintf(out, "%s: %s",
+                res->input_tempfail ? "temporary failure" : ingest_outcome_name(res->outcome),
+                res->reason);
     } else {
         for (size_t i = 0; i < res->nreports; i++) {
             if (i)

@@ -84,7 +84,7 @@ struct copy {
     struct store_report_row row; /* strings below are owned */
     struct store_added added;    /* the target's answer, at the batch's commit */
     struct diag_list diags;      /* the warning and note counts only */
-    char *strings[16];
+    char *strings[20];
     size_t nstrings;
     unsigned char *raw;
     struct report r;
@@ -159,6 +159,9 @@ static int take_report(void *cls, const struct store_report_row *row)
     c->row.src.report_domain = keep(c, row->src.report_domain);
     c->row.src.report_submitter = keep(c, row->src.report_submitter);
     c->row.src.subject = keep(c, row->src.subject);
+    c->row.src.dkim_result = keep(c, row->src.dkim_result);
+    c->row.src.dkim_domain = keep(c, row->src.dkim_domain);
+    c->row.src.dkim_reason = keep(c, row->src.dkim_reason);
     c->blob.diagnostics = dup_or_null(row->diagnostics);
     c->raw = malloc(row->rawlen ? row->rawlen : 1);
     if (c->raw == NULL) {

@@ -36,7 +36,7 @@ static void summary_help(void)
            "                       unless an offset is given), an RFC 3339 date-time, or a\n"
            "                       time ago (30d, 12h, 2w, 45m)\n"
            "  --by DIM             domain (default), day, result-type, reporter, sending-ip,\n"
-           "                       mx-host or policy-type\n"
+           "                       mx-host, policy-type or dkim\n"
            "  --top N              the N groups with the most failed sessions\n"
            "  --fill               with --by day: every day of the window, zeros included\n"
            "  --format FMT         table (default), json or csv\n"
@@ -177,7 +177,7 @@ static int take_summary(void *ctx, int flag, const char *v)
         if (!query_parse_by(v, &a->f.by))
             return cli_usage_error(cmd,
                                    "--by: '%s' is not domain, day, result-type, reporter, "
-                                   "sending-ip, mx-host or policy-type",
+                                   "sending-ip, mx-host, policy-type or dkim",
                                    v);
         return 0;
     case OPT_TOP:
@@ -286,6 +286,22 @@ static void print_source(const json_t *src)
     }
 }
 
+/* "pass, d=sender.example, aligned" / "fail, d=…, not aligned: body hash did not verify" */
+static void print_dkim(const json_t *d)
+{
+    if (!json_is_object(d)) {
+        printf("%-16s %s\n", "dkim", "(no verdict: not mail, or dkim = off)");
+        return;
+    }
+    const char *domain = json_string_value(json_object_get(d, "domain"));
+    const char *reason = json_string_value(json_object_get(d, "reason"));
+    printf("%-16s %s", "dkim", json_string_value(json_object_get(d, "result")));
+    if (domain)
+        printf(", d=%s, %s", domain,
+               json_is_true(json_object_get(d, "aligned")) ? "aligned" : "not aligned");
+    printf("%s%s\n", reason ? ": " : "", reason ? reason : "");
+}
+
 static const struct cli_flag show_flags[] = {{"format", true}, {NULL, false}};
 
 int cmd_show(int argc, char **argv)
@@ -339,6 +355,7 @@ int cmd_show(int argc, char **argv)
     printf("%-16s %s\n", "contact-info", contact ? contact : "(none)");
     printf("%-16s %s\n", "received", json_string_value(json_object_get(r, "received_at")));
     print_source(json_object_get(r, "source"));
+    print_dkim(json_object_get(r, "dkim"));
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(r, "diagnostics"), i, d)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tlsrptd/config.h"
+#include "tlsrptd/dkim.h"
 
 enum opt_type { OPT_STR, OPT_LIST, OPT_SIZE, OPT_UINT, OPT_BOOL };
 
@@ -185,6 +186,11 @@ static const struct opt opts[] = {
      "quarantine-spike: rejected inputs in an hour above which it alerts"},
     {"alert_digest", OPT_UINT, OFF(alert_digest), "3", 1, 100000,
      "more alerts than this due at once for one channel go as one digest"},
+    {"dkim", OPT_STR, OFF(dkim), "record", 0, 0,
+     "DKIM of mailed reports: off, record (store the verdict) or require (quarantine mail "
+     "without a passing signature)"},
+    {"dkim_timeout", OPT_UINT, OFF(dkim_timeout), "5", 1, 60,
+     "seconds the DKIM key lookups of one mail may take; a lookup that fails is temporary"},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)
@@ -408,6 +414,10 @@ tr_err config_finish(struct config *c, char *err)
     if (strcmp(c->log_format, "text") != 0 && strcmp(c->log_format, "json") != 0)
         return tr_fail(err, TR_ECONFIG, "log_format = %s: not text or json: write one of them",
                        c->log_format);
+    enum dkim_policy dkim;
+    if (!dkim_policy_parse(c->dkim, &dkim))
+        return tr_fail(err, TR_ECONFIG, "dkim = %s: not off, record or require: write one of them",
+                       c->dkim);
     if (c->path[0] != '/')
         return tr_fail(err, TR_ECONFIG, "path = %s: does not start with /: write it like /tlsrpt",
                        c->path);

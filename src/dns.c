@@ -100,6 +100,12 @@ static tr_err collect_txt(ns_msg *msg, struct dns_txt *out, char *err)
 tr_err dns_lookup_txt(const char *name, const struct dns_server *srv, int timeout_s,
                       struct dns_txt *out, enum dns_status *status, char *err)
 {
+    return dns_lookup_txt_tries(name, srv, 2, timeout_s, out, status, err);
+}
+
+tr_err dns_lookup_txt_tries(const char *name, const struct dns_server *srv, int tries,
+                            int timeout_s, struct dns_txt *out, enum dns_status *status, char *err)
+{
     memset(out, 0, sizeof *out);
     *status = DNS_ERROR;
     struct __res_state rs;
@@ -107,7 +113,7 @@ tr_err dns_lookup_txt(const char *name, const struct dns_server *srv, int timeou
     if (res_ninit(&rs) != 0)
         return tr_fail(err, TR_EIO, "cannot set up the resolver (/etc/resolv.conf)");
     rs.retrans = timeout_s;
-    rs.retry = 2;
+    rs.retry = tries > 0 ? tries : 1;
     rs.options |= RES_USE_EDNS0;
     if (srv->addr.sin_family == AF_INET) {
         rs.nscount = 1;
@@ -139,8 +145,8 @@ tr_err dns_lookup_txt(const char *name, const struct dns_server *srv, int timeou
         if (errno == ECONNREFUSED)
             tr_fail(err, TR_EIO, "%s: no DNS server at %s (connection refused)", name, srv->name);
         else
-            tr_fail(err, TR_EIO, "%s: no answer from %s (timed out after %d tries of %d s)", name,
-                    srv->name, rs.retry, timeout_s);
+            tr_fail(err, TR_EIO, "%s: no answer from %s (timed out after %d tr%s of %d s)", name,
+                    srv->name, rs.retry, rs.retry == 1 ? "y" : "ies", timeout_s);
         goto done;
     }
     ns_msg msg;

@@ -1329,6 +1329,12 @@ static tr_err settle_round(struct session *s, struct round *r, bool *tempfail, c
             break;
         case INGEST_SPOOLED: /* not for IMAP requests (not spoolable): as storage unavailable */
         case INGEST_TEMPFAIL:
+            if (m->wreq.res.input_tempfail) { /* this message only (a DKIM key lookup) */
+                tr_warn("imap %s: UID %" PRIu32 ": %s; left unseen and retried", s->mb->url, m->uid,
+                        m->wreq.res.reason);
+                deferred++;
+                break;
+            }
             if (!*tempfail)
                 tr_warn("imap %s: storage unavailable (%s); messages stay unseen in %s and are "
                         "retried",

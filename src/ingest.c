@@ -190,6 +190,10 @@ void ingest_limits_from_config(const struct config *cfg, bool http, struct inges
     lim->json.max_failure_details = cfg->max_failure_details;
     lim->json.max_policy_strings = cfg->max_policy_strings;
     lim->json.max_policy_domains = cfg->max_policy_domains;
+    lim->dkim.policy = DKIM_POLICY_RECORD;
+    if (cfg->dkim)
+        (void)dkim_policy_parse(cfg->dkim, &lim->dkim.policy); /* checked by config_finish */
+    lim->dkim.timeout = (unsigned)cfg->dkim_timeout;
 }
 
 /* ---- prepared jobs -------------------------------------------------------------------------- */
@@ -215,6 +219,8 @@ struct ingest_job {
     struct ingest_decoded dec;
     struct job_report *reports; /* dec.npayloads of them */
     int64_t requeue_of;         /* > 0: re-ingesting this quarantine entry */
+    struct dkim_verdict dkim;   /* a mail's; src.dkim_* point here */
+    bool temporary;             /* retry later: a DKIM key lookup failed under dkim = require */
 };
 
 static bool copy_source(struct ingest_job *job, const struct store_source *src)
@@ -407,6 +413,30 @@ static bool keep_own_policies(struct report *r, struct diag_list *diags,
     return kept > 0;
 }
 
+/* A mail's DKIM verdict joins its source. Under require, a mail without a
+ * passing signature can only be quarantined, and one whose key could not be
+ * looked up is tried again later. */
+static void verify_dkim(struct ingest_job *job, const struct dkim_config *cfg)
+{
+    struct dkim_verdict *v = &job->dkim;
+    dkim_verify_message(job->data, job->len, job->src.report_submitter, cfg, v);
+    job->src.dkim_result = dkim_result_name(v->result);
+    job->src.dkim_domain = v->domain[0] ? v->domain : NULL;
+    job->src.dkim_reason = v->reason[0] ? v->reason : NULL;
+    job->src.dkim_aligned = v->aligned;
+    if (cfg->policy != DKIM_POLICY_REQUIRE || v->result == DKIM_RESULT_PASS)
+        return;
+    if (v->result == DKIM_RESULT_TEMPERROR) {
+        job->temporary = true;
+        snprintf(job->reason, sizeof job->reason, "DKIM: %.230s", v->reason);
+        return;
+    }
+    job->rc = TR_EINVAL;
+    snprintf(job->reason, sizeof job->reason, "DKIM: no valid signature (%s: %.200s)",
+             dkim_result_name(v->result),
+             v->result == DKIM_RESULT_NONE ? "the message is not signed" : v->reason);
+}
+
 struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struct store_source *src,
                                   const struct ingest_limits *lim)
 {
@@ -469,6 +499,14 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
         }
     }
     trust_put(trust);
+    /* mail only (not a body POSTed over HTTP), and only when there is a
+     * report to vouch for: no DNS for what is quarantined anyway */
+    bool acceptable = false;
+    for (size_t i = 0; i < job->dec.npayloads; i++)
+        acceptable |= job->reports[i].rc == TR_OK;
+    if (job->dec.is_message && acceptable && lim->dkim.policy != DKIM_POLICY_OFF &&
+        !(job->src.kind && strcmp(job->src.kind, "http") == 0))
+        verify_dkim(job, &lim->dkim);
     return job;
 oom:
     ingest_job_free(job);
@@ -625,6 +663,8 @@ const void *ingest_job_input(const struct ingest_job *job, size_t *len,
 bool ingest_job_rejected(const struct ingest_job *job, const char **reason)
 {
     *reason = job->reason;
+    if (job->temporary)
+        return false;
     if (job->rc == TR_ENOMEM || job->rc == TR_EIO)
         return false;
     if (job->rc != TR_OK)
@@ -658,6 +698,11 @@ void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest
     memset(res, 0, sizeof *res);
     if (ig->failed) {
         ingest_result_tempfail(res, ig->failure);
+        return;
+    }
+    if (job->temporary) {
+        ingest_result_tempfail(res, job->reason);
+        res->input_tempfail = true;
         return;
     }
     if (job->rc != TR_OK) {
@@ -734,6 +779,7 @@ void ingest_input(struct ingest *ig, const void *data, size_t len, const struct 
 void ingest_result_tempfail(struct ingest_result *res, const char *why)
 {
     res->outcome = INGEST_TEMPFAIL;
+    res->input_tempfail = false;
     snprintf(res->reason, sizeof res->reason, "%s", why);
 }
 

@@ -507,6 +507,8 @@ static void settle(struct mdir *d, struct msg *m, struct maildir_stats *st, bool
         return;
     case INGEST_SPOOLED: /* not for Maildir requests: the file waits in new/ instead */
     case INGEST_TEMPFAIL:
+        if (res->input_tempfail) /* this message only (a DKIM key lookup): the rest go on */
+            tr_warn("maildir %s: %s: %s; left in new/ and retried", d->path, m->name, res->reason);
         st->deferred++;
         *deferred = true;
         return;
@@ -562,7 +564,8 @@ static void round_finish(struct round *r, struct maildir_stats *st, bool *deferr
         struct msg *m = &r->msgs[i];
         bool was = *deferred;
         settle(r->d, m, st, deferred);
-        if (!was && *deferred && m->wreq.res.outcome == INGEST_TEMPFAIL)
+        if (!was && *deferred && m->wreq.res.outcome == INGEST_TEMPFAIL &&
+            !m->wreq.res.input_tempfail)
             snprintf(tempfail_reason, TR_ERRLEN, "%s", m->wreq.res.reason);
         ingest_job_free(m->wreq.job);
         ingest_result_free(&m->wreq.res);

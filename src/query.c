@@ -28,6 +28,7 @@ static const struct {
     [QUERY_BY_SENDING_IP] = {"sending-ip", "sending_ip"},
     [QUERY_BY_MX_HOST] = {"mx-host", "mx_host"},
     [QUERY_BY_POLICY_TYPE] = {"policy-type", "policy_type"},
+    [QUERY_BY_DKIM] = {"dkim", "dkim"},
 };
 #define NDIMS (sizeof dims / sizeof *dims)
 
@@ -219,6 +220,7 @@ static int on_group(void *cls, const struct store_group *row)
     bool none =
         row->key[0] == 0 && f->by != QUERY_BY_DAY &&
         (f->by == QUERY_BY_DOMAIN || f->by == QUERY_BY_SENDING_IP || f->by == QUERY_BY_MX_HOST);
+    none = none || (row->key[0] == 0 && f->by == QUERY_BY_DKIM); /* not mail: no verdict */
     json_t *k = f->by == QUERY_BY_DAY ? day_name(row->day)
                 : none                ? json_null()
                                       : json_string(row->key);
@@ -417,6 +419,19 @@ static json_t *source_json(const struct store_source *s)
     return src;
 }
 
+/* A mailed report's DKIM verdict: {"result", "domain", "aligned"} and, when it
+ * did not pass, "reason"; null when there is none (not mail, or dkim = off). */
+static json_t *dkim_json(const struct store_source *s)
+{
+    if (s->dkim_result == NULL)
+        return json_null();
+    json_t *d = json_pack("{s:o, s:o, s:b}", "result", str_or_null(s->dkim_result), "domain",
+                          str_or_null(s->dkim_domain), "aligned", s->dkim_aligned);
+    if (d && s->dkim_reason)
+        json_object_set_new(d, "reason", str_or_null(s->dkim_reason));
+    return d ? d : json_null();
+}
+
 static json_t *report_base(const struct store_report_row *r)
 {
     char received[32];
@@ -430,9 +445,18 @@ static json_t *report_base(const struct store_report_row *r)
                      "failed_sessions", (json_int_t)r->failed, "source", source_json(&r->src));
 }
 
+/* What listings and one report show of every report: the base and "dkim". */
+static json_t *report_json(const struct store_report_row *r)
+{
+    json_t *out = report_base(r);
+    if (out)
+        json_object_set_new(out, "dkim", dkim_json(&r->src));
+    return out;
+}
+
 static int on_listed(void *cls, const struct store_report_row *r)
 {
-    json_t *item = report_base(r);
+    json_t *item = report_json(r);
     json_t *domains = r->policy_domains ? json_loads(r->policy_domains, 0, NULL) : NULL;
     json_object_set_new(item, "policy_domains", domains ? domains : json_array());
     json_array_append_new(cls, item);
@@ -489,7 +513,7 @@ static int on_one(void *cls, const struct store_report_row *r)
     snprintf(o->ids + used, sizeof o->ids - used, "%s%lld", used ? ", " : "", (long long)r->id);
     if (o->out)
         return 0;
-    o->out = report_base(r);
+    o->out = report_json(r);
     json_t *diags = r->diagnostics ? json_loads(r->diagnostics, 0, NULL) : NULL;
     json_object_set_new(o->out, "contact_info", str_or_null(r->contact_info));
     json_object_set_new(o->out, "diagnostics", diags ? diags : json_array());

@@ -115,6 +115,8 @@ void render_summary_table(const json_t *summary, FILE *out)
     const char *field = query_by_field(which);
     const json_t *groups = json_object_get(summary, "groups");
     const char *none = which == QUERY_BY_DOMAIN ? "(none)" : "(unknown)";
+    if (which == QUERY_BY_DKIM)
+        none = "(no verdict)"; /* not mail, or dkim = off */
     char head[64];
     size_t k = 0;
     for (const char *p = field; *p && k < sizeof head - 1; p++)

@@ -757,13 +757,14 @@ static const char sql_report_insert[] =
     "INSERT INTO reports (organization_name, report_id, start_time, end_time, "
     "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
     "source_client, source_message_id, source_report_domain, source_submitter, "
-    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size) "
+    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size, "
+    "dkim_result, dkim_domain, dkim_aligned, dkim_reason) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-    "?18, ?19, ?20, ?21) "
+    "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
     "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING RETURNING id";
 static const char sql_report_find[] = "SELECT id FROM reports WHERE organization_name = ?1 AND "
                                       "report_id = ?2 AND start_time = ?3 AND end_time = ?4";
-#define REPORT_ARGS 21
+#define REPORT_ARGS 25
 
 /* The reports row of r as the INSERT's arguments; false when r and blob
  * disagree. */
@@ -785,7 +786,11 @@ static bool report_args(struct sql_arg a[REPORT_ARGS], const struct report *r,
     *rest++ = sql_text(blob->diagnostics);
     *rest++ = sql_text(blob->encoding);
     *rest++ = sql_blob(blob->len ? blob->data : "", blob->len);
-    *rest = sql_int((int64_t)blob->json_size);
+    *rest++ = sql_int((int64_t)blob->json_size);
+    *rest++ = sql_text(src->dkim_result);
+    *rest++ = sql_text(src->dkim_result ? src->dkim_domain : NULL);
+    *rest++ = src->dkim_result ? sql_int(src->dkim_aligned) : sql_text(NULL);
+    *rest = sql_text(src->dkim_result ? src->dkim_reason : NULL);
     return true;
 }
 

@@ -35,10 +35,15 @@
 /* pg_advisory_lock key of schema migrations ("tlsrptd" in ASCII) */
 #define MIGRATION_LOCK "7631734839301223524"
 
+/* The arguments of sql_add_report: the reports row's (store.c's REPORT_ARGS),
+ * then the JSON of the policies and of their failure details. */
+#define ROW_ARGS 25
+#define ADD_ARGS (ROW_ARGS + 2)
+
 /* A report queued for the next flush (store_queue_report). */
 struct pg_queued {
-    struct sql_arg args[23]; /* the row's 21, then the policies' and details' JSON */
-    char *pj, *fj;           /* owned */
+    struct sql_arg args[ADD_ARGS];
+    char *pj, *fj; /* owned */
     int64_t *id;
     bool *duplicate;
 };
@@ -631,18 +636,19 @@ static const char sql_add_report[] =
     "WITH r AS (INSERT INTO reports (organization_name, report_id, start_time, end_time, "
     "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
     "source_client, source_message_id, source_report_domain, source_submitter, "
-    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size) "
+    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size, "
+    "dkim_result, dkim_domain, dkim_aligned, dkim_reason) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-    "?19, ?20, ?21) ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING "
-    "RETURNING id), "
+    "?19, ?20, ?21, ?22, ?23, ?24, ?25) ON CONFLICT (organization_name, report_id, start_time, "
+    "end_time) DO NOTHING RETURNING id), "
     "p AS (INSERT INTO policies (report, idx, policy_type, policy_domain, policy_strings, "
     "mx_hosts, successful_sessions, failed_sessions) SELECT r.id, x.i, x.t, x.d, x.s, x.m, x.ok, "
-    "x.bad FROM r, json_to_recordset(?22::json) AS x(i int, t text, d text, s text, m text, "
+    "x.bad FROM r, json_to_recordset(?26::json) AS x(i int, t text, d text, s text, m text, "
     "ok bigint, bad bigint) RETURNING id, idx), "
     "f AS (INSERT INTO failure_details (policy, result_type, sending_mta_ip, "
     "receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_session_count, "
     "additional_information, failure_reason_code) SELECT p.id, y.rt, y.sip, y.mxh, y.helo, "
-    "y.rip, y.n, y.info, y.code FROM p JOIN json_to_recordset(?23::json) AS y(i int, rt text, "
+    "y.rip, y.n, y.info, y.code FROM p JOIN json_to_recordset(?27::json) AS y(i int, rt text, "
     "sip text, mxh text, helo text, rip text, n bigint, info text, code text) ON y.i = p.idx) "
     "SELECT id, 1 FROM r UNION ALL SELECT id, 0 FROM reports WHERE organization_name = ?1 AND "
     "report_id = ?2 AND start_time = ?3 AND end_time = ?4 AND NOT EXISTS (SELECT 1 FROM r)";
@@ -704,19 +710,19 @@ static tr_err pg_add_report(void *h, const struct sql_arg *row, size_t nrow, con
 {
     struct pg_conn *c = h;
     char *pj = NULL, *fj = NULL;
-    struct sql_arg args[23];
+    struct sql_arg args[ADD_ARGS];
     tr_err rc;
-    if (nrow != 21)
-        return tr_fail(err, TR_EINVAL, "a report row has 21 columns");
+    if (nrow != ROW_ARGS)
+        return tr_fail(err, TR_EINVAL, "a report row has %d columns", ROW_ARGS);
     if (!detail_json(r, blob, &pj, &fj)) {
         rc = tr_fail(err, TR_ENOMEM, "out of memory");
         goto done;
     }
     memcpy(args, row, nrow * sizeof *args);
-    args[21] = sql_text(pj);
-    args[22] = sql_text(fj);
+    args[ROW_ARGS] = sql_text(pj);
+    args[ROW_ARGS + 1] = sql_text(fj);
     struct added a = {0, -1};
-    rc = pg_exec(c, STMT_PG_ADD_REPORT, sql_add_report, args, 23, take_added, &a, NULL, err);
+    rc = pg_exec(c, STMT_PG_ADD_REPORT, sql_add_report, args, ADD_ARGS, take_added, &a, NULL, err);
     if (rc == TR_OK && a.stored < 0) {
         /* another collector stored it a moment ago: our statement's snapshot
          * began before that commit, a new one sees it */
@@ -742,8 +748,8 @@ static tr_err pg_queue_report(void *h, const struct sql_arg *row, size_t nrow,
                               bool *duplicate, char *err)
 {
     struct pg_conn *c = h;
-    if (nrow != 21)
-        return tr_fail(err, TR_EINVAL, "a report row has 21 columns");
+    if (nrow != ROW_ARGS)
+        return tr_fail(err, TR_EINVAL, "a report row has %d columns", ROW_ARGS);
     if (c->nqueued == c->qcap) {
         size_t cap = c->qcap ? 2 * c->qcap : 64;
         struct pg_queued *q = realloc(c->queue, cap * sizeof *q);
@@ -760,8 +766,8 @@ static tr_err pg_queue_report(void *h, const struct sql_arg *row, size_t nrow,
         return tr_fail(err, TR_ENOMEM, "out of memory");
     }
     memcpy(q->args, row, nrow * sizeof *row);
-    q->args[21] = sql_text(q->pj);
-    q->args[22] = sql_text(q->fj);
+    q->args[ROW_ARGS] = sql_text(q->pj);
+    q->args[ROW_ARGS + 1] = sql_text(q->fj);
     q->id = id;
     q->duplicate = duplicate;
     c->nqueued++;
@@ -779,11 +785,11 @@ static tr_err flush_chunk(struct pg_conn *c, struct pg_queued *queue, size_t n, 
         return pg_fail(c, NULL, err, "entering pipeline mode");
     for (size_t i = 0; i < n && rc == TR_OK; i++) {
         struct pg_params p;
-        if (!params_make(&p, queue[i].args, 23))
+        if (!params_make(&p, queue[i].args, ADD_ARGS))
             rc = tr_fail(err, TR_ENOMEM, "out of memory");
-        else if (!PQsendQueryPrepared(c->conn, name, 23, p.values, p.lengths, p.formats, 0))
+        else if (!PQsendQueryPrepared(c->conn, name, ADD_ARGS, p.values, p.lengths, p.formats, 0))
             rc = pg_fail(c, NULL, err, "sending a report");
-        params_free(&p, 23);
+        params_free(&p, ADD_ARGS);
     }
     if (!PQpipelineSync(c->conn) && rc == TR_OK)
         rc = pg_fail(c, NULL, err, "sending a pipeline");
@@ -829,10 +835,10 @@ static tr_err pg_flush_reports(void *h, char *err)
     tr_err rc = TR_OK;
     if (c->nqueued && !c->prepared[STMT_PG_ADD_REPORT]) {
         struct pg_params p;
-        rc = params_make(&p, c->queue[0].args, 23)
-                 ? prepare_once(c, STMT_PG_ADD_REPORT, sql_add_report, &p, 23, err)
+        rc = params_make(&p, c->queue[0].args, ADD_ARGS)
+                 ? prepare_once(c, STMT_PG_ADD_REPORT, sql_add_report, &p, ADD_ARGS, err)
                  : tr_fail(err, TR_ENOMEM, "out of memory");
-        params_free(&p, 23);
+        params_free(&p, ADD_ARGS);
     }
     for (size_t i = 0; i < c->nqueued && rc == TR_OK; i += PIPELINE_CHUNK)
         rc = flush_chunk(c, c->queue + i,

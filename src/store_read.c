@@ -283,6 +283,7 @@ static const char *const base_key[STORE_NDIMS] = {
     [STORE_BY_SENDING_IP] = "COALESCE(f.sending_mta_ip, '')",
     [STORE_BY_MX_HOST] = "COALESCE(f.receiving_mx_hostname, '')",
     [STORE_BY_POLICY_TYPE] = "p.policy_type",
+    [STORE_BY_DKIM] = "COALESCE(r.dkim_result, '')",
 };
 
 bool store_dim_failure_only(enum store_dim dim)
@@ -626,10 +627,11 @@ tr_err store_summary_totals(struct store *st, const struct store_filter *in, str
 
 /* ---- reports -------------------------------------------------------------------------------- */
 
-/* the source columns, in the order of struct store_source */
+/* the source columns, in the order of struct store_source, then the DKIM verdict */
 #define SOURCE_COLS                                                                                \
     "r.source_kind, r.source_name, r.source_client, r.source_message_id, "                         \
-    "r.source_report_domain, r.source_submitter, r.source_subject"
+    "r.source_report_domain, r.source_submitter, r.source_subject, r.dkim_result, "                \
+    "r.dkim_domain, r.dkim_reason, r.dkim_aligned"
 
 static void read_source(struct sql_row *row, int col, struct store_source *src)
 {
@@ -640,6 +642,10 @@ static void read_source(struct sql_row *row, int col, struct store_source *src)
     src->report_domain = sql_col_text(row, col + 4);
     src->report_submitter = sql_col_text(row, col + 5);
     src->subject = sql_col_text(row, col + 6);
+    src->dkim_result = sql_col_text(row, col + 7);
+    src->dkim_domain = sql_col_text(row, col + 8);
+    src->dkim_reason = sql_col_text(row, col + 9);
+    src->dkim_aligned = !sql_null(row, col + 10) && sql_col_int(row, col + 10) != 0;
 }
 
 static int64_t int_or_zero(struct sql_row *row, int col)
@@ -647,7 +653,7 @@ static int64_t int_or_zero(struct sql_row *row, int col)
     return sql_null(row, col) ? 0 : sql_col_int(row, col);
 }
 
-/* the columns every report row starts with (0..10), then the source (11..17) */
+/* the columns every report row starts with (0..10), then the source (11..21) */
 #define REPORT_COLS                                                                                \
     "r.id, r.organization_name, r.report_id, r.start_datetime, r.end_datetime, "                   \
     "r.contact_info, r.start_time, r.end_time, r.received_at, r.warning_count, "                   \
@@ -674,7 +680,7 @@ static void read_report(struct sql_row *row, struct store_report_row *r)
 struct reports_ctx {
     store_report_fn fn;
     void *cls;
-    bool full; /* raw, diagnostics (18..23) or listing sums (18..20) and hidden policies (21) */
+    bool full; /* raw, diagnostics (22..27) or listing sums (22..24) and hidden policies (25) */
     const struct store_scope *scope; /* a tenant's view (NULL: everything) */
 };
 
@@ -696,19 +702,19 @@ static int report_row(void *cls, struct sql_row *row)
     struct store_report_row r;
     read_report(row, &r);
     if (!c->full) {
-        r.successful = int_or_zero(row, 18);
-        r.failed = int_or_zero(row, 19);
-        r.policy_domains = sql_col_text(row, 20);
-        if (c->scope && int_or_zero(row, 21) > 0)
+        r.successful = int_or_zero(row, 22);
+        r.failed = int_or_zero(row, 23);
+        r.policy_domains = sql_col_text(row, 24);
+        if (c->scope && int_or_zero(row, 25) > 0)
             redact_source(&r.src);
         return c->fn(c->cls, &r);
     }
-    r.diagnostics = sql_col_text(row, 18);
-    r.raw_encoding = sql_col_text(row, 19);
-    r.raw = sql_col_blob(row, 20, &r.rawlen);
-    r.raw_size = sql_col_int(row, 21);
-    r.successful = int_or_zero(row, 22);
-    r.failed = int_or_zero(row, 23);
+    r.diagnostics = sql_col_text(row, 22);
+    r.raw_encoding = sql_col_text(row, 23);
+    r.raw = sql_col_blob(row, 24, &r.rawlen);
+    r.raw_size = sql_col_int(row, 25);
+    r.successful = int_or_zero(row, 26);
+    r.failed = int_or_zero(row, 27);
     if (c->scope == NULL)
         return c->fn(c->cls, &r);
     /* a tenant's view: the raw JSON and the diagnostics without the hidden policies */

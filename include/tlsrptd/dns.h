@@ -41,6 +41,9 @@ tr_err dns_server_parse(const char *s, struct dns_server *out, char *err);
  * possibly nothing), TR_EIO otherwise, with err saying why. */
 tr_err dns_lookup_txt(const char *name, const struct dns_server *srv, int timeout_s,
                       struct dns_txt *out, enum dns_status *status, char *err);
+/* The same with tries tries (at least 1) of timeout_s seconds each. */
+tr_err dns_lookup_txt_tries(const char *name, const struct dns_server *srv, int tries,
+                            int timeout_s, struct dns_txt *out, enum dns_status *status, char *err);
 void dns_txt_free(struct dns_txt *t);
 
 #endif

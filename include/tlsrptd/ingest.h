@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "tlsrptd/buf.h"
 #include "tlsrptd/jsonscan.h"
+#include "tlsrptd/dkim.h"
 #include "tlsrptd/mime.h"
 #include "tlsrptd/report.h"
 #include "tlsrptd/store.h"
@@ -33,11 +34,12 @@ struct ingest_limits {
     size_t max_depth;    /* JSON nesting */
     struct mime_limits mime;
     struct jsonscan_limits json; /* counts and lengths of the JSON; zeros: the defaults */
+    struct dkim_config dkim; /* verifying mailed reports (not a limit: it travels with them) */
 };
 #define INGEST_DEFAULT_LIMITS                                                                      \
     {                                                                                              \
         (size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS,         \
-            JSONSCAN_DEFAULT_LIMITS                                                                \
+            JSONSCAN_DEFAULT_LIMITS, {DKIM_POLICY_OFF, 0}                                          \
     }
 
 struct config;
@@ -66,6 +68,8 @@ struct ingest_result {
     size_t nreports;
     int64_t quarantine_id;  /* > 0 when (part of) the input was quarantined */
     char reason[TR_ERRLEN]; /* input-level reason (no report part, too large, ...) */
+    bool input_tempfail;    /* INGEST_TEMPFAIL of this input alone, storage is fine: a DKIM
+                               key lookup failed under dkim = require */
 };
 
 /* A decoded input, for callers that do not store (validate) and for ingest itself. */
@@ -104,7 +108,12 @@ tr_err ingest_inflate(const void *in, size_t len, struct buf *out, const struct 
 struct ingest_job;
 
 /* Prepare data[0..len). With take, the job owns data (malloc'd) and frees it;
- * otherwise data is copied. src is copied. NULL only when out of memory. */
+ * otherwise data is copied. src is copied. NULL only when out of memory.
+ * A mail that holds an acceptable report and did not come over HTTP is DKIM
+ * verified as lim->dkim says (this may wait for DNS, up to its timeout); the
+ * verdict joins the job's source (dkim_result...), and under dkim = require a
+ * mail without a passing signature can only be quarantined, one whose key
+ * lookup failed is a temporary failure (input_tempfail). */
 struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struct store_source *src,
                                   const struct ingest_limits *lim);
 /* A job for an input that could not be read: e is TR_ETOOBIG (rejected and

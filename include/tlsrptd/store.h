@@ -34,6 +34,12 @@ struct store_source {
     const char *report_submitter;
     const char *subject;
     int64_t received_at; /* Unix seconds; 0: now */
+    /* A mail's DKIM verdict (dkim.h); dkim_result NULL: none (not mail, or dkim = off).
+     * Stored with reports, not with quarantine entries. */
+    const char *dkim_result; /* "pass", "fail", "none", "temperror" */
+    const char *dkim_domain; /* d= of the passing (or first) signature */
+    const char *dkim_reason; /* why it failed */
+    bool dkim_aligned;       /* dkim_domain covers the TLS-Report-Submitter and From domains */
 };
 
 struct store_options {
@@ -202,6 +208,7 @@ enum store_dim {
     STORE_BY_SENDING_IP,
     STORE_BY_MX_HOST,
     STORE_BY_POLICY_TYPE,
+    STORE_BY_DKIM, /* the DKIM verdict of mailed reports ("" for the rest) */
     STORE_NDIMS
 };
 /* A property of failure details (result type, sending IP, MX host): groups

@@ -41,8 +41,11 @@ static size_t touch_message(const struct mime_message *m)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const struct mime_limits mlim = {FUZZ_MIME_MAX, 64, 8, 8};
-    const struct ingest_limits ilim = {FUZZ_MIME_MAX, FUZZ_MIME_MAX, REPORT_DEFAULT_MAX_DEPTH, mlim,
-                                       JSONSCAN_DEFAULT_LIMITS};
+    const struct ingest_limits ilim = {.max_input = FUZZ_MIME_MAX,
+                                       .max_inflated = FUZZ_MIME_MAX,
+                                       .max_depth = REPORT_DEFAULT_MAX_DEPTH,
+                                       .mime = mlim,
+                                       .json = JSONSCAN_DEFAULT_LIMITS};
     char err[TR_ERRLEN] = "";
 
     if (size > FUZZ_MIME_MAX)
