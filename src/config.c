@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tlsrptd/config.h"
+#include "tlsrptd/dns.h"
 
 enum opt_type { OPT_STR, OPT_LIST, OPT_SIZE, OPT_UINT, OPT_BOOL };
 
@@ -78,6 +79,9 @@ static const struct opt opts[] = {
      "https URL senders POST reports to (rua=https:...; tlsrptd record)"},
     {"report_mailbox", OPT_STR, OFF(report_mailbox), NULL, 0, 0,
      "address reports are mailed to (rua=mailto:...; tlsrptd record)"},
+    {"dns", OPT_STR, OFF(dns), NULL, 0, 0,
+     "DNS server (IPv4 HOST:PORT) that record --check and the console's check ask "
+     "(default: the system resolver)"},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)
@@ -286,6 +290,9 @@ tr_err config_finish(struct config *c, char *err)
     size_t pl = strlen(c->path);
     if (pl > 1 && c->path[pl - 1] == '/')
         c->path[pl - 1] = 0;
+    struct dns_server srv;
+    if (c->dns && dns_server_parse(c->dns, &srv, err) != TR_OK)
+        return TR_EUSAGE;
     return TR_OK;
 }
 

@@ -43,6 +43,7 @@ struct config {
     size_t max_message;         /* largest mail message read from a Maildir */
     char *public_url;           /* this collector's https rua URL (tlsrptd record) */
     char *report_mailbox;       /* this collector's rua mailbox (tlsrptd record) */
+    char *dns;                  /* DNS server of record checks; NULL: the system resolver */
 };
 
 /* Defaults of every option. */

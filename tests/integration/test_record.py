@@ -484,6 +484,21 @@ class Check(T.TlsrptdTestCase):
                      "127.0.0.1:%d" % self.port, "--public-url", HERE_URL)
         self.assertExit(res, T.EX_DATAERR)
 
+    def test_dns_from_config(self):
+        """The config key dns (shared with serve's console) names the server; --dns wins."""
+        conf = self.write("tlsrptd.conf", "public_url = %s\ndns = 127.0.0.1:%d\n" %
+                          (HERE_URL, self.port))
+        res = record("--check", "-c", conf, "--domain", "here.example")
+        self.assertExit(res, 0)
+        self.assertIn("ok: rua reaches this collector", res.out)
+        res = record("--check", "-c", conf, "--domain", "here.example", "--dns",
+                     "127.0.0.1:%d" % _free_udp_port(), "--dns-timeout", "1")
+        self.assertExit(res, EX_TEMPFAIL)
+        bad = self.write("bad.conf", "dns = localhost:53\n")
+        res = record("--check", "-c", bad, "--domain", "here.example")
+        self.assertExit(res, T.EX_USAGE)
+        self.assertIn("--dns 'localhost:53'", res.err)
+
     def expect(self, domain, code, *texts, extra=()):
         """--check DOMAIN exits code and prints each of texts."""
         res = self.check(domain, *extra)
