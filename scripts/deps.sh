@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # scripts/deps.sh: install the Debian 12 packages tlsrptd needs.
 #   scripts/deps.sh build   compiler, CMake and the libraries (default); libidn2
-#                           names the A-label of a Unicode domain (tlsrptd record)
+#                           names the A-label of a Unicode domain (tlsrptd record);
+#                           libjs-chart.js is the Chart.js compiled into the console
 #   scripts/deps.sh test    build + what the test suite uses (python3, clang
 #                           for libFuzzer, clang-format, valgrind, curl, openssl,
 #                           OpenSMTPD + swaks for the end-to-end mail test,
 #                           dnsmasq for tlsrptd record --check, promtool
-#                           (prometheus) and ip (iproute2) for the API tests)
+#                           (prometheus) and ip (iproute2) for the API tests,
+#                           chromium, chromium-driver and python3-selenium for
+#                           the console's browser test)
 # Installs only what is missing; runs apt-get update at most once.
 set -euo pipefail
 
 build_pkgs=(gcc cmake make pkg-config libmicrohttpd-dev libjansson-dev libgmime-3.0-dev
-            libsqlite3-dev zlib1g-dev libidn2-dev)
+            libsqlite3-dev zlib1g-dev libidn2-dev libjs-chart.js)
 test_pkgs=(python3 clang libclang-rt-14-dev clang-format valgrind curl openssl sqlite3
-           opensmtpd swaks dnsmasq-base prometheus iproute2)
+           opensmtpd swaks dnsmasq-base prometheus iproute2 chromium chromium-driver
+           python3-selenium)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

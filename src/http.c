@@ -1,7 +1,8 @@
 /* http.c: the https rua endpoint (libmicrohttpd + GnuTLS), DESIGN.md §4.
  *
  * Routes: POST {path} and {path}/anything (reports), GET /healthz, GET
- * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c). A report
+ * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c), GET
+ * /api/v1/record... (api_record.c), GET / and /console/... (console.c). A report
  * request is checked on its first call (method, rate, length, media type),
  * its body collected up to max_body, and on the last call gunzipped (when
  * Content-Encoding says so), prepared (decoded and validated, on this thread)
@@ -25,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "tlsrptd/api.h"
+#include "tlsrptd/api_record.h"
+#include "tlsrptd/console.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/http.h"
 #include "tlsrptd/log.h"
@@ -85,6 +88,7 @@ enum route {
     ROUTE_API_REPORTS,
     ROUTE_API_OTHER,
     ROUTE_METRICS,
+    ROUTE_CONSOLE,
     ROUTE_OTHER
 };
 enum phase { PHASE_UPLOAD, PHASE_WAITING, PHASE_ANSWERED };
@@ -533,14 +537,16 @@ static enum MHD_Result answer_read(struct request *rq, const char *method)
         return send_error(rq, denied, denied == 401 ? "unauthorized" : "forbidden", why, 0);
     if (rq->route == ROUTE_METRICS)
         return send_metrics(rq);
-    if (rq->route == ROUTE_API_OTHER)
-        return send_error(rq, MHD_HTTP_NOT_FOUND, "not found",
-                          "the API has /api/v1/summary and /api/v1/reports", 0);
     struct api_args args = {0};
     MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
     json_t *body = NULL;
     unsigned status = rq->route == ROUTE_API_SUMMARY ? api_summary(rq->hs->api, &args, &body)
-                                                     : api_reports(rq->hs->api, &args, &body);
+                      : rq->route == ROUTE_API_REPORTS
+                          ? api_reports(rq->hs->api, &args, &body)
+                          : api_record(rq->hs->cfg, rq->path, &args, &body);
+    if (status == 0)
+        return send_error(rq, MHD_HTTP_NOT_FOUND, "not found",
+                          "the API has /api/v1/summary and /api/v1/reports", 0);
     if (status != MHD_HTTP_OK) {
         snprintf(rq->outcome, sizeof rq->outcome, "%s",
                  json_string_value(json_object_get(body, "detail"))
@@ -550,6 +556,30 @@ static enum MHD_Result answer_read(struct request *rq, const char *method)
     }
     snprintf(rq->outcome, sizeof rq->outcome, "ok");
     return send_json(rq, status, body, 0);
+}
+
+/* The web console's pages and assets: what console.c says, sent as it says. */
+static enum MHD_Result send_console(struct request *rq, const char *url)
+{
+    struct console_reply cr;
+    console_answer(
+        rq->method, url,
+        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
+        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING),
+        &cr);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        cr.len, (void *)(uintptr_t)cr.body, MHD_RESPMEM_PERSISTENT); /* static assets */
+    if (resp == NULL)
+        return MHD_NO;
+    for (size_t i = 0; i < cr.nheaders; i++)
+        MHD_add_response_header(resp, cr.header[i][0], cr.header[i][1]);
+    snprintf(rq->outcome, sizeof rq->outcome, "console %zu bytes%s", cr.len,
+             cr.gzip ? " gzip" : "");
+    rq->status = cr.status;
+    rq->phase = PHASE_ANSWERED;
+    enum MHD_Result r = MHD_queue_response(rq->conn, cr.status, resp);
+    MHD_destroy_response(resp);
+    return r;
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
@@ -569,6 +599,8 @@ static enum route route_of(const struct http_server *hs, const char *url)
         return ROUTE_API_REPORTS;
     if (strncmp(url, "/api/", 5) == 0)
         return ROUTE_API_OTHER;
+    if (console_path(url))
+        return ROUTE_CONSOLE;
     return ROUTE_OTHER;
 }
 
@@ -607,6 +639,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         case ROUTE_API_OTHER:
         case ROUTE_METRICS:
             return answer_read(rq, method);
+        case ROUTE_CONSOLE:
+            return send_console(rq, url);
         default:
             return send_error(rq, MHD_HTTP_NOT_FOUND, "not found", NULL, 0);
         }
