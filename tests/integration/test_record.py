@@ -10,9 +10,7 @@ answers. dnsmasq missing is a failure, not a skip (CI installs it)."""
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -341,12 +339,7 @@ class Parse(T.TlsrptdTestCase):
         self.assertIn("  rua: https://collector.example/tlsrpt/a%2Cb\n", res.out)
 
 
-def _free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+_free_udp_port = T.free_udp_port
 
 
 class FakeDns:
@@ -407,54 +400,20 @@ class Check(T.TlsrptdTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        exe = shutil.which("dnsmasq") or next(
-            (p for p in ("/usr/sbin/dnsmasq", "/sbin/dnsmasq") if os.path.exists(p)), None)
-        if exe is None:
-            raise RuntimeError("dnsmasq is missing: apt-get install dnsmasq-base "
-                               "(scripts/deps.sh test)")
         cls.ctmp = tempfile.mkdtemp(prefix="tlsrptd-it-dns-")
-        args = [exe, "--no-daemon", "--listen-address=127.0.0.1", "--bind-interfaces",
-                "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--local=/example/",
-                "--pid-file=", "--host-record=_smtp._tls.nodata.example,127.0.0.9"]
-        for name, strings in cls.TXT:
-            args.append("--txt-record=%s,%s" % (name, ",".join(strings)))
-        for attempt in range(5):  # the port is picked free, but another process may take it
-            cls.port = _free_udp_port()
-            log = open(os.path.join(cls.ctmp, "dnsmasq.log"), "wb")
-            cls.dnsmasq = subprocess.Popen(args + ["--port=%d" % cls.port], stdout=log,
-                                           stderr=subprocess.STDOUT)
-            log.close()
-            if cls._ready():
-                return
-            cls.dnsmasq.kill()
-            cls.dnsmasq.wait()
-        with open(os.path.join(cls.ctmp, "dnsmasq.log")) as f:
-            raise RuntimeError("dnsmasq did not start: " + f.read())
+        cls.dns = T.Dnsmasq(cls.ctmp, cls.TXT, cls._ready,
+                            ["--host-record=_smtp._tls.nodata.example,127.0.0.9"])
+        cls.port = cls.dns.port
 
-    @classmethod
-    def _ready(cls):
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if cls.dnsmasq.poll() is not None:
-                return False
-            try:
-                res = T.run(["record", "--check", "--domain", "here.example", "--dns",
-                             "127.0.0.1:%d" % cls.port, "--dns-timeout", "1", "--rua", HERE_URL])
-                if res.rc == 0:
-                    return True
-            except AssertionError:
-                pass
-            time.sleep(0.1)
-        return False
+    @staticmethod
+    def _ready(port):
+        res = T.run(["record", "--check", "--domain", "here.example", "--dns",
+                     "127.0.0.1:%d" % port, "--dns-timeout", "1", "--rua", HERE_URL])
+        return res.rc == 0
 
     @classmethod
     def tearDownClass(cls):
-        cls.dnsmasq.send_signal(signal.SIGTERM)
-        try:
-            cls.dnsmasq.wait(10)
-        except subprocess.TimeoutExpired:
-            cls.dnsmasq.kill()
-            cls.dnsmasq.wait()
+        cls.dns.stop()
         shutil.rmtree(cls.ctmp, True)
         super().tearDownClass()
 
