@@ -28,6 +28,7 @@ static unsigned bad_request(json_t **body, const char *fmt, ...)
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
     *body = error_body(400, "bad request", detail);
+    json_object_set_new(*body, "exit", json_integer(RECORD_GEN_USAGE)); /* as the command's */
     return 400;
 }
 

@@ -27,6 +27,14 @@ const routes = [
 const el = (id) => document.getElementById(id);
 let config = null; // GET /api/v1/config, once access is settled
 let userNavigated = false;
+let generation = 0;
+
+// What the page is doing, for people with assistive technology and for tests:
+// <html data-state="loading|ready|auth|blocked" data-route="HASH">.
+function setState(state) {
+  document.documentElement.dataset.state = state;
+  document.documentElement.dataset.route = location.hash || '#/';
+}
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, '') || '/';
@@ -48,6 +56,8 @@ function markNav(page) {
 
 async function route() {
   if (!config) return;
+  const mine = ++generation;
+  setState('loading');
   destroyCharts();
   const {path, params} = parseHash();
   const root = h('div', {class: 'page'});
@@ -67,6 +77,7 @@ async function route() {
     root.append(h('h1', {tabindex: '-1'}, 'No such page'),
       h('p', null, 'The console has no page ', h('code', null, path), '. ',
         h('a', {href: '#/'}, 'The overview')));
+    setState('ready');
     return;
   }
   markNav(found.page);
@@ -81,6 +92,7 @@ async function route() {
   } catch (e) {
     root.append(h('p', {class: 'error', role: 'alert'}, `This page failed: ${e.message}`));
   }
+  if (mine === generation && config) setState('ready');
 }
 
 function showAuth(err) {
@@ -101,9 +113,11 @@ function showAuth(err) {
     msg.hidden = true;
   }
   el('auth-token').focus();
+  setState('auth');
 }
 
 async function start() {
+  setState('loading');
   el('auth').hidden = true;
   el('blocked').hidden = true;
   try {
@@ -118,6 +132,7 @@ async function start() {
         '(set api_token in tlsrptd.conf, or open the console from the collector itself).'
       : `The collector's API did not answer: ${e.status || ''} ${e.detail || e.error}`;
     b.hidden = false;
+    setState('blocked');
     return;
   }
   el('version').textContent = `tlsrptd ${config.version || ''}`.trim();

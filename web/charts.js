@@ -89,7 +89,7 @@ export function sessionsPanel(days, aligned, id = 'chart-sessions') {
       {type: 'line', label: 'Failed sessions', data: bad, borderColor: '#c62828',
         backgroundColor: '#c62828', yAxisID: 'y1', spanGaps: false, pointRadius: radius,
         borderWidth: 2, order: 0},
-      {type: 'bar', label: 'Successful sessions', data: ok, backgroundColor: '#7cc08e',
+      {type: 'bar', label: 'Successful sessions', data: ok, backgroundColor: '#3f9d5f',
         borderColor: '#1b7a3d', yAxisID: 'y', order: 1},
     ]},
     options: {scales: {

@@ -64,15 +64,22 @@ function zoneBlock(id, title, zone) {
 
 export async function render(root, params, nav, _arg, config) {
   const cfg = config || {};
-  let seq = 0;
+  let version = 0; // of the form: a newer one outdates an answer on its way
   let timer = null;
   const output = h('section', {class: 'panel output', id: 'rec-output', 'aria-live': 'polite',
     'aria-labelledby': 'rec-output-title', 'data-state': 'idle'},
   h('h2', {id: 'rec-output-title'}, 'Record'), h('p', {class: 'muted'},
     'Type the domain; the record appears here.'));
-  const checkOut = h('div', {id: 'rec-check', 'aria-live': 'polite', 'data-state': 'idle'});
+  const checkOut = h('section', {id: 'rec-check', class: 'panel', 'aria-live': 'polite',
+    'data-state': 'idle', hidden: true});
   const schedule = () => {
+    version++;
     output.dataset.state = 'pending';
+    if (checkOut.dataset.state === 'done') { // about another record: gone
+      checkOut.hidden = true;
+      checkOut.dataset.state = 'idle';
+      fill(checkOut);
+    }
     clearTimeout(timer);
     timer = setTimeout(update, DEBOUNCE_MS);
   };
@@ -127,7 +134,7 @@ export async function render(root, params, nav, _arg, config) {
   };
 
   async function update() {
-    const mine = ++seq;
+    const mine = version;
     const q = generateQuery();
     for (const el of [domain, ttl, mx, mode, maxAge, ...root.querySelectorAll('[data-list]')])
       el.removeAttribute('aria-invalid');
@@ -135,7 +142,7 @@ export async function render(root, params, nav, _arg, config) {
     try {
       res = await api.get('/api/v1/record', q);
     } catch (e) {
-      if (mine !== seq) return;
+      if (mine !== version) return;
       const target = e.body && e.body.field === 'rua'
         ? root.querySelectorAll('[data-list]') : [fields[e.body && e.body.field]];
       for (const el of target) if (el) el.setAttribute('aria-invalid', 'true');
@@ -144,7 +151,7 @@ export async function render(root, params, nav, _arg, config) {
       output.dataset.state = 'done';
       return;
     }
-    if (mine !== seq) return;
+    if (mine !== version) return;
     const parts = [h('h2', {id: 'rec-output-title'}, 'Record'),
       recordFacts('rec-table', res), zoneBlock('rec-zone', 'Zone-file line', res.zone)];
     if ((res.notes || []).length)
@@ -169,12 +176,13 @@ export async function render(root, params, nav, _arg, config) {
   checkButton.addEventListener('click', async () => {
     checkButton.disabled = true;
     checkOut.dataset.state = 'pending';
+    checkOut.hidden = false;
     fill(checkOut, h('p', {class: 'loading'}, 'Asking DNS…'));
     try {
       const v = await api.get('/api/v1/record/check', request());
       const kind = v.verdict === 'reaches' ? 'ok' : v.verdict === 'lookup-failed' ? 'warning'
         : 'critical';
-      fill(checkOut, h('h3', null, 'The live record'),
+      fill(checkOut, h('h2', null, 'The live record'),
         h('p', {id: 'rec-check-verdict'}, badge(kind, v.verdict), ' ', v.message),
         h('pre', {class: 'block wrap', id: 'rec-check-text'}, v.text));
     } catch (e) {
