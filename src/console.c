@@ -52,9 +52,7 @@ static const char *scan_limit(const char *h)
     return h + n;
 }
 
-/* Whether Accept-Encoding allows gzip: listed (or x-gzip) with a q above 0,
- * or not listed and "*" with a q above 0 (RFC 9110 §12.5.3). */
-static bool accepts_gzip(const char *ae)
+bool console_accepts_gzip(const char *ae)
 {
     if (ae == NULL)
         return false;
@@ -142,7 +140,7 @@ void console_answer(const char *method, const char *url, const char *if_none_mat
         add_header(out, "Content-Type", "text/plain; charset=utf-8");
         return;
     }
-    out->gzip = a->gz && accepts_gzip(accept_encoding);
+    out->gzip = a->gz && console_accepts_gzip(accept_encoding);
     add_header(out, "Cache-Control", "no-cache");
     add_header(out, "ETag", out->gzip ? a->gz_etag : a->etag);
     if (a->gz)

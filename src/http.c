@@ -165,6 +165,20 @@ static enum MHD_Result send_json(struct request *rq, unsigned status, json_t *bo
         return MHD_NO;
     size_t len = strlen(text);
     text[len] = 0;
+    /* large answers (the console's summaries) gzipped for clients that take it */
+    struct buf gz;
+    buf_init(&gz, 2 * len + 1024); /* deflate reserves its worst case (above len) first */
+    bool zipped = len >= 1024 &&
+                  console_accepts_gzip(MHD_lookup_connection_value(
+                      rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING)) &&
+                  gz_deflate(text, len, 6, &gz, NULL) == TR_OK && gz.len < len;
+    if (zipped) {
+        free(text);
+        text = (char *)gz.data;
+        len = gz.len;
+    } else {
+        buf_free(&gz);
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE); /* frees text */
     if (resp == NULL) {
@@ -172,6 +186,8 @@ static enum MHD_Result send_json(struct request *rq, unsigned status, json_t *bo
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (zipped)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tlsrptd\"");
     if (retry_after) {

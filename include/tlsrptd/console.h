@@ -46,6 +46,10 @@ struct console_reply {
 
 /* True for the console's paths: "/" and everything below /console/. */
 bool console_path(const char *url);
+/* Whether an Accept-Encoding header allows gzip: listed (or x-gzip) with a q
+ * above 0, or not listed and "*" with a q above 0 (RFC 9110 §12.5.3). NULL:
+ * no. (http.c asks it for the API's JSON too.) */
+bool console_accepts_gzip(const char *accept_encoding);
 /* The answer to method url (a console_path) with the request's
  * If-None-Match and Accept-Encoding (either may be NULL). */
 void console_answer(const char *method, const char *url, const char *if_none_match,

@@ -1035,6 +1035,24 @@ class Assets(unittest.TestCase):
                 self.assertEqual(self.get(p, ["Accept-Encoding: *"]).headers.get(
                     "content-encoding"), gz.headers.get("content-encoding"))
 
+    def test_api_answers_gzipped_when_taken(self):
+        """The console's summaries are large: the API gzips JSON of 1 KiB or more for a
+        client that takes gzip, and only then."""
+        for path in ("/api/v1/summary?by=day", "/api/v1/summary?by=domain", "/api/v1/reports"):
+            with self.subTest(path=path):
+                plain = self.get(path)
+                self.assertGreater(len(plain.body), 1024)
+                self.assertNotIn("content-encoding", plain.headers)
+                gz = self.get(path, ["Accept-Encoding: gzip, deflate, br"])
+                self.assertEqual(gz.headers.get("content-encoding"), "gzip", gz)
+                self.assertEqual(json.loads(gzip.decompress(gz.body)), plain.json())
+                self.assertLess(len(gz.body), len(plain.body))
+                self.assertNotIn("content-encoding",
+                                 self.get(path, ["Accept-Encoding: gzip;q=0"]).headers)
+        small = self.get("/api/v1/config", ["Accept-Encoding: gzip"])
+        self.assertNotIn("content-encoding", small.headers)
+        self.assertEqual(small.json()["public_url"], PUBLIC_URL)
+
     def test_chartjs_is_debians(self):
         with open(CHARTJS, "rb") as f:
             self.assertEqual(self.get("/console/chart.min.js").body, f.read())
