@@ -551,6 +551,7 @@ static enum MHD_Result answer_read(struct request *rq, const char *method)
         &why);
     if (denied)
         return send_error(rq, denied, denied == 401 ? "unauthorized" : "forbidden", why, 0);
+    watch_deadline(rq->hs, rq->conn, true); /* complete: a slow query is not a slow client */
     if (rq->route == ROUTE_METRICS)
         return send_metrics(rq);
     struct api_args args = {0};

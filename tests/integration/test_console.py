@@ -47,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -1177,6 +1178,28 @@ class RecordApi(unittest.TestCase):
         self.assertEqual(v["error"]["column"], 17)
         r = api("/api/v1/record/check", {"domain": "mail.example", "ttl": "1"}, status=400)
         self.assertEqual(r.json()["detail"], "unknown parameter 'ttl'")
+
+    def test_slow_check_is_not_cut_off(self):
+        """A check waits for DNS (two tries of 3 s against a server that never answers):
+        the daemon's cut-off of clients that send no complete request within
+        connection_timeout must not end a request that is complete and being answered."""
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never answers
+        silent.bind(("127.0.0.1", 0))
+        tmp = tempfile.mkdtemp(prefix="tlsrptd-it-slow-", dir=STATE["tmp"])
+        d = T.start_daemon(tmp, ["--db", STATE["db"], "--public-url", PUBLIC_URL,
+                                 "--connection-timeout", "2", "--dns",
+                                 "127.0.0.1:%d" % silent.getsockname()[1]], name="slow")
+        try:
+            t0 = time.monotonic()
+            r = api("/api/v1/record/check", {"domain": "here.example"}, daemon=d, status=None)
+            self.assertEqual(r.status, 200, r)
+            self.assertGreater(time.monotonic() - t0, 5)
+            v = r.json()
+            self.assertEqual((v["lookup"], v["verdict"], v["exit"]),
+                             ("timeout", "lookup-failed", T.EX_TEMPFAIL))
+        finally:
+            silent.close()
+            self.assertEqual(d.stop(), 0, d.log())
 
     def test_config(self):
         self.assertEqual(api_json("/api/v1/config"),
