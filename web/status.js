@@ -4,7 +4,7 @@
 
 import {badge, h} from './dom.js';
 
-// OK: no failed session; Failures: below 5 % (the default alert_failure_rate);
+// OK: no failed session; Failures: a failure rate below 5 %;
 // Failing: 5 % or more; No sessions: nothing reported.
 export function status(g) {
   if (!g || (!g.successful_sessions && !g.failed_sessions)) return badge('none', 'No sessions');
