@@ -41,7 +41,8 @@ def browser(profile):
     opts.binary_location = "/usr/bin/chromium"
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    d.set_page_load_timeout(120)
+    d.set_page_load_timeout(600)
+    d.set_script_timeout(600)
     return d
 
 
@@ -59,13 +60,13 @@ def one_run(d, url):
     d.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
     t0 = time.monotonic()
     d.get(url)
-    deadline = t0 + 120
+    deadline = t0 + 600
     while not d.execute_script(
             "return document.documentElement.dataset.state === 'ready' && window.Chart && "
             "['chart-sessions', 'chart-failures'].every((id) => { "
             "const c = document.getElementById(id); return !c || Chart.getChart(c); });"):
         if time.monotonic() > deadline:
-            raise SystemExit("console_load: the overview was not ready within 120 s")
+            raise SystemExit("console_load: the overview was not ready within 600 s")
         time.sleep(0.01)
     load_ms = (time.monotonic() - t0) * 1000
     time.sleep(0.3)  # the last loadingFinished events
