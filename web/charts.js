@@ -42,12 +42,23 @@ export function resultTypes(summary) {
 const palette = ['#c62828', '#1565c0', '#ef6c00', '#6a1b9a', '#2e7d32', '#00838f', '#ad1457',
   '#4e342e', '#283593', '#9e9d24', '#37474f', '#d84315'];
 
+// Fewer day ticks on a narrow chart, also when the window is resized.
+function fitTicks(c, size) {
+  const n = size.width < 480 ? 4 : 7;
+  const ticks = c.options.scales.x.ticks;
+  if (ticks.maxTicksLimit !== n) {
+    ticks.maxTicksLimit = n;
+    c.update('none');
+  }
+}
+
 function chart(canvas, config) {
   if (!window.Chart || !canvas.isConnected) return null;
   config.options = Object.assign({
     animation: false,
     responsive: true,
     maintainAspectRatio: false,
+    onResize: fitTicks,
     interaction: {mode: 'index', intersect: false},
     plugins: {legend: {position: 'bottom', labels: {boxWidth: 12}}},
   }, config.options);

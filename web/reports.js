@@ -69,7 +69,7 @@ export async function renderList(root, params, nav) {
         {label: 'Failed', num: true}, {label: 'Warnings', num: true}, {label: 'Source'}],
       rows: list.map((r) => [h('a', {href: `#/reports/${r.id}`}, String(r.id)),
         fmt.day(r.start_datetime), {value: r.organization_name, class: 'wrap'},
-        {value: r.report_id, class: 'wrap mono'},
+        {value: r.report_id, class: 'clip mono', attrs: {title: r.report_id}},
         {value: (r.policy_domains || []).map(fmt.domain).join(', '), class: 'wrap'},
         {value: fmt.int(r.successful_sessions), class: 'successful'},
         {value: fmt.int(r.failed_sessions), class: 'failed'}, fmt.int(r.warnings),
