@@ -144,13 +144,9 @@ if [ ! -f "$NEWDIR/$gen_stamp" ]; then
 fi
 
 # ---- 3. the N-report database ------------------------------------------------------------------
-if [ $((N % 1000000)) -eq 0 ]; then
-    label=$((N / 1000000))m
-elif [ $((N % 1000)) -eq 0 ]; then
-    label=$((N / 1000))k
-else
-    label=$N
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+label=$(db_label "$N")
 DB=$OUT/summary-$label.db
 db_stamp="reports=$gen_stamp n=$N schema=$(cat schema/*.sql | cksum | cut -d' ' -f1)"
 if [ "$REBUILD" = 1 ] || [ ! -f "$DB" ] || [ "$(cat "$DB.stamp" 2>/dev/null)" != "$db_stamp" ]; then

@@ -6,6 +6,7 @@
 #                           libcurl (GnuTLS flavour) reads IMAP mailboxes and sends
 #                           alerts (webhooks, SMTP); libopendkim verifies the DKIM
 #                           signatures of mailed reports
+#                           libjs-chart.js is the Chart.js compiled into the console
 #   scripts/deps.sh test    build + what the test suite uses (python3, clang
 #                           for libFuzzer, clang-format, valgrind, curl, openssl,
 #                           OpenSMTPD + swaks for the end-to-end mail test,
@@ -13,12 +14,15 @@
 #                           (prometheus) and ip (iproute2) for the API tests,
 #                           debhelper, lintian, man-db and systemd for the
 #                           Debian package test; Dovecot for the IMAP tests;
-#                           python3-dkim signs the mails of the DKIM test)
+#                           python3-dkim signs the mails of the DKIM test;
+#                           chromium, chromium-driver and python3-selenium for
+#                           the console's browser test)
 # Installs only what is missing; runs apt-get update at most once.
 set -euo pipefail
 
 build_pkgs=(gcc cmake make pkg-config libmicrohttpd-dev libjansson-dev libgmime-3.0-dev
-            libsqlite3-dev zlib1g-dev libidn2-dev libpq-dev libcurl4-gnutls-dev)
+            libsqlite3-dev zlib1g-dev libidn2-dev libpq-dev libcurl4-gnutls-dev
+            libjs-chart.js)
 # GnuTLS checks a certificate and key before a reload; scdoc builds the man pages
 build_pkgs+=(libgnutls28-dev scdoc)
 # libopendkim verifies the DKIM signatures of mailed reports
@@ -30,6 +34,8 @@ test_pkgs=(python3 clang libclang-rt-14-dev clang-format valgrind curl openssl s
 test_pkgs+=(debhelper dpkg-dev lintian man-db systemd util-linux adduser)
 # it_dkim signs report mails with dkimpy
 test_pkgs+=(python3-dkim)
+# it_console drives the console in headless Chromium
+test_pkgs+=(chromium chromium-driver python3-selenium)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

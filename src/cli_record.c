@@ -1,21 +1,18 @@
 /* cli_record.c: `tlsrptd record`: generate the `_smtp._tls` TXT record that
  * points rua at this collector (and the MTA-STS record and policy), check a
  * record against the RFC 8460 §3 grammar (--parse), or look the live one up
- * and say whether it reaches this collector (--check). The record logic is in
- * record.c, the lookup in dns.c; this file parses flags and prints. */
+ * and say whether it reaches this collector (--check). What is checked, made
+ * and said is in record_gen.c (shared with the API, api_record.c), the rules
+ * in record.c, the lookup in dns.c; this file parses flags and prints. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
 #include "cli.h"
-#include "tlsrptd/dns.h"
-#include "tlsrptd/record.h"
+#include "tlsrptd/record_gen.h"
 
-#define DEFAULT_TTL     3600ul
-#define DEFAULT_MAX_AGE 604800ul /* one week, RFC 8461 §3.2's example */
-#define DEFAULT_TIMEOUT 3        /* seconds per DNS try */
-#define MAX_ARGS        32       /* --rua and --mx values */
+#define MAX_ARGS RECORD_GEN_MAX_ARGS /* --rua and --mx values */
 
 static void record_help(void)
 {
@@ -150,267 +147,72 @@ static int record_extra(void *ctx, const char *arg)
     return 0; /* a config flag (--public-url, ...), or unknown */
 }
 
-/* The collector's addresses: the --rua URIs, else public_url and
- * report_mailbox; normalised, duplicates dropped (noted on stderr). Returns 0,
- * EXIT_USAGE when there are none, or EXIT_DATAERR. */
-static int collector_uris(const struct record_args *a, const struct config *cfg, char **uris,
-                          size_t *n)
+/* The request of record_gen from the arguments and the collector's config. */
+static void gen_request(const struct record_args *a, const struct config *cfg,
+                        struct record_gen_request *rq)
 {
-    char err[TR_ERRLEN], note[TR_ERRLEN];
-    const char *src[MAX_ARGS];
-    bool mailbox[MAX_ARGS] = {false};
-    size_t ns = 0;
-    *n = 0;
-    if (a->nrua) {
-        for (size_t i = 0; i < a->nrua; i++)
-            src[ns++] = a->rua[i];
-    } else {
-        if (cfg->public_url)
-            src[ns++] = cfg->public_url;
-        if (cfg->report_mailbox) {
-            mailbox[ns] = true;
-            src[ns++] = cfg->report_mailbox;
-        }
-    }
-    if (ns == 0)
-        return cli_usage_error("record",
-                               "no destination: give --rua URI, or this collector's --public-url "
-                               "URL and/or --report-mailbox ADDR (public_url, report_mailbox in "
-                               "the config file)");
-    for (size_t i = 0; i < ns; i++) {
-        char *u = NULL;
-        const char *what = a->nrua ? "--rua" : mailbox[i] ? "report_mailbox" : "public_url";
-        tr_err e = mailbox[i] ? record_mailbox_uri(src[i], &u, note, err)
-                              : record_uri_normalize(src[i], &u, note, err);
-        if (e == TR_OK && !a->nrua && !mailbox[i] && strncmp(u, "https:", 6) != 0)
-            e = tr_fail(err, TR_EINVAL, "'%s' is not an https: URL", src[i]);
-        if (e != TR_OK) {
-            fprintf(stderr, "tlsrptd record: %s %s\n", what, err);
-            free(u);
-            return e == TR_ENOMEM ? EXIT_TEMPFAIL : EXIT_DATAERR;
-        }
-        if (note[0])
-            fprintf(stderr, "tlsrptd record: note: %s %s\n", what, note);
-        bool dup = false;
-        for (size_t k = 0; k < *n && !dup; k++)
-            dup = strcmp(uris[k], u) == 0;
-        if (dup) {
-            fprintf(stderr, "tlsrptd record: note: duplicate destination %s dropped\n", u);
-            free(u);
-            continue;
-        }
-        uris[(*n)++] = u;
-    }
-    return 0;
+    memset(rq, 0, sizeof *rq);
+    rq->domain = a->domain;
+    memcpy(rq->rua, a->rua, a->nrua * sizeof *a->rua);
+    rq->nrua = a->nrua;
+    rq->public_url = cfg->public_url;
+    rq->report_mailbox = cfg->report_mailbox;
+    rq->ttl = a->ttl;
+    rq->mta_sts = a->mta_sts;
+    memcpy(rq->mx, a->mx, a->nmx * sizeof *a->mx);
+    rq->nmx = a->nmx;
+    rq->mode = a->mode;
+    rq->max_age = a->max_age;
+    rq->policy_file = a->policy_file != NULL;
 }
 
-static void free_uris(char **uris, size_t n)
+/* Print record_gen's notes, then its error (a usage error with the hint). */
+static int gen_outcome(const struct record_gen *g)
 {
-    for (size_t i = 0; i < n; i++)
-        free(uris[i]);
+    for (size_t i = 0; i < g->nnotes; i++)
+        fprintf(stderr, "tlsrptd record: %s\n", g->notes[i]);
+    if (g->status == RECORD_GEN_USAGE)
+        return cli_usage_error("record", "%s", g->err);
+    if (g->status != 0)
+        fprintf(stderr, "tlsrptd record: %s\n", g->err);
+    return g->status;
 }
 
-/* ---- --parse and the parse part of --check ----------------------------------------------- */
-
-/* Print the outcome of record_parse on stdout: the destinations and
- * extensions (marking those that reach coll, when given), or the error with a
- * caret under its column. */
-static void print_parse(const char *rec, size_t len, tr_err rc, const struct record_parse *pr,
-                        char *const *coll, size_t ncoll, size_t *reached)
-{
-    if (reached)
-        *reached = 0;
-    if (rc != TR_OK) {
-        printf("invalid: column %zu: %s\n  %.*s\n  ", pr->err_col, pr->err, (int)len, rec);
-        for (size_t i = 0; i + 1 < pr->err_col; i++)
-            putchar(rec[i] == '\t' ? '\t' : ' '); /* the caret stays under the column */
-        printf("^\n");
-        return;
-    }
-    printf("valid: %.*s\n", (int)len, rec);
-    for (size_t i = 0; i < pr->nwarn; i++)
-        printf("warning: column %zu: %s\n", pr->warn_col[i], pr->warn[i]);
-    for (size_t i = 0; i < pr->nrua; i++) {
-        const char *u = rec + pr->rua[i].off;
-        int ul = (int)pr->rua[i].len;
-        bool here = false;
-        if (coll) {
-            char *raw = strndup(u, (size_t)ul), *norm = NULL, err[TR_ERRLEN];
-            if (raw && record_uri_normalize(raw, &norm, NULL, err) == TR_OK)
-                for (size_t k = 0; k < ncoll && !here; k++)
-                    here = record_uri_reaches(norm, coll[k]);
-            free(norm);
-            free(raw);
-        }
-        if (here)
-            (*reached)++;
-        printf("  rua: %.*s%s\n", ul, u, here ? "  (this collector)" : "");
-    }
-    for (size_t i = 0; i < pr->next; i++)
-        printf("  extension: %.*s\n", (int)pr->ext[i].len, rec + pr->ext[i].off);
-}
-
-static int do_parse(const char *rec)
-{
-    struct record_parse pr;
-    size_t len = strlen(rec);
-    tr_err rc = record_parse(rec, len, &pr);
-    print_parse(rec, len, rc, &pr, NULL, 0, NULL);
-    return rc == TR_OK ? 0 : EXIT_DATAERR;
-}
-
-/* ---- --check ----------------------------------------------------------------------------- */
-
-static int do_check(const struct record_args *a, const char *domain, char **coll, size_t ncoll)
-{
-    char err[TR_ERRLEN], name[RECORD_DOMAIN_MAX + 16];
-    struct dns_server srv;
-    long timeout = DEFAULT_TIMEOUT;
-    if (a->timeout && !cli_parse_long(a->timeout, 1, 60, &timeout))
-        return cli_usage_error("record", "--dns-timeout: '%s' is not a number in 1-60", a->timeout);
-    if (dns_server_parse(a->dns, &srv, err) != TR_OK)
-        return cli_usage_error("record", "%s", err);
-    snprintf(name, sizeof name, RECORD_PREFIX "%s", domain);
-
-    struct dns_txt txt;
-    enum dns_status st;
-    tr_err e = dns_lookup_txt(name, &srv, (int)timeout, &txt, &st, err);
-    if (e != TR_OK) {
-        printf("lookup failed: %s\n", err);
-        dns_txt_free(&txt);
-        return e == TR_ENOMEM || st == DNS_SERVFAIL || st == DNS_TIMEOUT || st == DNS_REFUSED
-                   ? EXIT_TEMPFAIL
-                   : EXIT_DATAERR;
-    }
-    if (st == DNS_NXDOMAIN) {
-        printf("%s: no such name (NXDOMAIN): no TLS-RPT policy\n", name);
-        dns_txt_free(&txt);
-        return EXIT_DATAERR;
-    }
-    if (st == DNS_NODATA) {
-        printf("%s: no TXT records (the name exists): no TLS-RPT policy\n", name);
-        dns_txt_free(&txt);
-        return EXIT_DATAERR;
-    }
-    printf("%s: %zu TXT record%s\n", name, txt.nrr, txt.nrr == 1 ? "" : "s");
-    for (size_t i = 0; i < txt.nrr; i++) {
-        /* the strings as DNS has them (record_zone_strings of each, not re-split) */
-        printf("  TXT");
-        for (size_t k = 0; k < txt.rr[i].n; k++) {
-            char *one = record_zone_strings(txt.rr[i].str[k].s, txt.rr[i].str[k].len);
-            printf(" %s", one ? one : "?");
-            free(one);
-        }
-        printf("\n");
-    }
-    struct record_discovery d;
-    e = record_discover(txt.rr, txt.nrr, &d, err);
-    dns_txt_free(&txt);
-    if (e != TR_OK) {
-        printf("no policy: %s\n", err);
-        record_discovery_free(&d);
-        return e == TR_ENOMEM ? EXIT_TEMPFAIL : EXIT_DATAERR;
-    }
-    if (d.nstrings > 1)
-        printf("policy (%zu strings joined):\n", d.nstrings);
-    struct record_parse pr;
-    tr_err rc = record_parse(d.record, d.len, &pr);
-    size_t reached = 0;
-    print_parse(d.record, d.len, rc, &pr, coll, ncoll, &reached);
-    record_discovery_free(&d);
-    if (rc != TR_OK) {
-        printf("no policy: the record is not valid, senders ignore it\n");
-        return EXIT_DATAERR;
-    }
-    printf("%s: rua %s this collector (", reached ? "ok" : "not reached",
-           reached ? "reaches" : "does not reach");
-    for (size_t i = 0; i < ncoll; i++)
-        printf("%s%s", i ? ", " : "", coll[i]);
-    printf(")\n");
-    return reached ? 0 : EXIT_DATAERR;
-}
-
-/* ---- generation -------------------------------------------------------------------------- */
-
-/* The MTA-STS part: record value and policy, from the arguments. */
-struct sts {
-    char *policy, *value;
-    char mx[MAX_ARGS][RECORD_DOMAIN_MAX];
-};
-
-static int sts_build(const struct record_args *a, struct sts *s)
+static int do_check(const struct record_args *a, const struct config *cfg,
+                    const struct record_gen *t)
 {
     char err[TR_ERRLEN];
-    const char *mode = a->mode ? a->mode : "testing";
-    long max_age = (long)DEFAULT_MAX_AGE;
-    if (strcmp(mode, "testing") != 0 && strcmp(mode, "enforce") != 0 && strcmp(mode, "none") != 0)
-        return cli_usage_error("record", "--mode: '%s' is not testing, enforce or none", mode);
-    if (a->max_age && !cli_parse_long(a->max_age, 0, (long)RECORD_STS_MAX_AGE, &max_age))
-        return cli_usage_error("record", "--max-age: '%s' is not a number of seconds in 0-%lu",
-                               a->max_age, RECORD_STS_MAX_AGE);
-    if (a->nmx == 0 && strcmp(mode, "none") != 0)
-        return cli_usage_error("record", "--mta-sts needs the MX hosts: --mx HOST...");
-    const char *mx[MAX_ARGS];
-    for (size_t i = 0; i < a->nmx; i++) {
-        if (record_mx_host(a->mx[i], s->mx[i], err) != TR_OK) {
-            fprintf(stderr, "tlsrptd record: --mx %s\n", err);
-            return EXIT_DATAERR;
-        }
-        mx[i] = s->mx[i];
-    }
-    s->policy = record_sts_policy(mode, mx, a->nmx, (unsigned long)max_age);
-    if (s->policy == NULL)
-        return EXIT_TEMPFAIL;
-    char id[17], value[40];
-    record_sts_id(s->policy, id);
-    snprintf(value, sizeof value, "v=STSv1; id=%s", id);
-    s->value = strdup(value);
-    return s->value ? 0 : EXIT_TEMPFAIL;
+    struct dns_server srv;
+    long timeout = RECORD_GEN_DNS_TIMEOUT;
+    if (a->timeout && !cli_parse_long(a->timeout, 1, 60, &timeout))
+        return cli_usage_error("record", "--dns-timeout: '%s' is not a number in 1-60", a->timeout);
+    if (dns_server_parse(a->dns ? a->dns : cfg->dns, &srv, err) != TR_OK)
+        return cli_usage_error("record", "%s", err);
+    return record_gen_check(t, &srv, (int)timeout, stdout, NULL);
 }
 
-static int print_json(const char *domain, unsigned long ttl, const char *value,
-                      const struct sts *sts)
+static int print_records(const char *format, const struct record_gen *g)
 {
-    char name[RECORD_DOMAIN_MAX + 16], url[RECORD_DOMAIN_MAX + 48];
-    snprintf(name, sizeof name, RECORD_PREFIX "%s", domain);
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "name", name, "type", "TXT", "ttl",
-                          (json_int_t)ttl, "value", value);
-    if (o && sts) {
-        snprintf(name, sizeof name, "_mta-sts.%s", domain);
-        snprintf(url, sizeof url, "https://mta-sts.%s/.well-known/mta-sts.txt", domain);
-        json_object_set_new(o, "mta_sts",
-                            json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "name", name, "type", "TXT",
-                                      "ttl", (json_int_t)ttl, "value", sts->value, "policy_url",
-                                      url, "policy", sts->policy));
+    if (strcmp(format, "json") == 0) {
+        json_t *o = record_gen_json(g);
+        char *s = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        if (s == NULL)
+            return EXIT_TEMPFAIL;
+        printf("%s\n", s);
+        free(s);
+        return 0;
     }
-    char *s = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    if (s == NULL)
-        return EXIT_TEMPFAIL;
-    printf("%s\n", s);
-    free(s);
-    return 0;
-}
-
-static int print_records(const char *format, const char *domain, unsigned long ttl,
-                         const char *value, const struct sts *sts)
-{
-    char name[RECORD_DOMAIN_MAX + 16];
-    if (strcmp(format, "json") == 0)
-        return print_json(domain, ttl, value, sts);
     bool zone = strcmp(format, "zone") == 0;
-    for (int i = 0; i < (sts ? 2 : 1); i++) {
-        const char *v = i ? sts->value : value;
-        snprintf(name, sizeof name, "%s%s", i ? "_mta-sts." : RECORD_PREFIX, domain);
-        char *line = zone ? record_zone_line(name, ttl, v) : strdup(v);
+    for (int i = 0; i < (g->sts_value ? 2 : 1); i++) {
+        char *line = zone ? record_gen_zone_line(g, i == 1) : strdup(i ? g->sts_value : g->value);
         if (line == NULL)
             return EXIT_TEMPFAIL;
         printf("%s\n", line);
         free(line);
     }
-    if (sts)
-        printf("\npolicy file https://mta-sts.%s/.well-known/mta-sts.txt (text/plain):\n%s", domain,
-               sts->policy);
+    if (g->sts_value)
+        printf("\npolicy file %s (text/plain):\n%s", g->sts_url, g->sts_policy);
     return 0;
 }
 
@@ -424,45 +226,14 @@ static int write_policy(const char *path, const char *policy)
     return 0;
 }
 
-static int do_generate(const struct record_args *a, const char *domain, char **uris, size_t n)
-{
-    long ttl = (long)DEFAULT_TTL;
-    if (a->ttl && !cli_parse_long(a->ttl, 0, 2147483647, &ttl))
-        return cli_usage_error("record", "--ttl: '%s' is not a number of seconds in 0-2147483647",
-                               a->ttl);
-    if (!a->mta_sts && (a->nmx || a->mode || a->max_age || a->policy_file))
-        return cli_usage_error("record", "--mx, --mode, --max-age and --policy-file go with "
-                                         "--mta-sts");
-    if (n > 2)
-        fprintf(stderr,
-                "tlsrptd record: warning: %zu destinations: some senders deliver to the first "
-                "only\n",
-                n);
-    struct sts sts = {NULL, NULL, {{0}}};
-    int rc = a->mta_sts ? sts_build(a, &sts) : 0;
-    char *value = rc == 0 ? record_value((const char *const *)uris, n) : NULL;
-    if (rc == 0 && value == NULL)
-        rc = EXIT_TEMPFAIL;
-    if (rc == 0)
-        rc = print_records(a->format ? a->format : "zone", domain, (unsigned long)ttl, value,
-                           a->mta_sts ? &sts : NULL);
-    if (rc == 0 && a->policy_file)
-        rc = write_policy(a->policy_file, sts.policy);
-    free(value);
-    free(sts.policy);
-    free(sts.value);
-    return rc;
-}
-
 int cmd_record(int argc, char **argv)
 {
     struct config cfg;
     config_init(&cfg);
     struct record_args a = {0};
+    struct record_gen g = {0};
+    struct record_gen_request rq;
     int rc = cli_config_args("record", argc, argv, &cfg, record_help, record_extra, &a);
-    char *uris[MAX_ARGS];
-    size_t n = 0;
-    char domain[RECORD_DOMAIN_MAX], err[TR_ERRLEN];
     if (rc != 0) {
         rc = rc < 0 ? 0 : rc;
         goto done;
@@ -480,7 +251,7 @@ int cmd_record(int argc, char **argv)
         if (a.check || a.domain || a.nrua || a.mta_sts || a.format_given)
             rc = cli_usage_error("record", "--parse takes the record alone");
         else
-            rc = do_parse(a.parse);
+            rc = record_gen_parse(a.parse, stdout);
         goto done;
     }
     if (a.domain == NULL) {
@@ -496,16 +267,20 @@ int cmd_record(int argc, char **argv)
         rc = cli_usage_error("record", "--dns and --dns-timeout go with --check");
         goto done;
     }
-    if (record_domain(a.domain, domain, err) != TR_OK) {
-        fprintf(stderr, "tlsrptd record: %s\n", err);
-        rc = EXIT_DATAERR;
-        goto done;
-    }
-    rc = collector_uris(&a, &cfg, uris, &n);
-    if (rc == 0)
-        rc = a.check ? do_check(&a, domain, uris, n) : do_generate(&a, domain, uris, n);
+    gen_request(&a, &cfg, &rq);
+    if (a.check)
+        record_gen_target(&rq, &g);
+    else
+        record_gen_build(&rq, &g);
+    rc = gen_outcome(&g);
+    if (rc == 0 && a.check)
+        rc = do_check(&a, &cfg, &g);
+    else if (rc == 0)
+        rc = print_records(a.format ? a.format : "zone", &g);
+    if (rc == 0 && !a.check && a.policy_file)
+        rc = write_policy(a.policy_file, g.sts_policy);
 done:
-    free_uris(uris, n);
+    record_gen_free(&g);
     config_free(&cfg);
     return rc;
 }

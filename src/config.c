@@ -11,6 +11,7 @@
 #include <string.h>
 #include "tlsrptd/config.h"
 #include "tlsrptd/dkim.h"
+#include "tlsrptd/dns.h"
 
 enum opt_type { OPT_STR, OPT_LIST, OPT_SIZE, OPT_UINT, OPT_BOOL };
 
@@ -424,6 +425,9 @@ tr_err config_finish(struct config *c, char *err)
     size_t pl = strlen(c->path);
     if (pl > 1 && c->path[pl - 1] == '/')
         c->path[pl - 1] = 0;
+    struct dns_server srv;
+    if (c->dns && dns_server_parse(c->dns, &srv, err) != TR_OK)
+        return TR_EUSAGE;
     return TR_OK;
 }
 

@@ -1,7 +1,8 @@
 /* http.c: the https rua endpoint (libmicrohttpd + GnuTLS); docs/http.md.
  *
  * Routes: POST {path} and {path}/anything (reports), GET /healthz, GET
- * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c). A report
+ * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c), GET
+ * /api/v1/record... (api_record.c), GET / and /console/... (console.c). A report
  * request is checked on its first call (method, rate, length, media type),
  * its body collected up to max_body, and on the last call handed to the
  * prepare pool (prepool.c), whose threads gunzip it (when Content-Encoding
@@ -30,6 +31,9 @@
 #include "tlsrptd/api.h"
 #include "tlsrptd/conntrack.h"
 #include "tlsrptd/endpoint.h"
+#include "tlsrptd/api_record.h"
+#include "tlsrptd/console.h"
+#include "tlsrptd/gz.h"
 #include "tlsrptd/http.h"
 #include "tlsrptd/imap.h"
 #include "tlsrptd/log.h"
@@ -81,6 +85,7 @@ enum route {
     ROUTE_API,      /* GET /api/v1/... (api.c) */
     ROUTE_REINGEST, /* POST /api/v1/quarantine/ID/reingest */
     ROUTE_METRICS,
+    ROUTE_CONSOLE,
     ROUTE_OTHER
 };
 enum phase { PHASE_UPLOAD, PHASE_WAITING, PHASE_ANSWERED };
@@ -169,6 +174,25 @@ tr_err http_bind(const char *addr_port, bool tls, struct http_listener *out, cha
 
 /* ---- responses ------------------------------------------------------------------------------ */
 
+/* Large answers (the console's summaries) gzipped for clients that take it:
+ * *data (malloc'd) is replaced by its gzip when that is smaller. */
+static bool maybe_gzip(struct request *rq, char **data, size_t *len)
+{
+    if (*len < 1024 || !console_accepts_gzip(MHD_lookup_connection_value(
+                           rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING)))
+        return false;
+    struct buf gz;
+    buf_init(&gz, 2 * *len + 1024); /* deflate reserves its worst case (above len) first */
+    if (gz_deflate(*data, *len, 6, &gz, NULL) != TR_OK || gz.len >= *len) {
+        buf_free(&gz);
+        return false;
+    }
+    free(*data);
+    *data = (char *)gz.data;
+    *len = gz.len;
+    return true;
+}
+
 static enum MHD_Result send_json(struct request *rq, unsigned status, json_t *body,
                                  unsigned retry_after)
 {
@@ -178,6 +202,7 @@ static enum MHD_Result send_json(struct request *rq, unsigned status, json_t *bo
         return MHD_NO;
     size_t len = strlen(text);
     text[len] = 0;
+    bool zipped = maybe_gzip(rq, &text, &len);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE); /* frees text */
     if (resp == NULL) {
@@ -185,6 +210,8 @@ static enum MHD_Result send_json(struct request *rq, unsigned status, json_t *bo
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (zipped)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tlsrptd\"");
     if (retry_after) {
@@ -602,6 +629,7 @@ static enum MHD_Result answer_read(struct request *rq, const char *method)
     struct api_access who;
     if (deny(rq, &denied, &who))
         return denied;
+    conn_phase(rq->hs, rq->conn, CT_WAIT); /* complete: a slow query is not a slow client */
     enum MHD_Result r = rq->route == ROUTE_METRICS ? send_metrics(rq, &who) : answer_api(rq, &who);
     api_access_release(&who);
     return r;
@@ -613,6 +641,17 @@ static enum MHD_Result answer_api(struct request *rq, const struct api_access *w
         return send_error(rq, MHD_HTTP_NOT_FOUND, "not found", "the API is under /api/v1/", 0);
     struct api_args args = {0};
     MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
+    /* the record generator's calls need no database (api_record.c) */
+    json_t *record = NULL;
+    unsigned rstatus = api_record(rq->hs->cfg, rq->path, &args, &record);
+    if (rstatus != 0) {
+        const char *detail = json_string_value(json_object_get(record, "detail"));
+        snprintf(rq->outcome, sizeof rq->outcome, "%s",
+                 rstatus == MHD_HTTP_OK ? "ok"
+                 : detail               ? detail
+                                        : "error");
+        return send_json(rq, rstatus, record, 0);
+    }
     struct api_answer ans;
     api_get(rq->hs->api, who, rq->path + 7, &args, &ans);
     if (ans.body) {
@@ -625,14 +664,19 @@ static enum MHD_Result answer_api(struct request *rq, const struct api_access *w
         api_answer_free(&ans);
         return r;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(ans.len, ans.bytes, MHD_RESPMEM_MUST_FREE);
+    char *bytes = (char *)ans.bytes;
+    size_t len = ans.len;
+    ans.bytes = NULL; /* ours now, then the response's */
+    bool zipped = maybe_gzip(rq, &bytes, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, bytes, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
+        free(bytes);
         api_answer_free(&ans);
         return MHD_NO;
     }
-    ans.bytes = NULL; /* the response frees them */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ans.content_type);
+    if (zipped)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (ans.disposition[0])
         MHD_add_response_header(resp, "Content-Disposition", ans.disposition);
@@ -714,6 +758,30 @@ static enum MHD_Result answer_reingest(struct request *rq)
     return send_json(rq, MHD_HTTP_OK, body, 0);
 }
 
+/* The web console's pages and assets: what console.c says, sent as it says. */
+static enum MHD_Result send_console(struct request *rq, const char *url)
+{
+    struct console_reply cr;
+    console_answer(
+        rq->method, url,
+        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
+        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING),
+        &cr);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        cr.len, (void *)(uintptr_t)cr.body, MHD_RESPMEM_PERSISTENT); /* static assets */
+    if (resp == NULL)
+        return MHD_NO;
+    for (size_t i = 0; i < cr.nheaders; i++)
+        MHD_add_response_header(resp, cr.header[i][0], cr.header[i][1]);
+    snprintf(rq->outcome, sizeof rq->outcome, "console %zu bytes%s", cr.len,
+             cr.gzip ? " gzip" : "");
+    rq->status = cr.status;
+    rq->phase = PHASE_ANSWERED;
+    enum MHD_Result r = MHD_queue_response(rq->conn, cr.status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 static enum route route_of(const struct http_server *hs, const char *url, const char *method)
@@ -729,6 +797,8 @@ static enum route route_of(const struct http_server *hs, const char *url, const 
         return ROUTE_REINGEST;
     if (strncmp(url, "/api/", 5) == 0)
         return ROUTE_API;
+    if (console_path(url))
+        return ROUTE_CONSOLE;
     return ROUTE_OTHER;
 }
 
@@ -767,6 +837,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         case ROUTE_API:
         case ROUTE_METRICS:
             return answer_read(rq, method);
+        case ROUTE_CONSOLE:
+            return send_console(rq, url);
         default:
             return send_error(rq, MHD_HTTP_NOT_FOUND, "not found", NULL, 0);
         }

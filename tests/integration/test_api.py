@@ -42,8 +42,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -61,9 +59,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tlsrptd_test as T  # noqa: E402
 
 SLOW = T.SLOW
-CURL_TIMEOUT = int(60 * SLOW)
-READY_TIMEOUT = 30 * SLOW
-STOP_TIMEOUT = 40 * SLOW
 
 CORPUS = None
 TOKEN = "s3cr3t-T0ken_for-tlsrptd-it"
@@ -85,131 +80,9 @@ def setUpModule():
 free_port = T.free_port
 
 
-# ---- HTTP with curl --------------------------------------------------------------------------
+# ---- HTTP with curl, the daemon (shared: tlsrptd_test) --------------------------------------
 
-
-class Resp:
-    def __init__(self, status, headers, body, rc, err):
-        self.status, self.headers, self.body, self.rc, self.err = status, headers, body, rc, err
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise AssertionError("answer body is not JSON: %r" % self)
-
-    def __repr__(self):
-        return "<HTTP %s curl-rc %s headers=%r body=%r err=%r>" % (
-            self.status, self.rc, self.headers, self.body[:800], self.err.strip()[-400:])
-
-
-def curl(url, method=None, headers=(), data=None, netns=None, interface=None,
-         timeout=CURL_TIMEOUT):
-    """One request with the curl CLI (in the network namespace netns, from the
-    address interface when given). Returns status, lower-case headers, body."""
-    args = (["ip", "netns", "exec", netns] if netns else []) + \
-        ["curl", "-sS", "-i", "--http1.1", "--max-time", str(timeout)]
-    if interface:
-        args += ["--interface", interface]
-    if method == "HEAD":
-        args.append("--head")  # -X HEAD would wait for the body Content-Length announces
-    elif method:
-        args += ["-X", method]
-    for h in headers:
-        args += ["-H", h]
-    if data is not None:
-        args += ["--data-binary", "@-"]
-    args.append(url)
-    p = subprocess.run(args, input=data if data is not None else b"", stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=timeout + 30)
-    raw = p.stdout
-    status, headers_out = None, {}
-    while raw.startswith(b"HTTP/"):
-        sep = raw.find(b"\r\n\r\n")
-        if sep < 0:
-            break
-        head, raw = raw[:sep].decode("iso-8859-1"), raw[sep + 4:]
-        lines = head.split("\r\n")
-        status = int(lines[0].split()[1])
-        headers_out = {}
-        for ln in lines[1:]:
-            k, _, v = ln.partition(":")
-            headers_out[k.strip().lower()] = v.strip()
-        if status >= 200:
-            break
-    return Resp(status, headers_out, raw, p.returncode, p.stderr.decode(errors="replace"))
-
-
-class Daemon:
-    """A running `tlsrptd serve` (optionally inside a network namespace)."""
-
-    def __init__(self, tmp, args, port, host="127.0.0.1", netns=None, name="serve"):
-        self.base = "http://%s:%d" % (host if ":" not in host else "[%s]" % host, port)
-        self.netns = netns
-        self.log_path = os.path.join(tmp, "%s-%d.log" % (name, port))
-        argv = [T.tlsrptd_bin(), "serve", "--rate-limit", "0"] + [str(a) for a in args]
-        if netns:
-            argv = ["ip", "netns", "exec", netns] + argv  # ip execs tlsrptd: same pid
-        with open(self.log_path, "wb") as logf:
-            env = dict(os.environ)
-            env.setdefault("LC_ALL", "C")
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, env=env)
-        self.rc = None
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def get(self, path, **kw):
-        kw.setdefault("netns", self.netns)
-        return curl(self.base + path, **kw)
-
-    def post(self, path, body, ctype="application/tlsrpt+json", **kw):
-        kw.setdefault("netns", self.netns)
-        return curl(self.base + path, method="POST", data=body,
-                    headers=["Content-Type: " + ctype] + list(kw.pop("headers", ())), **kw)
-
-    def wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            if self.get("/healthz", timeout=5).status == 200:
-                return True
-            time.sleep(0.1)
-        raise AssertionError("tlsrptd serve did not answer /healthz within %.0f s\n%s" %
-                             (READY_TIMEOUT, self.log()))
-
-    def stop(self):
-        """SIGTERM, reap; the exit code (a hang or a sanitizer report fails)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("tlsrptd serve did not exit on SIGTERM\n%s" % self.log())
-        self.rc = self.proc.returncode
-        if T._SANITIZER_RE.search(self.log()):
-            raise AssertionError("sanitizer report in the serve log:\n%s" % self.log()[-6000:])
-        return self.rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def start_daemon(tmp, args, port=None, host="127.0.0.1", netns=None, name="serve"):
-    port = port or free_port()
-    d = Daemon(tmp, list(args) + ["--listen", "%s:%d" % (host if ":" not in host else
-                                                          "[%s]" % host, port)],
-               port, host, netns, name)
-    if not d.wait_ready():
-        raise AssertionError("tlsrptd serve exited at startup:\n%s" % d.log())
-    return d
+Resp, curl, Daemon, start_daemon = T.Resp, T.curl, T.Daemon, T.start_daemon
 
 
 def cli_json(db, args):

@@ -10,9 +10,7 @@ answers. dnsmasq missing is a failure, not a skip (CI installs it)."""
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -344,6 +342,9 @@ class Parse(T.TlsrptdTestCase):
         self.assertIn("  rua: https://collector.example/tlsrpt/a%2Cb\n", res.out)
 
 
+_free_udp_port = T.free_udp_port
+
+
 class FakeDns:
     """A UDP server on 127.0.0.1 that answers every query with one rcode
     (SERVFAIL: 2), or never answers (rcode None)."""
@@ -402,54 +403,20 @@ class Check(T.TlsrptdTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        exe = shutil.which("dnsmasq") or next(
-            (p for p in ("/usr/sbin/dnsmasq", "/sbin/dnsmasq") if os.path.exists(p)), None)
-        if exe is None:
-            raise RuntimeError("dnsmasq is missing: apt-get install dnsmasq-base "
-                               "(scripts/deps.sh test)")
         cls.ctmp = tempfile.mkdtemp(prefix="tlsrptd-it-dns-")
-        args = [exe, "--no-daemon", "--listen-address=127.0.0.1", "--bind-interfaces",
-                "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--local=/example/",
-                "--pid-file=", "--host-record=_smtp._tls.nodata.example,127.0.0.9"]
-        for name, strings in cls.TXT:
-            args.append("--txt-record=%s,%s" % (name, ",".join(strings)))
-        for attempt in range(5):  # the port is picked free, but another process may take it
-            cls.port = T.free_udp_tcp_port()  # dnsmasq binds UDP and TCP
-            log = open(os.path.join(cls.ctmp, "dnsmasq.log"), "wb")
-            cls.dnsmasq = subprocess.Popen(args + ["--port=%d" % cls.port], stdout=log,
-                                           stderr=subprocess.STDOUT)
-            log.close()
-            if cls._ready():
-                return
-            cls.dnsmasq.kill()
-            cls.dnsmasq.wait()
-        with open(os.path.join(cls.ctmp, "dnsmasq.log")) as f:
-            raise RuntimeError("dnsmasq did not start: " + f.read())
+        cls.dns = T.Dnsmasq(cls.ctmp, cls.TXT, cls._ready,
+                            ["--host-record=_smtp._tls.nodata.example,127.0.0.9"])
+        cls.port = cls.dns.port
 
-    @classmethod
-    def _ready(cls):
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if cls.dnsmasq.poll() is not None:
-                return False
-            try:
-                res = T.run(["record", "--check", "--domain", "here.example", "--dns",
-                             "127.0.0.1:%d" % cls.port, "--dns-timeout", "1", "--rua", HERE_URL])
-                if res.rc == 0:
-                    return True
-            except AssertionError:
-                pass
-            time.sleep(0.1)
-        return False
+    @staticmethod
+    def _ready(port):
+        res = T.run(["record", "--check", "--domain", "here.example", "--dns",
+                     "127.0.0.1:%d" % port, "--dns-timeout", "1", "--rua", HERE_URL])
+        return res.rc == 0
 
     @classmethod
     def tearDownClass(cls):
-        cls.dnsmasq.send_signal(signal.SIGTERM)
-        try:
-            cls.dnsmasq.wait(10)
-        except subprocess.TimeoutExpired:
-            cls.dnsmasq.kill()
-            cls.dnsmasq.wait()
+        cls.dns.stop()
         shutil.rmtree(cls.ctmp, True)
         super().tearDownClass()
 
@@ -478,6 +445,21 @@ class Check(T.TlsrptdTestCase):
         res = record("--check", "--domain", "mailbox.example", "--dns",
                      "127.0.0.1:%d" % self.port, "--public-url", HERE_URL)
         self.assertExit(res, T.EX_DATAERR)
+
+    def test_dns_from_config(self):
+        """The config key dns (shared with serve's console) names the server; --dns wins."""
+        conf = self.write("tlsrptd.conf", "public_url = %s\ndns = 127.0.0.1:%d\n" %
+                          (HERE_URL, self.port))
+        res = record("--check", "-c", conf, "--domain", "here.example")
+        self.assertExit(res, 0)
+        self.assertIn("ok: rua reaches this collector", res.out)
+        res = record("--check", "-c", conf, "--domain", "here.example", "--dns",
+                     "127.0.0.1:%d" % _free_udp_port(), "--dns-timeout", "1")
+        self.assertExit(res, EX_TEMPFAIL)
+        bad = self.write("bad.conf", "dns = localhost:53\n")
+        res = record("--check", "-c", bad, "--domain", "here.example")
+        self.assertExit(res, T.EX_USAGE)
+        self.assertIn("--dns 'localhost:53'", res.err)
 
     def expect(self, domain, code, *texts, extra=()):
         """--check DOMAIN exits code and prints each of texts."""

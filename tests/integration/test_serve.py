@@ -593,10 +593,17 @@ class Answers(ServeTestCase):
         self.assertJsonError(r, 405)
         self.assertEqual(r.headers.get("allow"), "POST", r)
 
-        for path in ("/", "/nope", "/tlsrptx", "/TLSRPT", "/healthz/x"):
+        for path in ("/nope", "/tlsrptx", "/TLSRPT", "/healthz/x"):
             with self.subTest(path=path):
                 self.assertJsonError(d.get(path), 404)
                 self.assertJsonError(d.post(gz, "application/tlsrpt+gzip", path=path), 404)
+        # / is the web console (it_console): a page to GET, nothing to POST to
+        r = d.get("/")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.headers.get("content-type"), "text/html; charset=utf-8", r)
+        r = d.post(gz, "application/tlsrpt+gzip", path="/")
+        self.assertStatus(r, 405)
+        self.assertEqual(r.headers.get("allow"), "GET, HEAD", r)
 
         # 411: a POST with neither Content-Length nor a chunked body (curl always sends one)
         st, hd, body = raw_request(d, b"POST /tlsrpt HTTP/1.1\r\nHost: 127.0.0.1\r\n"

@@ -120,9 +120,9 @@ def asan():
 SLOW = 4.0 if asan() else 1.0
 
 
-def free_port():
-    """A TCP port of 127.0.0.1 that was free a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def free_port(kind=socket.SOCK_STREAM):
+    """A TCP (or kind=SOCK_DGRAM: UDP) port of 127.0.0.1 that was free a moment ago."""
+    s = socket.socket(socket.AF_INET, kind)
     try:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -476,3 +476,190 @@ def sample_report(**changes):
         r = json.load(f)
     r.update(changes)
     return r
+
+
+# ---- serve over HTTP (curl), dnsmasq ---------------------------------------------------------
+
+CURL_TIMEOUT = int(60 * SLOW)
+READY_TIMEOUT = 30 * SLOW
+STOP_TIMEOUT = 40 * SLOW
+
+
+class Resp:
+    def __init__(self, status, headers, body, rc, err):
+        self.status, self.headers, self.body, self.rc, self.err = status, headers, body, rc, err
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise AssertionError("answer body is not JSON: %r" % self)
+
+    def __repr__(self):
+        return "<HTTP %s curl-rc %s headers=%r body=%r err=%r>" % (
+            self.status, self.rc, self.headers, self.body[:800], self.err.strip()[-400:])
+
+
+def curl(url, method=None, headers=(), data=None, netns=None, interface=None,
+         timeout=CURL_TIMEOUT):
+    """One request with the curl CLI (in the network namespace netns, from the
+    address interface when given). Returns status, lower-case headers, body."""
+    args = (["ip", "netns", "exec", netns] if netns else []) + \
+        ["curl", "-sS", "-i", "--http1.1", "--max-time", str(timeout)]
+    if interface:
+        args += ["--interface", interface]
+    if method == "HEAD":
+        args.append("--head")  # -X HEAD would wait for the body Content-Length announces
+    elif method:
+        args += ["-X", method]
+    for h in headers:
+        args += ["-H", h]
+    if data is not None:
+        args += ["--data-binary", "@-"]
+    args.append(url)
+    p = subprocess.run(args, input=data if data is not None else b"", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout + 30)
+    raw = p.stdout
+    status, headers_out = None, {}
+    while raw.startswith(b"HTTP/"):
+        sep = raw.find(b"\r\n\r\n")
+        if sep < 0:
+            break
+        head, raw = raw[:sep].decode("iso-8859-1"), raw[sep + 4:]
+        lines = head.split("\r\n")
+        status = int(lines[0].split()[1])
+        headers_out = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            headers_out[k.strip().lower()] = v.strip()
+        if status >= 200:
+            break
+    return Resp(status, headers_out, raw, p.returncode, p.stderr.decode(errors="replace"))
+
+
+class Daemon:
+    """A running `tlsrptd serve` (optionally inside a network namespace)."""
+
+    def __init__(self, tmp, args, port, host="127.0.0.1", netns=None, name="serve"):
+        self.base = "http://%s:%d" % (host if ":" not in host else "[%s]" % host, port)
+        self.netns = netns
+        self.log_path = os.path.join(tmp, "%s-%d.log" % (name, port))
+        argv = [tlsrptd_bin(), "serve", "--rate-limit", "0"] + [str(a) for a in args]
+        if netns:
+            argv = ["ip", "netns", "exec", netns] + argv  # ip execs tlsrptd: same pid
+        with open(self.log_path, "wb") as logf:
+            env = dict(os.environ)
+            env.setdefault("LC_ALL", "C")
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, env=env)
+        self.rc = None
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def get(self, path, **kw):
+        kw.setdefault("netns", self.netns)
+        return curl(self.base + path, **kw)
+
+    def post(self, path, body, ctype="application/tlsrpt+json", **kw):
+        kw.setdefault("netns", self.netns)
+        return curl(self.base + path, method="POST", data=body,
+                    headers=["Content-Type: " + ctype] + list(kw.pop("headers", ())), **kw)
+
+    def wait_ready(self):
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            if self.get("/healthz", timeout=5).status == 200:
+                return True
+            time.sleep(0.1)
+        raise AssertionError("tlsrptd serve did not answer /healthz within %.0f s\n%s" %
+                             (READY_TIMEOUT, self.log()))
+
+    def stop(self):
+        """SIGTERM, reap; the exit code (a hang or a sanitizer report fails)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("tlsrptd serve did not exit on SIGTERM\n%s" % self.log())
+        self.rc = self.proc.returncode
+        if _SANITIZER_RE.search(self.log()):
+            raise AssertionError("sanitizer report in the serve log:\n%s" % self.log()[-6000:])
+        return self.rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_daemon(tmp, args, port=None, host="127.0.0.1", netns=None, name="serve"):
+    port = port or free_port()
+    d = Daemon(tmp, list(args) + ["--listen", "%s:%d" % (host if ":" not in host else
+                                                          "[%s]" % host, port)],
+               port, host, netns, name)
+    if not d.wait_ready():
+        raise AssertionError("tlsrptd serve exited at startup:\n%s" % d.log())
+    return d
+
+
+def free_udp_port():
+    return free_port(socket.SOCK_DGRAM)
+
+
+class Dnsmasq:
+    """dnsmasq (Debian's dnsmasq-base) on a free UDP port of 127.0.0.1, answering for
+    *.example only from its TXT records ([(name, [string, ...]), ...]) and extra
+    arguments. ready(port) says when it answers; a port taken meanwhile by another
+    process is retried. Missing dnsmasq is an error, not a skip (CI installs it)."""
+
+    def __init__(self, tmp, txt, ready, extra=()):
+        exe = shutil.which("dnsmasq") or next(
+            (p for p in ("/usr/sbin/dnsmasq", "/sbin/dnsmasq") if os.path.exists(p)), None)
+        if exe is None:
+            raise RuntimeError("dnsmasq is missing: apt-get install dnsmasq-base "
+                               "(scripts/deps.sh test)")
+        self.log_path = os.path.join(tmp, "dnsmasq.log")
+        args = [exe, "--no-daemon", "--listen-address=127.0.0.1", "--bind-interfaces",
+                "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--local=/example/",
+                "--pid-file="] + list(extra)
+        for name, strings in txt:
+            args.append("--txt-record=%s,%s" % (name, ",".join(strings)))
+        for _ in range(5):
+            self.port = free_udp_tcp_port()  # dnsmasq binds UDP and TCP
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(args + ["--port=%d" % self.port], stdout=log,
+                                             stderr=subprocess.STDOUT)
+            if self._wait(ready):
+                return
+            self.proc.kill()
+            self.proc.wait()
+        with open(self.log_path) as f:
+            raise RuntimeError("dnsmasq did not start: " + f.read())
+
+    def _wait(self, ready):
+        deadline = time.monotonic() + 5 * SLOW
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if ready(self.port):
+                    return True
+            except AssertionError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
