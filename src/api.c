@@ -404,7 +404,7 @@ void api_get(struct api *a, const struct api_access *who, const char *path,
         [R_QUARANTINE] = P_WINDOW | P_PAGE,
         [R_ENTRY] = 0,
         [R_RAW] = 0,
-        [R_FINDINGS] = P_DOMAIN | P_NOW | P_DNS,
+        [R_FINDINGS] = P_DOMAIN | P_WINDOW | P_NOW | P_DNS,
     };
     if (r == R_NONE) {
         error_answer(out, 404, "not found",
@@ -461,6 +461,14 @@ void api_get(struct api *a, const struct api_access *who, const char *path,
         case R_FINDINGS: {
             struct findings_options fo = FINDINGS_DEFAULT_OPTIONS;
             fo.now = p->now;
+            /* a window: until is the time they are about, since how far back they look */
+            if (fo.now == 0 && p->f.sf.until != INT64_MAX)
+                fo.now = p->f.sf.until;
+            if (p->f.sf.since != INT64_MIN) {
+                int64_t at = fo.now ? fo.now : (int64_t)time(NULL);
+                int64_t days = (at - p->f.sf.since + 86399) / 86400;
+                fo.history_days = (unsigned)(days < 1 ? 1 : days > 3650 ? 3650 : days);
+            }
             fo.dns = p->dns;
             fo.dns_server = a->cfg->dns;
             body = findings_compute(rd->st, &p->f, &fo, err);

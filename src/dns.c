@@ -30,17 +30,17 @@ tr_err dns_server_parse(const char *s, struct dns_server *out, char *err)
         errno = 0;
         port = strtoul(colon + 1, &end, 10);
         if (errno || end == colon + 1 || *end || port == 0 || port > 65535 || colon[1] == '-')
-            return tr_fail(err, TR_EUSAGE, "--dns '%s': the port is not a number in 1-65535", s);
+            return tr_fail(err, TR_EUSAGE, "dns = %s: the port is not a number in 1-65535", s);
     }
     if (s[0] == '[' || (colon && memchr(s, ':', hl)))
-        return tr_fail(err, TR_EUSAGE, "--dns '%s': only IPv4 servers are supported", s);
+        return tr_fail(err, TR_EUSAGE, "dns = %s: only IPv4 servers are supported", s);
     if (hl == 0 || hl >= sizeof host)
-        return tr_fail(err, TR_EUSAGE, "--dns '%s': expected an IPv4 address, HOST:PORT", s);
+        return tr_fail(err, TR_EUSAGE, "dns = %s: expected an IPv4 address, HOST:PORT", s);
     memcpy(host, s, hl);
     host[hl] = 0;
     if (inet_pton(AF_INET, host, &out->addr.sin_addr) != 1)
         return tr_fail(err, TR_EUSAGE,
-                       "--dns '%s': '%s' is not an IPv4 address (HOST:PORT, no host names)", s,
+                       "dns = %s: '%s' is not an IPv4 address (HOST:PORT, no host names)", s,
                        host);
     out->addr.sin_family = AF_INET;
     out->addr.sin_port = htons((unsigned short)port);

@@ -458,8 +458,8 @@ class Check(T.TlsrptdTestCase):
         self.assertExit(res, EX_TEMPFAIL)
         bad = self.write("bad.conf", "dns = localhost:53\n")
         res = record("--check", "-c", bad, "--domain", "here.example")
-        self.assertExit(res, T.EX_USAGE)
-        self.assertIn("--dns 'localhost:53'", res.err)
+        self.assertExit(res, T.EX_CONFIG)  # a bad value in the file: 78, as for every key
+        self.assertIn("dns = localhost:53: 'localhost' is not an IPv4 address", res.err)
 
     def expect(self, domain, code, *texts, extra=()):
         """--check DOMAIN exits code and prints each of texts."""

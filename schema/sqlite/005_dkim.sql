@@ -1,4 +1,4 @@
--- 006_dkim.sql: the DKIM verdict of a mailed report (docs/dkim.md), stored with
+-- 005_dkim.sql: the DKIM verdict of a mailed report (docs/dkim.md), stored with
 -- its source. NULL when there is none: the report did not come by mail (HTTP,
 -- a .json file) or was stored with dkim = off. Reports stored before this
 -- migration were never verified, so NULL is also what they keep: there is
