@@ -40,8 +40,7 @@ tr_err dns_server_parse(const char *s, struct dns_server *out, char *err)
     host[hl] = 0;
     if (inet_pton(AF_INET, host, &out->addr.sin_addr) != 1)
         return tr_fail(err, TR_EUSAGE,
-                       "dns = %s: '%s' is not an IPv4 address (HOST:PORT, no host names)", s,
-                       host);
+                       "dns = %s: '%s' is not an IPv4 address (HOST:PORT, no host names)", s, host);
     out->addr.sin_family = AF_INET;
     out->addr.sin_port = htons((unsigned short)port);
     snprintf(out->name, sizeof out->name, "%s:%lu", host, port);

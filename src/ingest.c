@@ -19,7 +19,8 @@
 /* A stored input whose reports' fate (stored or duplicate) the store tells
  * at commit: its result is completed then. */
 struct awaiting {
-    const struct ingest_job *job;
+    int64_t requeue_of; /* the job's quarantine entry, > 0 when it re-ingests one (the
+                         * job itself may be freed before the commit) */
     struct ingest_result *res;
 };
 
@@ -535,9 +536,8 @@ void ingest_free(struct ingest *ig)
     free(ig);
 }
 
-static void settle(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res);
-static void unquarantine(struct ingest *ig, const struct ingest_job *job,
-                         struct ingest_result *res);
+static void settle(struct ingest *ig, int64_t requeue_of, struct ingest_result *res);
+static void unquarantine(struct ingest *ig, int64_t requeue_of, struct ingest_result *res);
 
 tr_err ingest_begin(struct ingest *ig, char *err)
 {
@@ -557,7 +557,7 @@ tr_err ingest_commit(struct ingest *ig, char *err)
             snprintf(ig->failure, sizeof ig->failure, "%s", err);
         }
         for (size_t i = 0; i < ig->nawaiting && !ig->failed; i++)
-            settle(ig, ig->awaiting[i].job, ig->awaiting[i].res);
+            settle(ig, ig->awaiting[i].requeue_of, ig->awaiting[i].res);
     }
     ig->nawaiting = 0;
     if (ig->failed) {
@@ -636,7 +636,7 @@ static bool store_report(struct ingest *ig, const struct ingest_job *job, size_t
 
 /* The outcome of an input from its reports' (stored beats duplicate beats
  * rejected), once the store has told which reports were duplicates. */
-static void settle(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res)
+static void settle(struct ingest *ig, int64_t requeue_of, struct ingest_result *res)
 {
     size_t stored = 0, dups = 0;
     for (size_t i = 0; i < res->nreports; i++) {
@@ -649,7 +649,7 @@ static void settle(struct ingest *ig, const struct ingest_job *job, struct inges
         dups += rep->outcome == INGEST_DUPLICATE;
     }
     res->outcome = stored ? INGEST_STORED : dups ? INGEST_DUPLICATE : INGEST_REJECTED;
-    unquarantine(ig, job, res);
+    unquarantine(ig, requeue_of, res);
 }
 
 const void *ingest_job_input(const struct ingest_job *job, size_t *len,
@@ -684,12 +684,11 @@ void ingest_job_set_requeue(struct ingest_job *job, int64_t quarantine_id)
 
 /* A re-ingested quarantine entry that now stored (or was a duplicate) leaves
  * the quarantine in the same transaction. */
-static void unquarantine(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res)
+static void unquarantine(struct ingest *ig, int64_t requeue_of, struct ingest_result *res)
 {
     char err[TR_ERRLEN];
-    if (job->requeue_of > 0 &&
-        (res->outcome == INGEST_STORED || res->outcome == INGEST_DUPLICATE) &&
-        store_delete_quarantine(ig->st, job->requeue_of, err) != TR_OK)
+    if (requeue_of > 0 && (res->outcome == INGEST_STORED || res->outcome == INGEST_DUPLICATE) &&
+        store_delete_quarantine(ig->st, requeue_of, err) != TR_OK)
         poison(ig, res, TR_EDB, err);
 }
 
@@ -760,7 +759,7 @@ void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest
         ig->awaiting = a;
         ig->acap = cap;
     }
-    ig->awaiting[ig->nawaiting++] = (struct awaiting){job, res};
+    ig->awaiting[ig->nawaiting++] = (struct awaiting){job->requeue_of, res};
 }
 
 void ingest_input(struct ingest *ig, const void *data, size_t len, const struct store_source *src,
