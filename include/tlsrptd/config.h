@@ -78,8 +78,8 @@ struct config {
     char *alert_failure_rate, *alert_jump, *alert_jump_floor; /* 5%, 3, 1% */
     size_t alert_cooldown, alert_interval;                    /* seconds */
     size_t alert_clean_days, alert_min_sessions, alert_silence, alert_quarantine, alert_digest;
-    char *dkim;                 /* mailed reports: off | record | require (dkim.h) */
-    size_t dkim_timeout;        /* seconds the DKIM key lookups of one mail may take */
+    char *dkim;          /* mailed reports: off | record | require (dkim.h) */
+    size_t dkim_timeout; /* seconds the DKIM key lookups of one mail may take */
 };
 
 /* The file every command reads when no -c FILE is given (and it exists);

@@ -34,12 +34,15 @@ struct ingest_limits {
     size_t max_depth;    /* JSON nesting */
     struct mime_limits mime;
     struct jsonscan_limits json; /* counts and lengths of the JSON; zeros: the defaults */
-    struct dkim_config dkim; /* verifying mailed reports (not a limit: it travels with them) */
+    struct dkim_config dkim;     /* verifying mailed reports (not a limit: it travels with them) */
 };
 #define INGEST_DEFAULT_LIMITS                                                                      \
     {                                                                                              \
         (size_t)64 << 20, (size_t)32 << 20, REPORT_DEFAULT_MAX_DEPTH, MIME_DEFAULT_LIMITS,         \
-            JSONSCAN_DEFAULT_LIMITS, {DKIM_POLICY_OFF, 0}                                          \
+            JSONSCAN_DEFAULT_LIMITS,                                                               \
+        {                                                                                          \
+            DKIM_POLICY_OFF, 0                                                                     \
+        }                                                                                          \
     }
 
 struct config;
