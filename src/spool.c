@@ -1,9 +1,12 @@
 /* spool.c: the durable queue of inputs of `tlsrptd serve` (see spool.h).
  *
  * An entry file: one line of JSON with the source ({"v":1,"kind":…,"name":…,
- * "received_at":…}), a newline, then the input's bytes as received. Its name
+ * "received_at":…}, and "rejected": the reason when the input is already known
+ * to be unacceptable), a newline, then the input's bytes as received. Its name
  * is the time of arrival in microseconds and a sequence number, both in fixed
- * width, so a sorted listing is arrival order. */
+ * width, so a sorted listing is arrival order, then a random tag drawn when
+ * the spool is opened and the process id: names do not repeat across
+ * collectors that share a database (the writer records drained names there). */
 #define _DEFAULT_SOURCE /* DT_REG */
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +30,7 @@ struct spool {
     int dirfd, newfd, tmpfd;
     size_t max_bytes, bytes, count;
     unsigned seq;
+    uint32_t tag; /* random, per spool_open() */
 };
 
 static const char *const source_keys[7] = {"kind",          "name",      "client", "message_id",
@@ -104,6 +109,11 @@ struct spool *spool_open(const char *dir, size_t max_bytes, char *err)
     }
     sp->dirfd = sp->newfd = sp->tmpfd = -1;
     sp->max_bytes = max_bytes;
+    if (getrandom(&sp->tag, sizeof sp->tag, GRND_NONBLOCK) != (ssize_t)sizeof sp->tag) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        sp->tag = (uint32_t)now.tv_nsec ^ ((uint32_t)getpid() << 16);
+    }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         tr_fail(err, TR_EIO, "spool %s: cannot create it: %s", dir, strerror(errno));
         goto fail;
@@ -179,7 +189,7 @@ static bool write_all(int fd, const void *p, size_t n)
 }
 
 tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct store_source *src,
-                 char *err)
+                 const char *rejected, char *err)
 {
     json_t *head = json_pack("{s:i, s:I}", "v", 1, "received_at",
                              (json_int_t)(src->received_at ? src->received_at : time(NULL)));
@@ -189,6 +199,8 @@ tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct st
     for (int i = 0; i < 7; i++)
         if (values[i])
             json_object_set_new(head, source_keys[i], json_string(values[i]));
+    if (rejected)
+        json_object_set_new(head, "rejected", json_string(rejected));
     char *line = json_dumps(head, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(head);
     if (line == NULL)
@@ -202,9 +214,9 @@ tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct st
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     char name[64];
-    snprintf(name, sizeof name, "%016llx.%08x.%d",
+    snprintf(name, sizeof name, "%016llx.%08x.%08x.%d",
              (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000,
-             sp->seq++, (int)getpid());
+             sp->seq++, (unsigned)sp->tag, (int)getpid());
     int fd = openat(sp->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     bool ok = fd >= 0 && write_all(fd, line, strlen(line)) && write_all(fd, "\n", 1) &&
               write_all(fd, data, len) && fsync(fd) == 0;
@@ -234,6 +246,7 @@ void spool_entry_free(struct spool_entry *e)
 {
     free(e->name);
     free(e->data);
+    free(e->rejected);
     for (int i = 0; i < 7; i++)
         free(e->strings[i]);
     memset(e, 0, sizeof *e);
@@ -269,6 +282,9 @@ static bool read_entry(struct spool *sp, const char *name, struct spool_entry *e
         *fields[i] = e->strings[i];
     }
     e->src.received_at = json_integer_value(json_object_get(head, "received_at"));
+    const char *rejected = json_string_value(json_object_get(head, "rejected"));
+    e->rejected = rejected ? strdup(rejected) : NULL;
+    bool lost = rejected && e->rejected == NULL;
     json_decref(head);
     size_t off = (size_t)(nl - b.data) + 1;
     e->len = b.len - off;
@@ -277,7 +293,7 @@ static bool read_entry(struct spool *sp, const char *name, struct spool_entry *e
     if (e->data)
         memcpy(e->data, b.data + off, e->len);
     buf_free(&b);
-    if (e->data == NULL || e->name == NULL || e->src.kind == NULL) {
+    if (e->data == NULL || e->name == NULL || e->src.kind == NULL || lost) {
         spool_entry_free(e);
         return false;
     }

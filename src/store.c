@@ -712,6 +712,13 @@ tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char
                       sql_take_int, value, NULL, err);
 }
 
+tr_err store_counter_delete(struct store *st, const char *key, char *err)
+{
+    struct sql_arg a[] = {sql_text(key)};
+    return store_exec(st, STMT_NONE, "DELETE FROM meta WHERE key = ?1", a, 1, NULL, NULL, NULL,
+                      err);
+}
+
 tr_err store_outcome_set(struct store *st, const char *source, const char *outcome, int64_t n,
                          char *err)
 {

@@ -143,6 +143,9 @@ tr_err store_outcome_set(struct store *st, const char *source, const char *outco
                          char *err);
 /* Read a counter; 0 when it was never set. */
 tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char *err);
+/* Forget a counter (a marker that did its job). Inside or outside a
+ * transaction. */
+tr_err store_counter_delete(struct store *st, const char *key, char *err);
 
 /* ---- the read side -------------------------------------------------------------------------- */
 
