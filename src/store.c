@@ -403,6 +403,14 @@ static tr_err not_open(const struct store *st, char *err)
     return tr_fail(err, TR_EDB, "database %s: not connected", st->target);
 }
 
+bool store_connected(struct store *st)
+{
+    /* the backends answer TR_EDB for a lost connection or file (a read-only
+     * connection is TR_EUSAGE once those checks passed, without a query) */
+    char why[TR_ERRLEN];
+    return st->h != NULL && st->be->check_writable(st->h, why) != TR_EDB;
+}
+
 tr_err store_exec(struct store *st, unsigned key, const char *sql, const struct sql_arg *args,
                   size_t nargs, sql_row_fn fn, void *cls, int64_t *changes, char *err)
 {

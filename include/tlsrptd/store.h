@@ -69,6 +69,10 @@ const char *store_backend_name(const struct store *st);
 /* Close and open the connection again (after the database went away, or a
  * read-only file became writable). */
 tr_err store_reconnect(struct store *st, char *err);
+/* False when the connection no longer reaches the database it was opened on
+ * (SQLite: the file was removed or replaced; PostgreSQL: the connection was
+ * lost), so that only store_reconnect() helps. Cheap: a stat() or none. */
+bool store_connected(struct store *st);
 
 /* Whether the database takes writes now: TR_OK, or TR_EDB with why (for
  * /healthz: "database is read-only: /var/lib/tlsrptd/tlsrptd.db is owned by
