@@ -225,8 +225,9 @@ static void run_batch(struct writer *w, struct writer_request *batch)
     } else {
         failed(w, err);
         if (w->spool) {
-            w->spooling = true;
             spool_batch(w, batch, err);
+            /* only what the spool holds must go first (a batch of mails holds none) */
+            w->spooling = spool_count(w->spool) > 0;
         }
     }
     tr_debug("group commit: %zu report%s", n, n == 1 ? "" : "s");
@@ -366,6 +367,8 @@ static void tick(struct writer *w)
     time_t now = time(NULL);
     bool failing = !w->healthy;
     bool waiting = w->spool && spool_count(w->spool) > 0;
+    if (w->spooling && !waiting) /* nothing to keep the order behind */
+        w->spooling = false;
     if (!failing && !waiting) {
         if (now < w->next_check)
             return;

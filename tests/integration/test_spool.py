@@ -15,7 +15,8 @@ share ctest's cluster are not disturbed).
   Rejected      a bad report while spooling: 400, quarantined when the spool drains
   Off           spool_dir = off: 503 as without a spool
   Startup       what the spool holds at start is stored before what arrives after
-  Maildir       serve --maildir: mails wait in new/ (never spooled), stored afterwards
+  Maildir       serve --maildir: mails wait in new/ (never spooled), stored afterwards,
+                also when no HTTP report came meanwhile
 
 Run: TLSRPTD_BIN=build/tlsrptd [TLSRPTD_BACKEND=postgresql TLSRPTD_PG_STATE=DIR]
      python3 tests/integration/test_spool.py
@@ -332,6 +333,26 @@ class Maildir(SpoolCase):
         stored = set(H.stored_ids(self.db))
         self.assertLessEqual({"http-0", "http-1", "http-2"} |
                              {"maildir-test-%05d" % (700 + i) for i in range(5)}, stored)
+        self.assertEqual(d.stop(), 0)
+
+    def test_mail_only_outage_is_stored_afterwards(self):
+        """No HTTP report during the outage: nothing is spooled, and the mails are
+        stored once storage is back (the writer must not keep waiting for a spool
+        that holds nothing)."""
+        md = M.make_maildir(self.path("Maildir"))
+        d = self.serve("--maildir", md, "--maildir-rescan", "1")
+        self.outage.begin()
+        for i in range(3):
+            M.deliver(md, "%d.M%d.only" % (i, i), M.report_mail(M.numbered_report(800 + i)))
+        self.assertTrue(H.wait_until(lambda: "storage unavailable" in d.log(), 30),
+                        d.log()[-3000:])
+        self.assertEqual(len(M.files(md, "new")), 3)
+        self.outage.end()
+        self.assertTrue(H.wait_until(lambda: not M.files(md, "new"), 60),
+                        "mails not stored after the outage\n" + d.log()[-3000:])
+        self.assertEqual(H.spool_entries(self.spool), [])
+        self.assertLessEqual({"maildir-test-%05d" % (800 + i) for i in range(3)},
+                             set(H.stored_ids(self.db)))
         self.assertEqual(d.stop(), 0)
 
 
