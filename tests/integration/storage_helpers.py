@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -65,11 +66,11 @@ class Resp:
             self.status, self.elapsed, self.headers, self.body[:600], self.error)
 
 
-def request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
-    """One request on a new connection to 127.0.0.1:port. A connection that fails
+def request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT, host="127.0.0.1"):
+    """One request on a new connection to host:port. A connection that fails
     (refused, reset: a killed daemon) gives status None and the error."""
     t0 = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=dict(headers or {}))
         r = conn.getresponse()
@@ -104,10 +105,11 @@ def sample_sessions():
 
 
 class Daemon:
-    """`tlsrptd serve --listen 127.0.0.1:PORT ARGS`, its output in a log file."""
+    """`tlsrptd serve --listen HOST:PORT ARGS`, its output in a log file."""
 
-    def __init__(self, case, args, name="serve", umask=None):
+    def __init__(self, case, args, name="serve", umask=None, host="127.0.0.1"):
         self.case, self.args, self.name, self.umask = case, [str(a) for a in args], name, umask
+        self.host = host
         self.proc = None
         self.port = None
         self.log_path = case.path("%s.log" % name)
@@ -115,7 +117,8 @@ class Daemon:
     def start(self, expect_healthy=True):
         for _attempt in range(5):
             self.port = T.free_port()
-            argv = [T.tlsrptd_bin(), "serve", "--listen", "127.0.0.1:%d" % self.port] + self.args
+            argv = [T.tlsrptd_bin(), "serve", "--listen",
+                    "%s:%d" % (self.host, self.port)] + self.args
             env = dict(os.environ)
             env.setdefault("LC_ALL", "C")
             with open(self.log_path, "ab") as logf:
@@ -139,7 +142,7 @@ class Daemon:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
-            r = request(self.port, "GET", "/healthz", timeout=5)
+            r = request(self.port, "GET", "/healthz", timeout=5, host=self.host)
             if r.status == 200 or (r.status is not None and not expect_healthy):
                 return True
             time.sleep(0.1)
@@ -157,7 +160,7 @@ class Daemon:
             return ""
 
     def request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
-        return request(self.port, method, path, body, headers, timeout)
+        return request(self.port, method, path, body, headers, timeout, self.host)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -419,6 +422,20 @@ class Clients:
         for t in self.threads:
             t.join(HTTP_TIMEOUT + 30)
         return self.answers
+
+
+def outside_address():
+    """An IPv4 address of this machine that is not a loopback one (the source of a
+    connection to it is then not loopback either), or None."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))  # a route is chosen; nothing is sent
+        addr = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
 
 
 def spool_entries(spool_dir):

@@ -8,7 +8,8 @@ again after a crash is kept once.
                 reingest ID... / --all (stored ones leave, still bad ones stay: 65)
   ReingestAll   --all over more entries than one listing page (1,100)
   Api           GET /api/v1/quarantine (paging, since), /quarantine/ID, /ID/raw
-                (attachment), POST /quarantine/ID/reingest, the bearer token
+                (attachment), POST /quarantine/ID/reingest, the bearer token, 403 for
+                a client that is not on loopback (another address of this machine)
   ReRead        the same bad input read twice (ingest, a Maildir file whose move a crash
                 cut short, SIGKILL of maildir --watch): one quarantine entry each
 
@@ -310,6 +311,27 @@ class Api(QuarantineCase):
         r = d.request("POST", "/api/v1/quarantine/%d/reingest" % deep, headers=ok)
         self.assertEqual((r.status, r.json()["result"]), (200, "stored"), r)
         self.assertIn("deep-1", H.stored_ids(self.db))
+        self.assertEqual(d.stop(), 0)
+
+
+    def test_outside_clients_are_refused(self):
+        """Without a token the quarantine answers loopback clients only: a client on
+        another address of this machine gets 403, and cannot re-ingest either."""
+        addr = H.outside_address()
+        if addr is None:
+            self.skipTest("this machine has no IPv4 address besides loopback")
+        d = H.Daemon(self, ["--db", self.db, "--rate-limit", "0"], host=addr).start()
+        deep = self.id_of["deep.json"]
+        for method, path in (("GET", "/api/v1/quarantine"),
+                             ("GET", "/api/v1/quarantine/%d" % deep),
+                             ("GET", "/api/v1/quarantine/%d/raw" % deep),
+                             ("POST", "/api/v1/quarantine/%d/reingest" % deep)):
+            r = d.request(method, path)
+            self.assertEqual(r.status, 403, "%s %s: %r" % (method, path, r))
+            self.assertIn("loopback", r.json()["detail"])
+        self.assertIn(deep, {e["id"] for e in H.quarantine_list(self.db)["entries"]})
+        self.assertNotIn("deep-1", H.stored_ids(self.db))
+        self.assertEqual(d.post(H.report_body("from-outside")).status, 201)
         self.assertEqual(d.stop(), 0)
 
 
