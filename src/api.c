@@ -646,7 +646,8 @@ static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
     tr_err rc = store_counts(st, STORE_COUNT_DOMAINS, take_domain, c, err);
     if (rc != TR_OK || c->rc != TR_OK)
         return rc != TR_OK ? rc : tr_fail(err, c->rc, "metrics: out of memory");
-    qsort(c->v, c->n, sizeof *c->v, by_volume);
+    if (c->n > 1) /* c->v is NULL without domains: qsort must not see it */
+        qsort(c->v, c->n, sizeof *c->v, by_volume);
     rc = prom_printf(c->out,
                      "# HELP tlsrptd_sessions_total TLS sessions reported by senders, per policy "
                      "domain (the busiest metrics_domains; the rest as \"(other)\").\n"
