@@ -33,10 +33,11 @@ static const char help[] =
     "  --since T, --until T  received in [since, until): a date, a date and time,\n"
     "                        or a time ago (30d, 12h)\n"
     "  --limit N             at most N entries (default 100)\n"
-    "  --all                 reingest: every entry\n"
+    "  --all                 reingest: every entry, oldest first\n"
     "\n"
-    "Exit: 0; 64 usage; 65 an entry is still not acceptable (reingest), or no such\n"
-    "entry; 66 no database; 75 storage unavailable.\n";
+    "Exit: 0; 64 usage; 65 an entry is still not acceptable (reingest), no such\n"
+    "entry, or its bytes were not kept (export); 66 no database; 75 storage\n"
+    "unavailable.\n";
 
 static void print_help(void)
 {
