@@ -350,7 +350,7 @@ static json_t *read_route(struct store *st, enum route r, int64_t id, struct par
     case R_SUMMARY: {
         /* without limit: one page of SUMMARY_DEFAULT_LIMIT, said so only when
          * there are more groups (--fill by day is bounded by itself) */
-        bool implicit = !p->limit_given && !p->offset && !p->f.fill;
+        bool implicit = !p->limit_given && !p->offset && !(p->f.fill && p->f.by == QUERY_BY_DAY);
         if (p->limit_given || p->offset || implicit) {
             p->f.limit = implicit ? SUMMARY_DEFAULT_LIMIT : p->limit;
             p->f.offset = p->offset;
