@@ -17,6 +17,9 @@
 #include "tlsrptd/store.h"
 
 #define READERS 4 /* read-only connections */
+/* Summary groups answered when no limit is asked for: a collector for
+ * 130,000 domains must not build a 50 MiB answer for every dashboard. */
+#define SUMMARY_DEFAULT_LIMIT 1000
 
 struct reader {
     pthread_mutex_t mu;
@@ -69,6 +72,10 @@ static struct reader *take_reader(struct api *a, char *err)
     if (r == NULL) { /* all busy: queue on one of them */
         r = &a->readers[__atomic_fetch_add(&a->next, 1, __ATOMIC_RELAXED) % READERS];
         pthread_mutex_lock(&r->mu);
+    }
+    if (r->st != NULL && !store_connected(r->st)) { /* the database file was replaced */
+        store_close(r->st);
+        r->st = NULL;
     }
     if (r->st == NULL) {
         struct store_options sopt = STORE_DEFAULT_OPTIONS;
@@ -362,6 +369,7 @@ static int copy_raw(void *cls, const struct store_quarantine_row *q)
     if (q->raw == NULL)
         return 1;
     c->kept = true;
+    free(c->out->bytes); /* from an attempt on a connection that was lost since */
     c->out->bytes = malloc(q->rawlen ? q->rawlen : 1);
     if (c->out->bytes) {
         memcpy(c->out->bytes, q->raw, q->rawlen);
@@ -388,6 +396,82 @@ static bool raw_answer(struct store *st, int64_t id, struct api_answer *out, boo
                  "attachment; filename=\"tlsrptd-quarantine-%lld.bin\"", (long long)id);
     }
     return true;
+}
+
+/* The answer of route r on st: a body, or NULL with *found false (404) or err
+ * set; for R_RAW, *raw_done when out holds the whole answer. */
+static json_t *read_route(struct api *a, const struct api_access *who, struct store *st,
+                          enum route r, int64_t id, struct params *p, struct api_answer *out,
+                          bool *found, bool *raw_done, char *err)
+{
+    json_t *body = NULL;
+    switch (r) {
+    case R_SUMMARY: {
+        /* without limit: one page of SUMMARY_DEFAULT_LIMIT, said so only when
+         * there are more groups (--fill by day is bounded by itself) */
+        bool implicit = !p->limit_given && !p->offset && !(p->f.fill && p->f.by == QUERY_BY_DAY);
+        if (p->limit_given || p->offset || implicit) {
+            p->f.limit = implicit ? SUMMARY_DEFAULT_LIMIT : p->limit;
+            p->f.offset = p->offset;
+        }
+        body = query_summary(st, &p->f, err);
+        json_t *total = body ? json_object_get(body, "total_groups") : NULL;
+        if (implicit && json_is_integer(total) &&
+            json_integer_value(total) <= SUMMARY_DEFAULT_LIMIT) {
+            json_object_del(body, "total_groups");
+            json_object_del(body, "limit");
+            json_object_del(body, "offset");
+        }
+        break;
+    }
+    case R_REPORTS:
+        body = query_reports(st, &p->f, p->limit, p->offset, err);
+        if (body) {
+            json_object_set_new(body, "limit", json_integer((json_int_t)p->limit));
+            json_object_set_new(body, "offset", json_integer((json_int_t)p->offset));
+        }
+        break;
+    case R_REPORT: {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)id);
+        size_t nfound = 0;
+        body = query_report_scoped(st, scope_of(who), key, &nfound, err);
+        *found = nfound > 0;
+        break;
+    }
+    case R_POLICIES:
+        body = query_policies(st, &p->f, err);
+        break;
+    case R_FINDINGS: {
+        struct findings_options fo = FINDINGS_DEFAULT_OPTIONS;
+        fo.now = p->now;
+        /* a window: until is the time they are about, since how far back they look */
+        if (fo.now == 0 && p->f.sf.until != INT64_MAX)
+            fo.now = p->f.sf.until;
+        if (p->f.sf.since != INT64_MIN) {
+            int64_t at = fo.now ? fo.now : (int64_t)time(NULL);
+            int64_t days = (at - p->f.sf.since + 86399) / 86400;
+            fo.history_days = (unsigned)(days < 1 ? 1 : days > 3650 ? 3650 : days);
+        }
+        fo.dns = p->dns;
+        fo.dns_server = a->cfg->dns;
+        body = findings_compute(st, &p->f, &fo, err);
+        break;
+    }
+    case R_QUARANTINE:
+        body = query_quarantine(st, p->f.sf.since, p->f.sf.until, p->limit, p->offset, err);
+        if (body) {
+            json_object_set_new(body, "limit", json_integer((json_int_t)p->limit));
+            json_object_set_new(body, "offset", json_integer((json_int_t)p->offset));
+        }
+        break;
+    case R_RAW:
+        *raw_done = raw_answer(st, id, out, found, err) && *found;
+        break;
+    default: /* R_ENTRY */
+        body = query_quarantine_entry(st, id, false, found, err);
+    }
+    return body;
 }
 
 void api_get(struct api *a, const struct api_access *who, const char *path,
@@ -428,70 +512,26 @@ void api_get(struct api *a, const struct api_access *who, const char *path,
     }
     p->f.sf.scope = scope_of(who);
     char err[TR_ERRLEN] = "";
-    struct reader *rd = take_reader(a, err);
     json_t *body = NULL;
-    bool found = true;
-    size_t nfound = 0;
-    if (rd) {
-        switch (r) {
-        case R_SUMMARY:
-            if (p->limit_given || p->offset) {
-                p->f.limit = p->limit;
-                p->f.offset = p->offset;
-            }
-            body = query_summary(rd->st, &p->f, err);
+    bool found = true, raw_done = false;
+    /* a connection lost meanwhile (PostgreSQL restarted, the SQLite file replaced)
+     * is noticed when used: the question is asked once more on a new one */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        err[0] = 0;
+        struct reader *rd = take_reader(a, err);
+        if (rd == NULL)
             break;
-        case R_REPORTS:
-            body = query_reports(rd->st, &p->f, p->limit, p->offset, err);
-            if (body) {
-                json_object_set_new(body, "limit", json_integer((json_int_t)p->limit));
-                json_object_set_new(body, "offset", json_integer((json_int_t)p->offset));
-            }
+        found = true;
+        body = read_route(a, who, rd->st, r, id, p, out, &found, &raw_done, err);
+        bool failed = body == NULL && !raw_done && found && err[0];
+        bool lost = failed && !store_connected(rd->st);
+        give_reader(rd, failed);
+        if (!lost)
             break;
-        case R_REPORT: {
-            char key[32];
-            snprintf(key, sizeof key, "%lld", (long long)id);
-            body = query_report_scoped(rd->st, scope_of(who), key, &nfound, err);
-            found = nfound > 0;
-            break;
-        }
-        case R_POLICIES:
-            body = query_policies(rd->st, &p->f, err);
-            break;
-        case R_FINDINGS: {
-            struct findings_options fo = FINDINGS_DEFAULT_OPTIONS;
-            fo.now = p->now;
-            /* a window: until is the time they are about, since how far back they look */
-            if (fo.now == 0 && p->f.sf.until != INT64_MAX)
-                fo.now = p->f.sf.until;
-            if (p->f.sf.since != INT64_MIN) {
-                int64_t at = fo.now ? fo.now : (int64_t)time(NULL);
-                int64_t days = (at - p->f.sf.since + 86399) / 86400;
-                fo.history_days = (unsigned)(days < 1 ? 1 : days > 3650 ? 3650 : days);
-            }
-            fo.dns = p->dns;
-            fo.dns_server = a->cfg->dns;
-            body = findings_compute(rd->st, &p->f, &fo, err);
-            break;
-        }
-        case R_QUARANTINE:
-            body = query_quarantine(rd->st, p->f.sf.since, p->f.sf.until, p->limit, p->offset, err);
-            if (body) {
-                json_object_set_new(body, "limit", json_integer((json_int_t)p->limit));
-                json_object_set_new(body, "offset", json_integer((json_int_t)p->offset));
-            }
-            break;
-        case R_RAW:
-            if (raw_answer(rd->st, id, out, &found, err) && found) {
-                give_reader(rd, false);
-                free(p);
-                return;
-            }
-            break;
-        default: /* R_ENTRY */
-            body = query_quarantine_entry(rd->st, id, false, &found, err);
-        }
-        give_reader(rd, body == NULL && found && err[0]);
+    }
+    if (raw_done) {
+        free(p);
+        return;
     }
     free(p);
     if (body == NULL && !found) {
@@ -690,7 +730,7 @@ static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
     tr_err rc = store_counts_scoped(st, c->scope, STORE_COUNT_DOMAINS, take_domain, c, err);
     if (rc != TR_OK || c->rc != TR_OK)
         return rc != TR_OK ? rc : tr_fail(err, c->rc, "metrics: out of memory");
-    if (c->n) /* qsort(NULL, 0) is undefined */
+    if (c->n > 1) /* c->v is NULL without domains: qsort must not see it */
         qsort(c->v, c->n, sizeof *c->v, by_volume);
     rc = prom_printf(c->out,
                      "# HELP tlsrptd_sessions_total TLS sessions reported by senders, per policy "
@@ -772,19 +812,29 @@ static tr_err write_metrics(struct store *st, struct metrics_ctx *c, char *err)
 
 tr_err api_metrics(struct api *a, const struct api_access *who, struct buf *out, char *err)
 {
-    err[0] = 0;
-    struct reader *rd = take_reader(a, err);
-    if (rd == NULL)
-        return TR_EDB;
-    struct metrics_ctx c = {out,           NULL,          0, 0, a->cfg->metrics_domains,
-                            json_object(), json_object(), 0, 0, 0,
-                            TR_OK,         scope_of(who)};
-    tr_err rc = write_metrics(rd->st, &c, err);
-    give_reader(rd, rc == TR_EDB);
-    for (size_t i = 0; i < c.n; i++)
-        free(c.v[i].name);
-    free(c.v);
-    json_decref(c.shown);
-    json_decref(c.other);
+    size_t start = out->len;
+    tr_err rc = TR_EDB;
+    for (int attempt = 0; attempt < 2; attempt++) { /* as in api_get */
+        err[0] = 0;
+        out->len = start;
+        struct reader *rd = take_reader(a, err);
+        if (rd == NULL)
+            return TR_EDB;
+        struct metrics_ctx c = {out,           NULL,          0, 0, a->cfg->metrics_domains,
+                                json_object(), json_object(), 0, 0, 0,
+                                TR_OK,         scope_of(who)};
+        rc = write_metrics(rd->st, &c, err);
+        bool lost = rc == TR_EDB && !store_connected(rd->st);
+        give_reader(rd, rc == TR_EDB);
+        for (size_t i = 0; i < c.n; i++)
+            free(c.v[i].name);
+        free(c.v);
+        json_decref(c.shown);
+        json_decref(c.other);
+        if (!lost)
+            break;
+    }
+    if (out->data)
+        out->data[out->len] = 0;
     return rc;
 }

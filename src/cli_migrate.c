@@ -8,7 +8,8 @@
  * how far it got (meta "migrate:<source>:report"), so an interrupted run
  * resumes where it stopped and copies nothing twice (a report is also its own
  * duplicate check: copied again, it would be a duplicate). The target must be
- * empty, or hold only what an earlier run of the same migration copied. */
+ * empty (no reports, no quarantine entries), or hold only what an earlier run
+ * of the same migration copied. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,12 @@ static int copy_entry(void *cls, const struct store_quarantine_row *q)
     return c->rc != TR_OK;
 }
 
+static int no_row(void *cls, const struct store_quarantine_row *q)
+{
+    (void)cls, (void)q;
+    return 1;
+}
+
 /* ---- the counters --------------------------------------------------------------------------- */
 
 struct counts {
@@ -371,11 +378,19 @@ int cmd_migrate(int argc, char **argv)
         rc = EXIT_TEMPFAIL;
         goto done;
     }
-    if (last == 0 && there.reports > 0) {
+    int64_t there_quarantined = 0;
+    if (store_list_quarantine(to, INT64_MIN, INT64_MAX, 1, 0, no_row, NULL, &there_quarantined,
+                              err) != TR_OK) {
+        fprintf(stderr, "tlsrptd migrate: %s\n", err);
+        rc = EXIT_TEMPFAIL;
+        goto done;
+    }
+    if (last == 0 && qlast == 0 && (there.reports > 0 || there_quarantined > 0)) {
         fprintf(stderr,
-                "tlsrptd migrate: %s already holds %lld reports that are not from %s; migrate "
-                "copies into an empty database\n",
-                store_name(to), (long long)there.reports, store_name(from));
+                "tlsrptd migrate: %s already holds %lld reports and %lld quarantine entries "
+                "that are not from %s; migrate copies into an empty database\n",
+                store_name(to), (long long)there.reports, (long long)there_quarantined,
+                store_name(from));
         rc = EXIT_DATAERR;
         goto done;
     }

@@ -33,10 +33,11 @@ static const char help[] =
     "  --since T, --until T  received in [since, until): a date, a date and time,\n"
     "                        or a time ago (30d, 12h)\n"
     "  --limit N             at most N entries (default 100)\n"
-    "  --all                 reingest: every entry\n"
+    "  --all                 reingest: every entry, oldest first\n"
     "\n"
-    "Exit: 0; 64 usage; 65 an entry is still not acceptable (reingest), or no such\n"
-    "entry; 66 no database; 75 storage unavailable.\n";
+    "Exit: 0; 64 usage; 65 an entry is still not acceptable (reingest), no such\n"
+    "entry, or its bytes were not kept (export); 66 no database; 75 storage\n"
+    "unavailable.\n";
 
 static void print_help(void)
 {
@@ -123,14 +124,16 @@ static void hexdump(const unsigned char *p, size_t n)
 struct entry_out {
     bool text;
     bool export_only;
+    bool not_kept; /* out: export found no bytes */
 };
 
 static int print_entry(void *cls, const struct store_quarantine_row *q)
 {
-    const struct entry_out *o = cls;
+    struct entry_out *o = cls;
     if (o->export_only) {
         if (q->raw)
             fwrite(q->raw, 1, q->rawlen, stdout);
+        o->not_kept = q->raw == NULL;
         return 1;
     }
     char when[32];
@@ -189,29 +192,26 @@ static int collect_id(void *cls, const struct store_quarantine_row *q)
     return 0;
 }
 
-/* Each entry again, in its own transaction. */
-static int reingest(struct store *st, const struct config *cfg, struct args *a)
+static int take_newest(void *cls, const struct store_quarantine_row *q)
+{
+    *(int64_t *)cls = q->id;
+    return 1;
+}
+
+struct tally {
+    size_t entries, stored, still;
+};
+
+/* Run the entries of a->ids again, each in its own transaction. */
+static int reingest_ids(struct store *st, struct ingest *ig, const struct ingest_limits *lim,
+                        const struct args *a, struct tally *t)
 {
     char err[TR_ERRLEN];
-    struct ingest_limits lim;
-    cli_config_limits(cfg, &lim);
-    if (a->all) {
-        int64_t total = 0;
-        a->nids = 0;
-        if (store_list_quarantine(st, INT64_MIN, INT64_MAX, sizeof a->ids / sizeof *a->ids, 0,
-                                  collect_id, a, &total, err) != TR_OK) {
-            fprintf(stderr, "tlsrptd quarantine: %s\n", err);
-            return EXIT_TEMPFAIL;
-        }
-    }
-    struct ingest *ig = ingest_new(st, &lim);
-    if (ig == NULL)
-        return EXIT_TEMPFAIL;
     int rc = 0;
-    size_t stored = 0, still = 0;
     for (size_t i = 0; i < a->nids; i++) {
         int64_t id = a->ids[i];
-        struct reingest_ctx c = {&lim, NULL, false};
+        t->entries++;
+        struct reingest_ctx c = {lim, NULL, false};
         bool found = false;
         if (store_get_quarantine(st, id, make_job, &c, &found, err) != TR_OK) {
             fprintf(stderr, "tlsrptd quarantine: %s\n", err);
@@ -240,7 +240,7 @@ static int reingest(struct store *st, const struct config *cfg, struct args *a)
         switch (res.outcome) {
         case INGEST_STORED:
         case INGEST_DUPLICATE:
-            stored++;
+            t->stored++;
             printf("quarantine %lld: %s", (long long)id, ingest_outcome_name(res.outcome));
             for (size_t k = 0; k < res.nreports; k++)
                 if (res.reports[k].outcome <= INGEST_DUPLICATE)
@@ -248,7 +248,7 @@ static int reingest(struct store *st, const struct config *cfg, struct args *a)
             printf("; removed from the quarantine\n");
             break;
         case INGEST_REJECTED:
-            still++;
+            t->still++;
             printf("quarantine %lld: still not acceptable: %s\n", (long long)id, res.reason);
             rc = rc ? rc : EXIT_DATAERR;
             break;
@@ -261,10 +261,48 @@ static int reingest(struct store *st, const struct config *cfg, struct args *a)
         if (rc == EXIT_TEMPFAIL)
             break;
     }
+    return rc;
+}
+
+/* The entries named, or with --all every entry there when it starts, oldest
+ * first (in pages: the quarantine may hold more than a->ids). */
+static int reingest(struct store *st, const struct config *cfg, struct args *a)
+{
+    char err[TR_ERRLEN];
+    struct ingest_limits lim;
+    cli_config_limits(cfg, &lim);
+    struct ingest *ig = ingest_new(st, &lim);
+    if (ig == NULL)
+        return EXIT_TEMPFAIL;
+    struct tally t = {0, 0, 0};
+    int rc = 0;
+    if (!a->all) {
+        rc = reingest_ids(st, ig, &lim, a, &t);
+    } else {
+        int64_t newest = 0, after = 0;
+        tr_err e =
+            store_list_quarantine(st, INT64_MIN, INT64_MAX, 1, 0, take_newest, &newest, NULL, err);
+        while (e == TR_OK && after < newest && (rc == 0 || rc == EXIT_DATAERR)) {
+            a->nids = 0;
+            if ((e = store_scan_quarantine(st, after, sizeof a->ids / sizeof *a->ids, collect_id, a,
+                                           err)) != TR_OK ||
+                a->nids == 0)
+                break;
+            after = a->ids[a->nids - 1];
+            while (a->nids > 0 && a->ids[a->nids - 1] > newest) /* arrived meanwhile */
+                a->nids--;
+            int r = reingest_ids(st, ig, &lim, a, &t);
+            rc = r == EXIT_TEMPFAIL || rc == 0 ? r : rc;
+        }
+        if (e != TR_OK) {
+            fprintf(stderr, "tlsrptd quarantine: %s\n", err);
+            rc = EXIT_TEMPFAIL;
+        }
+    }
     ingest_free(ig);
-    if (a->nids > 1)
+    if (t.entries > 1)
         printf("reingest: %zu entries: %zu stored or duplicate, %zu still not acceptable\n",
-               a->nids, stored, still);
+               t.entries, t.stored, t.still);
     return rc;
 }
 
@@ -341,13 +379,19 @@ int cmd_quarantine(int argc, char **argv)
         }
         json_decref(out);
     } else if (show || exp) {
-        struct entry_out o = {true, exp};
+        struct entry_out o = {true, exp, false};
         bool found = false;
         if (store_get_quarantine(st, a.ids[0], print_entry, &o, &found, err) != TR_OK) {
             fprintf(stderr, "tlsrptd quarantine: %s\n", err);
             rc = EXIT_TEMPFAIL;
         } else if (!found) {
             fprintf(stderr, "tlsrptd quarantine: no entry %lld\n", (long long)a.ids[0]);
+            rc = EXIT_DATAERR;
+        } else if (o.not_kept) {
+            fprintf(stderr,
+                    "tlsrptd quarantine: entry %lld: its bytes were not kept (over the "
+                    "quarantine's byte budget); nothing to export\n",
+                    (long long)a.ids[0]);
             rc = EXIT_DATAERR;
         }
     } else if ((rc = cli_config_trust(&cfg, "quarantine")) == 0) {

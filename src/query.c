@@ -179,13 +179,13 @@ static json_int_t int_of(const json_t *g, const char *key)
 static void set_rate(json_t *g)
 {
     json_t *ok = json_object_get(g, "successful_sessions");
-    json_int_t bad = int_of(g, "failed_sessions");
-    if (!json_is_integer(ok) || json_integer_value(ok) + bad <= 0)
+    /* in doubles: both sums may be near INT64_MAX (they saturate there) */
+    double bad = (double)int_of(g, "failed_sessions");
+    double all = json_is_integer(ok) ? (double)json_integer_value(ok) + bad : 0;
+    if (all <= 0)
         json_object_set_new(g, "failure_rate", json_null());
     else
-        json_object_set_new(
-            g, "failure_rate",
-            json_real((double)bad / ((double)json_integer_value(ok) + (double)bad)));
+        json_object_set_new(g, "failure_rate", json_real(bad / all));
 }
 
 /* a group with zero counts, keyed k (a JSON value: a name, a day or null) */

@@ -1,9 +1,12 @@
 /* spool.c: the durable queue of inputs of `tlsrptd serve` (see spool.h).
  *
  * An entry file: one line of JSON with the source ({"v":1,"kind":…,"name":…,
- * "received_at":…}), a newline, then the input's bytes as received. Its name
+ * "received_at":…}, and "rejected": the reason when the input is already known
+ * to be unacceptable), a newline, then the input's bytes as received. Its name
  * is the time of arrival in microseconds and a sequence number, both in fixed
- * width, so a sorted listing is arrival order. */
+ * width, so a sorted listing is arrival order, then a random tag drawn when
+ * the spool is opened and the process id: names do not repeat across
+ * collectors that share a database (the writer records drained names there). */
 #define _DEFAULT_SOURCE /* DT_REG */
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +30,12 @@ struct spool {
     int dirfd, newfd, tmpfd;
     size_t max_bytes, bytes, count;
     unsigned seq;
+    uint32_t tag; /* random, per spool_open() */
+    /* new/ as last listed, sorted; names before next were removed. Listed
+     * again only when all are gone: a drain of N entries reads the directory
+     * N / batch times fewer than a listing per peek would. */
+    char **names;
+    size_t nnames, next;
 };
 
 static const char *const source_keys[7] = {"kind",          "name",      "client", "message_id",
@@ -41,6 +51,11 @@ static int open_subdir(int dirfd, const char *name, char *err, const char *dir)
     if (fd < 0)
         tr_fail(err, TR_EIO, "spool %s: cannot open %s/: %s", dir, name, strerror(errno));
     return fd;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Entry names in new/, sorted (arrival order). *n gets how many. */
@@ -78,12 +93,8 @@ static char **list_entries(struct spool *sp, size_t *n, size_t *bytes)
         (*n)++;
     }
     closedir(d);
-    for (size_t i = 1; i < *n; i++) /* insertion sort: names arrive nearly sorted */
-        for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
-            char *t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
+    if (*n > 1) /* readdir's order is the file system's (a hash on ext4) */
+        qsort(v, *n, sizeof *v, by_name);
     return v;
 }
 
@@ -92,6 +103,15 @@ static void free_list(char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
+}
+
+/* List new/ again: the names, and the count and bytes (the directory is the truth). */
+static void relist(struct spool *sp)
+{
+    free_list(sp->names, sp->nnames);
+    sp->names = list_entries(sp, &sp->nnames, &sp->bytes);
+    sp->count = sp->nnames;
+    sp->next = 0;
 }
 
 struct spool *spool_open(const char *dir, size_t max_bytes, char *err)
@@ -104,6 +124,11 @@ struct spool *spool_open(const char *dir, size_t max_bytes, char *err)
     }
     sp->dirfd = sp->newfd = sp->tmpfd = -1;
     sp->max_bytes = max_bytes;
+    if (getrandom(&sp->tag, sizeof sp->tag, GRND_NONBLOCK) != (ssize_t)sizeof sp->tag) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        sp->tag = (uint32_t)now.tv_nsec ^ ((uint32_t)getpid() << 16);
+    }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         tr_fail(err, TR_EIO, "spool %s: cannot create it: %s", dir, strerror(errno));
         goto fail;
@@ -129,8 +154,7 @@ struct spool *spool_open(const char *dir, size_t max_bytes, char *err)
         close(fd);
     if (n)
         tr_info("spool %s: removed %zu unfinished entries from tmp/", dir, n);
-    char **names = list_entries(sp, &sp->count, &sp->bytes);
-    free_list(names, sp->count);
+    relist(sp);
     if (sp->count)
         tr_info("spool %s: %zu entries (%zu bytes) wait to be stored", dir, sp->count, sp->bytes);
     return sp;
@@ -149,6 +173,7 @@ void spool_close(struct spool *sp)
         close(sp->newfd);
     if (sp->tmpfd >= 0)
         close(sp->tmpfd);
+    free_list(sp->names, sp->nnames);
     free(sp->dir);
     free(sp);
 }
@@ -179,7 +204,7 @@ static bool write_all(int fd, const void *p, size_t n)
 }
 
 tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct store_source *src,
-                 char *err)
+                 const char *rejected, char *err)
 {
     json_t *head = json_pack("{s:i, s:I}", "v", 1, "received_at",
                              (json_int_t)(src->received_at ? src->received_at : time(NULL)));
@@ -189,6 +214,8 @@ tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct st
     for (int i = 0; i < 7; i++)
         if (values[i])
             json_object_set_new(head, source_keys[i], json_string(values[i]));
+    if (rejected)
+        json_object_set_new(head, "rejected", json_string(rejected));
     char *line = json_dumps(head, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(head);
     if (line == NULL)
@@ -202,9 +229,9 @@ tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct st
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     char name[64];
-    snprintf(name, sizeof name, "%016llx.%08x.%d",
+    snprintf(name, sizeof name, "%016llx.%08x.%08x.%d",
              (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000,
-             sp->seq++, (int)getpid());
+             sp->seq++, (unsigned)sp->tag, (int)getpid());
     int fd = openat(sp->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     bool ok = fd >= 0 && write_all(fd, line, strlen(line)) && write_all(fd, "\n", 1) &&
               write_all(fd, data, len) && fsync(fd) == 0;
@@ -234,18 +261,22 @@ void spool_entry_free(struct spool_entry *e)
 {
     free(e->name);
     free(e->data);
+    free(e->rejected);
     for (int i = 0; i < 7; i++)
         free(e->strings[i]);
     memset(e, 0, sizeof *e);
 }
 
-/* Parse one entry file; false when it is not one of ours. */
-static bool read_entry(struct spool *sp, const char *name, struct spool_entry *e)
+enum entry_read { ENTRY_OK, ENTRY_GONE, ENTRY_BAD, ENTRY_LATER };
+
+/* Parse one entry file: ENTRY_GONE when it was removed meanwhile, ENTRY_BAD
+ * when it is not one of ours, ENTRY_LATER when memory ran out. */
+static enum entry_read read_entry(struct spool *sp, const char *name, struct spool_entry *e)
 {
     memset(e, 0, sizeof *e);
     int fd = openat(sp->newfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return false;
+        return errno == ENOENT ? ENTRY_GONE : ENTRY_BAD;
     struct buf b;
     buf_init(&b, ENTRY_MAX);
     char err[TR_ERRLEN];
@@ -258,7 +289,7 @@ static bool read_entry(struct spool *sp, const char *name, struct spool_entry *e
         !json_is_string(json_object_get(head, "kind"))) {
         json_decref(head);
         buf_free(&b);
-        return false;
+        return ENTRY_BAD;
     }
     const char **fields[7] = {&e->src.kind,       &e->src.name,          &e->src.client,
                               &e->src.message_id, &e->src.report_domain, &e->src.report_submitter,
@@ -269,6 +300,9 @@ static bool read_entry(struct spool *sp, const char *name, struct spool_entry *e
         *fields[i] = e->strings[i];
     }
     e->src.received_at = json_integer_value(json_object_get(head, "received_at"));
+    const char *rejected = json_string_value(json_object_get(head, "rejected"));
+    e->rejected = rejected ? strdup(rejected) : NULL;
+    bool lost = rejected && e->rejected == NULL;
     json_decref(head);
     size_t off = (size_t)(nl - b.data) + 1;
     e->len = b.len - off;
@@ -277,33 +311,42 @@ static bool read_entry(struct spool *sp, const char *name, struct spool_entry *e
     if (e->data)
         memcpy(e->data, b.data + off, e->len);
     buf_free(&b);
-    if (e->data == NULL || e->name == NULL || e->src.kind == NULL) {
+    if (e->data == NULL || e->name == NULL || e->src.kind == NULL || lost) {
         spool_entry_free(e);
-        return false;
+        return ENTRY_LATER;
     }
-    return true;
+    return ENTRY_OK;
 }
 
 size_t spool_peek(struct spool *sp, struct spool_entry *out, size_t max)
 {
-    size_t n = 0, got = 0, bytes = 0;
-    char **names = list_entries(sp, &n, &bytes);
-    sp->count = n; /* the directory is the truth */
-    sp->bytes = bytes;
-    for (size_t i = 0; i < n && got < max; i++) {
-        if (read_entry(sp, names[i], &out[got])) {
-            got++;
-            continue;
+    size_t got = 0;
+    /* from the names listed last; once all are gone, from a new listing */
+    for (int pass = 0; pass < 2 && got == 0; pass++) {
+        if (sp->next >= sp->nnames)
+            relist(sp);
+        for (size_t i = sp->next; i < sp->nnames && got < max; i++) {
+            const char *name = sp->names[i];
+            enum entry_read r = read_entry(sp, name, &out[got]);
+            if (r == ENTRY_OK) {
+                got++;
+                continue;
+            }
+            if (r == ENTRY_LATER)
+                return got;
+            if (r == ENTRY_BAD) {
+                int badfd = open_subdir(sp->dirfd, "bad", NULL, sp->dir);
+                if (badfd >= 0 && renameat(sp->newfd, name, badfd, name) == 0) {
+                    tr_warn("spool %s: %s is not a readable entry; moved to bad/", sp->dir, name);
+                    sp->count = sp->count ? sp->count - 1 : 0;
+                }
+                if (badfd >= 0)
+                    close(badfd);
+            }
+            if (got == 0) /* gone (drained) or set aside: never to be read again */
+                sp->next = i + 1;
         }
-        int badfd = open_subdir(sp->dirfd, "bad", NULL, sp->dir);
-        if (badfd >= 0 && renameat(sp->newfd, names[i], badfd, names[i]) == 0) {
-            tr_warn("spool %s: %s is not a readable entry; moved to bad/", sp->dir, names[i]);
-            sp->count--;
-        }
-        if (badfd >= 0)
-            close(badfd);
     }
-    free_list(names, n);
     return got;
 }
 

@@ -519,6 +519,14 @@ static tr_err not_open(const struct store *st, char *err)
     return tr_fail(err, TR_EDB, "database %s: not connected", st->target);
 }
 
+bool store_connected(struct store *st)
+{
+    /* the backends answer TR_EDB for a lost connection or file (a read-only
+     * connection is TR_EUSAGE once those checks passed, without a query) */
+    char why[TR_ERRLEN];
+    return st->h != NULL && st->be->check_writable(st->h, why) != TR_EDB;
+}
+
 tr_err store_exec(struct store *st, unsigned key, const char *sql, const struct sql_arg *args,
                   size_t nargs, sql_row_fn fn, void *cls, int64_t *changes, char *err)
 {
@@ -910,6 +918,13 @@ tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char
     *value = 0;
     return store_exec(st, STMT_COUNTER_GET, "SELECT value FROM meta WHERE key = ?1", a, 1,
                       sql_take_int, value, NULL, err);
+}
+
+tr_err store_counter_delete(struct store *st, const char *key, char *err)
+{
+    struct sql_arg a[] = {sql_text(key)};
+    return store_exec(st, STMT_NONE, "DELETE FROM meta WHERE key = ?1", a, 1, NULL, NULL, NULL,
+                      err);
 }
 
 tr_err store_outcome_set(struct store *st, const char *source, const char *outcome, int64_t n,

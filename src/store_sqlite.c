@@ -6,9 +6,10 @@
  * Batches use BEGIN IMMEDIATE, so the duplicate check and the insert see the
  * same database. synchronous=FULL: a committed report survives power loss,
  * which is what an acknowledgement promises. Before each batch the file is
- * checked to be the one that was opened: a database deleted or replaced
- * while the daemon runs would otherwise take acknowledged reports into an
- * unlinked inode. A file created here is mode 0640 (SQLite gives its -wal
+ * checked to be the one that was opened, and after each commit again (a
+ * commit that went into a file removed meanwhile fails): a database deleted
+ * or replaced while the daemon runs would otherwise take acknowledged
+ * reports into an unlinked inode. A file created here is mode 0640 (SQLite gives its -wal
  * and -shm the same), since it holds quarantined mail. */
 #define _DEFAULT_SOURCE /* fchmod, getpwuid */
 #include <errno.h>
@@ -369,9 +370,12 @@ static tr_err sqlite_commit(void *h, char *err)
 {
     struct sqlite_conn *c = h;
     tr_err rc = simple(c, "COMMIT", err, "committing");
-    if (rc != TR_OK)
+    if (rc != TR_OK) {
         sqlite_rollback(c);
-    return rc;
+        return rc;
+    }
+    /* removed while the batch ran: it went into a file nobody will read again */
+    return check_identity(c, err);
 }
 
 static bool sqlite_in_transaction(void *h)

@@ -12,7 +12,16 @@
  * drained into the database. Maildir requests are never spooled: their files
  * wait in new/.
  *
- * Once a second the thread checks the database when it is idle: that the
+ * Draining: the oldest entries are stored in one transaction that also
+ * records their names (meta "spool:NAME"); the files are removed after the
+ * commit, then the names. An entry found recorded was committed by a run cut
+ * short before it removed the file: it is removed without being stored or
+ * counted again. While the spool holds entries and storage takes writes, the
+ * thread drains in slices of DRAIN_SLICE_MS between the batches of new
+ * requests (which go to the spool behind them), so the spool empties under
+ * load too.
+ *
+ * Once a second, busy or idle, the thread checks the database: that the
  * file is still there and writable (SQLite) or the connection alive
  * (PostgreSQL), and while something failed, that a write transaction can
  * start. A connection that cannot recover by itself (a deleted or replaced
@@ -26,10 +35,12 @@
 #include "tlsrptd/spool.h"
 #include "tlsrptd/writer.h"
 
-#define RETRIES       5  /* runs of a batch that keeps losing races */
-#define BACKOFF_MAX   30 /* seconds between attempts while storage is down */
-#define DRAIN_BATCH   64 /* spool entries stored in one transaction */
-#define HEALTH_PERIOD 5  /* seconds between checks while all is well */
+#define RETRIES        5   /* runs of a batch that keeps losing races */
+#define BACKOFF_MAX    30  /* seconds between attempts while storage is down */
+#define DRAIN_BATCH    64  /* spool entries stored in one transaction */
+#define DRAIN_SLICE_MS 250 /* draining between two batches of new requests, at most */
+#define HEALTH_PERIOD  5   /* seconds between checks while all is well */
+#define MARKER_PREFIX  "spool:"
 
 struct writer {
     struct store *st;
@@ -92,10 +103,15 @@ static void answer_all(struct writer_request *batch)
     }
 }
 
+/* Storage failed: the next attempt to reopen or probe it is backoff seconds
+ * away. Batches that fail meanwhile (requests keep coming) do not move that
+ * attempt further away, or a steady sender would keep it from ever coming. */
 static void failed(struct writer *w, const char *err)
 {
     set_health(w, false, err);
     time_t now = time(NULL);
+    if (now < w->next_try)
+        return;
     w->backoff = w->backoff ? (w->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : w->backoff * 2) : 1;
     w->next_try = now + w->backoff;
 }
@@ -119,10 +135,12 @@ static void reopen_if_needed(struct writer *w)
         w->maintenance = true;
 }
 
-/* Store the jobs in one transaction, running it again when it loses a race.
- * On failure every result is "storage unavailable" and err says why. */
+/* Store the jobs in one transaction, running it again when it loses a race;
+ * markers (NULL, or one per job) are recorded in the same transaction for
+ * the jobs that did not fail for lack of memory. On failure every result is
+ * "storage unavailable" and err says why. */
 static tr_err store_jobs(struct writer *w, struct ingest_job **jobs, struct ingest_result **res,
-                         size_t n, char *err)
+                         size_t n, char *const *markers, char *err)
 {
     tr_err rc = TR_EDB;
     for (int attempt = 0; attempt < RETRIES; attempt++) {
@@ -131,7 +149,13 @@ static tr_err store_jobs(struct writer *w, struct ingest_job **jobs, struct inge
         if ((rc = ingest_begin(w->ig, err)) == TR_OK) {
             for (size_t i = 0; i < n; i++)
                 ingest_store(w->ig, jobs[i], res[i]);
-            rc = ingest_commit(w->ig, err);
+            for (size_t i = 0; markers && i < n && rc == TR_OK && !ingest_failed(w->ig); i++)
+                if (res[i]->outcome != INGEST_TEMPFAIL)
+                    rc = store_counter_add(w->st, markers[i], 1, NULL, err);
+            if (rc == TR_OK)
+                rc = ingest_commit(w->ig, err);
+            else
+                ingest_rollback(w->ig);
         }
         if (rc != TR_ERETRY)
             break;
@@ -159,13 +183,14 @@ static void spool_batch(struct writer *w, struct writer_request *batch, const ch
             ingest_result_tempfail(&r->res, why);
             continue;
         }
-        if (spool_put(w->spool, data, len, src, err) != TR_OK) {
+        const char *reason;
+        bool rejected = ingest_job_rejected(r->job, &reason);
+        if (spool_put(w->spool, data, len, src, rejected ? reason : NULL, err) != TR_OK) {
             tr_warn("%s", err);
             ingest_result_tempfail(&r->res, err);
             continue;
         }
-        const char *reason;
-        if (ingest_job_rejected(r->job, &reason)) {
+        if (rejected) {
             r->res.outcome = INGEST_REJECTED; /* quarantined when the spool is drained */
             snprintf(r->res.reason, sizeof r->res.reason, "%s", reason);
         } else {
@@ -201,7 +226,7 @@ static void run_batch(struct writer *w, struct writer_request *batch)
             res[i] = &r->res;
             memset(&r->res, 0, sizeof r->res);
         }
-        rc = store_jobs(w, jobs, res, n, err);
+        rc = store_jobs(w, jobs, res, n, NULL, err);
     } else {
         for (struct writer_request *r = batch; r; r = r->next)
             ingest_result_tempfail(&r->res, err);
@@ -216,12 +241,40 @@ static void run_batch(struct writer *w, struct writer_request *batch)
     } else {
         failed(w, err);
         if (w->spool) {
-            w->spooling = true;
             spool_batch(w, batch, err);
+            /* only what the spool holds must go first (a batch of mails holds none) */
+            w->spooling = spool_count(w->spool) > 0;
         }
     }
     tr_debug("group commit: %zu report%s", n, n == 1 ? "" : "s");
     answer_all(batch);
+}
+
+/* The meta key recording that spool entry name was committed (malloc'd). */
+static char *marker_of(const char *name)
+{
+    size_t n = strlen(MARKER_PREFIX) + strlen(name) + 1;
+    char *m = malloc(n);
+    if (m)
+        snprintf(m, n, "%s%s", MARKER_PREFIX, name);
+    return m;
+}
+
+/* Forget the markers of drained entries whose files are gone (a failure
+ * leaves them behind: harmless, a name never comes again). */
+static void forget_markers(struct writer *w, char *const *markers, size_t n)
+{
+    char err[TR_ERRLEN];
+    tr_err rc = store_begin(w->st, err);
+    for (size_t i = 0; rc == TR_OK && i < n; i++)
+        if (markers[i])
+            rc = store_counter_delete(w->st, markers[i], err);
+    if (rc == TR_OK)
+        rc = store_commit(w->st, err);
+    else
+        store_rollback(w->st);
+    if (rc != TR_OK)
+        tr_debug("spool: forgetting the names of drained entries: %s", err);
 }
 
 /* Store the oldest spooled inputs; true when the spool is empty afterwards. */
@@ -231,52 +284,108 @@ static bool drain(struct writer *w)
     size_t n = spool_peek(w->spool, entries, DRAIN_BATCH);
     if (n == 0)
         return true;
+    char *markers[DRAIN_BATCH] = {NULL};
+    bool done[DRAIN_BATCH] = {false}; /* committed: the file may go */
     struct ingest_job *jobs[DRAIN_BATCH];
+    char *job_markers[DRAIN_BATCH];
+    size_t job_entry[DRAIN_BATCH];
     struct ingest_result results[DRAIN_BATCH], *res[DRAIN_BATCH];
     /* spooled bodies are decoded HTTP bodies: up to max_inflated */
     struct ingest_limits lim = w->lim;
     if (lim.max_input < lim.max_inflated)
         lim.max_input = lim.mime.max_message = lim.max_inflated;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        jobs[k] = ingest_prepare(entries[i].data, entries[i].len, false, &entries[i].src, &lim);
+    char err[TR_ERRLEN] = "out of memory";
+    tr_err rc = TR_OK;
+    size_t k = 0, again = 0;
+    /* a prefix of the entries: out of memory, the rest waits */
+    for (size_t i = 0; i < n && rc == TR_OK; i++) {
+        struct spool_entry *e = &entries[i];
+        int64_t seen = 0;
+        if ((markers[i] = marker_of(e->name)) == NULL)
+            break;
+        if ((rc = store_counter_get(w->st, markers[i], &seen, err)) != TR_OK)
+            break;
+        if (seen) { /* committed by a run cut short before it removed the file */
+            done[i] = true;
+            again++;
+            continue;
+        }
+        jobs[k] = e->rejected
+                      ? ingest_prepare_rejected(e->data, e->len, false, &e->src, e->rejected)
+                      : ingest_prepare(e->data, e->len, false, &e->src, &lim);
         if (jobs[k] == NULL)
-            break; /* out of memory: the rest waits */
+            break;
+        job_markers[k] = markers[i];
+        job_entry[k] = i;
         memset(&results[k], 0, sizeof results[k]);
         res[k] = &results[k];
         k++;
     }
-    char err[TR_ERRLEN] = "out of memory";
-    tr_err rc = k ? store_jobs(w, jobs, res, k, err) : TR_ENOMEM;
+    if (rc == TR_OK && k > 0)
+        rc = store_jobs(w, jobs, res, k, job_markers, err);
     size_t stored = 0, quarantined = 0;
-    for (size_t i = 0; i < k; i++) {
-        if (rc == TR_OK && spool_remove(w->spool, &entries[i], err) != TR_OK)
-            tr_warn("%s", err); /* drained again later: a duplicate */
-        stored += results[i].outcome == INGEST_STORED || results[i].outcome == INGEST_DUPLICATE;
-        quarantined += results[i].outcome == INGEST_REJECTED;
-        ingest_result_free(&results[i]);
-        ingest_job_free(jobs[i]);
+    for (size_t j = 0; j < k; j++) {
+        stored += results[j].outcome == INGEST_STORED || results[j].outcome == INGEST_DUPLICATE;
+        quarantined += results[j].outcome == INGEST_REJECTED;
+        done[job_entry[j]] = rc == TR_OK && results[j].outcome != INGEST_TEMPFAIL;
+        ingest_result_free(&results[j]);
+        ingest_job_free(jobs[j]);
     }
-    for (size_t i = 0; i < n; i++)
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        char rm_err[TR_ERRLEN];
+        if (done[i] && spool_remove(w->spool, &entries[i], rm_err) != TR_OK)
+            tr_warn("%s", rm_err); /* its marker stays: found committed next time */
+        else if (done[i]) {
+            any = true;
+            continue;
+        }
+        free(markers[i]);
+        markers[i] = NULL;
+    }
+    if (any)
+        forget_markers(w, markers, n);
+    for (size_t i = 0; i < n; i++) {
+        free(markers[i]);
         spool_entry_free(&entries[i]);
+    }
     if (rc != TR_OK) {
         failed(w, err);
         return false;
     }
     committed(w);
-    tr_info("spool: %zu inputs stored or found duplicate, %zu quarantined, %zu still waiting",
-            stored, quarantined, spool_count(w->spool));
+    if (again)
+        tr_info("spool: %zu entries were stored before a restart; their files removed", again);
+    if (stored || quarantined)
+        tr_info("spool: %zu inputs stored or found duplicate, %zu quarantined, %zu still waiting",
+                stored, quarantined, spool_count(w->spool));
     w->backoff = 0;
-    set_health(w, true, "");
+    set_health(w, true, ""); /* also publishes the spool's count */
     return spool_count(w->spool) == 0;
 }
 
-/* Idle work, about once a second: health, reopening, draining the spool. */
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Whether the spool waits to be drained and storage may be tried now. */
+static bool drain_due(const struct writer *w)
+{
+    return w->spool && spool_count(w->spool) > 0 && time(NULL) >= w->next_try;
+}
+
+/* Between batches, at least once a second: health, reopening, draining the
+ * spool (for DRAIN_SLICE_MS at most, so new requests are answered). */
 static void tick(struct writer *w)
 {
     time_t now = time(NULL);
     bool failing = !w->healthy;
     bool waiting = w->spool && spool_count(w->spool) > 0;
+    if (w->spooling && !waiting) /* nothing to keep the order behind */
+        w->spooling = false;
     if (!failing && !waiting) {
         if (now < w->next_check)
             return;
@@ -292,7 +401,13 @@ static void tick(struct writer *w)
         return;
     reopen_if_needed(w);
     if (waiting) {
-        if (drain(w) && w->spooling) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        bool empty;
+        do
+            empty = drain(w);
+        while (!empty && w->healthy && ms_since(&t0) < DRAIN_SLICE_MS);
+        if (empty && w->spooling) {
             w->spooling = false;
             tr_info("spool drained; storing directly again");
         }
@@ -311,37 +426,48 @@ static void tick(struct writer *w)
     }
 }
 
+/* Up to commit_max queued requests (NULL when none), under mu. */
+static struct writer_request *take_batch(struct writer *w)
+{
+    if (w->head == NULL)
+        return NULL;
+    struct writer_request *batch = w->head, *last = w->head;
+    size_t n = 1;
+    while (last->next && n < w->commit_max)
+        last = last->next, n++;
+    w->head = last->next;
+    if (w->head == NULL)
+        w->tail = NULL;
+    last->next = NULL;
+    w->queued -= n;
+    w->in_batch = n;
+    return batch;
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
+    time_t ticked = 0;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (w->head == NULL && !w->stopping) {
+        /* the spool and the health checks are the writer thread's own: read unlocked */
+        if (w->head == NULL && !w->stopping && !drain_due(w)) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 1;
-            if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0 && w->head == NULL &&
-                !w->stopping) {
-                pthread_mutex_unlock(&w->mu);
-                tick(w);
-                pthread_mutex_lock(&w->mu);
-            }
+            pthread_cond_timedwait(&w->cv, &w->mu, &until);
         }
         if (w->head == NULL && w->stopping)
             break;
-        /* take up to commit_max requests */
-        struct writer_request *batch = w->head, *last = w->head;
-        size_t n = 1;
-        while (last->next && n < w->commit_max)
-            last = last->next, n++;
-        w->head = last->next;
-        if (w->head == NULL)
-            w->tail = NULL;
-        last->next = NULL;
-        w->queued -= n;
-        w->in_batch = n;
+        struct writer_request *batch = take_batch(w);
         pthread_mutex_unlock(&w->mu);
-        run_batch(w, batch);
+        /* under load too: a busy writer still drains the spool and checks health */
+        if (time(NULL) != ticked || drain_due(w)) {
+            ticked = time(NULL);
+            tick(w);
+        }
+        if (batch)
+            run_batch(w, batch);
         pthread_mutex_lock(&w->mu);
         w->in_batch = 0;
     }

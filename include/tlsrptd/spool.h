@@ -25,21 +25,27 @@ struct spool;
 struct spool *spool_open(const char *dir, size_t max_bytes, char *err);
 void spool_close(struct spool *sp);
 
-/* Durably add one input with its source. TR_ETOOBIG when it would pass
- * max_bytes, TR_EIO when it cannot be written (err says why). */
+/* Durably add one input with its source. rejected: NULL, or why the input is
+ * already known to be unacceptable (a body whose Content-Encoding does not
+ * decode): it is then quarantined with that reason when drained, as it was
+ * answered. TR_ETOOBIG when it would pass max_bytes, TR_EIO when it cannot be
+ * written (err says why). */
 tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct store_source *src,
-                 char *err);
+                 const char *rejected, char *err);
 
 /* Entries and bytes waiting. */
 size_t spool_count(const struct spool *sp);
 size_t spool_bytes(const struct spool *sp);
 
-/* One entry read back: the input and its source (owned by the entry). */
+/* One entry read back: the input and its source (owned by the entry). name
+ * is unique among the entries of every spool (it holds the time of arrival,
+ * a sequence number, a random tag of the spool and the process id). */
 struct spool_entry {
     char *name;
     unsigned char *data;
     size_t len;
     struct store_source src;
+    char *rejected; /* NULL, or the reason given to spool_put() */
     char *strings[7];
 };
 

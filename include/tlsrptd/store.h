@@ -75,6 +75,10 @@ const char *store_backend_name(const struct store *st);
 /* Close and open the connection again (after the database went away, or a
  * read-only file became writable). */
 tr_err store_reconnect(struct store *st, char *err);
+/* False when the connection no longer reaches the database it was opened on
+ * (SQLite: the file was removed or replaced; PostgreSQL: the connection was
+ * lost), so that only store_reconnect() helps. Cheap: a stat() or none. */
+bool store_connected(struct store *st);
 
 /* Whether the database takes writes now: TR_OK, or TR_EDB with why (for
  * /healthz: "database is read-only: /var/lib/tlsrptd/tlsrptd.db is owned by
@@ -166,6 +170,9 @@ tr_err store_outcome_set(struct store *st, const char *source, const char *outco
                          char *err);
 /* Read a counter; 0 when it was never set. */
 tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char *err);
+/* Forget a counter (a marker that did its job). Inside or outside a
+ * transaction. */
+tr_err store_counter_delete(struct store *st, const char *key, char *err);
 
 /* ---- the read side -------------------------------------------------------------------------- */
 
