@@ -83,6 +83,8 @@ static void failed(struct writer *w, const char *err)
 {
     set_health(w, false, err);
     time_t now = time(NULL);
+    if (w->backoff && now < w->next_try)
+        return; /* requests failing meanwhile do not put off the planned attempt */
     w->backoff = w->backoff ? (w->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : w->backoff * 2) : 1;
     w->next_try = now + w->backoff;
 }
@@ -324,6 +326,7 @@ static void *writer_main(void *arg)
         w->queued -= n;
         w->in_batch = n;
         pthread_mutex_unlock(&w->mu);
+        tick(w); /* a writer that is never idle still checks, reopens and drains */
         run_batch(w, batch);
         pthread_mutex_lock(&w->mu);
         w->in_batch = 0;
