@@ -263,6 +263,8 @@ static void tick(struct writer *w)
     bool failing = !w->healthy;
     bool waiting = w->spool && spool_count(w->spool) > 0;
     if (!failing && !waiting) {
+        w->spooling = false; /* nothing waits in the spool (a failed batch of Maildir
+                                requests put none there): store directly */
         if (now < w->next_check)
             return;
         w->next_check = now + HEALTH_PERIOD;
