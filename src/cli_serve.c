@@ -130,8 +130,12 @@ int cmd_serve(int argc, char **argv)
 
     struct store_options sopt;
     cli_config_store_options(&cfg, &sopt);
-    if (store_open(cfg.db, &sopt, &st, err) != TR_OK)
+    tr_err orc = store_open(cfg.db, &sopt, &st, err);
+    if (orc != TR_OK) {
+        if (orc == TR_EUSAGE) /* e.g. a file the service may not write */
+            exit_code = EXIT_CONFIG;
         goto fail;
+    }
     /* a database the service cannot write is a configuration problem: say
      * who owns it now, rather than answer 503 to every sender */
     tr_err wrc = store_check_writable(st, err);
