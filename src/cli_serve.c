@@ -166,7 +166,7 @@ int cmd_serve(int argc, char **argv)
                     err);
     if (hs == NULL)
         goto fail;
-    tr_info("tlsrptd %s serving; database %s", TLSRPTD_VERSION, cfg.db);
+    tr_info("tlsrptd %s serving; database %s", TLSRPTD_VERSION, store_name(st));
 
     for (;;) {
         struct timespec tick = {1, 0};
