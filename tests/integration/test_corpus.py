@@ -59,8 +59,7 @@ class ExpectedPerFile(T.TlsrptdTestCase):
         self.assertTrue(rows)
         for row in rows:
             with self.subTest(file=row["file"]):
-                tmp = tempfile.mkdtemp(prefix="tlsrptd-it-corpus-", dir=self.tmp)
-                db = T.new_db(tmp, "alone")
+                db = self.new_db("alone")
                 path = os.path.join(CORPUS, row["file"])
                 res = self.ingest(path, db=db)
                 if row["accepted"] == "yes":
@@ -69,7 +68,6 @@ class ExpectedPerFile(T.TlsrptdTestCase):
                     self.check_rejected(row, path, db, res)
                 else:
                     self.fail("EXPECTED.tsv: accepted is %r" % row["accepted"])
-                shutil.rmtree(tmp, True)
 
     def check_accepted(self, row, path, db, res):
         self.assertExit(res, T.EX_OK)

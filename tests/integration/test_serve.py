@@ -1226,10 +1226,13 @@ class Storage(ServeTestCase):
         """The database server goes away under a running daemon: POSTs get 503 with
         Retry-After, /healthz 503 with the reason; once the server is back, a sender that
         keeps retrying (a POST every half second, so the daemon is never idle) is stored
-        without a restart, and the read side answers again."""
+        without a restart, and the read side answers again. The database URI holds a
+        password: no answer and no log line shows it."""
         cluster = T.PrivateCluster(self.tmp)
         self.addCleanup(cluster.stop)
-        db = cluster.new_db("serve")
+        db = cluster.new_db("serve", password=True)
+        self.assertIn(T.PG_PASSWORD, db)
+        answers = []
         d = self.start_daemon(db=db, args=NO_SPOOL + ["--busy-timeout", "200",
                                                       "--rate-limit", "0"])
         self.assertStored(d.post(report_bytes("before-stop")), "before-stop")
@@ -1242,10 +1245,16 @@ class Storage(ServeTestCase):
         health = d.get("/healthz")
         self.assertStatus(health, 503)
         self.assertIn(T.pg_dbname(db), health.json().get("reason", ""), health)
+        answers += [r, health]
+        time.sleep(2.5)  # the writer has tried to connect again, and failed
+        r = d.post(body)
+        self.assertJsonError(r, 503)
+        answers += [r, d.get("/healthz"), d.get("/metrics"), d.get("/api/v1/summary")]
         cluster.resume()
         t0 = time.monotonic()
         while True:
             r = d.post(body)
+            answers.append(r)
             if r.status != 503 or time.monotonic() - t0 > 30 * SLOW:
                 break
             time.sleep(0.5)
@@ -1261,6 +1270,9 @@ class Storage(ServeTestCase):
         self.assertIn("storage available again", d.log())
         self.stop_ok(d)
         self.assertEqual(report_ids(db), ["before-stop", "during-stop"])
+        for a in answers:
+            self.assertNotIn(T.PG_PASSWORD.encode(), a.body, a)
+        self.assertNotIn(T.PG_PASSWORD, d.log())
 
     # -- issue 10, defect 3: a database file the service cannot write ----------------------
 

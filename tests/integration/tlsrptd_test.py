@@ -254,6 +254,7 @@ def outcomes(res):
 # ---- the database --------------------------------------------------------------------------
 
 PSQL = "/usr/lib/postgresql/15/bin/psql"
+PG_PASSWORD = "tlsrptd-test"  # of the role tlsrptd that tests/pg_cluster.py makes
 
 
 def backend():
@@ -286,21 +287,42 @@ def pg_sql(sql, db="postgres", server=None):
 
 
 _db_seq = [0]
+_pg_recycled = []  # databases of finished tests, emptied, for new_db() to take first
 
 
 def new_db(tmpdir, name="tlsrptd"):
     """A new, empty database for one test: a SQLite file in tmpdir, or (backend
-    postgresql) a new database on the test cluster, as a postgresql:// URI."""
+    postgresql) a database of the test cluster with nothing in it, as a postgresql://
+    URI: one recycle_db() emptied, or a new one."""
     if backend() == "sqlite":
         path, n = os.path.join(tmpdir, name + ".db"), 1
         while os.path.exists(path):  # asked for again: another new one
             n += 1
             path = os.path.join(tmpdir, "%s-%d.db" % (name, n))
         return path
+    if _pg_recycled:
+        return pg_server() + _pg_recycled.pop()
     _db_seq[0] += 1
     dbname = "it_%d_%d_%s" % (os.getpid(), _db_seq[0], re.sub(r"[^a-z0-9]", "_", name.lower())[:40])
     pg_sql("CREATE DATABASE %s" % dbname)
     return pg_server() + dbname
+
+
+def recycle_db(db):
+    """Empty a PostgreSQL database of new_db() whose test is done (its sessions ended,
+    the schema dropped and made again) for the next new_db() of this process: a CREATE
+    DATABASE writes megabytes, and a suite would make hundreds. Best effort: a database
+    that cannot be emptied is left alone."""
+    if backend() != "postgresql" or not db.startswith(pg_server()):
+        return
+    name = pg_dbname(db)
+    try:
+        pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE datname = '%s' AND pid <> pg_backend_pid()" % name)
+        pg_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public", db=name)
+    except (AssertionError, OSError, subprocess.SubprocessError):
+        return
+    _pg_recycled.append(name)
 
 
 def unopenable_db(tmpdir):
@@ -420,9 +442,14 @@ class PrivateCluster:
             raise AssertionError("pg_cluster.py %s: %s" % (" ".join(args),
                                                             p.stdout.decode(errors="replace")))
 
-    def new_db(self, name):
-        pg_sql("CREATE DATABASE %s" % name, server=self.server)
-        return self.server + name
+    def new_db(self, name, password=False):
+        """A new database; password: owned by the role tlsrptd, and the URI logs in as it
+        with its password in the URI (which no message may show)."""
+        if not password:
+            pg_sql("CREATE DATABASE %s" % name, server=self.server)
+            return self.server + name
+        pg_sql("CREATE DATABASE %s OWNER tlsrptd" % name, server=self.server)
+        return self.server.replace("//postgres@", "//tlsrptd:%s@" % PG_PASSWORD) + name
 
     def pause(self):
         """The server stops (pg_ctl stop -m fast): every connection is closed."""
@@ -543,6 +570,7 @@ class TlsrptdTestCase(unittest.TestCase):
         CREATE DATABASE; tests that store nothing need none)."""
         if self._db is None:
             self._db = new_db(self.tmp)
+            self.addCleanup(recycle_db, self._db)
         return self._db
 
     @db.setter
@@ -551,7 +579,9 @@ class TlsrptdTestCase(unittest.TestCase):
 
     def new_db(self, name):
         """Another new, empty database for this test."""
-        return new_db(self.tmp, name)
+        db = new_db(self.tmp, name)
+        self.addCleanup(recycle_db, db)
+        return db
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
