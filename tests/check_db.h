@@ -52,7 +52,7 @@ static inline char *text(struct store *st, const char *sql)
 
 /* A database of the PostgreSQL cluster tests/pg_cluster.py started, as a URI
  * in out (see tests/CMakeLists.txt for the databases it makes); false without
- * one (TLSRPTD_PG_STATE unset). */
+ * one (TLSRPTD_PG_STATE unset) or when it does not fit in n bytes. */
 static inline bool check_db_pg_target(char *out, size_t n, const char *db)
 {
     const char *state = getenv("TLSRPTD_PG_STATE");
@@ -68,8 +68,8 @@ static inline bool check_db_pg_target(char *out, size_t n, const char *db)
     }
     fclose(f);
     uri[strcspn(uri, "\n")] = 0;
-    snprintf(out, n, "%s%s", uri, db);
-    return true;
+    int k = snprintf(out, n, "%s%s", uri, db);
+    return k > 0 && (size_t)k < n;
 }
 
 #endif
