@@ -109,8 +109,9 @@ def stop(state):
     if os.path.isdir(data):
         for _ in range(3):
             r = subprocess.run((["runuser", "-u", "nobody", "--"] if os.getuid() == 0 else []) +
-                               [os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-m", "fast", "-w",
-                                "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               [os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-m", "immediate",
+                                "-w", "stop"],  # no shutdown checkpoint: the data goes anyway
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if r.returncode == 0:
                 break
             time.sleep(1)

@@ -59,15 +59,18 @@ class ExpectedPerFile(T.TlsrptdTestCase):
         self.assertTrue(rows)
         for row in rows:
             with self.subTest(file=row["file"]):
-                db = self.new_db("alone")
-                path = os.path.join(CORPUS, row["file"])
-                res = self.ingest(path, db=db)
-                if row["accepted"] == "yes":
-                    self.check_accepted(row, path, db, res)
-                elif row["accepted"] == "no":
-                    self.check_rejected(row, path, db, res)
-                else:
-                    self.fail("EXPECTED.tsv: accepted is %r" % row["accepted"])
+                db = T.new_db(self.tmp, "alone")
+                try:
+                    path = os.path.join(CORPUS, row["file"])
+                    res = self.ingest(path, db=db)
+                    if row["accepted"] == "yes":
+                        self.check_accepted(row, path, db, res)
+                    elif row["accepted"] == "no":
+                        self.check_rejected(row, path, db, res)
+                    else:
+                        self.fail("EXPECTED.tsv: accepted is %r" % row["accepted"])
+                finally:
+                    T.recycle_db(db)  # one database at a time, not one per file
 
     def check_accepted(self, row, path, db, res):
         self.assertExit(res, T.EX_OK)

@@ -316,6 +316,8 @@ def recycle_db(db):
     if backend() != "postgresql" or not db.startswith(pg_server()):
         return
     name = pg_dbname(db)
+    if name in _pg_recycled:
+        return
     try:
         pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                "WHERE datname = '%s' AND pid <> pg_backend_pid()" % name)
