@@ -6,14 +6,15 @@
 #                           for libFuzzer, clang-format, valgrind, curl, openssl,
 #                           OpenSMTPD + swaks for the end-to-end mail test,
 #                           dnsmasq for tlsrptd record --check, promtool
-#                           (prometheus) and ip (iproute2) for the API tests)
+#                           (prometheus) and ip (iproute2) for the API tests,
+#                           postgresql-15 for the throwaway server of the *_pg tests)
 # Installs only what is missing; runs apt-get update at most once.
 set -euo pipefail
 
 build_pkgs=(gcc cmake make pkg-config libmicrohttpd-dev libjansson-dev libgmime-3.0-dev
             libsqlite3-dev zlib1g-dev libidn2-dev libpq-dev)
 test_pkgs=(python3 clang libclang-rt-14-dev clang-format valgrind curl openssl sqlite3
-           opensmtpd swaks dnsmasq-base prometheus iproute2)
+           opensmtpd swaks dnsmasq-base prometheus iproute2 postgresql-15)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
