@@ -132,6 +132,7 @@ static void test_schema_and_reports(void)
     CHECK_STR(rc.encoding, "identity");
     CHECK_INT(rc.raw.len, strlen(REPORT));
     CHECK(memcmp(rc.raw.data, REPORT, strlen(REPORT)) == 0);
+    buf_free(&rc.raw);
 
     /* JSON over STORE_PLAIN_MAX is stored gzipped and inflates back to the bytes received */
     size_t biglen = strlen(REPORT) + STORE_PLAIN_MAX;
@@ -152,6 +153,7 @@ static void test_schema_and_reports(void)
     CHECK_INT(gz_inflate(rc.raw.data, rc.raw.len, &out, err), TR_OK);
     CHECK_STR((char *)out.data, big);
     buf_free(&out);
+    buf_free(&rc.raw);
     free(big);
 
     /* another end-datetime is another report; a gzip body is kept verbatim */
