@@ -144,7 +144,8 @@ def curl(url, method=None, headers=(), data=None, netns=None, interface=None,
 
 
 class Daemon:
-    """A running `tlsrptd serve` (optionally inside a network namespace)."""
+    """A running `tlsrptd serve` (optionally inside a network namespace), in tmp (what it
+    makes beside itself, like the PostgreSQL spool ./tlsrptd.spool, is the test's own)."""
 
     def __init__(self, tmp, args, port, host="127.0.0.1", netns=None, name="serve"):
         self.base = "http://%s:%d" % (host if ":" not in host else "[%s]" % host, port)
@@ -157,7 +158,7 @@ class Daemon:
             env = dict(os.environ)
             env.setdefault("LC_ALL", "C")
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, env=env)
+                                         stderr=subprocess.STDOUT, env=env, cwd=tmp)
         self.rc = None
 
     def log(self):

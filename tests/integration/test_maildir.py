@@ -118,13 +118,15 @@ def parse_stats(out):
 
 
 class Background:
-    """A tlsrptd process in the background, its stderr in a file."""
+    """A tlsrptd process in the background, its stderr in a file, in the test's directory
+    (what serve makes beside itself, like the PostgreSQL spool ./tlsrptd.spool, is the
+    test's own)."""
 
     def __init__(self, case, args, name):
         self.log_path = case.path(name + ".log")
         self.log_f = open(self.log_path, "wb")
         self.proc = subprocess.Popen([T.tlsrptd_bin()] + args, stdout=subprocess.PIPE,
-                                     stderr=self.log_f)
+                                     stderr=self.log_f, cwd=case.tmp)
         case.addCleanup(self.kill)
 
     def log(self):
