@@ -16,7 +16,8 @@
 #                           Debian package test; Dovecot for the IMAP tests;
 #                           python3-dkim signs the mails of the DKIM test;
 #                           chromium, chromium-driver and python3-selenium for
-#                           the console's browser test)
+#                           the console's browser test; postgresql-15 for the
+#                           throwaway server of the *_pg tests)
 # Installs only what is missing; runs apt-get update at most once.
 set -euo pipefail
 
@@ -28,7 +29,8 @@ build_pkgs+=(libgnutls28-dev scdoc)
 # libopendkim verifies the DKIM signatures of mailed reports
 build_pkgs+=(libopendkim-dev)
 test_pkgs=(python3 clang libclang-rt-14-dev clang-format valgrind curl openssl sqlite3
-           opensmtpd swaks dnsmasq-base prometheus iproute2 dovecot-imapd)
+           opensmtpd swaks dnsmasq-base prometheus iproute2 dovecot-imapd
+           postgresql-15)
 # the package test: build (debhelper, dpkg-dev), lintian, man -w (man-db),
 # systemd-analyze verify (systemd), setpriv (util-linux), adduser
 test_pkgs+=(debhelper dpkg-dev lintian man-db systemd util-linux adduser)

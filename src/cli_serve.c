@@ -204,8 +204,12 @@ int cmd_serve(int argc, char **argv)
 
     struct store_options sopt;
     cli_config_store_options(&cfg, &sopt);
-    if (store_open(cfg.db, &sopt, &st, err) != TR_OK)
+    tr_err orc = store_open(cfg.db, &sopt, &st, err);
+    if (orc != TR_OK) {
+        if (orc == TR_EUSAGE || orc == TR_ECONFIG) /* e.g. a file the service may not write */
+            exit_code = EXIT_CONFIG;
         goto fail;
+    }
     /* a database the service cannot write is a configuration problem: say
      * who owns it now, rather than answer 503 to every sender */
     tr_err wrc = store_check_writable(st, err);
@@ -252,7 +256,7 @@ int cmd_serve(int argc, char **argv)
     nl = 0; /* the server owns the sockets now */
     if (hs == NULL)
         goto fail;
-    tr_info("tlsrptd %s serving; database %s", TLSRPTD_VERSION, cfg.db);
+    tr_info("tlsrptd %s serving; database %s", TLSRPTD_VERSION, store_name(st));
 
     for (;;) {
         struct timespec tick = {1, 0};

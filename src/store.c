@@ -68,6 +68,7 @@ struct store {
     const struct store_backend *be;
     void *h;
     char *target;
+    char *display; /* target as messages show it (no password), while h is closed */
     struct store_options opt;
     char *password_file;
     struct rollups ru;
@@ -469,6 +470,10 @@ tr_err store_open(const char *db, const struct store_options *opt, struct store 
         store_close(st);
         return rc;
     }
+    if ((st->display = strdup(st->be->display(st->h))) == NULL) {
+        store_close(st);
+        return tr_fail(err, TR_ENOMEM, "database: out of memory");
+    }
     *out = st;
     return TR_OK;
 }
@@ -483,13 +488,14 @@ void store_close(struct store *st)
     free(st->ru.slots);
     free(st->queue);
     free(st->target);
+    free(st->display);
     free(st->password_file);
     free(st);
 }
 
 const char *store_name(const struct store *st)
 {
-    return st->h ? st->be->display(st->h) : st->target;
+    return st->h ? st->be->display(st->h) : st->display;
 }
 
 const char *store_backend_name(const struct store *st)
@@ -516,7 +522,7 @@ tr_err store_reconnect(struct store *st, char *err)
 
 static tr_err not_open(const struct store *st, char *err)
 {
-    return tr_fail(err, TR_EDB, "database %s: not connected", st->target);
+    return tr_fail(err, TR_EDB, "database %s: not connected", store_name(st));
 }
 
 bool store_connected(struct store *st)

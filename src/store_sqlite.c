@@ -174,6 +174,8 @@ static void precreate(const char *path)
     }
 }
 
+static tr_err check_access(const char *path, char *why);
+
 static tr_err sqlite_open(const char *target, const struct store_options *opt, void **h, char *err)
 {
     *h = NULL;
@@ -229,6 +231,11 @@ static tr_err sqlite_open(const char *target, const struct store_options *opt, v
     *h = c;
     return TR_OK;
 fail:
+    /* an existing file the service cannot write (or whose directory it cannot
+     * write, for -wal and -shm): a configuration problem, told with the owner */
+    if (rc == TR_EDB && !c->opt.read_only && access(target, F_OK) == 0 &&
+        check_access(target, err) != TR_OK)
+        rc = TR_ECONFIG;
     sqlite_close(c);
     return rc;
 }
@@ -401,7 +408,7 @@ static void describe_owner(const char *path, char *out, size_t n)
              gr ? gr->gr_name : g, (unsigned)(sb.st_mode & 07777));
 }
 
-static tr_err read_only_error(struct sqlite_conn *c, const char *what, char *why)
+static tr_err read_only_error(const char *what, char *why)
 {
     char owner[512], me[64];
     struct passwd *pw = getpwuid(geteuid());
@@ -411,7 +418,21 @@ static tr_err read_only_error(struct sqlite_conn *c, const char *what, char *why
         snprintf(me, sizeof me, "uid %ld", (long)geteuid());
     describe_owner(what, owner, sizeof owner);
     return tr_fail(why, TR_ECONFIG, "database is read-only: %s; tlsrptd runs as %s", owner, me);
-    (void)c;
+}
+
+/* TR_ECONFIG naming the owner when this process may not write path or its
+ * directory (WAL mode creates -wal and -shm beside the database). */
+static tr_err check_access(const char *path, char *why)
+{
+    if (access(path, W_OK) != 0)
+        return read_only_error(path, why);
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return tr_fail(why, TR_ENOMEM, "out of memory");
+    const char *dir = dirname(copy);
+    tr_err rc = access(dir, W_OK) == 0 ? TR_OK : read_only_error(dir, why);
+    free(copy);
+    return rc;
 }
 
 static tr_err sqlite_check_writable(void *h, char *why)
@@ -422,20 +443,8 @@ static tr_err sqlite_check_writable(void *h, char *why)
         return rc;
     if (c->opt.read_only)
         return tr_fail(why, TR_ECONFIG, "database %s: opened read-only", c->path);
-    if (access(c->path, W_OK) != 0)
-        return read_only_error(c, c->path, why);
-    char *copy = strdup(c->path);
-    if (copy == NULL)
-        return tr_fail(why, TR_ENOMEM, "out of memory");
-    const char *dir = dirname(copy);
-    /* WAL mode creates -wal and -shm beside the database */
-    bool dir_ok = access(dir, W_OK) == 0;
-    if (!dir_ok) {
-        rc = read_only_error(c, dir, why);
-        free(copy);
+    if ((rc = check_access(c->path, why)) != TR_OK)
         return rc;
-    }
-    free(copy);
     if (sqlite3_db_readonly(c->db, "main") == 1)
         return tr_fail(why, TR_EDB,
                        "database %s was opened read-only; it is writable now and will be "

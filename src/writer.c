@@ -110,8 +110,8 @@ static void failed(struct writer *w, const char *err)
 {
     set_health(w, false, err);
     time_t now = time(NULL);
-    if (now < w->next_try)
-        return;
+    if (w->backoff && now < w->next_try)
+        return; /* requests failing meanwhile do not put off the planned attempt */
     w->backoff = w->backoff ? (w->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : w->backoff * 2) : 1;
     w->next_try = now + w->backoff;
 }

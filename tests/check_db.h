@@ -1,11 +1,14 @@
 /* check_db.h: read values back from a test database (unit tests of store and
  * ingest), through the store's own statement runner, so the same checks run
- * on every backend. The SQL is the test's own. */
+ * on every backend (the SQL is the test's own); and find the PostgreSQL
+ * database such a test runs on too. */
 #ifndef TLSRPTD_CHECK_DB_H
 #define TLSRPTD_CHECK_DB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "store_backend.h"
 #include "tlsrptd/store.h"
@@ -45,6 +48,28 @@ static inline char *text(struct store *st, const char *sql)
     if (store_exec(st, STMT_NONE, sql, NULL, 0, check_db_text, out, NULL, err) != TR_OK)
         fprintf(stderr, "check_db: %s\n", err);
     return out;
+}
+
+/* A database of the PostgreSQL cluster tests/pg_cluster.py started, as a URI
+ * in out (see tests/CMakeLists.txt for the databases it makes); false without
+ * one (TLSRPTD_PG_STATE unset) or when it does not fit in n bytes. */
+static inline bool check_db_pg_target(char *out, size_t n, const char *db)
+{
+    const char *state = getenv("TLSRPTD_PG_STATE");
+    char path[512], uri[400] = "";
+    if (state == NULL || state[0] == 0)
+        return false;
+    snprintf(path, sizeof path, "%s/uri", state);
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(uri, sizeof uri, f) == NULL) {
+        if (f)
+            fclose(f);
+        return false;
+    }
+    fclose(f);
+    uri[strcspn(uri, "\n")] = 0;
+    int k = snprintf(out, n, "%s%s", uri, db);
+    return k > 0 && (size_t)k < n;
 }
 
 #endif

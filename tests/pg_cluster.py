@@ -7,6 +7,9 @@
                                              write STATE_DIR/uri (postgresql://…/ without
                                              a database name)
     pg_cluster.py stop STATE_DIR             stop it and remove STATE_DIR
+    pg_cluster.py pause STATE_DIR            stop the server, keep its data (a test of
+                                             storage going away)
+    pg_cluster.py resume STATE_DIR           start it again on the same port
 
 As root (CI), the server runs as the unprivileged user 'nobody' (initdb refuses
 root). Authentication is 'trust' for the superuser on 127.0.0.1 and the socket,
@@ -47,6 +50,26 @@ def psql(state, port, sql, db="postgres"):
               stdout=subprocess.DEVNULL)
 
 
+def run_server(state, port):
+    """pg_ctl start: on 127.0.0.1:port, its socket in state."""
+    opts = ("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s "
+            "-c max_connections=200 -c shared_buffers=64MB -c fsync=on "
+            "-c log_min_messages=warning" % (port, state))
+    as_server([os.path.join(PG_BIN, "pg_ctl"), "-D", os.path.join(state, "data"), "-l",
+               os.path.join(state, "server.log"), "-o", opts, "-w", "-t", "60", "start"],
+              stdout=subprocess.DEVNULL)
+
+
+def pause(state):
+    as_server([os.path.join(PG_BIN, "pg_ctl"), "-D", os.path.join(state, "data"), "-m", "fast",
+               "-w", "-t", "60", "stop"], stdout=subprocess.DEVNULL)
+
+
+def resume(state):
+    with open(os.path.join(state, "port")) as f:
+        run_server(state, int(f.read()))
+
+
 def start(state, dbs):
     if os.path.exists(state):
         shutil.rmtree(state)
@@ -71,12 +94,7 @@ def start(state, dbs):
                 "local all all scram-sha-256\n"
                 "host all all 127.0.0.1/32 scram-sha-256\n")
     port = free_port()
-    log = os.path.join(state, "server.log")
-    opts = ("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s "
-            "-c max_connections=200 -c shared_buffers=64MB -c fsync=on "
-            "-c log_min_messages=warning" % (port, state))
-    as_server([os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-l", log, "-o", opts, "-w",
-               "-t", "60", "start"], stdout=subprocess.DEVNULL)
+    run_server(state, port)
     psql(state, port, "CREATE ROLE tlsrptd LOGIN PASSWORD '%s'" % PASSWORD)
     for db in dbs:
         psql(state, port, "CREATE DATABASE %s OWNER tlsrptd" % db)
@@ -91,8 +109,9 @@ def stop(state):
     if os.path.isdir(data):
         for _ in range(3):
             r = subprocess.run((["runuser", "-u", "nobody", "--"] if os.getuid() == 0 else []) +
-                               [os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-m", "fast", "-w",
-                                "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               [os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-m", "immediate",
+                                "-w", "stop"],  # no shutdown checkpoint: the data goes anyway
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if r.returncode == 0:
                 break
             time.sleep(1)
@@ -100,13 +119,17 @@ def stop(state):
 
 
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("start", "stop"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("start", "stop", "pause", "resume"):
         sys.exit(__doc__)
     state = os.path.abspath(sys.argv[2])
     if sys.argv[1] == "start":
         start(state, sys.argv[3:])
-    else:
+    elif sys.argv[1] == "stop":
         stop(state)
+    elif sys.argv[1] == "pause":
+        pause(state)
+    else:
+        resume(state)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 /* test_ingest.c: the one ingest path: sniffing, decoding, storing, duplicates,
- * quarantine, sources from mail headers, and batches that fail. */
+ * quarantine, sources from mail headers, and batches that fail; the storing
+ * half on SQLite, and on PostgreSQL too with TLSRPTD_PG_STATE set (the
+ * directory of the cluster tests/pg_cluster.py started). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,14 +302,16 @@ static void test_failed_batch(struct store *st)
     snprintf(json, sizeof json, JSON, "batch-1", "");
     ingest_input(ig, json, strlen(json), &src, &a);
     CHECK_INT(a.outcome, INGEST_STORED);
-    /* the storage breaks mid-batch */
-    count(st, "PRAGMA query_only = 1"); /* SQLite: every write fails now */
+    /* the storage breaks mid-batch: every write fails now */
+    bool pg = store_dialect(st) == STORE_DIALECT_POSTGRESQL;
+    count(st, pg ? "SET TRANSACTION READ ONLY" : "PRAGMA query_only = 1");
     snprintf(json, sizeof json, JSON, "batch-2", "");
     ingest_input(ig, json, strlen(json), &src, &b);
     CHECK_INT(b.outcome, INGEST_TEMPFAIL);
     CHECK(ingest_failed(ig));
     CHECK_INT(ingest_commit(ig, err), TR_EDB);
-    count(st, "PRAGMA query_only = 0");
+    if (!pg) /* PostgreSQL: the failed transaction took its read-only mode with it */
+        count(st, "PRAGMA query_only = 0");
     /* nothing of the batch was kept, so "stored" must not be acknowledged */
     CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), before);
     ingest_result_tempfail(&a, err);
@@ -352,6 +356,25 @@ int main(int argc, char **argv)
         test_message_parts(st);
         test_failed_batch(st);
         store_close(st);
+    }
+    /* the same on PostgreSQL, in the database unit_ingest, when a cluster is there */
+    if (check_db_pg_target(path, sizeof path, "unit_ingest")) {
+        fprintf(stderr, "ingest: the store tests on %s\n", path);
+        st = NULL;
+        CHECK_INT(store_open(path, NULL, &st, err), TR_OK);
+        if (st) { /* what an earlier run left goes: the counts below start from nothing */
+            count(st, "DROP SCHEMA public CASCADE");
+            count(st, "CREATE SCHEMA public");
+            store_close(st);
+            st = NULL;
+            CHECK_INT(store_open(path, NULL, &st, err), TR_OK);
+        }
+        if (st) {
+            test_ingest_samples(st);
+            test_message_parts(st);
+            test_failed_batch(st);
+            store_close(st);
+        }
     }
     test_exit_codes();
     snprintf(path, sizeof path, "rm -rf '%s'", dir);

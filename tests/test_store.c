@@ -133,6 +133,7 @@ static void test_schema_and_reports(void)
     CHECK_STR(rc.encoding, "identity");
     CHECK_INT(rc.raw.len, strlen(REPORT));
     CHECK(memcmp(rc.raw.data, REPORT, strlen(REPORT)) == 0);
+    buf_free(&rc.raw);
 
     /* JSON over STORE_PLAIN_MAX is stored gzipped and inflates back to the bytes received */
     size_t biglen = strlen(REPORT) + STORE_PLAIN_MAX;
@@ -153,6 +154,7 @@ static void test_schema_and_reports(void)
     CHECK_INT(gz_inflate(rc.raw.data, rc.raw.len, &out, err), TR_OK);
     CHECK_STR((char *)out.data, big);
     buf_free(&out);
+    buf_free(&rc.raw);
     free(big);
 
     /* another end-datetime is another report; a gzip body is kept verbatim */
@@ -516,27 +518,6 @@ static void test_checkpointer(void)
     store_close(st);
 }
 
-/* A database of the PostgreSQL cluster tests/pg_cluster.py started (see
- * tests/CMakeLists.txt for the databases it makes); false without one. */
-static bool pg_target(char *out, size_t n, const char *db)
-{
-    const char *state = getenv("TLSRPTD_PG_STATE");
-    char path[512], uri[400] = "";
-    if (state == NULL || state[0] == 0)
-        return false;
-    snprintf(path, sizeof path, "%s/uri", state);
-    FILE *f = fopen(path, "r");
-    if (f == NULL || fgets(uri, sizeof uri, f) == NULL) {
-        if (f)
-            fclose(f);
-        return false;
-    }
-    fclose(f);
-    uri[strcspn(uri, "\n")] = 0;
-    snprintf(out, n, "%s%s", uri, db);
-    return true;
-}
-
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -550,12 +531,12 @@ int main(void)
     snprintf(dbpath, sizeof dbpath, "%s/rollups.db", dir);
     test_rollups();
     test_backfill();
-    if (pg_target(dbpath, sizeof dbpath, "unit_store")) {
+    if (check_db_pg_target(dbpath, sizeof dbpath, "unit_store")) {
         fprintf(stderr, "store: the portable tests on %s\n", dbpath);
         pg = true;
         test_schema_and_reports();
         test_quarantine();
-        pg_target(dbpath, sizeof dbpath, "unit_store_rollups");
+        check_db_pg_target(dbpath, sizeof dbpath, "unit_store_rollups");
         test_rollups();
     }
     char cmd[400];

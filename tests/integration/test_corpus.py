@@ -7,6 +7,7 @@ Reads ../shared/corpus in place (TLSRPTD_CORPUS); a missing corpus is a failure.
     sorted order: summary JSON, duplicates; re-ingesting stores nothing new;
   - the table format of summary agrees with the JSON.
 """
+import gzip
 import json
 import os
 import re
@@ -58,65 +59,65 @@ class ExpectedPerFile(T.TlsrptdTestCase):
         self.assertTrue(rows)
         for row in rows:
             with self.subTest(file=row["file"]):
-                tmp = tempfile.mkdtemp(prefix="tlsrptd-it-corpus-", dir=self.tmp)
-                db = os.path.join(tmp, "alone.db")
-                path = os.path.join(CORPUS, row["file"])
-                res = self.ingest(path, db=db)
-                if row["accepted"] == "yes":
-                    self.check_accepted(row, path, db, res)
-                elif row["accepted"] == "no":
-                    self.check_rejected(row, path, db, res)
-                else:
-                    self.fail("EXPECTED.tsv: accepted is %r" % row["accepted"])
-                shutil.rmtree(tmp, True)
+                db = T.new_db(self.tmp, "alone")
+                try:
+                    path = os.path.join(CORPUS, row["file"])
+                    res = self.ingest(path, db=db)
+                    if row["accepted"] == "yes":
+                        self.check_accepted(row, path, db, res)
+                    elif row["accepted"] == "no":
+                        self.check_rejected(row, path, db, res)
+                    else:
+                        self.fail("EXPECTED.tsv: accepted is %r" % row["accepted"])
+                finally:
+                    T.recycle_db(db)  # one database at a time, not one per file
 
     def check_accepted(self, row, path, db, res):
         self.assertExit(res, T.EX_OK)
         o = self.single_outcome(res, "stored")
         self.assertEqual(o.name, path)
 
-        reports = T.report_rows(db)
+        reports = T.stored(db)
         self.assertEqual(len(reports), 1, reports)
         rep = reports[0]
         self.assertEqual(rep["organization_name"], row["org"])
         self.assertEqual(rep["report_id"], row["report_id"])
-        self.assertEqual(T.scalar(db, "SELECT COUNT(*) FROM quarantine"), 0)
+        self.assertEqual(T.quarantine(db), [])
 
-        npol, ok, failed = T.query(
-            db, "SELECT COUNT(*), SUM(successful_sessions), SUM(failed_sessions) "
-                "FROM policies WHERE report = ?", (rep["id"],))[0]
-        self.assertEqual(npol, int(row["policies"]), "number of policies")
-        self.assertEqual(ok, int(row["success"]), "successful sessions")
-        self.assertEqual(failed, int(row["failure"]), "failed sessions")
+        pols = rep["policies"]
+        self.assertEqual(len(pols), int(row["policies"]), "number of policies")
+        self.assertEqual(sum(p["successful_sessions"] for p in pols), int(row["success"]),
+                         "successful sessions")
+        self.assertEqual(sum(p["failed_sessions"] for p in pols), int(row["failure"]),
+                         "failed sessions")
 
-        by_type = dict(T.query(
-            db, "SELECT f.result_type, SUM(f.failed_session_count) FROM failure_details f "
-                "JOIN policies p ON p.id = f.policy WHERE p.report = ? GROUP BY f.result_type",
-            (rep["id"],)))
+        by_type = {}
+        for f in (f for p in pols for f in p["failure_details"]):
+            by_type[f["result_type"]] = by_type.get(f["result_type"], 0) + \
+                f["failed_session_count"]
         self.assertEqual(by_type, T.parse_failures(row["failures_by_type"]),
                          "failed sessions per result type")
 
         m = re.search(r"(\d+) warnings?", row["note"])
         self.assertIsNotNone(m, "EXPECTED.tsv note %r has no warning count" % row["note"])
-        self.assertEqual(rep["warning_count"], int(m.group(1)), "reports.warning_count")
+        self.assertEqual(rep["warnings"], int(m.group(1)), "warnings")
 
         # the printed line carries the same numbers
         self.assertIn("%s %s" % (row["org"], row["report_id"]), o.line)
         self.assertIn(", %s successful, %s failed" % (row["success"], row["failure"]), o.line)
 
-        # nothing lost: the report JSON is kept (compressed) with it
+        # nothing lost: the report JSON is kept with it (`show` gives it back)
         data = T.read_bytes(path)
-        js = T.inflate_raw(rep["raw_encoding"], rep["raw"])
-        self.assertEqual(rep["raw_size"], len(js))
-        doc = json.loads(js)
+        doc = rep["report"]
         self.assertEqual(doc["organization-name"], row["org"])
         self.assertEqual(doc["report-id"], row["report_id"])
         if path.endswith(".json"):
-            self.assertEqual(js, data, "stored raw JSON differs from the file")
+            self.assertEqual(doc, json.loads(data), "stored report JSON differs from the file")
         elif path.endswith(".json.gz"):
-            self.assertEqual(rep["raw"], data, "stored gzip differs from the file")
-        self.assertEqual(rep["source_kind"], "file")
-        self.assertEqual(rep["source_name"], path)
+            self.assertEqual(doc, json.loads(gzip.decompress(data)),
+                             "stored report JSON differs from the gzip file's")
+        self.assertEqual(rep["source"]["kind"], "file")
+        self.assertEqual(rep["source"]["name"], path)
 
     def check_rejected(self, row, path, db, res):
         data = T.read_bytes(path)
@@ -135,15 +136,15 @@ class ExpectedPerFile(T.TlsrptdTestCase):
                              "printed reason %r does not contain %r" % (reason, note))
             self.assertIn(token, reason, "printed reason does not name %s\n%r" % (token, res))
 
-        q = T.quarantine_rows(db)
+        q = T.quarantine(db, raw=True)
         self.assertEqual(len(q), 1, q)
         self.assertTrue(q[0]["reason"].strip())
         self.assertEqual(q[0]["reason"], reason, "quarantine reason differs from the printed one")
-        self.assertEqual(q[0]["raw_kept"], 1)
+        self.assertIs(q[0]["raw_kept"], True)
         self.assertEqual(q[0]["raw_size"], len(data))
         self.assertTrue(q[0]["raw"] == data, "quarantined bytes differ from the file")
-        self.assertEqual(q[0]["source_name"], path)
-        self.assertEqual(T.scalar(db, "SELECT COUNT(*) FROM reports"), 0)
+        self.assertEqual(q[0]["source"]["name"], path)
+        self.assertEqual(T.stored_reports(db), [])
 
 
 class AllInOneDatabase(T.TlsrptdTestCase):
@@ -153,7 +154,7 @@ class AllInOneDatabase(T.TlsrptdTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.ctmp = tempfile.mkdtemp(prefix="tlsrptd-it-all-")
-        cls.cdb = os.path.join(cls.ctmp, "all.db")
+        cls.cdb = T.new_db(cls.ctmp, "all")
         # one call with the directory; run in the corpus so names print as real/...
         cls.first = T.run(["ingest", "--db", cls.cdb, "--no-progress", "real"], cwd=CORPUS)
 
@@ -170,7 +171,7 @@ class AllInOneDatabase(T.TlsrptdTestCase):
         self.assertEqual(names, real_files_sorted(), "inputs not processed in sorted order")
         got_rejected = [o.name for o in T.outcomes(self.first) if o.status == "rejected"]
         self.assertEqual(sorted(got_rejected), sorted(rejected))
-        self.assertEqual(T.scalar(self.cdb, "SELECT COUNT(*) FROM quarantine"), len(rejected))
+        self.assertEqual(len(T.quarantine(self.cdb)), len(rejected))
 
     def test_summary_json_equals_expected_totals(self):
         expected = T.load_totals()
@@ -190,8 +191,7 @@ class AllInOneDatabase(T.TlsrptdTestCase):
                 self.assertEqual(proj, exp)
         proj = {k: got["totals"].get(k, "<missing>") for k in expected["totals"]}
         self.assertEqual(proj, expected["totals"])
-        self.assertEqual(got["totals"]["reports"], T.scalar(self.cdb,
-                                                            "SELECT COUNT(*) FROM reports"))
+        self.assertEqual(got["totals"]["reports"], len(T.stored_reports(self.cdb)))
 
     def test_duplicates_are_exactly_the_expected(self):
         expected = T.load_totals()["duplicates"]
@@ -201,7 +201,7 @@ class AllInOneDatabase(T.TlsrptdTestCase):
         self.assertEqual(len(stored), T.load_totals()["totals"]["reports"])
 
     def test_sorted_file_list_gives_the_same_database(self):
-        db = self.path("list.db")
+        db = self.new_db("list")
         files = real_files_sorted()
         res = T.run(["ingest", "--db", db, "--no-progress"] + files, cwd=CORPUS)
         self.assertEqual(res.rc, self.first.rc, res)
@@ -211,9 +211,9 @@ class AllInOneDatabase(T.TlsrptdTestCase):
         self.assertEqual(self.summary_json(db), self.summary_json(self.cdb))
 
     def test_second_ingest_stores_nothing_new(self):
-        db = self.path("twice.db")
+        db = self.new_db("twice")
         res1 = T.run(["ingest", "--db", db, "--no-progress", "real"], cwd=CORPUS)
-        before = T.counts(db)
+        before = T.contents(db)
         summary_before = self.summary_json(db)
         res2 = T.run(["ingest", "--db", db, "--no-progress", "real"], cwd=CORPUS)
         self.assertEqual(res2.rc, res1.rc, res2)
@@ -226,9 +226,10 @@ class AllInOneDatabase(T.TlsrptdTestCase):
                     self.assertEqual(o.status, "rejected")
                 else:
                     self.assertEqual(o.status, "duplicate")
-        after = T.counts(db)
-        for table in ("reports", "policies", "failure_details"):
-            self.assertEqual(after[table], before[table], table)
+        # the same reports, policies and failure details; rejected inputs are quarantined
+        # again (each time they arrive), nothing else changes
+        after = T.contents(db)
+        self.assertEqual(after["reports"], before["reports"])
         self.assertEqual(self.summary_json(db), summary_before)
         self.assertEqual(summary_before, self.summary_json(self.cdb))
 
@@ -277,7 +278,7 @@ class SummaryTable(T.TlsrptdTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.ctmp = tempfile.mkdtemp(prefix="tlsrptd-it-table-")
-        cls.cdb = os.path.join(cls.ctmp, "all.db")
+        cls.cdb = T.new_db(cls.ctmp, "all")
         T.run(["ingest", "--db", cls.cdb, "--no-progress", "real"], cwd=CORPUS)
 
     @classmethod

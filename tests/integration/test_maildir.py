@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The Maildir reader (docs/architecture.md): `tlsrptd maildir [--watch]` and
 `tlsrptd serve --maildir`, driven from outside with the REAL binary, real
-Maildirs on disk and real SQLite files.
+Maildirs on disk and real databases (SQLite, or PostgreSQL with
+TLSRPTD_BACKEND=postgresql).
 
   Corpus      every corpus .eml in new/: accepted ones in cur/ (seen), the
               non-report in .Quarantine, totals equal to EXPECTED.tsv for those files
@@ -11,7 +12,8 @@ Maildirs on disk and real SQLite files.
   Crash       SIGKILL during --watch over 1,500 messages, then a second run:
               new/ empty, everything in cur/ or quarantine, every report stored once
   Storage     database locked: messages stay in new/ (exit 75, or retried with
-              backoff under --watch) and are processed once it is writable
+              backoff under --watch) and are processed once it is writable;
+              PostgreSQL stopped and started again under --watch: the same
   Serve       `serve --maildir`: mail dropped into new/ is stored within seconds,
               beside the HTTP endpoint; SIGTERM exits 0
 
@@ -23,7 +25,6 @@ import gzip
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -117,13 +118,15 @@ def parse_stats(out):
 
 
 class Background:
-    """A tlsrptd process in the background, its stderr in a file."""
+    """A tlsrptd process in the background, its stderr in a file, in the test's directory
+    (what serve makes beside itself, like the PostgreSQL spool ./tlsrptd.spool, is the
+    test's own)."""
 
     def __init__(self, case, args, name):
         self.log_path = case.path(name + ".log")
         self.log_f = open(self.log_path, "wb")
         self.proc = subprocess.Popen([T.tlsrptd_bin()] + args, stdout=subprocess.PIPE,
-                                     stderr=self.log_f)
+                                     stderr=self.log_f, cwd=case.tmp)
         case.addCleanup(self.kill)
 
     def log(self):
@@ -231,12 +234,12 @@ class Corpus(MaildirCase):
                 got_fails[k] = got_fails.get(k, 0) + v
         self.assertEqual(got_fails, fails)
         # the quarantined message is in the database's quarantine too, with its reason
-        q = T.quarantine_rows(self.db)
-        self.assertEqual(sorted(r["source_name"] for r in q), sorted(rejected))
-        self.assertTrue(all(r["source_kind"] == "maildir" and r["reason"] for r in q), q)
+        q = T.quarantine(self.db)
+        self.assertEqual(sorted(r["source"]["name"] for r in q), sorted(rejected))
+        self.assertTrue(all(r["source"]["kind"] == "maildir" and r["reason"] for r in q), q)
 
         # the same messages through `tlsrptd ingest` give the same summary
-        ref = self.path("ingest.db")
+        ref = self.new_db("ingest")
         T.run(["ingest", "--db", ref, "--no-progress"] +
               [os.path.join(corpus, f) for f in sorted(names.values())])
         self.assertEqual(self.summary_json(), self.summary_json(ref))
@@ -257,12 +260,11 @@ class Semantics(MaildirCase):
         deliver(md, "1.M1.src", report_mail(r, domain="mail.example", submitter="sub.example",
                                             msgid="<abc@sub.example>", subject="Report 1"))
         self.assertExit(T.run(maildir_cmd(self.db, md)), 0)
-        rows = T.query(self.db, "SELECT source_kind, source_name, source_message_id, "
-                                "source_report_domain, source_submitter, source_subject "
-                                "FROM reports")
+        rows = [r["source"] for r in T.stored_reports(self.db)]
         # Message-ID is stored without its angle brackets, as GMime gives it
-        self.assertEqual(rows, [("maildir", "1.M1.src", "abc@sub.example", "mail.example",
-                                 "sub.example", "Report 1")])
+        self.assertEqual(rows, [{"kind": "maildir", "name": "1.M1.src",
+                                 "message_id": "abc@sub.example", "domain": "mail.example",
+                                 "submitter": "sub.example", "subject": "Report 1"}])
 
     def test_policy_domain_falls_back_to_tls_report_domain(self):
         md = make_maildir(self.path("Maildir"))
@@ -271,8 +273,8 @@ class Semantics(MaildirCase):
         deliver(md, "2.M2.nodomain", report_mail(r, domain="fallback.example"))
         self.assertExit(T.run(maildir_cmd(self.db, md)), 0)
         self.assertEqual(files(md, "cur"), ["2.M2.nodomain:2,S"])
-        doms = [d for (d,) in T.query(self.db, "SELECT policy_domain FROM policies ORDER BY idx")]
-        self.assertEqual(doms[0], "fallback.example")
+        (rep,) = T.stored(self.db)
+        self.assertEqual(rep["policies"][0]["policy_domain"], "fallback.example")
 
     def test_flags_kept_and_nothing_replaced(self):
         md = make_maildir(self.path("Maildir"))
@@ -299,7 +301,7 @@ class Semantics(MaildirCase):
         self.assertTrue(other[0].endswith(":2,S"), other)
         q = files(md, ".Quarantine/new")
         self.assertEqual(len(q), 2, q)
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM reports"), 2)
+        self.assertEqual(len(T.stored_reports(self.db)), 2)
 
     def test_dot_files_and_directories_left_alone(self):
         md = make_maildir(self.path("Maildir"))
@@ -311,7 +313,7 @@ class Semantics(MaildirCase):
         self.assertExit(res, 0)
         self.assertEqual(sorted(os.listdir(os.path.join(md, "new"))), [".hidden", "subdir"])
         self.assertEqual(files(md, "cur"), ["7.M7.ok:2,S"])
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM reports"), 1)
+        self.assertEqual(len(T.stored_reports(self.db)), 1)
 
     def test_message_over_max_message_is_quarantined(self):
         md = make_maildir(self.path("Maildir"))
@@ -321,8 +323,7 @@ class Semantics(MaildirCase):
         self.assertExit(res, 0)
         self.assertEqual(files(md, ".Quarantine/new"), ["8.M8.big"])
         self.assertRegex(res.err, r"8\.M8\.big.*larger than 2048 bytes")
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM reports"), 0)
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM quarantine"), 1)
+        self.assertEqual(T.counts(self.db), {"reports": 0, "quarantine": 1})
 
     def test_custom_quarantine_folder(self):
         md = make_maildir(self.path("Maildir"))
@@ -391,7 +392,7 @@ class Crash(MaildirCase):
         self.assertTrue(moved, "nothing was processed before the kill\n" + bg.log()[-3000:])
         in_new = len(files(md, "new"))
         in_cur = len(files(md, "cur"))
-        stored_at_kill = T.scalar(self.db, "SELECT COUNT(*) FROM reports")
+        stored_at_kill = len(T.stored_reports(self.db))
         self.assertGreater(in_new, 0, "the run had finished before SIGKILL: no crash tested")
         self.assertGreaterEqual(stored_at_kill, in_cur)  # commit first, then move
 
@@ -406,15 +407,15 @@ class Crash(MaildirCase):
         self.assertEqual(files(md, "cur"), sorted(n + ":2,S" for n, _ in reports))
         self.assertEqual(files(md, ".Quarantine/new"), sorted(plain))
         # every report exactly once, with its sessions counted once
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM reports"), len(reports))
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(DISTINCT report_id) FROM reports"),
-                         len(reports))
+        listed = T.stored_reports(self.db)
+        self.assertEqual(len(listed), len(reports))
+        self.assertEqual(len({r["report_id"] for r in listed}), len(reports))
         ok = sum(expected_sessions(r)[0] for _, r in reports)
         bad = sum(expected_sessions(r)[1] for _, r in reports)
         t = self.summary_json()["totals"]
         self.assertEqual((t["reports"], t["successful_sessions"], t["failed_sessions"]),
                          (len(reports), ok, bad))
-        names = set(n for (n,) in T.query(self.db, "SELECT source_name FROM reports"))
+        names = set(r["source"]["name"] for r in listed)
         self.assertEqual(names, set(n for n, _ in reports))
 
 
@@ -427,10 +428,9 @@ class Storage(MaildirCase):
         self.assertExit(T.run(maildir_cmd(self.db, md0)), 0)
 
     def lock_db(self):
-        conn = sqlite3.connect(self.db, timeout=0, isolation_level=None)
-        conn.execute("BEGIN EXCLUSIVE")
-        self.addCleanup(conn.close)
-        return conn
+        lock = T.WriteLock(self.db)
+        self.addCleanup(lock.release)
+        return lock
 
     def fill(self, md, n):
         for i in range(n):
@@ -441,43 +441,63 @@ class Storage(MaildirCase):
         self.create_db()
         md = make_maildir(self.path("Maildir"))
         self.fill(md, 5)
-        conn = self.lock_db()
+        lock = self.lock_db()
         res = T.run(maildir_cmd(self.db, md, opts=["--busy-timeout", "200"]))
         self.assertExit(res, T.EX_TEMPFAIL)
         self.assertEqual(len(files(md, "new")), 6)
         self.assertEqual(files(md, "cur"), [])
         self.assertEqual(files(md, ".Quarantine/new"), [])
         self.assertIn("storage unavailable", res.err)
-        conn.execute("ROLLBACK")
+        self.assertEqual(T.counts(self.db), {"reports": 0, "quarantine": 0})
+        lock.release()
         res = T.run(maildir_cmd(self.db, md))
         self.assertExit(res, 0)
         self.assertEqual(files(md, "new"), [])
         self.assertEqual(len(files(md, "cur")), 5)
         self.assertEqual(len(files(md, ".Quarantine/new")), 1)
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM reports"), 5)
+        self.assertEqual(T.counts(self.db), {"reports": 5, "quarantine": 1})
 
-    def test_locked_database_watch_retries_with_backoff(self):
-        self.create_db()
+    def watch_through_outage(self, down, up, wait_back):
+        """maildir --watch takes one report; storage goes away (down()); 4 reports and a
+        non-report arrive and stay in new/; storage comes back (up()): within wait_back
+        seconds every one is stored or quarantined, once."""
         md = make_maildir(self.path("Maildir"))
-        conn = self.lock_db()
         bg = Background(self, maildir_cmd(self.db, md, opts=["--watch", "--busy-timeout", "100"]),
                         "watch")
         self.assertTrue(bg.wait_log("watching", 10 * SLOW), bg.log())
+        deliver(md, "0.M0.up", report_mail(numbered_report(300)))
+        self.assertTrue(wait_until(lambda: files(md, "cur") == ["0.M0.up:2,S"], 10), bg.log())
+        down()
         self.fill(md, 4)
-        self.assertTrue(wait_until(lambda: "storage unavailable" in bg.log(), 10), bg.log())
+        self.assertTrue(wait_until(lambda: "storage unavailable" in bg.log(), 20), bg.log())
         time.sleep(1.5)
         self.assertEqual(len(files(md, "new")), 5)
-        self.assertEqual(files(md, "cur"), [])
-        conn.execute("ROLLBACK")
-        self.assertTrue(wait_until(lambda: len(files(md, "new")) == 0, 20), bg.log())
-        self.assertEqual(len(files(md, "cur")), 4)
+        self.assertEqual(files(md, "cur"), ["0.M0.up:2,S"])
+        self.assertEqual(files(md, ".Quarantine/new"), [])
+        up()
+        self.assertTrue(wait_until(lambda: len(files(md, "new")) == 0, wait_back), bg.log())
+        self.assertEqual(len(files(md, "cur")), 5)
         self.assertEqual(len(files(md, ".Quarantine/new")), 1)
         rc, out = bg.stop()
         self.assertEqual(rc, 0, bg.log())
         self.assertNoSanitizer(bg.log())
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM reports"), 4)
-        self.assertEqual(parse_stats(out)["stored"], 4)
+        self.assertEqual(T.counts(self.db), {"reports": 5, "quarantine": 1})
+        self.assertEqual(parse_stats(out)["stored"], 5)
 
+    def test_locked_database_watch_retries_with_backoff(self):
+        self.create_db()
+        lock = []
+        self.watch_through_outage(lambda: lock.append(self.lock_db()),
+                                  lambda: lock[0].release(), 20)
+
+    @T.postgresql_only("the server stopped (pg_ctl stop) and started again")
+    def test_postgresql_stopped_watch_waits_then_processes(self):
+        cluster = T.PrivateCluster(self.tmp)
+        self.addCleanup(cluster.stop)
+        self.db = cluster.new_db("watch")
+        self.create_db()
+        # the watcher connects again by itself (backoff) once the server is back
+        self.watch_through_outage(cluster.pause, cluster.resume, 60)
 
 # ---- 5. serve --maildir ---------------------------------------------------------------------
 
@@ -505,9 +525,9 @@ class Serve(MaildirCase):
         rc, _ = bg.stop()
         self.assertEqual(rc, 0, bg.log())
         self.assertNoSanitizer(bg.log())
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM reports"), 4)
-        self.assertEqual(T.query(self.db, "SELECT DISTINCT source_kind FROM reports"),
-                         [("maildir",)])
+        listed = T.stored_reports(self.db)
+        self.assertEqual(len(listed), 4)
+        self.assertEqual({r["source"]["kind"] for r in listed}, {"maildir"})
         self.assertRegex(bg.log(), r"maildir .*9\.M9\.plain: quarantined")
 
     def test_serve_rejects_a_bad_maildir_at_startup(self):

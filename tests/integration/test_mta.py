@@ -71,17 +71,17 @@ class RealMTA(T.TlsrptdTestCase):
 
         self.assertTrue(all(n.endswith(":2,S") for n in files(md, "cur")))
         # what OpenSMTPD delivered is what was stored: every distinct report once
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM reports"), len(distinct))
-        stored = set(T.query(self.db, "SELECT organization_name, report_id FROM reports"))
+        listed = T.stored_reports(self.db)
+        self.assertEqual(len(listed), len(distinct))
+        stored = {(r["organization_name"], r["report_id"]) for r in listed}
         self.assertEqual(stored, distinct)
-        self.assertEqual(T.query(self.db, "SELECT DISTINCT source_kind FROM reports"),
-                         [("maildir",)])
-        names = {n for (n,) in T.query(self.db, "SELECT source_name FROM reports")}
+        self.assertEqual({r["source"]["kind"] for r in listed}, {"maildir"})
+        names = {r["source"]["name"] for r in listed}
         self.assertTrue(names <= {n[:-len(":2,S")] for n in files(md, "cur")}, names)
         ok = sum(int(rows[f]["success"]) for f in {(rows[f]["org"], rows[f]["report_id"]): f
                                                    for f in accepted}.values())
         self.assertEqual(self.summary_json()["totals"]["successful_sessions"], ok)
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM quarantine"), len(rejected))
+        self.assertEqual(len(T.quarantine(self.db)), len(rejected))
         print("\n%d mails through OpenSMTPD into the database in %.1f s" % (len(emls), elapsed),
               file=sys.stderr)
 

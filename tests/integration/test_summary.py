@@ -330,7 +330,7 @@ class CorpusCase(T.TlsrptdTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.ctmp = tempfile.mkdtemp(prefix="tlsrptd-it-summary-")
-        cls.cdb = os.path.join(cls.ctmp, "corpus.db")
+        cls.cdb = T.new_db(cls.ctmp, "corpus")
         res = T.run(["ingest", "--db", cls.cdb, "--no-progress", "real"], cwd=CORPUS)
         if res.rc not in (T.EX_OK, T.EX_DATAERR):
             raise AssertionError("ingesting the corpus failed:\n%r" % res)
@@ -789,7 +789,7 @@ class RelativeTimes(T.TlsrptdTestCase):
             self.write("in/%s.json" % name, json.dumps(r))
         res = self.ingest(self.path("in"))
         self.assertExit(res, 0)
-        self.assertEqual(T.scalar(self.db, "SELECT COUNT(*) FROM reports"), len(self.AGES))
+        self.assertEqual(len(T.stored_reports(self.db)), len(self.AGES))
 
     def counted(self, *args):
         res = T.run(["summary", "--db", self.db, "--format", "json"] + list(args))
@@ -1024,7 +1024,7 @@ class Show(CorpusCase):
                                                   "end-datetime": day + "T23:59:59Z"}})
             self.write("amb/%d.json" % n, json.dumps(r))
         self.assertExit(self.ingest(self.path("amb")), 0)
-        ids = [row[0] for row in T.query(self.db, "SELECT id FROM reports ORDER BY id")]
+        ids = [r["id"] for r in T.stored_reports(self.db)]
         self.assertEqual(len(ids), 2)
         res = T.run(["show", "--db", self.db, "same-report-id"])
         self.assertExit(res, T.EX_USAGE)

@@ -211,7 +211,7 @@ class StrictMailFormat(T.TlsrptdTestCase):
                         "no error at %s matching %r naming RFC 8460 %s\n%r" %
                         (path, regex, section, strict))
                 # ingest stores it and counts it
-                db = self.path(name + ".db")
+                db = self.new_db(name)
                 res = self.ingest(f, db=db)
                 self.assertExit(res, T.EX_OK)
                 self.single_outcome(res, "stored")
@@ -268,12 +268,12 @@ class StrictFieldFormats(T.TlsrptdTestCase):
                 self.assertEqual([p for p, _ in findings(strict, f, "error")], [path], strict)
                 self.assertIn("RFC 8460 §4.4", strict.out)
                 # the text is kept as sent
-                db = self.path("f.db")
+                db = self.new_db("f")
                 self.assertExit(self.ingest(f, db=db), T.EX_OK)
                 col = {"sending-mta-ip": "sending_mta_ip", "receiving-ip": "receiving_ip",
                        "additional-information": "additional_information"}[key]
-                self.assertEqual(T.scalar(db, "SELECT %s FROM failure_details" % col), value)
-                os.remove(db)
+                (rep,) = T.stored(db)
+                self.assertEqual(rep["policies"][0]["failure_details"][0].get(col), value)
 
     def test_well_formed_fields_pass(self):
         doc = report()
@@ -298,7 +298,7 @@ class AcceptanceRules(T.TlsrptdTestCase):
             with self.subTest(shape=shape):
                 doc = report()
                 doc["policies"][0]["failure-details"] = shape
-                db = self.path("fd.db")
+                db = self.new_db("fd")
                 f, res = self.ingest_doc(doc, db=db)
                 self.assertExit(res, T.EX_OK)
                 o = self.single_outcome(res, "stored")
@@ -308,13 +308,13 @@ class AcceptanceRules(T.TlsrptdTestCase):
                 self.assertEqual((dom["policy_domain"], dom["successful_sessions"],
                                   dom["failed_sessions"]), ("mail.example", 90, 10))
                 self.assertEqual(dom["failures"], {})  # the breakdown is unknown
-                self.assertEqual(T.scalar(db, "SELECT COUNT(*) FROM failure_details"), 0)
+                (rep,) = T.stored(db)
+                self.assertEqual(rep["policies"][0]["failure_details"], [])
                 v = T.run(["validate", f])
                 self.assertExit(v, T.EX_OK)
                 w = findings(v, f, "warning")
                 self.assertEqual([p for p, _ in w], ["policies[0].failure-details"])
                 self.assertRegex(w[0][1], r"not an array.*breakdown by result type is unknown")
-                os.remove(db)
 
     def test_blank_names_are_rejected(self):
         for key, value in (("organization-name", "   "), ("organization-name", "\u00a0\t"),
@@ -322,11 +322,10 @@ class AcceptanceRules(T.TlsrptdTestCase):
             with self.subTest(key=key, value=value):
                 doc = report(**{key: value})
                 raw = report_bytes(doc)
-                db = self.path("blank.db")
+                db = self.new_db("blank")
                 f, res = self.ingest_doc(raw, db=db)
                 self.assertRejectedAndQuarantined(res, raw, r"^%s: empty \(only white space\)$"
                                                   % key, db=db)
-                os.remove(db)
         # the other side: a name with spaces around it is a name
         f, res = self.ingest_doc(report(**{"organization-name": " Sender "}))
         self.assertExit(res, T.EX_OK)
@@ -337,15 +336,18 @@ class AcceptanceRules(T.TlsrptdTestCase):
         f, res = self.ingest_doc(doc)
         self.assertExit(res, T.EX_OK)
         self.assertIn("2 warnings", self.single_outcome(res, "stored").line)
-        rows = T.query(self.db, "SELECT start_time, end_time FROM reports")
-        self.assertEqual(rows, [(START, END)])
+        # counted from 2026-11-03T00:00:00Z: summary windows [since, until) on the start
+        self.assertEqual(T.totals(self.db, "--since", "2026-11-03T00:00:00Z",
+                                  "--until", "2026-11-03T00:00:01Z")["reports"], 1)
+        self.assertEqual(T.totals(self.db, "--until", "2026-11-03T00:00:00Z")["reports"], 0)
         v = T.run(["validate", f])
         w = dict(findings(v, f, "warning"))
         self.assertRegex(w["date-range.start-datetime"],
                          r"date without a time.*taken as 2026-11-03T00:00:00Z")
         self.assertRegex(w["date-range.end-datetime"],
                          r"date without a time.*taken as 2026-11-03T23:59:59Z")
-        # a report with a full date-time for the same day is the same report
+        # a report with a full date-time for the same day is the same report (the same
+        # start and end, 2026-11-03T23:59:59Z: duplicates are found by both)
         f2, res = self.ingest_doc(report(), name="same.json")
         self.single_outcome(res, "duplicate")
 
@@ -363,10 +365,11 @@ class AcceptanceRules(T.TlsrptdTestCase):
                            "counted as 10")])
         # the other side: a real fraction is refused
         raw = raw.replace(b"10.0", b"9.5")
-        f, res = self.ingest_doc(raw, name="frac.json", db=self.path("frac.db"))
+        frac = self.new_db("frac")
+        f, res = self.ingest_doc(raw, name="frac.json", db=frac)
         self.assertRejectedAndQuarantined(
             res, raw, r"policies\[0\]\.summary\.total-failure-session-count: not an integer",
-            db=self.path("frac.db"))
+            db=frac)
 
     def test_empty_mx_host_is_not_a_host(self):
         doc = report()
@@ -374,13 +377,13 @@ class AcceptanceRules(T.TlsrptdTestCase):
         f, res = self.ingest_doc(doc)
         self.assertExit(res, T.EX_OK)
         self.assertIn("1 warning", self.single_outcome(res, "stored").line)
-        hosts = json.loads(T.scalar(self.db, "SELECT mx_hosts FROM policies"))
-        self.assertEqual(hosts, ["mx1.mail.example"])
+        (rep,) = T.stored(self.db)
+        self.assertEqual(rep["policies"][0]["mx_hosts"], ["mx1.mail.example"])
         doc["policies"][0]["policy"]["mx-host"] = ""
         doc["report-id"] = "2"
         f, res = self.ingest_doc(doc, name="r2.json")
         self.assertExit(res, T.EX_OK)
-        self.assertIsNone(T.scalar(self.db, "SELECT mx_hosts FROM policies WHERE id = 2"))
+        self.assertEqual(T.show(self.db, "2")["policies"][0]["mx_hosts"], [])
         v = T.run(["validate", f])
         self.assertEqual(findings(v, f, "warning"),
                          [("policies[0].policy.mx-host", "empty; not stored as a host")])

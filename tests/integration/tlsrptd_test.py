@@ -1,7 +1,11 @@
 """Shared helpers for the tlsrptd integration tests.
 
-The tests run the REAL tlsrptd binary against real SQLite files. Python 3
-standard library only (CI installs Debian's python3 package).
+The tests run the REAL tlsrptd binary against real databases: SQLite files, or
+databases of a real PostgreSQL server (TLSRPTD_BACKEND=postgresql). They check
+what tlsrptd stored through what it shows (summary, show, quarantine, the API),
+never by reading its tables, so every suite runs on both backends; the few tests
+of SQLite itself are marked sqlite_only. Python 3 standard library only (CI
+installs Debian's python3 package).
 
 Where things are (environment, set by tests/integration/CMakeLists.txt):
   TLSRPTD_BIN      the tlsrptd binary (required)
@@ -15,10 +19,11 @@ Where things are (environment, set by tests/integration/CMakeLists.txt):
 Each can also be given on the command line, before unittest's own arguments:
   python3 test_corpus.py --bin build/tlsrptd --corpus ../shared/corpus -v
 """
-import gzip
+import base64
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -29,7 +34,6 @@ import tempfile
 import threading
 import time
 import unittest
-import zlib
 
 sys.dont_write_bytecode = True
 
@@ -274,6 +278,7 @@ def outcomes(res):
 # ---- the database --------------------------------------------------------------------------
 
 PSQL = "/usr/lib/postgresql/15/bin/psql"
+PG_PASSWORD = "tlsrptd-test"  # of the role tlsrptd that tests/pg_cluster.py makes
 
 
 def backend():
@@ -294,11 +299,11 @@ def pg_server():
         return f.read().strip()
 
 
-def pg_sql(sql, db="postgres"):
+def pg_sql(sql, db="postgres", server=None):
     """Run SQL as the cluster's superuser (creating databases, stopping the server's
-    sessions); returns psql's output."""
+    sessions); returns psql's output. server: another cluster's URI (PrivateCluster)."""
     res = subprocess.run([PSQL if os.path.exists(PSQL) else "psql", "-X", "-q", "-At",
-                          "-v", "ON_ERROR_STOP=1", pg_server() + db, "-c", sql],
+                          "-v", "ON_ERROR_STOP=1", (server or pg_server()) + db, "-c", sql],
                          capture_output=True, text=True, timeout=60)
     if res.returncode != 0:
         raise AssertionError("psql %r: %s" % (sql, res.stderr))
@@ -306,22 +311,95 @@ def pg_sql(sql, db="postgres"):
 
 
 _db_seq = [0]
+_pg_recycled = []  # databases of finished tests, emptied, for new_db() to take first
 
 
 def new_db(tmpdir, name="tlsrptd"):
     """A new, empty database for one test: a SQLite file in tmpdir, or (backend
-    postgresql) a new database on the test cluster, as a postgresql:// URI."""
+    postgresql) a database of the test cluster with nothing in it, as a postgresql://
+    URI: one recycle_db() emptied, or a new one."""
     if backend() == "sqlite":
-        return os.path.join(tmpdir, name + ".db")
+        path, n = os.path.join(tmpdir, name + ".db"), 1
+        while os.path.exists(path):  # asked for again: another new one
+            n += 1
+            path = os.path.join(tmpdir, "%s-%d.db" % (name, n))
+        return path
+    if _pg_recycled:
+        return pg_server() + _pg_recycled.pop()
     _db_seq[0] += 1
-    dbname = "it_%d_%d_%s" % (os.getpid(), _db_seq[0], re.sub(r"[^a-z0-9]", "_", name.lower()))
+    dbname = "it_%d_%d_%s" % (os.getpid(), _db_seq[0], re.sub(r"[^a-z0-9]", "_", name.lower())[:40])
     pg_sql("CREATE DATABASE %s" % dbname)
     return pg_server() + dbname
 
 
+def recycle_db(db):
+    """Empty a PostgreSQL database of new_db() whose test is done (its sessions ended,
+    the schema dropped and made again) for the next new_db() of this process: a CREATE
+    DATABASE writes megabytes, and a suite would make hundreds. Best effort: a database
+    that cannot be emptied is left alone."""
+    if backend() != "postgresql" or not db.startswith(pg_server()):
+        return
+    name = pg_dbname(db)
+    if name in _pg_recycled:
+        return
+    try:
+        pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE datname = '%s' AND pid <> pg_backend_pid()" % name)
+        pg_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public", db=name)
+    except (AssertionError, OSError, subprocess.SubprocessError):
+        return
+    _pg_recycled.append(name)
+
+
+def unopenable_db(tmpdir):
+    """A database tlsrptd cannot open: SQLite: a path that is a directory; PostgreSQL:
+    a database the cluster does not have."""
+    if backend() == "sqlite":
+        d = os.path.join(tmpdir, "a-directory.db")
+        os.makedirs(d, exist_ok=True)
+        return d
+    return pg_server() + "no_such_database_%d" % os.getpid()
+
+
+def sqlite_only(why):
+    """For a test (or class) of SQLite itself (a database file, its locks, modes, the
+    file system under it): run on SQLite only; on PostgreSQL it is skipped saying why."""
+    return unittest.skipUnless(backend() == "sqlite", "a test of SQLite itself: " + why)
+
+
+def postgresql_only(why):
+    """For a test of the PostgreSQL backend itself (its server, sessions, locks)."""
+    return unittest.skipUnless(backend() == "postgresql",
+                               "a test of the PostgreSQL backend: " + why)
+
+
+def pg_dbname(db):
+    """The database name of a postgresql:// URI new_db() made."""
+    return db.rsplit("/", 1)[1].split("?", 1)[0]
+
+
+def pg_state():
+    """The directory of the test cluster (its Unix socket is there)."""
+    pg_server()  # the same error when there is no cluster
+    return os.environ["TLSRPTD_PG_STATE"]
+
+
+def socket_db(db):
+    """db as a process in another network namespace reaches it: a SQLite path as it
+    is, a PostgreSQL database through the cluster's Unix socket instead of 127.0.0.1."""
+    if not db.startswith("postgresql:"):
+        return db
+    with open(os.path.join(pg_state(), "port")) as f:
+        port = f.read().strip()
+    return "postgresql://postgres@/%s?host=%s&port=%s" % (pg_dbname(db), pg_state(), port)
+
+
+# ---- inside a SQLite file (the suites that test SQLite itself: its modes, integrity, the
+# columns only it keeps). The other suites check through what tlsrptd shows.
+
 
 def connect(db):
-    """Open an existing database (never creates one)."""
+    """Open an existing SQLite database (never creates one)."""
     if not os.path.exists(db):
         raise AssertionError("database %s does not exist" % db)
     conn = sqlite3.connect("file:%s?mode=rw" % db, uri=True, timeout=10)
@@ -341,12 +419,6 @@ def scalar(db, sql, params=()):
     return query(db, sql, params)[0][0]
 
 
-def counts(db):
-    """Row counts of the data tables (what "stores nothing new" compares)."""
-    return {t: scalar(db, "SELECT COUNT(*) FROM %s" % t)
-            for t in ("reports", "policies", "failure_details", "quarantine")}
-
-
 def quarantine_rows(db):
     conn = connect(db)
     try:
@@ -355,23 +427,183 @@ def quarantine_rows(db):
         conn.close()
 
 
-def report_rows(db):
-    conn = connect(db)
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM reports ORDER BY id")]
-    finally:
-        conn.close()
+class WriteLock:
+    """Another process holding the write lock of a tlsrptd database, so that tlsrptd
+    cannot write to it while readers still read (until release()).
+
+    SQLite: a connection in BEGIN EXCLUSIVE (in WAL mode readers go on). PostgreSQL: a
+    psql session in a transaction holding LOCK TABLE … IN EXCLUSIVE MODE on every table
+    of the database (writers wait, readers go on); tlsrptd waits its busy timeout
+    (lock_timeout) and gives up, as it does on SQLite."""
+
+    def __init__(self, db):
+        self.db, self.proc, self.conn = db, None, None
+        if backend() == "sqlite":
+            self.conn = sqlite3.connect(db, isolation_level=None, timeout=10)
+            self.conn.execute("BEGIN EXCLUSIVE")
+            return
+        self.proc = subprocess.Popen([PSQL if os.path.exists(PSQL) else "psql", "-X", "-q", "-At",
+                                      "-v", "ON_ERROR_STOP=1", db],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, bufsize=0)
+        self._send("BEGIN;\n"
+                   "DO $$DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables "
+                   "WHERE schemaname = 'public' LOOP EXECUTE format('LOCK TABLE %I IN "
+                   "EXCLUSIVE MODE', t); END LOOP; END$$;\n")
+
+    def _send(self, sql):
+        """Run sql in the psql session and wait until it is done."""
+        self.proc.stdin.write(sql.encode() + b"\\echo tlsrptd-test-done\n")
+        out = b""
+        deadline = time.monotonic() + 60
+        while b"tlsrptd-test-done" not in out:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("psql holding the lock: %r" % out)
+            if select.select([self.proc.stdout], [], [], 1.0)[0]:
+                out += os.read(self.proc.stdout.fileno(), 65536)
+        if b"ERROR" in out:
+            raise AssertionError("psql holding the lock: %s" % out.decode(errors="replace"))
+
+    def release(self):
+        if self.conn is not None:
+            self.conn.execute("ROLLBACK")
+            self.conn.close()
+            self.conn = None
+        if self.proc is not None:
+            try:
+                self._send("ROLLBACK;\n")
+                self.proc.stdin.close()
+                self.proc.wait(60)
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                self.proc.stdout.close()
+            self.proc = None
 
 
-def inflate_raw(encoding, raw):
-    """The report JSON kept in reports.raw (gzip: one or more members; zlib; identity)."""
-    if encoding == "identity":
-        return bytes(raw)
-    if encoding == "gzip":
-        return gzip.decompress(raw)
-    if encoding == "zlib":
-        return zlib.decompress(raw)
-    raise AssertionError("unknown raw_encoding %r" % encoding)
+class PrivateCluster:
+    """A PostgreSQL server of one test's own (tests/pg_cluster.py in tmpdir), for tests
+    that stop and start the server: the suite's shared cluster must stay up for the
+    tests running beside them."""
+
+    def __init__(self, tmpdir):
+        self.state = os.path.join(tmpdir, "pg-private")
+        self._cluster("start")
+        with open(os.path.join(self.state, "uri")) as f:
+            self.server = f.read().strip()
+
+    def _cluster(self, *args):
+        p = subprocess.run([sys.executable, os.path.join(PROJECT, "tests", "pg_cluster.py")] +
+                           list(args) + [self.state], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=180)
+        if p.returncode != 0:
+            raise AssertionError("pg_cluster.py %s: %s" % (" ".join(args),
+                                                            p.stdout.decode(errors="replace")))
+
+    def new_db(self, name, password=False):
+        """A new database; password: owned by the role tlsrptd, and the URI logs in as it
+        with its password in the URI (which no message may show)."""
+        if not password:
+            pg_sql("CREATE DATABASE %s" % name, server=self.server)
+            return self.server + name
+        pg_sql("CREATE DATABASE %s OWNER tlsrptd" % name, server=self.server)
+        return self.server.replace("//postgres@", "//tlsrptd:%s@" % PG_PASSWORD) + name
+
+    def pause(self):
+        """The server stops (pg_ctl stop -m fast): every connection is closed."""
+        self._cluster("pause")
+
+    def resume(self):
+        self._cluster("resume")
+
+    def stop(self):
+        self._cluster("stop")
+
+
+# ---- what tlsrptd shows about a database (the same on every backend) -----------------------
+
+
+def cli_json(args, **kw):
+    """tlsrptd ARGS (exit 0 required), its standard output parsed as JSON."""
+    res = run(args, **kw)
+    if res.rc != 0:
+        raise AssertionError("tlsrptd failed:\n%r" % res)
+    return json.loads(res.out)
+
+
+def summary(db, *args):
+    """`tlsrptd summary --format json` with args (filters, --by …)."""
+    return cli_json(["summary", "--db", db, "--format", "json"] + [str(a) for a in args])
+
+
+def totals(db, *args):
+    return summary(db, *args)["totals"]
+
+
+def stored_reports(db, *args):
+    """The reports `summary --reports --format json` lists (with args as filters), in the
+    order they were stored (by id)."""
+    out = cli_json(["summary", "--db", db, "--reports", "--format", "json"] +
+                   [str(a) for a in args])
+    return sorted(out["reports"], key=lambda r: r["id"])
+
+
+def report_ids(db):
+    """The report-ids of the stored reports, in the order they were stored."""
+    return [r["report_id"] for r in stored_reports(db)]
+
+
+def show(db, key):
+    """`tlsrptd show --format json KEY`: one stored report with its policies, failure
+    details, source, diagnostics and the report JSON as received."""
+    return cli_json(["show", "--db", db, "--format", "json", str(key)])
+
+
+def stored(db):
+    """show() of every stored report, in the order they were stored."""
+    return [show(db, r["id"]) for r in stored_reports(db)]
+
+
+def quarantine(db, raw=False):
+    """The quarantine (`quarantine list --format json`), oldest first; with raw, each
+    entry also has "raw": the bytes kept (from `quarantine show`), or None."""
+    entries = cli_json(["quarantine", "list", "--db", db, "--format", "json", "--limit",
+                        "100000000"])["entries"]
+    entries.sort(key=lambda e: e["id"])
+    if raw:
+        for e in entries:
+            e["raw"] = quarantined_bytes(db, e["id"])
+    return entries
+
+
+def quarantined_bytes(db, qid):
+    """The bytes kept for quarantine entry qid (None when they were not kept)."""
+    e = cli_json(["quarantine", "show", "--db", db, "--format", "json", str(qid)])
+    if "raw_text" in e:
+        return e["raw_text"].encode("utf-8")
+    if "raw_base64" in e:
+        return base64.b64decode(e["raw_base64"])
+    return None
+
+
+def counts(db):
+    """How many reports are stored and how many inputs are in the quarantine."""
+    return {"reports": len(stored_reports(db)), "quarantine": len(quarantine(db))}
+
+
+def contents(db):
+    """Everything a database shows: the summary, the stored reports in full and the
+    quarantine ("stores nothing new" compares two of these)."""
+    return {"summary": summary(db), "reports": stored(db), "quarantine": quarantine(db)}
+
+
+def db_created(db):
+    """Whether db is a tlsrptd database now (SQLite: the file exists; PostgreSQL: the
+    database has tlsrptd's tables, which only a command that writes creates)."""
+    if backend() == "sqlite" and not db.startswith("postgresql:"):
+        return os.path.exists(db)
+    return run(["summary", "--db", db, "--format", "json"]).rc == 0
 
 
 # ---- test base -----------------------------------------------------------------------------
@@ -389,7 +621,26 @@ class TlsrptdTestCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="tlsrptd-it-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.db = new_db(self.tmp)
+        self._db = None
+
+    @property
+    def db(self):
+        """The test's database, made on first use (a PostgreSQL database costs a
+        CREATE DATABASE; tests that store nothing need none)."""
+        if self._db is None:
+            self._db = new_db(self.tmp)
+            self.addCleanup(recycle_db, self._db)
+        return self._db
+
+    @db.setter
+    def db(self, value):
+        self._db = value
+
+    def new_db(self, name):
+        """Another new, empty database for this test."""
+        db = new_db(self.tmp, name)
+        self.addCleanup(recycle_db, db)
+        return db
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
@@ -421,23 +672,24 @@ class TlsrptdTestCase(unittest.TestCase):
         return o[0]
 
     def assertRejectedAndQuarantined(self, res, raw, reason_re, db=None, source_kind=None):
-        """Exit 65, one 'rejected' line whose reason matches reason_re, and exactly one
-        quarantine row holding that reason and the raw bytes (raw=None: not kept)."""
+        """Exit 65, one 'rejected' line whose reason matches reason_re, exactly one
+        quarantine entry holding that reason and the raw bytes (raw=None: not kept), and
+        no stored report."""
         db = db or self.db
         self.assertExit(res, EX_DATAERR)
         o = self.single_outcome(res, "rejected")
         self.assertRegex(o.reason, reason_re, res)
-        q = quarantine_rows(db)
+        q = quarantine(db, raw=raw is not None)
         self.assertEqual(len(q), 1, q)
         self.assertTrue(q[0]["reason"].strip(), q[0])
         self.assertRegex(q[0]["reason"], reason_re)
         if raw is not None:
-            self.assertEqual(q[0]["raw_kept"], 1)
+            self.assertIs(q[0]["raw_kept"], True)
             self.assertEqual(q[0]["raw_size"], len(raw))
             self.assertTrue(q[0]["raw"] == raw, "quarantined bytes differ from the input")
         if source_kind:
-            self.assertEqual(q[0]["source_kind"], source_kind)
-        self.assertEqual(scalar(db, "SELECT COUNT(*) FROM reports"), 0)
+            self.assertEqual(q[0]["source"]["kind"], source_kind)
+        self.assertEqual(stored_reports(db), [])
         return o.reason
 
 
@@ -538,7 +790,8 @@ def curl(url, method=None, headers=(), data=None, netns=None, interface=None,
 
 
 class Daemon:
-    """A running `tlsrptd serve` (optionally inside a network namespace)."""
+    """A running `tlsrptd serve` (optionally inside a network namespace), in tmp (what it
+    makes beside itself, like the PostgreSQL spool ./tlsrptd.spool, is the test's own)."""
 
     def __init__(self, tmp, args, port, host="127.0.0.1", netns=None, name="serve"):
         self.base = "http://%s:%d" % (host if ":" not in host else "[%s]" % host, port)
@@ -551,7 +804,7 @@ class Daemon:
             env = dict(os.environ)
             env.setdefault("LC_ALL", "C")
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, env=env)
+                                         stderr=subprocess.STDOUT, env=env, cwd=tmp)
         self.rc = None
 
     def log(self):
