@@ -42,7 +42,7 @@ cmake --build "$BUILD" -j "$JOBS" --target tlsrptd rusage >/dev/null
 TLSRPTD=$BUILD/tlsrptd
 mkdir -p "$OUT"
 
-python3 tests/pg_cluster.py start "$STATE" >/dev/null
+PG_CLUSTER_FSYNC=on python3 tests/pg_cluster.py start "$STATE" >/dev/null
 SERVER=$(cat "$STATE/uri")
 PIDS=()
 cleanup() {

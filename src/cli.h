@@ -89,9 +89,6 @@ void cli_reload_trust(const struct config *cfg);
  * beside a SQLite file, ./tlsrptd.spool for PostgreSQL); false when it is
  * "off". */
 bool cli_spool_dir(const struct config *cfg, char *out, size_t n);
-/* The file a db value names: PATH, sqlite:PATH -> PATH; NULL for a
- * postgresql:// or postgres:// URI (not a file). */
-const char *cli_db_file(const char *db);
 /* For commands that only read: 0 when the database exists (or is not a
  * file), else print "no database at PATH (set db = ... or --db)" and return
  * EXIT_NOINPUT. */

@@ -283,27 +283,19 @@ bool cli_spool_dir(const struct config *cfg, char *out, size_t n)
     return true;
 }
 
-const char *cli_db_file(const char *db)
-{
-    if (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0)
-        return NULL;
-    if (strncmp(db, "sqlite:", 7) == 0)
-        return db + 7;
-    return db;
-}
-
 int cli_need_db(const char *cmd, const char *db)
 {
-    const char *file = cli_db_file(db);
+    if (store_is_postgresql(db))
+        return 0; /* a server: its answer to the connection tells */
+    const char *file = store_sqlite_path(db);
     struct stat sb;
-    if (file == NULL || stat(file, &sb) == 0)
+    if (stat(file, &sb) == 0)
         return 0;
-    if (errno == ENOENT) {
+    if (errno == ENOENT)
         fprintf(stderr, "tlsrptd %s: no database at %s (set db = ... in the config file or --db)\n",
                 cmd, file);
-        return EXIT_NOINPUT;
-    }
-    fprintf(stderr, "tlsrptd %s: database %s: %s\n", cmd, file, strerror(errno));
+    else
+        fprintf(stderr, "tlsrptd %s: database %s: %s\n", cmd, file, strerror(errno));
     return EXIT_NOINPUT;
 }
 
@@ -399,11 +391,9 @@ void cli_reload_trust(const struct config *cfg)
 int cli_open_existing(const struct config *cfg, const char *cmd, struct store **st)
 {
     *st = NULL;
-    if (!store_is_postgresql(cfg->db) && access(store_sqlite_path(cfg->db), F_OK) != 0) {
-        fprintf(stderr, "tlsrptd %s: no database at %s (set db = ... or --db)\n", cmd,
-                store_sqlite_path(cfg->db));
-        return EXIT_NOINPUT;
-    }
+    int rc = cli_need_db(cmd, cfg->db);
+    if (rc != 0)
+        return rc;
     struct store_options sopt;
     cli_config_store_options(cfg, &sopt);
     char err[TR_ERRLEN];

@@ -772,6 +772,12 @@ void ingest_input(struct ingest *ig, const void *data, size_t len, const struct 
         return;
     }
     ingest_store(ig, job, res);
+    /* the store reads the job's report until it is sent (PostgreSQL queues a
+     * batch's reports): send it before the job goes */
+    char err[TR_ERRLEN];
+    tr_err rc = ig->failed ? TR_OK : store_flush(ig->st, err);
+    if (rc != TR_OK)
+        poison(ig, res, rc, err);
     ingest_job_free(job);
 }
 

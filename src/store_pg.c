@@ -783,6 +783,8 @@ static tr_err flush_chunk(struct pg_conn *c, struct pg_queued *queue, size_t n, 
     snprintf(name, sizeof name, "t%u", (unsigned)STMT_PG_ADD_REPORT);
     if (!PQenterPipelineMode(c->conn))
         return pg_fail(c, NULL, err, "entering pipeline mode");
+    for (size_t i = 0; i < n; i++)
+        *queue[i].id = 0;
     for (size_t i = 0; i < n && rc == TR_OK; i++) {
         struct pg_params p;
         if (!params_make(&p, queue[i].args, ADD_ARGS))
@@ -809,13 +811,17 @@ static tr_err flush_chunk(struct pg_conn *c, struct pg_queued *queue, size_t n, 
             PQclear(res);
             break;
         }
-        if (st == PGRES_TUPLES_OK && answered < n) {
-            struct pg_queued *q = &queue[answered++];
-            *q->id = 0;
+        /* a statement's row comes whole (PGRES_TUPLES_OK) or, when libpq keeps
+         * the single-row mode of the statement before the pipeline, as
+         * PGRES_SINGLE_TUPLE and then an empty PGRES_TUPLES_OK */
+        if ((st == PGRES_TUPLES_OK || st == PGRES_SINGLE_TUPLE) && answered < n) {
+            struct pg_queued *q = &queue[answered];
             if (PQntuples(res) == 1) {
                 *q->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
                 *q->duplicate = strcmp(PQgetvalue(res, 0, 1), "0") == 0;
             }
+            if (st == PGRES_TUPLES_OK)
+                answered++;
         } else if (st != PGRES_TUPLES_OK && rc == TR_OK) {
             rc =
                 st == PGRES_PIPELINE_ABORTED

@@ -46,7 +46,7 @@ def run_bytes(args):
 
 
 def deep_report(rid):
-    """A valid report, refused with --max-depth 4 (its policy strings are 5 deep)."""
+    """A valid report, refused with --max-json-depth 4 (its policy strings are 5 deep)."""
     return json.dumps(H.report_dict(rid)).encode()
 
 
@@ -76,7 +76,7 @@ class QuarantineCase(T.TlsrptdTestCase):
             "deep.json": deep_report("deep-1"),
         }
         for name, data in self.inputs.items():
-            res = self.ingest(self.write(name, data), opts=["--max-depth", "4"])
+            res = self.ingest(self.write(name, data), opts=["--max-json-depth", "4"])
             self.assertExit(res, T.EX_DATAERR)
         self.entries = H.quarantine_list(self.db)["entries"]
         self.id_of = {os.path.basename(e["source"]["name"]): e["id"] for e in self.entries}
@@ -158,7 +158,7 @@ class Cli(QuarantineCase):
             with open(path, "wb") as f:
                 f.write(out)
             # what export wrote is the input again: the same outcome, found in quarantine
-            res = self.ingest(path, opts=["--max-depth", "4"])
+            res = self.ingest(path, opts=["--max-json-depth", "4"])
             self.assertExit(res, T.EX_DATAERR)
         rc, out, err = run_bytes(["quarantine", "export", "--db", self.db, "424242"])
         self.assertEqual((rc, out), (T.EX_DATAERR, b""), err)
@@ -193,7 +193,7 @@ class Cli(QuarantineCase):
         self.assertEqual(H.quarantine_list(self.db)["total"], 5)
         # a report of the spool kind: stored twice is a duplicate, and leaves too
         self.assertExit(self.ingest(self.write("deep2.json", deep_report("deep-2")),
-                                    opts=["--max-depth", "4"]), T.EX_DATAERR)
+                                    opts=["--max-json-depth", "4"]), T.EX_DATAERR)
         self.assertExit(self.ingest(self.write("deep2-copy.json", deep_report("deep-2"))), 0)
         res = T.run(["quarantine", "reingest", "--db", self.db, "--all"])
         self.assertExit(res, T.EX_DATAERR)
@@ -217,7 +217,7 @@ class ReingestAll(T.TlsrptdTestCase):
         for i in range(self.N):
             with open(os.path.join(d, "r%05d.json" % i), "wb") as f:
                 f.write(deep_report("many-%05d" % i))
-        res = self.ingest(d, opts=["--max-depth", "4", "--quiet"])
+        res = self.ingest(d, opts=["--max-json-depth", "4", "--quiet"])
         self.assertExit(res, T.EX_DATAERR)
         self.assertEqual(H.quarantine_list(self.db)["total"], self.N)
         t0 = time.monotonic()
