@@ -76,6 +76,10 @@ int cmd_imap(int argc, char **argv)
         config_free(&cfg);
         return cli_usage_error("imap", "no mailbox given (URL arguments or imap = ...)");
     }
+    if ((rc = cli_config_trust(&cfg, "imap")) != 0) { /* domains, domains_file */
+        config_free(&cfg);
+        return rc;
+    }
     struct ingest_limits lim;
     cli_config_limits(&cfg, &lim);
     struct imap_options iopt;

@@ -448,6 +448,24 @@ class Semantics(ImapCase):
         sent = [int(x) for x in re.findall(r"body_bytes=(\d+)", dv.log())]
         self.assertLess(max(sent), 8192, dv.log())
 
+    def test_own_domains_apply(self):
+        # domains = ... holds for `tlsrptd imap` as for every other path (docs/trust.md): a
+        # report for nobody's domain goes to the quarantine folder, not into the database
+        dv = self.dovecot()
+        mb = self.mailbox(dv)
+        stranger = numbered_report(21)
+        for pol in stranger["policies"]:
+            pol["policy"]["policy-domain"] = "stranger.example"
+        mb.append("INBOX", [report_mail(numbered_report(20)),
+                            report_mail(stranger, domain="stranger.example")])
+        res = self.imap(dv, opts=["--domains", "mail.example, other.example"])
+        self.assertExit(res, 0)
+        self.assertIn("not a domain of this collector", res.err)
+        self.assertEqual(mb.count("TLSRPT.Processed"), 1)
+        self.assertEqual(mb.count("TLSRPT.Quarantine"), 1)
+        self.assertEqual([r["report_id"] for r in self.reports_listed()["reports"]],
+                         ["maildir-test-00020"])
+
     def test_server_without_move(self):
         # Dovecot advertising no MOVE: COPY, \Deleted and UID EXPUNGE instead
         dv = self.dovecot(extra="protocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ "

@@ -612,7 +612,8 @@ class Answers(ServeTestCase):
                                     headers=["Content-Encoding: br"]), 415)
         self.assertJsonError(d.post(gz, None, headers=["Content-Type:"]), 415)
 
-        # PATH/anything is a report URL too; the request path is recorded as the source
+        # PATH/anything is a report URL too; the request path is recorded as the source,
+        # its first segment as the domain hint (like a mail's TLS-Report-Domain)
         body = report_bytes("any-thing-1")
         r = d.post(body, "application/tlsrpt+json", path="/tlsrpt/any/thing")
         self.assertStored(r, "any-thing-1")
@@ -620,7 +621,8 @@ class Answers(ServeTestCase):
         self.assertStatus(r, 200)
         self.assertEqual([r["source"] for r in T.stored_reports(self.db)
                           if r["report_id"] == "any-thing-1"],
-                         [{"kind": "http", "name": "/tlsrpt/any/thing", "client": "127.0.0.1"}])
+                         [{"kind": "http", "name": "/tlsrpt/any/thing", "client": "127.0.0.1",
+                           "domain": "any"}])
         # other accepted media types (gzip sniffed by its magic)
         for i, ct in enumerate(("application/json", "application/gzip", "application/octet-stream",
                                 "application/tlsrpt+json; charset=utf-8")):
