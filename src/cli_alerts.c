@@ -38,8 +38,8 @@ static const char help[] =
     "quarantine-spike; channels and thresholds are the alert_* keys (tlsrptd serve\n"
     "--help lists them; every key is also a flag here).\n"
     "\n"
-    "Exit: 0; 64 usage; 75 storage unavailable, or (--test, --evaluate) a channel\n"
-    "failed; 78 --test without channels.\n";
+    "Exit: 0; 64 usage; 66 no database; 75 storage unavailable, or (--test,\n"
+    "--evaluate) a channel failed; 78 --test without channels.\n";
 
 static void print_help(void)
 {
@@ -330,7 +330,9 @@ int cmd_alerts(int argc, char **argv)
     cli_config_store_options(&cfg, &sopt);
     sopt.read_only = !a.evaluate;
     struct store *st = NULL;
-    if (store_open(cfg.db, &sopt, &st, err) != TR_OK) {
+    if ((rc = cli_need_db("alerts", cfg.db)) != 0) {
+        /* said why; none is created */
+    } else if (store_open(cfg.db, &sopt, &st, err) != TR_OK) {
         fprintf(stderr, "tlsrptd alerts: %s\n", err);
         rc = EXIT_TEMPFAIL;
     } else if (a.evaluate) {

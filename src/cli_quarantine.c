@@ -337,6 +337,8 @@ int cmd_quarantine(int argc, char **argv)
         rc = cli_usage_error("quarantine", "--format: '%s' is not valid for %s", format, act);
     else if (a.since >= a.until)
         rc = cli_usage_error("quarantine", "--since is not before --until");
+    if (rc == 0)
+        rc = cli_need_db("quarantine", cfg.db); /* none is created */
     if (rc) {
         config_free(&cfg);
         return rc;

@@ -187,7 +187,11 @@ class MissingDb(ConfigCase):
     def test_read_commands_say_no_database(self):
         missing = self.path("nowhere", "x.db")
         for args in (["summary", "--db", missing], ["show", "--db", missing, "1"],
-                     ["summary", "--db", "sqlite:" + missing]):
+                     ["summary", "--db", "sqlite:" + missing],
+                     ["quarantine", "list", "--db", missing],
+                     ["quarantine", "reingest", "--db", missing, "--all"],
+                     ["prune", "--db", missing, "--retention", "30d"], ["forget", "--db", missing, "--domain", "a.example"],
+                     ["alerts", "--db", missing]):
             with self.subTest(args):
                 res = self.run_cmd(args)
                 self.assertExit(res, EX_NOINPUT)
