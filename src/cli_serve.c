@@ -7,7 +7,8 @@
  * -> start HTTP. Signals are blocked in every thread and taken by the main
  * thread with sigtimedwait: SIGTERM/SIGINT stop accepting, let in-flight
  * requests finish (their reports are committed before they are answered),
- * and exit 0; SIGHUP reopens the log file and reloads the certificate. */
+ * and exit 0; SIGHUP reopens the log file, re-reads the own domains and
+ * tokens, and reloads the certificate. */
 #define _DEFAULT_SOURCE /* initgroups */
 #include <errno.h>
 #include <getopt.h>
@@ -48,7 +49,8 @@ static void serve_help(void)
            "  -c, --config FILE           config file (see samples/tlsrptd.conf)\n");
     config_print_help(stdout);
     printf("\nSignals: SIGTERM/SIGINT finish in-flight requests and exit 0; SIGHUP reopens\n"
-           "the log file and reloads tls_cert and tls_key.\n");
+           "the log file, re-reads domains_file and tokens_file, and reloads tls_cert and\n"
+           "tls_key (a bad one is refused and the old one kept).\n");
 }
 
 /* Resolve tls_cert and tls_key (paths or credential:NAME) and read and check

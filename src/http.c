@@ -8,9 +8,10 @@
  * prepare pool (prepool.c), whose threads gunzip it (when Content-Encoding
  * says so), decode and validate it (endpoint.c) and hand it to the writer;
  * the connection is suspended until the writer has committed the report,
- * then answered: 201 stored, 200 duplicate, 400 not a report (JSON body
- * naming the problem), 503 storage unavailable or too much being parsed at
- * once. Errors are queued only on the first or the last call, as
+ * then answered: 201 stored, 200 duplicate, 202 spooled while storage is
+ * unavailable (writer.c), 400 not a report (JSON body naming the problem),
+ * 503 storage unavailable with no room in the spool, or too much being
+ * parsed at once. Errors are queued only on the first or the last call, as
  * libmicrohttpd requires. */
 #include <arpa/inet.h>
 #include <errno.h>

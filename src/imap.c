@@ -1,5 +1,6 @@
-/* imap.c: IMAP mailboxes (see imap.h for the contract). The only file that
- * includes curl.h (a mail alert channel may be the other).
+/* imap.c: IMAP mailboxes (see imap.h for the contract). libcurl does the
+ * connection, TLS and login here (alert_channel.c uses it for webhooks and
+ * SMTP).
  *
  * libcurl connects, does TLS and logs in (CURLOPT_CONNECT_ONLY); the
  * commands after the login are sent with curl_easy_send and their answers
