@@ -209,7 +209,7 @@ int cmd_serve(int argc, char **argv)
     tr_err orc = store_open(cfg.db, &sopt, &st, err);
     if (orc != TR_OK) {
         if (orc == TR_EUSAGE || orc == TR_ECONFIG) /* e.g. a file the service may not write */
-            exit_code = EXIT_CONFIG;
+            e = TR_ECONFIG;
         goto fail;
     }
     /* a database the service cannot write is a configuration problem: say

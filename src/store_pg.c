@@ -644,12 +644,13 @@ static const char sql_add_report[] =
     "p AS (INSERT INTO policies (report, idx, policy_type, policy_domain, policy_strings, "
     "mx_hosts, successful_sessions, failed_sessions) SELECT r.id, x.i, x.t, x.d, x.s, x.m, x.ok, "
     "x.bad FROM r, json_to_recordset(?26::json) AS x(i int, t text, d text, s text, m text, "
-    "ok bigint, bad bigint) RETURNING id, idx), "
+    "ok bigint, bad bigint) ORDER BY x.i RETURNING id, idx), "
     "f AS (INSERT INTO failure_details (policy, result_type, sending_mta_ip, "
     "receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_session_count, "
     "additional_information, failure_reason_code) SELECT p.id, y.rt, y.sip, y.mxh, y.helo, "
-    "y.rip, y.n, y.info, y.code FROM p JOIN json_to_recordset(?27::json) AS y(i int, rt text, "
-    "sip text, mxh text, helo text, rip text, n bigint, info text, code text) ON y.i = p.idx) "
+    "y.rip, y.n, y.info, y.code FROM p JOIN json_to_recordset(?27::json) AS y(i int, o int, "
+    "rt text, sip text, mxh text, helo text, rip text, n bigint, info text, code text) "
+    "ON y.i = p.idx ORDER BY y.o) "
     "SELECT id, 1 FROM r UNION ALL SELECT id, 0 FROM reports WHERE organization_name = ?1 AND "
     "report_id = ?2 AND start_time = ?3 AND end_time = ?4 AND NOT EXISTS (SELECT 1 FROM r)";
 
@@ -687,7 +688,9 @@ static bool detail_json(const struct report *r, const struct store_blob *blob, c
         json_array_append_new(policies, o);
         for (size_t k = 0; k < p->nfailures; k++) {
             const struct report_failure *f = &p->failures[k];
-            json_t *d = json_pack("{s:I, s:s, s:I}", "i", (json_int_t)i, "rt", f->result_type, "n",
+            /* o: the report's order, which the ids keep (a join may not) */
+            json_t *d = json_pack("{s:I, s:I, s:s, s:I}", "i", (json_int_t)i, "o",
+                                  (json_int_t)json_array_size(failures), "rt", f->result_type, "n",
                                   (json_int_t)f->failed_session_count);
             set_opt_string(d, "sip", f->sending_mta_ip);
             set_opt_string(d, "mxh", f->receiving_mx_hostname);
