@@ -215,13 +215,15 @@ class BoundedWork(HardenCase):
         self.assertEqual([a[0] for a in answers], [201] * len(bodies), answers)
         peak = hwm(d)
         after = [rss(d)]
-        S.wait_until(lambda: after.append(rss(d)) or after[-1] < base + 24 * MiB, 10 * SLOW,
+        # what may stay: SQLite's page cache (cache_size, 16 MiB), filled by the spike's
+        # rows, and allocator slack; the parse trees (most of the peak) must go
+        S.wait_until(lambda: after.append(rss(d)) or after[-1] < base + 32 * MiB, 10 * SLOW,
                      interval=0.2)
         sys.stderr.write("\n  [spike] RSS %.1f MiB at start, peak %.1f MiB, %.1f MiB after\n" %
                          (base / MiB, peak / MiB, after[-1] / MiB))
         if not T.asan():
             self.assertGreater(peak - base, 48 * MiB, "no spike to give back")
-            self.assertLess(after[-1], base + 24 * MiB, "memory was not given back: RSS "
+            self.assertLess(after[-1], base + 32 * MiB, "memory was not given back: RSS "
                             "%.1f MiB after a peak of %.1f MiB" % (after[-1] / MiB, peak / MiB))
         self.stop_ok(d)
 
