@@ -38,6 +38,11 @@ int cmd_alerts(int argc, char **argv);
 bool cli_parse_long(const char *s, long min, long max, long *out);
 /* Print "tlsrptd CMD: message" to stderr and return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A mail reader's summary line on stdout: "CMD: N messages: S stored, D
+ * duplicates, Q quarantined, L left WHERE", each noun agreeing with its
+ * number ("1 message", "1 duplicate"). */
+void cli_print_mail_tally(const char *cmd, size_t messages, size_t stored, size_t duplicates,
+                          size_t quarantined, size_t deferred, const char *where);
 
 /* cli_config.c: the configuration of every command.
  *

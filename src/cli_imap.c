@@ -44,8 +44,8 @@ static void imap_help(void)
 
 static void print_stats(const struct imap_stats *s)
 {
-    printf("imap: %zu messages: %zu stored, %zu duplicates, %zu quarantined, %zu left unseen\n",
-           s->messages, s->stored, s->duplicates, s->quarantined, s->deferred);
+    cli_print_mail_tally("imap", s->messages, s->stored, s->duplicates, s->quarantined, s->deferred,
+                         "unseen");
 }
 
 void cli_config_imap_options(const struct config *cfg, const struct ingest_limits *lim,

@@ -37,9 +37,8 @@ static void maildir_help(void)
 
 static void print_stats(const struct maildir_stats *s)
 {
-    printf("maildir: %zu messages: %zu stored, %zu duplicates, %zu quarantined, %zu left in "
-           "new/\n",
-           s->messages, s->stored, s->duplicates, s->quarantined, s->deferred);
+    cli_print_mail_tally("maildir", s->messages, s->stored, s->duplicates, s->quarantined,
+                         s->deferred, "in new/");
 }
 
 int cmd_maildir(int argc, char **argv)

@@ -35,6 +35,14 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+void cli_print_mail_tally(const char *cmd, size_t messages, size_t stored, size_t duplicates,
+                          size_t quarantined, size_t deferred, const char *where)
+{
+    printf("%s: %zu message%s: %zu stored, %zu duplicate%s, %zu quarantined, %zu left %s\n", cmd,
+           messages, messages == 1 ? "" : "s", stored, duplicates, duplicates == 1 ? "" : "s",
+           quarantined, deferred, where);
+}
+
 static const struct command {
     const char *name;
     int (*run)(int argc, char **argv);

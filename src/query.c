@@ -87,11 +87,11 @@ bool query_parse_time(const char *s, int64_t now, int64_t *out)
     char dt[64];
     if (n == 10) { /* a date: midnight UTC */
         snprintf(dt, sizeof dt, "%sT00:00:00Z", s);
-    } else if (n >= 16 && n < 40 && s[10] == ' ') {
-        /* "2026-11-01 00:00" or with seconds: a date and time, UTC unless given */
-        snprintf(dt, sizeof dt, "%.10sT%s%s", s, s + 11, n == 16 ? ":00" : "");
-    } else if (n == 16 && s[10] == 'T') {
-        snprintf(dt, sizeof dt, "%s:00", s);
+    } else if (n >= 16 && n < 40 && (s[10] == ' ' || s[10] == 'T' || s[10] == 't') &&
+               s[16] != ':') {
+        /* "2026-11-01 00:00", maybe with an offset ("+02:00", "Z"): the seconds
+         * are :00; a date and time is UTC unless an offset is given */
+        snprintf(dt, sizeof dt, "%.16s:00%s", s, s + 16);
     } else {
         snprintf(dt, sizeof dt, "%s", s);
     }

@@ -294,12 +294,7 @@ class Mailbox:
 
 def parse_stats(out):
     """'imap: N messages: S stored, D duplicates, Q quarantined, L left unseen'"""
-    for line in out.splitlines():
-        if line.startswith("imap: "):
-            nums = [int(w) for w in line.replace(",", " ").split() if w.isdigit()]
-            return dict(zip(("messages", "stored", "duplicates", "quarantined", "deferred"),
-                            nums))
-    raise AssertionError("no summary line in %r" % out)
+    return T.parse_mail_tally(out, "imap: ")
 
 
 def metric(text, name, label):

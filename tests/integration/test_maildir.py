@@ -109,12 +109,7 @@ def maildir_cmd(db, *dirs, opts=()):
 
 def parse_stats(out):
     """'maildir: N messages: S stored, D duplicates, Q quarantined, T left in new/'"""
-    for line in out.splitlines():
-        if line.startswith("maildir: "):
-            nums = [int(w) for w in line.replace(",", " ").split() if w.isdigit()]
-            return dict(zip(("messages", "stored", "duplicates", "quarantined", "deferred"),
-                            nums))
-    raise AssertionError("no summary line in %r" % out)
+    return T.parse_mail_tally(out, "maildir: ")
 
 
 class Background:
@@ -324,6 +319,26 @@ class Semantics(MaildirCase):
         self.assertEqual(files(md, ".Quarantine/new"), ["8.M8.big"])
         self.assertRegex(res.err, r"8\.M8\.big.*larger than 2048 bytes")
         self.assertEqual(T.counts(self.db), {"reports": 0, "quarantine": 1})
+
+    def test_summary_line_counts_in_words(self):
+        """'maildir: 1 message: ...', not '1 messages' (the service issue); the numbers
+        say what happened to each message."""
+        md = make_maildir(self.path("Maildir"))
+        deliver(md, "1.M1.one", report_mail(numbered_report(21)))
+        res = T.run(maildir_cmd(self.db, md))
+        self.assertExit(res, 0)
+        self.assertIn("maildir: 1 message: 1 stored, 0 duplicates, 0 quarantined, 0 left in "
+                      "new/\n", res.out)
+        deliver(md, "2.M2.again", report_mail(numbered_report(21), msgid="<again@x.example>"))
+        deliver(md, "3.M3.plain", plain_mail(3))
+        res = T.run(maildir_cmd(self.db, md))
+        self.assertExit(res, 0)
+        self.assertIn("maildir: 2 messages: 0 stored, 1 duplicate, 1 quarantined, 0 left in "
+                      "new/\n", res.out)
+        self.assertEqual(parse_stats(res.out), {"messages": 2, "stored": 0, "duplicates": 1,
+                                                "quarantined": 1, "deferred": 0})
+        res = T.run(maildir_cmd(self.db, md))
+        self.assertIn("maildir: 0 messages: 0 stored, 0 duplicates", res.out)
 
     def test_custom_quarantine_folder(self):
         md = make_maildir(self.path("Maildir"))

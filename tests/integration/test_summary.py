@@ -18,6 +18,8 @@ EXPECTED.tsv (per file) and EXPECTED-TOTALS.json (per domain) before relying on 
   Top         --top N: the N groups with the most failed sessions
   Reports     --reports lists exactly the reports behind the numbers (JSON, text, --limit)
   Relative    --since 30d / 2w / 36h / 45m on reports the test dates relative to now
+  Operator    --reports names a domain once per report, whole reporter names, as CSV;
+              a domain without reports is named; --since '2026-11-01 00:00[+02:00]'
   Arguments   bad arguments: exit 64 and a message naming the option
   Show        show ID / REPORT-ID (text and JSON): the report JSON as in the file,
               source, diagnostics; unknown key 65; an ambiguous report-id 64
@@ -859,6 +861,159 @@ class LongKeys(T.TlsrptdTestCase):
                 self.assertEqual(g["reports"], 1, g)
                 self.assertEqual(g["failed_sessions"], 7 if by == "reporter" else 5, g)
                 self.assertEqual(sum(g["failures"].values()), g["failed_sessions"], g)
+
+
+# ---- what an operator reads: listings, unknown domains, dates with a time ---------------------
+
+
+def policy(kind, domain, ok, failed=0):
+    return {"policy": {"policy-type": kind, "policy-domain": domain},
+            "summary": {"total-successful-session-count": ok,
+                        "total-failure-session-count": failed}}
+
+
+def help_entry(text, option):
+    """The lines of a --help text that describe OPTION (its line and the indented
+    lines after it), joined."""
+    lines, out = text.splitlines(), []
+    for ln in lines:
+        if out and (ln.startswith("  -") or not ln.strip()):
+            break
+        if out or ln.lstrip().startswith(option + " "):
+            out.append(ln.strip())
+    return " ".join(out)
+
+
+class OperatorView(T.TlsrptdTestCase):
+    """The smaller defects an operator met (the service issue): summary --reports
+    repeated a domain once per policy ('alpha.test,alpha.test'); its REPORTER column cut
+    names at 16 characters; --reports --format csv was refused though the help did not
+    say so; --domain nosuch.example printed an empty table without saying the domain has
+    no reports; --since '2026-11-01 00:00' was refused."""
+
+    LONG_ORG = "Example Mail Transfer Service Inc."  # 34 characters, a real length
+
+    def setUp(self):
+        super().setUp()
+        multi = T.sample_report(**{
+            "organization-name": self.LONG_ORG, "report-id": "multi-policy",
+            "date-range": {"start-datetime": "2026-11-01T06:00:00Z",
+                           "end-datetime": "2026-11-02T05:59:59Z"},
+            "policies": [policy("sts", "alpha.test", 10, 1), policy("tlsa", "alpha.test", 20),
+                         policy("sts", "beta.test", 40)]})
+        single = T.sample_report(**{
+            "organization-name": "Microsoft Corporation", "report-id": "single-policy",
+            "date-range": {"start-datetime": "2026-10-31T00:00:00Z",
+                           "end-datetime": "2026-10-31T23:59:59Z"},
+            "policies": [policy("sts", "alpha.test", 100)]})
+        self.write("in/multi.json", json.dumps(multi))
+        self.write("in/single.json", json.dumps(single))
+        self.assertExit(self.ingest(self.path("in")), 0)
+
+    def run_ok(self, *args):
+        res = T.run(["summary", "--db", self.db] + [str(a) for a in args])
+        self.assertExit(res, 0)
+        self.assertEqual(res.err, "", res)
+        return res.out
+
+    def listing(self, *args):
+        """summary --reports as a table: {report-id: its line}."""
+        lines = self.run_ok("--reports", *args).splitlines()
+        self.assertEqual(lines[0].split()[:2], ["ID", "START"], lines)
+        out = {}
+        for ln in lines[1:-1]:
+            for rid in ("multi-policy", "single-policy"):
+                if " %s " % rid in ln:
+                    out[rid] = ln
+        self.assertEqual(len(out), len(lines) - 2, lines)
+        return out
+
+    def test_reports_name_each_domain_once(self):
+        lines = self.listing()
+        self.assertTrue(lines["multi-policy"].endswith("  alpha.test,beta.test"),
+                        lines["multi-policy"])
+        self.assertTrue(lines["single-policy"].endswith("  alpha.test"), lines["single-policy"])
+        # the JSON keeps one entry per policy (it says which policy is which)
+        js = {r["report_id"]: r for r in T.stored_reports(self.db)}
+        self.assertEqual(js["multi-policy"]["policy_domains"],
+                         ["alpha.test", "alpha.test", "beta.test"])
+
+    def test_reports_show_the_whole_reporter_name(self):
+        lines = self.listing()
+        self.assertGreater(len(self.LONG_ORG), 16)
+        self.assertIn("  %s  " % self.LONG_ORG, lines["multi-policy"])
+        self.assertIn("  Microsoft Corporation  ", lines["single-policy"])
+
+    def test_reports_as_csv_and_the_help_says_so(self):
+        self.assertIn("csv", help_entry(self.run_ok("--help"), "--reports"))
+        text = self.run_ok("--reports", "--format", "csv")
+        self.assertTrue(text.endswith("\r\n"), "CSV lines end in CRLF")
+        recs = list(csv.DictReader(io.StringIO(text, newline="")))
+        want = T.stored_reports(self.db)
+        self.assertEqual(len(recs), len(want), text)
+        for rec, r in zip(sorted(recs, key=lambda x: int(x["id"])), want):
+            self.assertEqual(int(rec["id"]), r["id"])
+            self.assertEqual((rec["organization_name"], rec["report_id"]),
+                             (r["organization_name"], r["report_id"]))
+            self.assertEqual(rec["start_datetime"], r["start_datetime"])
+            self.assertEqual((int(rec["successful_sessions"]), int(rec["failed_sessions"])),
+                             (r["successful_sessions"], r["failed_sessions"]))
+            self.assertEqual(rec["policy_domains"],
+                             ",".join(dict.fromkeys(r["policy_domains"])))
+        # and filtered like the table
+        recs = list(csv.DictReader(io.StringIO(
+            self.run_ok("--reports", "--format", "csv", "--domain", "beta.test"), newline="")))
+        self.assertEqual([r["report_id"] for r in recs], ["multi-policy"])
+
+    def test_a_domain_without_reports_is_named(self):
+        out = self.run_ok("--domain", "nosuch.example")
+        self.assertIn("no reports for nosuch.example\n", out)
+        out = self.run_ok("--domain", "alpha.test", "--domain", "nosuch.example")
+        self.assertRegex(out, r"(?m)^alpha\.test +130 ")
+        self.assertIn("no reports for nosuch.example\n", out)
+        self.assertNotIn("no reports for alpha.test", out)
+        # a known domain outside the window: said so, with the window
+        out = self.run_ok("--domain", "beta.test", "--until", "2026-11-01")
+        self.assertIn("no reports for beta.test in this time window\n", out)
+        # a domain with reports: no such line
+        self.assertNotIn("no reports", self.run_ok("--domain", "beta.test"))
+        # the JSON stays the summary alone, with the filter that explains it
+        js = T.summary(self.db, "--domain", "nosuch.example")
+        self.assertEqual((js["groups"], js["totals"]["reports"]), ([], 0))
+        self.assertEqual(js["filter"]["domains"], ["nosuch.example"])
+
+    def test_since_and_until_take_a_date_and_time(self):
+        # the report with policies for beta.test starts at 2026-11-01T06:00:00Z
+        cases = [
+            ("--since", "2026-11-01 00:00", "2026-11-01T00:00:00Z", {"multi-policy"}),
+            ("--since", "2026-11-01 06:00", "2026-11-01T06:00:00Z", {"multi-policy"}),
+            ("--since", "2026-11-01 06:01", "2026-11-01T06:01:00Z", set()),
+            ("--since", "2026-11-01 06:00:01", "2026-11-01T06:00:01Z", set()),
+            ("--since", "2026-11-01 08:00+02:00", "2026-11-01T06:00:00Z", {"multi-policy"}),
+            ("--since", "2026-11-01 08:00:01+02:00", "2026-11-01T06:00:01Z", set()),
+            ("--since", "2026-11-01T08:00+02:00", "2026-11-01T06:00:00Z", {"multi-policy"}),
+            ("--since", "2026-11-01 05:00-01:00", "2026-11-01T06:00:00Z", {"multi-policy"}),
+            ("--until", "2026-11-01 06:00", "2026-11-01T06:00:00Z", {"single-policy"}),
+            ("--until", "2026-11-01 06:00:01", "2026-11-01T06:00:01Z",
+             {"single-policy", "multi-policy"}),
+        ]
+        for opt, value, echo, want in cases:
+            with self.subTest(opt=opt, value=value):
+                js = T.summary(self.db, opt, value)
+                self.assertEqual(js["filter"][opt[2:]], echo)
+                self.assertEqual({r["report_id"] for r in T.stored_reports(self.db, opt, value)},
+                                 want)
+                self.assertEqual(js["totals"]["reports"], len(want))
+                # the table takes it too
+                self.assertIn("TOTAL", self.run_ok(opt, value))
+        # what is still no date and time: refused, naming the option
+        for value in ("2026-11-01 25:00", "2026-11-01 12", "2026-11-01  12:00",
+                      "2026-11-01 12:00 ", "2026-11-01 12:60", "2026-11-01 12:00+2"):
+            with self.subTest(bad=value):
+                res = T.run(["summary", "--db", self.db, "--since", value])
+                self.assertExit(res, T.EX_USAGE)
+                self.assertIn("--since", res.err)
+                self.assertIn(value, res.err)
 
 
 # ---- bad arguments ---------------------------------------------------------------------------

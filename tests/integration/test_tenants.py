@@ -4,14 +4,18 @@
 Two tenants with disjoint domains (A: a.test b.test; B: c.test *.wild.test), a report
 they share (a policy each), a domain of neither, one quarantined input.
 
-  Walk        every API route (/api/v1/summary with every `by` value and the other
-              parameters, /reports, /reports/ID for every id and report-id, /policies,
-              /quarantine, /quarantine/ID, /quarantine/ID/raw, POST .../reingest) and
-              /metrics with each tenant's token: nothing of the other tenant (domains,
-              reporters, sending IPs, MX hosts, report ids, result types) in any answer;
-              the quarantine is 403; each tenant's totals equal `summary --domain ...` of
-              its domains; the shared report shows its own policy only (sums, policies,
-              raw JSON, diagnostics; source reduced to its kind)
+  Walk        every API route (/api/v1/summary with every `by` value, dkim included, and
+              the other parameters, /reports, /reports/ID for every id and report-id,
+              /policies, /findings, /config, /quarantine, /quarantine/ID,
+              /quarantine/ID/raw, POST .../reingest) and /metrics with each tenant's
+              token: nothing of the other tenant (domains, reporters, sending IPs, MX
+              hosts, report ids, result types) in any answer; the quarantine is 403; each
+              tenant's totals equal `summary --domain ...` of its domains; the shared
+              report shows its own policy only (sums, policies, raw JSON, diagnostics;
+              source reduced to its kind)
+  Findings    a tenant's findings are those of its domains only (the finding's domain,
+              its evidence: reports the tenant sees, of that domain), equal to
+              `summary --findings --domain ...` of its domains
   All         a "*" token and api_token see everything, the quarantine too
   Access      no token or a wrong one: 401; tokens_file re-read on SIGHUP (a removed
               token stops working, a new one starts)
@@ -67,7 +71,7 @@ def reports(t):
 class Tenants(T.TlsrptdTestCase):
     def setUp(self):
         super().setUp()
-        t = C.midnight(C.now())
+        t = self.today = C.midnight(C.now())
         inputs = [self.write(n, b) for n, b in sorted(reports(t).items())]
         res = self.ingest(*inputs)
         self.assertExit(res, T.EX_DATAERR)  # junk.json
@@ -83,7 +87,8 @@ class Tenants(T.TlsrptdTestCase):
     def paths(self):
         """Every read route, with every by value and the parameters the API takes."""
         out = ["/metrics", "/api/v1/reports", "/api/v1/reports?limit=2&offset=1",
-               "/api/v1/policies"]
+               "/api/v1/policies", "/api/v1/findings", "/api/v1/findings?since=30d",
+               "/api/v1/findings?now=" + C.iso(self.today), "/api/v1/config"]
         for by in C.BY_VALUES:
             out.append("/api/v1/summary?by=" + by)
             out.append("/api/v1/summary?by=%s&since=30d&top=2" % by)
@@ -94,6 +99,7 @@ class Tenants(T.TlsrptdTestCase):
             out.append("/api/v1/summary?by=reporter&domain=" + urllib.parse.quote(d))
             out.append("/api/v1/reports?domain=" + urllib.parse.quote(d))
             out.append("/api/v1/policies?domain=" + urllib.parse.quote(d))
+            out.append("/api/v1/findings?domain=" + urllib.parse.quote(d))
         for r in ("Reporter Alpha", "Reporter Gamma", "Reporter Shared", "Reporter Nobody"):
             out.append("/api/v1/summary?by=sending-ip&reporter=" + urllib.parse.quote(r))
             out.append("/api/v1/reports?reporter=" + urllib.parse.quote(r))
@@ -138,6 +144,8 @@ class Tenants(T.TlsrptdTestCase):
             self.assertEqual((r["groups"], r["totals"]["reports"]), ([], 0), d)
             r = bodies["/api/v1/reports?domain=" + urllib.parse.quote(d)].json()
             self.assertEqual((r["reports"], r["total"]), ([], 0), d)
+            r = bodies["/api/v1/findings?domain=" + urllib.parse.quote(d)].json()
+            self.assertEqual(r["findings"], [], d)
         seen = " ".join(r.text.lower() for r in bodies.values())
         for s in mine:
             self.assertIn(s.lower(), seen, token)
@@ -150,11 +158,54 @@ class Tenants(T.TlsrptdTestCase):
             api = bodies["/api/v1/summary?by=" + by].json()
             cli = C.summary(self.db, "--by", by, *[a for d in domains for a in ("--domain", d)])
             self.assertEqual(api["groups"], cli["groups"], by)
+            self.assertEqual(api["totals"], cli["totals"], by)
+            # the groups add up to the tenant's totals: no group counts another's policies
+            t = api["totals"]
+            if by in ("result-type", "sending-ip", "mx-host"):  # failure details only
+                self.assertEqual(sum(g["failed_sessions"] for g in api["groups"]),
+                                 sum(t["failures"].values()), by)
+            else:
+                self.assertEqual(sum(g["successful_sessions"] for g in api["groups"]),
+                                 t["successful_sessions"], by)
+                self.assertEqual(sum(g["failed_sessions"] for g in api["groups"]),
+                                 t["failed_sessions"], by)
         listed = bodies["/api/v1/reports"].json()
         cli = C.listing(self.db, *[a for d in domains for a in ("--domain", d)])
         self.assertEqual([r["id"] for r in listed["reports"]], [r["id"] for r in cli["reports"]])
         self.assertEqual(listed["total"], cli["total"])
+        self.assertFindingsOf(bodies, domains)
         return bodies
+
+    def assertFindingsOf(self, bodies, domains):
+        """The tenant's findings name only its domains, their evidence is reports it sees
+        that hold a policy of the finding's domain, and they are the CLI's findings for
+        its domains."""
+        visible = {r["id"] for r in bodies["/api/v1/reports"].json()["reports"]}
+        for path in ("/api/v1/findings", "/api/v1/findings?since=30d"):
+            found = bodies[path].json()["findings"]
+            self.assertTrue(found, "%s: no findings at all" % path)
+            for f in found:
+                self.assertIn(f["domain"], domains, (path, f))
+                for rid in f["evidence"].get("reports", []):
+                    self.assertIn(rid, visible, (path, f))
+                    shown = self.daemon.get("/api/v1/reports/%d" % rid, self.token_of(domains))
+                    self.assertEqual(shown.status, 200, shown)
+                    self.assertIn(f["domain"],
+                                  [p["policy_domain"] for p in shown.json()["policies"]], f)
+        api = bodies["/api/v1/findings?now=" + C.iso(self.today)].json()
+        cli = C.cli_json(["summary", "--db", self.db, "--findings", "--format", "json",
+                          "--now", C.iso(self.today)] +
+                         [a for d in domains for a in ("--domain", d)])
+        self.assertEqual(api["findings"], cli["findings"])
+
+    def token_of(self, domains):
+        return TOKEN_A if "a.test" in domains else TOKEN_B
+
+    def assertDkimGroups(self, bodies, want):
+        """by=dkim: {verdict (None: not mail): (successful, failed, reports)}."""
+        got = {g["dkim"]: (g["successful_sessions"], g["failed_sessions"], g["reports"])
+               for g in bodies["/api/v1/summary?by=dkim"].json()["groups"]}
+        self.assertEqual(got, want)
 
     def shared_id(self):
         return [r["id"] for r in C.listing(self.db)["reports"]
@@ -168,6 +219,11 @@ class Tenants(T.TlsrptdTestCase):
         self.assertEqual([p["policy"]["policy-domain"] for p in shared["report"]["policies"]],
                          ["a.test"])
         self.assertEqual(shared["source"], {"kind": "file"})
+        self.assertEqual([(f["kind"], f["domain"])
+                          for f in bodies["/api/v1/findings"].json()["findings"]],
+                         [("certificate-problem", "a.test")])
+        # its files, and its policy of the one (unsigned) mail
+        self.assertDkimGroups(bodies, {None: (150, 5, 2), "none": (10, 1, 1)})
         listed = [r for r in bodies["/api/v1/reports"].json()["reports"]
                   if r["report_id"] == "rid-shared-1"][0]
         self.assertEqual(listed["policy_domains"], ["a.test"])
@@ -186,6 +242,10 @@ class Tenants(T.TlsrptdTestCase):
         self.assertEqual([p["policy"]["policy-domain"] for p in shared["report"]["policies"]],
                          ["c.test"])
         self.assertEqual((shared["successful_sessions"], shared["failed_sessions"]), (20, 4))
+        self.assertEqual([(f["kind"], f["domain"])
+                          for f in bodies["/api/v1/findings"].json()["findings"]],
+                         [("starttls-not-supported", "c.test")])
+        self.assertDkimGroups(bodies, {None: (100, 11, 2), "none": (20, 4, 1)})
 
     def test_everything_for_star_and_api_token(self):
         full = C.summary(self.db)
@@ -199,6 +259,11 @@ class Tenants(T.TlsrptdTestCase):
             self.assertEqual(len(shared["report"]["policies"]), 2)
             self.assertEqual(shared["source"]["domain"], "c.test")
             self.assertIn("tlsrptd_reports_total", self.daemon.get("/metrics", token).text)
+            found = self.daemon.get("/api/v1/findings", token).json()["findings"]
+            self.assertEqual(sorted(f["domain"] for f in found), ["a.test", "c.test", "x.test"])
+            for by in C.BY_VALUES:
+                api = self.daemon.get("/api/v1/summary?by=" + by, token).json()
+                self.assertEqual(api["groups"], C.summary(self.db, "--by", by)["groups"], by)
 
     def test_access(self):
         self.assertEqual(self.daemon.get("/api/v1/summary").status, 401)

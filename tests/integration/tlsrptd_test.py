@@ -153,6 +153,27 @@ def free_udp_tcp_port():
     raise RuntimeError("no port of 127.0.0.1 free for both TCP and UDP")
 
 
+MAIL_TALLY = ("messages", "stored", "duplicates", "quarantined", "deferred")
+
+
+def parse_mail_tally(out, prefix):
+    """The numbers of the line of OUT that starts with PREFIX ('maildir: ', 'imap: '), a
+    mail reader's summary such as 'maildir: 3 messages: 2 stored, 1 duplicate, 0
+    quarantined, 0 left in new/', as {MAIL_TALLY name: number}. Its nouns must agree with
+    their numbers ('1 message', '0 messages', '1 duplicate')."""
+    for line in out.splitlines():
+        if line.startswith(prefix):
+            for n, noun, s in re.findall(r"\b(\d+) (message|duplicate)(s?)\b", line):
+                if (n == "1") != (s == ""):
+                    raise AssertionError("'%s %s%s' in the summary line %r" % (n, noun, s, line))
+            nums = [int(w) for w in line.replace(",", " ").replace(":", " ").split()
+                    if w.isdigit()]
+            if len(nums) != len(MAIL_TALLY):
+                raise AssertionError("not %d numbers in %r" % (len(MAIL_TALLY), line))
+            return dict(zip(MAIL_TALLY, nums))
+    raise AssertionError("no line starting with %r in %r" % (prefix, out))
+
+
 def read_bytes(path):
     with open(path, "rb") as f:
         return f.read()

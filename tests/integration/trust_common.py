@@ -23,7 +23,8 @@ import tlsrptd_test as T  # noqa: E402
 DAY = 86400
 READY_TIMEOUT = 30 * T.SLOW
 STOP_TIMEOUT = 40 * T.SLOW
-BY_VALUES = ("domain", "day", "result-type", "reporter", "sending-ip", "mx-host", "policy-type")
+BY_VALUES = ("domain", "day", "result-type", "reporter", "sending-ip", "mx-host", "policy-type",
+             "dkim")
 
 
 # ---- reports written by the tests -------------------------------------------------------------
