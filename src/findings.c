@@ -382,14 +382,15 @@ static int on_mx(void *cls, const struct store_finding_row *r)
     bool starttls = strcmp(r->type, "starttls-not-supported") == 0;
     if (starttls)
         snprintf(text, sizeof text,
-                 "%s did not offer STARTTLS since %s (%s, %lld failed sessions in %lld reports): "
+                 "%s did not offer STARTTLS since %s (%s, %lld failed session%s in %lld report%s): "
                  "enable STARTTLS on it",
-                 mx, when, domain_name(r->domain), (long long)r->n1, (long long)r->n2);
+                 mx, when, domain_name(r->domain), (long long)r->n1, r->n1 == 1 ? "" : "s",
+                 (long long)r->n2, r->n2 == 1 ? "" : "s");
     else
         snprintf(text, sizeof text,
-                 "%s on %s since %s (%s, %lld failed sessions in %lld reports): %s", r->type, mx,
-                 when, domain_name(r->domain), (long long)r->n1, (long long)r->n2,
-                 rt ? rt->fix : "fix it");
+                 "%s on %s since %s (%s, %lld failed session%s in %lld report%s): %s", r->type, mx,
+                 when, domain_name(r->domain), (long long)r->n1, r->n1 == 1 ? "" : "s",
+                 (long long)r->n2, r->n2 == 1 ? "" : "s", rt ? rt->fix : "fix it");
     add(c, starttls ? "starttls-not-supported" : "certificate-problem", "critical", r->domain,
         r->first, text, r->type, NULL, r->name,
         json_pack("{s:s, s:s, s:I}", "mx_host", r->name ? r->name : "", "result_type", r->type,

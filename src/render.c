@@ -282,7 +282,8 @@ void render_reports_table(const json_t *reports, FILE *out)
         fputc('\n', out);
         buf_free(&domains);
     }
-    fprintf(out, "%lld reports\n", (long long)int_of(reports, "total"));
+    long long n = (long long)int_of(reports, "total");
+    fprintf(out, "%lld report%s\n", n, n == 1 ? "" : "s");
 }
 
 void render_reports_csv(const json_t *reports, FILE *out)
@@ -343,7 +344,8 @@ void render_quarantine_table(const json_t *entries, FILE *out)
         fprintf(out, "  %s%s\n", str_of(e, "reason"),
                 json_is_false(json_object_get(e, "raw_kept")) ? " (bytes not kept)" : "");
     }
-    fprintf(out, "%lld entries\n", (long long)int_of(entries, "total"));
+    long long n = (long long)int_of(entries, "total");
+    fprintf(out, "%lld entr%s\n", n, n == 1 ? "y" : "ies");
 }
 
 static int severity_rank(const char *s)

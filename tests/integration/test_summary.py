@@ -634,7 +634,8 @@ class CorpusSummary(CorpusCase):
                 # the text listing: one line per report, then the count
                 text = self.cli("--reports", *argv).out.splitlines()
                 self.assertTrue(text[0].split()[:2] == ["ID", "START"], text[0])
-                self.assertEqual(text[-1], "%d reports" % len(want))
+                self.assertEqual(text[-1], "%d report%s" % (len(want),
+                                                            "" if len(want) == 1 else "s"))
                 self.assertEqual([int(ln.split()[0]) for ln in text[1:-1]],
                                  [r["id"] for r in got["reports"]])
         # --limit: the first N
