@@ -118,7 +118,7 @@ static void ingest_help(void)
 
 struct pending {
     char *name;
-    struct ingest_job *job; /* kept until the commit: the store may still read it */
+    struct ingest_job *job; /* until the commit when the store may still read it (PostgreSQL) */
     struct ingest_result res;
 };
 
@@ -491,6 +491,10 @@ int cmd_ingest(int argc, char **argv)
             p->job = item.job;
             if (item.job != NULL) {
                 ingest_store(ig, item.job, &p->res);
+                if (ingest_result_settled(&p->res)) { /* not needed until the commit */
+                    ingest_job_free(item.job);
+                    p->job = NULL;
+                }
             } else {
                 memset(&p->res, 0, sizeof p->res);
                 ingest_result_tempfail(&p->res, "out of memory");

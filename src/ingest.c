@@ -781,6 +781,16 @@ void ingest_input(struct ingest *ig, const void *data, size_t len, const struct 
     ingest_job_free(job);
 }
 
+bool ingest_result_settled(const struct ingest_result *res)
+{
+    for (size_t i = 0; i < res->nreports; i++) {
+        const struct ingest_report *rep = &res->reports[i];
+        if ((rep->outcome == INGEST_STORED || rep->outcome == INGEST_DUPLICATE) && !rep->added.done)
+            return false;
+    }
+    return true;
+}
+
 void ingest_result_tempfail(struct ingest_result *res, const char *why)
 {
     res->outcome = INGEST_TEMPFAIL;

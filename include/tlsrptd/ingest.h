@@ -161,6 +161,9 @@ tr_err ingest_begin(struct ingest *ig, char *err);
  * (PostgreSQL), whether a report was a duplicate, and its id, are known only
  * after ingest_commit(): res and job must stay valid until then. */
 void ingest_store(struct ingest *ig, const struct ingest_job *job, struct ingest_result *res);
+/* Whether the store has taken every report of res already (SQLite: at once;
+ * PostgreSQL: at the commit), so the job may be freed before ingest_commit(). */
+bool ingest_result_settled(const struct ingest_result *res);
 /* prepare + store + free, for callers with one input at hand: the report is
  * sent to the store before the job is freed; whether it was a duplicate is
  * known after ingest_commit() (res must stay valid until then). */
