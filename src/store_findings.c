@@ -128,17 +128,22 @@ tr_err store_evidence(struct store *st, const char *domain, const char *result_t
                       const char *policy_type, const char *mx_host, int64_t since, int64_t until,
                       int64_t *ids, size_t max, size_t *n, char *err)
 {
-    char sql[1024] = "SELECT r.id FROM reports r WHERE r.start_time >= ?1 AND r.start_time < ?2 "
-                     "AND EXISTS (SELECT 1 FROM policies p";
+    /* from the domain's policies (index policies_domain) to their reports:
+     * a finding's evidence costs what its domain holds, not the window */
+    char sql[1024] = "SELECT r.id FROM reports r WHERE r.id IN (SELECT p.report FROM policies p";
     struct sql_arg args[6] = {sql_int(since), sql_int(until)};
     size_t nargs = 2, len = strlen(sql);
     if (result_type)
         len += (size_t)snprintf(sql + len, sizeof sql - len,
                                 " JOIN failure_details f ON f.policy = p.id");
-    len += (size_t)snprintf(sql + len, sizeof sql - len, " WHERE p.report = r.id");
-    args[nargs++] = sql_text(domain ? domain : "");
-    len += (size_t)snprintf(sql + len, sizeof sql - len,
-                            " AND COALESCE(p.policy_domain, '') = ?%zu", nargs);
+    if (domain && domain[0]) {
+        args[nargs++] = sql_text(domain);
+        len +=
+            (size_t)snprintf(sql + len, sizeof sql - len, " WHERE p.policy_domain = ?%zu", nargs);
+    } else {
+        len += (size_t)snprintf(sql + len, sizeof sql - len,
+                                " WHERE (p.policy_domain IS NULL OR p.policy_domain = '')");
+    }
     if (result_type) {
         args[nargs++] = sql_text(result_type);
         len += (size_t)snprintf(sql + len, sizeof sql - len, " AND f.result_type = ?%zu", nargs);
@@ -152,7 +157,9 @@ tr_err store_evidence(struct store *st, const char *domain, const char *result_t
         args[nargs++] = sql_text(policy_type);
         len += (size_t)snprintf(sql + len, sizeof sql - len, " AND p.policy_type = ?%zu", nargs);
     }
-    snprintf(sql + len, sizeof sql - len, ") ORDER BY r.start_time DESC, r.id DESC");
+    snprintf(sql + len, sizeof sql - len,
+             ") AND r.start_time >= ?1 AND r.start_time < ?2 ORDER BY r.start_time DESC, "
+             "r.id DESC");
     struct ids_ctx c = {ids, 0, max};
     tr_err rc = store_exec(st, STMT_NONE, sql, args, nargs, take_id, &c, NULL, err);
     *n = c.n;
