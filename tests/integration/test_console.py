@@ -14,7 +14,11 @@ chromium-driver, driven by python3-selenium) opens the console:
                365 days); the charts' data points equal the daily series, a day without
                reports a gap (null)
   Domain       totals, result types, sending IPs, receiving MX, reporters == the API
-  Reports      the list and its count == GET /api/v1/reports with the same filter, paging
+  Reports      the list and its count == GET /api/v1/reports with the same filter, paging;
+               the DKIM verdict of mailed reports (verdict, signing domain, aligned, why)
+               as the API gives it, in the list and on the report's page (corpus mails
+               whose verdict needs no DNS: expired signatures fail, an unsigned mail is
+               "none"; a .json file has none)
   Generator    27 cases typed into the form give exactly `tlsrptd record`'s zone line,
                value, name, TTL, notes, MTA-STS record and policy, or its error message;
                "check the live record" == `tlsrptd record --check` against a dnsmasq
@@ -81,6 +85,13 @@ MAILBOX = "tlsrpt@collector.example"
 TOKEN = "console-T0ken_of-the-it-test"
 END = "2025-04-30"  # the last day of the generated reports
 DOMAIN = "acmemail.nl"  # one of gen_reports' domains (seed 1)
+# Corpus mails whose DKIM verdict needs no DNS (an expired signature fails before its key
+# is looked up; an unsigned mail is "none"): name -> (result, domain, aligned, reason).
+DKIM_MAILS = {
+    "parsedmarc-google-cardinalhealth.eml": ("fail", "google.com", True, "signature expired (x=)"),
+    "tlsrptrs-mailru-fetch-timeout.eml": ("fail", "corp.mail.ru", False, "signature expired (x=)"),
+    "mailauth-rfc8460-example-email.eml": ("none", None, False, None),
+}
 CHARTJS = "/usr/share/javascript/chart.js/chart.min.js"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'")
@@ -172,6 +183,14 @@ def api(path, params=None, daemon=None, headers=(), status=200):
 
 def api_json(path, params=None, **kw):
     return api(path, params, **kw).json()
+
+
+def report_from(name):
+    """The stored report of the corpus file name (from the API's listing)."""
+    for r in api_json("/api/v1/reports", {"limit": 10000})["reports"]:
+        if (r["source"].get("name") or "").endswith("/" + name):
+            return r
+    raise AssertionError("no stored report from the corpus file %s" % name)
 
 
 def probe_contract():
@@ -413,12 +432,12 @@ class ConsoleCase(unittest.TestCase):
 
 class Pages(ConsoleCase):
     def pages(self):
-        first = api_json("/api/v1/reports", {"domain": DOMAIN, "limit": 1})["reports"][0]["id"]
+        mailed = report_from("parsedmarc-google-cardinalhealth.eml")["id"]  # a DKIM verdict
         return [
             ("overview", "#/?days=90&end=%s" % END, None),
             ("domain", "#/domain/%s?days=90&end=%s" % (DOMAIN, END), "chart-sessions"),
             ("reports", "#/reports?domain=%s" % DOMAIN, None),
-            ("report", "#/reports/%d" % first, None),
+            ("report", "#/reports/%d" % mailed, None),
             ("quarantine", "#/quarantine", None),
             ("findings", "#/findings", None),
             ("record", "#/record?domain=mail.example", None),
@@ -648,11 +667,13 @@ class Reports(ConsoleCase):
     def read(self):
         return (self.b.text("#reports-count"),
                 self.b.js("return [...document.querySelectorAll('#reports-table tbody tr"
-                          "[data-id]')].map((r) => Number(r.dataset.id));"))
+                          "[data-id]')].map((r) => Number(r.dataset.id));"),
+                self.b.texts("#reports-table tbody tr[data-id] .dkim"))
 
     def test_list_equals_the_api(self):
         for f in ({"domain": DOMAIN, "since": "2025-02-01", "until": "2025-03-31"},
-                  {}, {"domain": "example.com"}, {"domain": "no-such.example"}):
+                  {}, {"domain": "example.com"}, {"domain": "no-such.example"},
+                  {"domain": "krvtz.net"}):
             with self.subTest(filter=f):
                 self.open("#/reports" + ("?" + urllib.parse.urlencode(f) if f else ""))
                 q = dict(f, limit=50)
@@ -660,8 +681,10 @@ class Reports(ConsoleCase):
                     q["until"] = (datetime.date.fromisoformat(q["until"]) +
                                   datetime.timedelta(days=1)).isoformat()
                 res = api_json("/api/v1/reports", q)
-                count, ids = self.read()
+                count, ids, dkim = self.read()
                 self.assertEqual(ids, [r["id"] for r in res["reports"]])
+                self.assertEqual(dkim, [r["dkim"]["result"] if r["dkim"] else "—"
+                                        for r in res["reports"]])
                 if res["reports"]:
                     self.assertEqual(count, "Reports 1–%s of %s" % (
                         fmt_int(len(res["reports"])), fmt_int(res["total"])))
@@ -694,6 +717,48 @@ class Reports(ConsoleCase):
         res = api_json("/api/v1/reports", {"reporter": "Mail.ru", "limit": 50})
         self.assertEqual(self.read()[1], [r["id"] for r in res["reports"]])
         self.assertClean("reporter filter")
+
+    def read_dkim(self):
+        return self.b.js("const dl = document.getElementById('report-dkim');"
+                         "return dl ? Object.fromEntries([...dl.querySelectorAll('dt')].map("
+                         "(dt) => [dt.textContent, dt.nextElementSibling.textContent])) : null;")
+
+    def test_dkim_verdict(self):
+        skip_unless("report", "GET /api/v1/reports/ID")
+        cases = [(name, report_from(name)["id"], want) for name, want in DKIM_MAILS.items()]
+        cases.append(("a .json file", api_json("/api/v1/reports", {
+            "domain": DOMAIN, "limit": 1})["reports"][0]["id"], None))
+        seen = set()
+        for name, rid, want in cases:
+            with self.subTest(report=name):
+                d = api_json("/api/v1/reports/%d" % rid)["dkim"]
+                if want is None:
+                    self.assertIsNone(d)
+                else:
+                    self.assertEqual((d["result"], d["domain"], d["aligned"], d.get("reason")),
+                                     want)
+                self.open("#/reports/%d" % rid)
+                page = self.read_dkim()
+                if d is None:
+                    self.assertEqual(page, {"Verdict": "no verdict: not a mail, or dkim = off"})
+                    continue
+                shown = {"Verdict": d["result"]}
+                if d["domain"]:
+                    shown["Signing domain"] = d["domain"]
+                    shown["Aligned"] = page.get("Aligned")
+                    self.assertTrue((page.get("Aligned") or "").startswith(
+                        "yes: " if d["aligned"] else "no: "), page)
+                if d.get("reason"):
+                    shown["Why"] = d["reason"]
+                self.assertEqual(page, shown)
+                seen.add((d["result"], bool(d["domain"]), d["aligned"]))
+                self.assertClean("report %d's DKIM" % rid)
+        self.assertEqual(seen, {("fail", True, True), ("fail", True, False),
+                                ("none", False, False)})
+        # the list shows the verdicts too
+        rid = report_from("parsedmarc-google-cardinalhealth.eml")["id"]
+        self.open("#/reports?domain=cardinalhealth.ca")
+        self.assertEqual(self.read()[1:], ([rid], ["fail"]))
 
     def test_one_report(self):
         skip_unless("report", "GET /api/v1/reports/ID")
