@@ -19,6 +19,9 @@ chromium-driver, driven by python3-selenium) opens the console:
                as the API gives it, in the list and on the report's page (corpus mails
                whose verdict needs no DNS: expired signatures fail, an unsigned mail is
                "none"; a .json file has none)
+  Findings     the Findings page as of the data's last day (end=, the API's now=) and
+               as of now == GET /api/v1/findings: kinds, severities, domains, sentences,
+               evidence; the Domain page's findings as of its window's last day
   Generator    27 cases typed into the form give exactly `tlsrptd record`'s zone line,
                value, name, TTL, notes, MTA-STS record and policy, or its error message;
                "check the live record" == `tlsrptd record --check` against a dnsmasq
@@ -92,6 +95,7 @@ DKIM_MAILS = {
     "tlsrptrs-mailru-fetch-timeout.eml": ("fail", "corp.mail.ru", False, "signature expired (x=)"),
     "mailauth-rfc8460-example-email.eml": ("none", None, False, None),
 }
+SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 CHARTJS = "/usr/share/javascript/chart.js/chart.min.js"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'")
@@ -191,6 +195,12 @@ def report_from(name):
         if (r["source"].get("name") or "").endswith("/" + name):
             return r
     raise AssertionError("no stored report from the corpus file %s" % name)
+
+
+def by_severity(findings):
+    """The console's order: most severe first, then by domain (a stable sort)."""
+    return sorted(findings, key=lambda f: (SEVERITY.get(f["severity"], 3),
+                                           fmt_domain(f["domain"])))
 
 
 def probe_contract():
@@ -439,7 +449,7 @@ class Pages(ConsoleCase):
             ("reports", "#/reports?domain=%s" % DOMAIN, None),
             ("report", "#/reports/%d" % mailed, None),
             ("quarantine", "#/quarantine", None),
-            ("findings", "#/findings", None),
+            ("findings", "#/findings?end=%s" % END, None),
             ("record", "#/record?domain=mail.example", None),
             ("not-found", "#/no-such-page", None),
         ]
@@ -651,6 +661,16 @@ class Domain(ConsoleCase):
                                    fmt_int(g["failed_sessions"])] for g in pt["groups"]])
                 self.assertClean("domain %s" % domain)
 
+    def test_findings_as_of_the_window(self):
+        skip_unless("findings", "GET /api/v1/findings")
+        since, _, _ = window(90)
+        self.open("#/domain/%s?days=90&end=%s" % (DOMAIN, END))
+        res = api_json("/api/v1/findings", {"domain": DOMAIN, "since": since, "now": END})
+        self.assertTrue(res["findings"], "findings about %s as of %s" % (DOMAIN, END))
+        self.assertEqual(self.b.texts("#domain-findings-title ~ .findings .text"),
+                         [f["text"] for f in by_severity(res["findings"])])
+        self.assertClean("domain findings")
+
     def test_policies(self):
         skip_unless("policies", "GET /api/v1/policies")
         since, until, _ = window(90)
@@ -782,13 +802,55 @@ class QuarantineAndFindings(ConsoleCase):
                          [e["id"] for e in res["entries"]])
         self.assertClean("quarantine")
 
+    def read_findings(self):
+        return self.b.js("""
+            return [...document.querySelectorAll('.findings li')].map((li) => ({
+              kind: li.dataset.kind, severity: li.dataset.severity,
+              badge: li.querySelector('.badge').textContent,
+              domain: (li.querySelector('a.domain') || {}).textContent,
+              text: li.querySelector('.text').textContent,
+              reports: [...li.querySelectorAll('a[href^="#/reports/"]')].map(
+                (a) => Number(a.getAttribute('href').slice(10)))}));""")
+
     def test_findings(self):
         skip_unless("findings", "GET /api/v1/findings")
+        for frag, q in (("#/findings?end=%s" % END, {"now": END}),
+                        ("#/findings?domain=%s&end=%s" % (DOMAIN, END),
+                         {"domain": DOMAIN, "now": END}),
+                        ("#/findings", {})):
+            with self.subTest(page=frag):
+                self.open(frag)
+                res = api_json("/api/v1/findings", q)
+                want = [{"kind": f["kind"], "severity": f["severity"], "badge": f["severity"],
+                         "domain": fmt_domain(f["domain"]), "text": f["text"],
+                         "reports": f["evidence"]["reports"][:10]}
+                        for f in by_severity(res["findings"])]
+                self.assertEqual(self.read_findings(), want)
+                n = len(want)
+                self.assertEqual(self.b.text("#findings-as-of"), "%d %s %s" % (
+                    n, "finding" if n == 1 else "findings",
+                    "as of %s (UTC)" % q["now"] if "now" in q
+                    else "as of now (%s)" % fmt_time(res["now"])))
+                if "now" in q:
+                    kinds = {f["kind"] for f in res["findings"]}
+                    self.assertTrue({"critical", "warning"} <=
+                                    {f["severity"] for f in res["findings"]}, kinds)
+                    if "domain" in q:
+                        self.assertEqual({f["domain"] for f in res["findings"]}, {DOMAIN})
+                else:  # the data is dated 2025: nothing as of now
+                    self.assertEqual(want, [])
+                    self.assertIn("Nothing to act on.", self.b.text("#page"))
+                self.assertClean("findings %s" % frag)
+
+    def test_findings_as_of_a_day_typed(self):
+        skip_unless("findings", "GET /api/v1/findings")
         self.open("#/findings")
-        res = api_json("/api/v1/findings")
-        self.assertEqual(sorted(self.b.texts(".findings .text")),
-                         sorted(f["text"] for f in res["findings"]))
-        self.assertClean("findings")
+        self.b.d.find_element(By.ID, "findings-end").send_keys("04302025")
+        self.b.d.find_element(By.CSS_SELECTOR, "form[aria-label] button[type=submit]").click()
+        self.b.wait("return location.hash === '#/findings?end=%s' && "
+                    "document.documentElement.dataset.state === 'ready'" % END, "as of END")
+        self.assertEqual(len(self.read_findings()),
+                         len(api_json("/api/v1/findings", {"now": END})["findings"]))
 
 
 # ---- the record generator ------------------------------------------------------------------------
