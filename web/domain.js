@@ -1,13 +1,13 @@
 // domain.js: one policy domain over the chosen window: its totals and daily
 // charts, its policies (type, mode, MX hosts), failures by result type (with
 // meaning and fix), by sending IP and by receiving MX, its reporters and when
-// each last reported, and the findings about it.
+// each last reported, and the findings about it as of the window's last day.
 
 import * as api from './api.js';
 import {byDay, dailySummary, failuresPanel, resultTypes, sessionsPanel} from './charts.js';
 import {badge, fill, fmt, h, loading, problem, table} from './dom.js';
 import {cards, resultTypesPanel} from './overview.js';
-import {periodControls, periodOf, periodParams, range} from './period.js';
+import {asOf, periodControls, periodOf, periodParams, range} from './period.js';
 import {descriptions} from './status.js';
 import {findingList} from './findings.js';
 
@@ -106,7 +106,7 @@ export async function render(root, params, nav, name) {
   }
   const [policies, findings] = await Promise.allSettled([
     api.get('/api/v1/policies', {domain, since: r.since}),
-    api.get('/api/v1/findings', {domain, since: r.since}),
+    api.get('/api/v1/findings', Object.assign({domain, since: r.since}, asOf(p))),
   ]);
   const aligned = byDay(r.days, daily);
   const types = resultTypes(daily);

@@ -35,6 +35,12 @@ export function periodParams(p) {
   return q;
 }
 
+// The findings' question for a period: as of its last day (the API's now=),
+// or as of now when that day is today.
+export function asOf(p) {
+  return p.end !== today() ? {now: p.end} : {};
+}
+
 // {since, until, days: ['YYYY-MM-DD', ...]} of a period; back: how many windows earlier.
 export function range(p, back = 0) {
   const last = parseDay(p.end) - back * p.days * DAY;

@@ -1,11 +1,34 @@
 // reports.js: the stored reports, filtered by domain, reporter and dates
 // (GET /api/v1/reports, paged), and one report (GET /api/v1/reports/ID): its
-// source, warnings and notes, policies, and the JSON as the sender sent it.
+// source and the DKIM verdict of its mail, warnings and notes, policies, and
+// the JSON as the sender sent it.
 
 import * as api from './api.js';
 import {badge, copyButton, fill, fmt, h, loading, problem, table} from './dom.js';
 
 const PAGE = 50;
+const DKIM_BADGE = {pass: 'ok', fail: 'critical', temperror: 'warning', none: 'none'};
+
+// The DKIM verdict of a mailed report (the API's "dkim": null for reports that
+// did not come by mail, or when dkim = off) as a badge: pass, fail, none, temperror.
+function dkimBadge(d) {
+  if (!d || !d.result) return h('span', {class: 'muted'}, '—');
+  return badge(DKIM_BADGE[d.result] || 'info', d.result);
+}
+
+// The verdict with its signing domain (d=), alignment and reason, as `tlsrptd show` says it.
+function dkimFacts(d) {
+  if (!d || !d.result)
+    return facts([['Verdict', 'no verdict: not a mail, or dkim = off']], 'report-dkim');
+  const hasDomain = d.domain !== null && d.domain !== undefined && d.domain !== '';
+  return facts([['Verdict', dkimBadge(d)],
+    ['Signing domain', hasDomain ? h('code', null, d.domain) : null],
+    ['Aligned', hasDomain ? (d.aligned
+      ? 'yes: it is the TLS-Report-Submitter and From domain, or a parent of them'
+      : 'no: it is not the TLS-Report-Submitter and From domain, nor a parent of them')
+      : null],
+    ['Why', d.reason]], 'report-dkim');
+}
 
 function nextDay(day) {
   const ms = Date.parse(day + 'T00:00:00Z');
@@ -66,14 +89,15 @@ export async function renderList(root, params, nav) {
       id: 'reports-table',
       columns: [{label: 'ID', num: true}, {label: 'Start'}, {label: 'Reporter'},
         {label: 'Report ID'}, {label: 'Domains'}, {label: 'Successful', num: true},
-        {label: 'Failed', num: true}, {label: 'Warnings', num: true}, {label: 'Source'}],
+        {label: 'Failed', num: true}, {label: 'Warnings', num: true}, {label: 'Source'},
+        {label: 'DKIM'}],
       rows: list.map((r) => [h('a', {href: `#/reports/${r.id}`}, String(r.id)),
         fmt.day(r.start_datetime), {value: r.organization_name, class: 'wrap'},
         {value: r.report_id, class: 'clip mono', attrs: {title: r.report_id}},
         {value: (r.policy_domains || []).map(fmt.domain).join(', '), class: 'wrap'},
         {value: fmt.int(r.successful_sessions), class: 'successful'},
         {value: fmt.int(r.failed_sessions), class: 'failed'}, fmt.int(r.warnings),
-        r.source ? r.source.kind : '—']),
+        r.source ? r.source.kind : '—', {value: dkimBadge(r.dkim), class: 'dkim'}]),
       rowAttrs: list.map((r) => ({'data-id': r.id})),
       empty: 'No stored report matches.',
     }),
@@ -82,8 +106,9 @@ export async function renderList(root, params, nav) {
       q.offset + list.length < res.total ? pageLink(page + 1, 'Next') : null));
 }
 
-function facts(pairs) {
-  return h('dl', {class: 'facts'}, pairs.filter(([, v]) => v !== undefined && v !== null && v !== '')
+function facts(pairs, id) {
+  return h('dl', {class: 'facts', id: id || null},
+    pairs.filter(([, v]) => v !== undefined && v !== null && v !== '')
     .map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
 }
 
@@ -130,7 +155,8 @@ export async function renderOne(root, params, nav, id) {
         h('h2', {id: 'source-title'}, 'Source'),
         facts([['Arrived by', src.kind], ['Name', src.name], ['Client', src.client],
           ['Message-ID', src.message_id], ['TLS-Report-Domain', src.report_domain || src.domain],
-          ['TLS-Report-Submitter', src.submitter], ['Subject', src.subject]]))),
+          ['TLS-Report-Submitter', src.submitter], ['Subject', src.subject]]),
+        h('h3', {id: 'dkim-title'}, 'DKIM signature'), dkimFacts(r.dkim))),
     h('section', {class: 'panel', 'aria-labelledby': 'diag-title'},
       h('h2', {id: 'diag-title'}, 'Warnings and notes'),
       table({

@@ -14,7 +14,15 @@ chromium-driver, driven by python3-selenium) opens the console:
                365 days); the charts' data points equal the daily series, a day without
                reports a gap (null)
   Domain       totals, result types, sending IPs, receiving MX, reporters == the API
-  Reports      the list and its count == GET /api/v1/reports with the same filter, paging
+  Reports      the list and its count == GET /api/v1/reports with the same filter, paging;
+               the DKIM verdict of mailed reports (verdict, signing domain, aligned, why)
+               as the API gives it, in the list and on the report's page (corpus mails
+               whose verdict needs no DNS: expired signatures fail, an unsigned mail is
+               "none"; a .json file has none)
+  Findings     the Findings page as of the data's last day (end=, the API's now=) and
+               as of now == GET /api/v1/findings: kinds, severities, domains, sentences,
+               evidence; the Overview's "Needs attention" (the five most severe) and its
+               link; the Domain page's findings as of its window's last day
   Generator    27 cases typed into the form give exactly `tlsrptd record`'s zone line,
                value, name, TTL, notes, MTA-STS record and policy, or its error message;
                "check the live record" == `tlsrptd record --check` against a dnsmasq
@@ -81,6 +89,14 @@ MAILBOX = "tlsrpt@collector.example"
 TOKEN = "console-T0ken_of-the-it-test"
 END = "2025-04-30"  # the last day of the generated reports
 DOMAIN = "acmemail.nl"  # one of gen_reports' domains (seed 1)
+# Corpus mails whose DKIM verdict needs no DNS (an expired signature fails before its key
+# is looked up; an unsigned mail is "none"): name -> (result, domain, aligned, reason).
+DKIM_MAILS = {
+    "parsedmarc-google-cardinalhealth.eml": ("fail", "google.com", True, "signature expired (x=)"),
+    "tlsrptrs-mailru-fetch-timeout.eml": ("fail", "corp.mail.ru", False, "signature expired (x=)"),
+    "mailauth-rfc8460-example-email.eml": ("none", None, False, None),
+}
+SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 CHARTJS = "/usr/share/javascript/chart.js/chart.min.js"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'")
@@ -172,6 +188,30 @@ def api(path, params=None, daemon=None, headers=(), status=200):
 
 def api_json(path, params=None, **kw):
     return api(path, params, **kw).json()
+
+
+def report_from(name):
+    """The stored report of the corpus file name (from the API's listing)."""
+    for r in api_json("/api/v1/reports", {"limit": 10000})["reports"]:
+        if (r["source"].get("name") or "").endswith("/" + name):
+            return r
+    raise AssertionError("no stored report from the corpus file %s" % name)
+
+
+def by_severity(findings):
+    """The console's order: most severe first, then by domain (a stable sort)."""
+    return sorted(findings, key=lambda f: (SEVERITY.get(f["severity"], 3),
+                                           fmt_domain(f["domain"])))
+
+
+def by_weight(findings):
+    """The Overview's order of its five: most severe first, then those about the most
+    sessions (failed, or without a policy), then by domain."""
+    def weight(f):
+        ev = f["evidence"]
+        return ev.get("failed_sessions", ev.get("sessions", 0)) or 0
+    return sorted(findings, key=lambda f: (SEVERITY.get(f["severity"], 3), -weight(f),
+                                           fmt_domain(f["domain"])))
 
 
 def probe_contract():
@@ -413,14 +453,14 @@ class ConsoleCase(unittest.TestCase):
 
 class Pages(ConsoleCase):
     def pages(self):
-        first = api_json("/api/v1/reports", {"domain": DOMAIN, "limit": 1})["reports"][0]["id"]
+        mailed = report_from("parsedmarc-google-cardinalhealth.eml")["id"]  # a DKIM verdict
         return [
             ("overview", "#/?days=90&end=%s" % END, None),
             ("domain", "#/domain/%s?days=90&end=%s" % (DOMAIN, END), "chart-sessions"),
             ("reports", "#/reports?domain=%s" % DOMAIN, None),
-            ("report", "#/reports/%d" % first, None),
+            ("report", "#/reports/%d" % mailed, None),
             ("quarantine", "#/quarantine", None),
-            ("findings", "#/findings", None),
+            ("findings", "#/findings?end=%s" % END, None),
             ("record", "#/record?domain=mail.example", None),
             ("not-found", "#/no-such-page", None),
         ]
@@ -567,6 +607,51 @@ class Overview(ConsoleCase):
                 self.assertClean("overview %d days" % days)
         self.assertGreater(gaps_seen, 0, "the windows hold days without reports")
 
+    def read_attention(self):
+        return self.b.js("""
+            const p = document.getElementById('attention');
+            return {items: [...p.querySelectorAll('.findings li')].map((li) => [li.dataset.severity,
+                      li.dataset.kind, li.querySelector('.text').textContent]),
+                    count: (p.querySelector('#attention-count') || {}).textContent || null,
+                    link: p.querySelector('#overview-all-findings').getAttribute('href'),
+                    link_text: p.querySelector('#overview-all-findings').textContent,
+                    text: p.textContent};""")
+
+    def test_findings_that_need_attention(self):
+        skip_unless("findings", "GET /api/v1/findings")
+        for end in (END, None):  # the data's last day; today (the data is older: none)
+            with self.subTest(end=end):
+                self.b.requests()
+                self.open("#/?days=30" + ("&end=%s" % end if end else ""))
+                res = api_json("/api/v1/findings", {"now": end} if end else {})
+                severe = by_weight([f for f in res["findings"]
+                                    if f["severity"] in ("critical", "warning")])
+                page = self.read_attention()
+                self.assertEqual(page["items"], [[f["severity"], f["kind"], f["text"]]
+                                                 for f in severe[:5]])
+                self.assertEqual(page["link"], "#/findings" + ("?end=%s" % end if end else ""))
+                if end:
+                    self.assertGreater(len(severe), 5, "the data has findings to show")
+                    self.assertEqual(page["count"], "the 5 most severe of %s critical and "
+                                     "warning findings" % fmt_int(len(severe)))
+                    self.assertEqual(page["link_text"],
+                                     "All %s findings" % fmt_int(len(res["findings"])))
+                else:
+                    self.assertEqual(severe, [])
+                    self.assertIn("Nothing critical or warning.", page["text"])
+                # few calls: the three summaries and the findings, nothing per domain
+                calls = [urllib.parse.urlsplit(u).path for u, _ in self.b.requests()
+                         if "/api/v1/" in u and "/api/v1/config" not in u]
+                self.assertEqual(sorted(calls), ["/api/v1/findings"] + ["/api/v1/summary"] * 3)
+                self.assertClean("overview's findings, end %s" % end)
+        # the link leads to all of them, as of the same day
+        self.open("#/?days=30&end=%s" % END)
+        self.b.d.find_element(By.ID, "overview-all-findings").click()
+        self.b.wait("return location.hash === '#/findings?end=%s' && "
+                    "document.documentElement.dataset.state === 'ready'" % END, "the findings")
+        self.assertEqual(len(self.b.texts(".findings li")),
+                         len(api_json("/api/v1/findings", {"now": END})["findings"]))
+
     def test_window_selector_and_end_day(self):
         self.open("#/?days=30&end=%s" % END)
         self.b.d.find_element(By.CSS_SELECTOR, "label[for$='-90']").click()
@@ -632,6 +717,16 @@ class Domain(ConsoleCase):
                                    fmt_int(g["failed_sessions"])] for g in pt["groups"]])
                 self.assertClean("domain %s" % domain)
 
+    def test_findings_as_of_the_window(self):
+        skip_unless("findings", "GET /api/v1/findings")
+        since, _, _ = window(90)
+        self.open("#/domain/%s?days=90&end=%s" % (DOMAIN, END))
+        res = api_json("/api/v1/findings", {"domain": DOMAIN, "since": since, "now": END})
+        self.assertTrue(res["findings"], "findings about %s as of %s" % (DOMAIN, END))
+        self.assertEqual(self.b.texts("#domain-findings-title ~ .findings .text"),
+                         [f["text"] for f in by_severity(res["findings"])])
+        self.assertClean("domain findings")
+
     def test_policies(self):
         skip_unless("policies", "GET /api/v1/policies")
         since, until, _ = window(90)
@@ -648,11 +743,13 @@ class Reports(ConsoleCase):
     def read(self):
         return (self.b.text("#reports-count"),
                 self.b.js("return [...document.querySelectorAll('#reports-table tbody tr"
-                          "[data-id]')].map((r) => Number(r.dataset.id));"))
+                          "[data-id]')].map((r) => Number(r.dataset.id));"),
+                self.b.texts("#reports-table tbody tr[data-id] .dkim"))
 
     def test_list_equals_the_api(self):
         for f in ({"domain": DOMAIN, "since": "2025-02-01", "until": "2025-03-31"},
-                  {}, {"domain": "example.com"}, {"domain": "no-such.example"}):
+                  {}, {"domain": "example.com"}, {"domain": "no-such.example"},
+                  {"domain": "krvtz.net"}):
             with self.subTest(filter=f):
                 self.open("#/reports" + ("?" + urllib.parse.urlencode(f) if f else ""))
                 q = dict(f, limit=50)
@@ -660,8 +757,10 @@ class Reports(ConsoleCase):
                     q["until"] = (datetime.date.fromisoformat(q["until"]) +
                                   datetime.timedelta(days=1)).isoformat()
                 res = api_json("/api/v1/reports", q)
-                count, ids = self.read()
+                count, ids, dkim = self.read()
                 self.assertEqual(ids, [r["id"] for r in res["reports"]])
+                self.assertEqual(dkim, [r["dkim"]["result"] if r["dkim"] else "—"
+                                        for r in res["reports"]])
                 if res["reports"]:
                     self.assertEqual(count, "Reports 1–%s of %s" % (
                         fmt_int(len(res["reports"])), fmt_int(res["total"])))
@@ -695,6 +794,48 @@ class Reports(ConsoleCase):
         self.assertEqual(self.read()[1], [r["id"] for r in res["reports"]])
         self.assertClean("reporter filter")
 
+    def read_dkim(self):
+        return self.b.js("const dl = document.getElementById('report-dkim');"
+                         "return dl ? Object.fromEntries([...dl.querySelectorAll('dt')].map("
+                         "(dt) => [dt.textContent, dt.nextElementSibling.textContent])) : null;")
+
+    def test_dkim_verdict(self):
+        skip_unless("report", "GET /api/v1/reports/ID")
+        cases = [(name, report_from(name)["id"], want) for name, want in DKIM_MAILS.items()]
+        cases.append(("a .json file", api_json("/api/v1/reports", {
+            "domain": DOMAIN, "limit": 1})["reports"][0]["id"], None))
+        seen = set()
+        for name, rid, want in cases:
+            with self.subTest(report=name):
+                d = api_json("/api/v1/reports/%d" % rid)["dkim"]
+                if want is None:
+                    self.assertIsNone(d)
+                else:
+                    self.assertEqual((d["result"], d["domain"], d["aligned"], d.get("reason")),
+                                     want)
+                self.open("#/reports/%d" % rid)
+                page = self.read_dkim()
+                if d is None:
+                    self.assertEqual(page, {"Verdict": "no verdict: not a mail, or dkim = off"})
+                    continue
+                shown = {"Verdict": d["result"]}
+                if d["domain"]:
+                    shown["Signing domain"] = d["domain"]
+                    shown["Aligned"] = page.get("Aligned")
+                    self.assertTrue((page.get("Aligned") or "").startswith(
+                        "yes: " if d["aligned"] else "no: "), page)
+                if d.get("reason"):
+                    shown["Why"] = d["reason"]
+                self.assertEqual(page, shown)
+                seen.add((d["result"], bool(d["domain"]), d["aligned"]))
+                self.assertClean("report %d's DKIM" % rid)
+        self.assertEqual(seen, {("fail", True, True), ("fail", True, False),
+                                ("none", False, False)})
+        # the list shows the verdicts too
+        rid = report_from("parsedmarc-google-cardinalhealth.eml")["id"]
+        self.open("#/reports?domain=cardinalhealth.ca")
+        self.assertEqual(self.read()[1:], ([rid], ["fail"]))
+
     def test_one_report(self):
         skip_unless("report", "GET /api/v1/reports/ID")
         rid = api_json("/api/v1/reports", {"domain": "example.com", "limit": 1})["reports"][0]["id"]
@@ -717,13 +858,55 @@ class QuarantineAndFindings(ConsoleCase):
                          [e["id"] for e in res["entries"]])
         self.assertClean("quarantine")
 
+    def read_findings(self):
+        return self.b.js("""
+            return [...document.querySelectorAll('.findings li')].map((li) => ({
+              kind: li.dataset.kind, severity: li.dataset.severity,
+              badge: li.querySelector('.badge').textContent,
+              domain: (li.querySelector('a.domain') || {}).textContent,
+              text: li.querySelector('.text').textContent,
+              reports: [...li.querySelectorAll('a[href^="#/reports/"]')].map(
+                (a) => Number(a.getAttribute('href').slice(10)))}));""")
+
     def test_findings(self):
         skip_unless("findings", "GET /api/v1/findings")
+        for frag, q in (("#/findings?end=%s" % END, {"now": END}),
+                        ("#/findings?domain=%s&end=%s" % (DOMAIN, END),
+                         {"domain": DOMAIN, "now": END}),
+                        ("#/findings", {})):
+            with self.subTest(page=frag):
+                self.open(frag)
+                res = api_json("/api/v1/findings", q)
+                want = [{"kind": f["kind"], "severity": f["severity"], "badge": f["severity"],
+                         "domain": fmt_domain(f["domain"]), "text": f["text"],
+                         "reports": f["evidence"]["reports"][:10]}
+                        for f in by_severity(res["findings"])]
+                self.assertEqual(self.read_findings(), want)
+                n = len(want)
+                self.assertEqual(self.b.text("#findings-as-of"), "%d %s %s" % (
+                    n, "finding" if n == 1 else "findings",
+                    "as of %s (UTC)" % q["now"] if "now" in q
+                    else "as of now (%s)" % fmt_time(res["now"])))
+                if "now" in q:
+                    kinds = {f["kind"] for f in res["findings"]}
+                    self.assertTrue({"critical", "warning"} <=
+                                    {f["severity"] for f in res["findings"]}, kinds)
+                    if "domain" in q:
+                        self.assertEqual({f["domain"] for f in res["findings"]}, {DOMAIN})
+                else:  # the data is dated 2025: nothing as of now
+                    self.assertEqual(want, [])
+                    self.assertIn("Nothing to act on.", self.b.text("#page"))
+                self.assertClean("findings %s" % frag)
+
+    def test_findings_as_of_a_day_typed(self):
+        skip_unless("findings", "GET /api/v1/findings")
         self.open("#/findings")
-        res = api_json("/api/v1/findings")
-        self.assertEqual(sorted(self.b.texts(".findings .text")),
-                         sorted(f["text"] for f in res["findings"]))
-        self.assertClean("findings")
+        self.b.d.find_element(By.ID, "findings-end").send_keys("04302025")
+        self.b.d.find_element(By.CSS_SELECTOR, "form[aria-label] button[type=submit]").click()
+        self.b.wait("return location.hash === '#/findings?end=%s' && "
+                    "document.documentElement.dataset.state === 'ready'" % END, "as of END")
+        self.assertEqual(len(self.read_findings()),
+                         len(api_json("/api/v1/findings", {"now": END})["findings"]))
 
 
 # ---- the record generator ------------------------------------------------------------------------
