@@ -15,32 +15,9 @@ function bySeverity(findings) {
     fmt.domain(a.domain).localeCompare(fmt.domain(b.domain)));
 }
 
-// How many sessions a finding is about: its failed sessions, or for senders
-// that found no policy, those sessions (0 when it counts none, e.g. a reporter
-// that stopped).
-function weight(f) {
-  const ev = f.evidence || {};
-  return Number(ev.failed_sessions ?? ev.sessions ?? 0) || 0;
-}
-
-// The critical and warning findings, most severe first and within a severity
-// those about the most sessions, at most n.
-export function topFindings(findings, n) {
-  return findings.filter((f) => f.severity === 'critical' || f.severity === 'warning')
-    .sort((a, b) => (ORDER[a.severity] ?? 3) - (ORDER[b.severity] ?? 3) ||
-      weight(b) - weight(a) || fmt.domain(a.domain).localeCompare(fmt.domain(b.domain)))
-    .slice(0, n);
-}
-
-// The Findings page's URL for the findings as of end (YYYY-MM-DD; today: as of now).
-export function findingsLink(end) {
-  return end && end !== today() ? `#/findings?end=${encodeURIComponent(end)}` : '#/findings';
-}
-
-// The findings as a list, most severe first (then by domain), or in the order
-// given (ordered: true).
-export function findingList(findings, ordered) {
-  return h('ul', {class: 'findings'}, (ordered ? findings : bySeverity(findings)).map((f) => {
+// The findings as a list, most severe first, then by domain.
+export function findingList(findings) {
+  return h('ul', {class: 'findings'}, bySeverity(findings).map((f) => {
     const ids = (f.evidence && f.evidence.reports) || [];
     return h('li', {'data-kind': f.kind, 'data-severity': f.severity},
       badge(f.severity === 'critical' ? 'critical' : f.severity === 'warning' ? 'warning' : 'info',

@@ -1,16 +1,12 @@
 // overview.js: every domain with its sessions, failure rate, trend and status
-// over the chosen window, the two daily charts, the result types seen, and
-// the findings that need attention (critical and warning, at most five, those
-// about the most sessions first) as of the window's last day. Four API calls,
-// made together: the window by domain, the window before it by domain (for the
-// trend), the window by day, and the findings; the numbers do not wait for the
-// findings.
+// over the chosen window, the two daily charts and the result types seen.
+// Three API calls, made together: the window by domain, the window before it
+// by domain (for the trend), the window by day.
 
 import * as api from './api.js';
 import {byDay, dailySummary, failuresPanel, resultTypes, sessionsPanel} from './charts.js';
 import {fill, fmt, h, loading, problem, table} from './dom.js';
-import {findingList, findingsLink, topFindings} from './findings.js';
-import {asOf, periodControls, periodOf, periodParams, range} from './period.js';
+import {periodControls, periodOf, periodParams, range} from './period.js';
 import {descriptions, fix, meaning, status, trend} from './status.js';
 
 export function domainLink(domain, p) {
@@ -44,33 +40,6 @@ export function resultTypesPanel(types, totals, desc, id) {
     }));
 }
 
-const TOP_FINDINGS = 5;
-
-// The findings that need attention, as of the period's last day, with a link
-// to all of them on the Findings page.
-async function attentionPanel(panel, found, p) {
-  let res;
-  try {
-    res = await found;
-  } catch (e) {
-    fill(panel, h('h2', {id: 'attention-title'}, 'Needs attention'), problem(e, 'Findings'));
-    return;
-  }
-  const list = res.findings || [];
-  const all = h('a', {href: findingsLink(p.end), id: 'overview-all-findings'},
-    list.length ? `All ${fmt.int(list.length)} ${list.length === 1 ? 'finding' : 'findings'}`
-      : 'The findings page');
-  const top = topFindings(list, TOP_FINDINGS);
-  const severe = list.filter((f) => f.severity === 'critical' || f.severity === 'warning').length;
-  fill(panel,
-    h('div', {class: 'inline'}, h('h2', {id: 'attention-title'}, 'Needs attention'),
-      h('span', {class: 'muted small', id: 'attention-count'}, severe > top.length
-        ? `the ${top.length} most severe of ${fmt.int(severe)} critical and warning findings`
-        : `${fmt.int(severe)} critical and warning ${severe === 1 ? 'finding' : 'findings'}`)),
-    top.length ? findingList(top, true) : h('p', {class: 'muted'}, 'Nothing critical or warning.'),
-    h('p', null, all));
-}
-
 export async function render(root, params, nav) {
   const p = periodOf(params);
   const r = range(p), before = range(p, 1);
@@ -80,8 +49,6 @@ export async function render(root, params, nav) {
       `reports by start time; trends against ${before.since} to ` +
       `${before.days[before.days.length - 1]}.`));
   const body = root.appendChild(h('div', {class: 'stack'}, loading()));
-  const found = api.get('/api/v1/findings', asOf(p));
-  found.catch(() => {}); // said in its panel
   let cur, prev, daily;
   try {
     [cur, prev, daily] = await Promise.all([
@@ -93,9 +60,6 @@ export async function render(root, params, nav) {
     fill(body, problem(e, 'The summary'));
     return;
   }
-  const attention = h('section', {class: 'panel', id: 'attention',
-    'aria-labelledby': 'attention-title'},
-  h('h2', {id: 'attention-title'}, 'Needs attention'), loading());
   const prevBy = new Map((prev.groups || []).map((g) => [g.policy_domain, g]));
   const groups = (cur.groups || []).slice().sort((a, b) =>
     b.failed_sessions - a.failed_sessions ||
@@ -106,7 +70,6 @@ export async function render(root, params, nav) {
   fill(body, 
     cards(cur.totals, h('div', {class: 'card domains'}, h('span', {class: 'label'}, 'Domains'),
       h('span', {class: 'value'}, fmt.int(groups.length)))),
-    attention,
     h('div', {class: 'charts'}, sessionsPanel(r.days, aligned), failuresPanel(r.days, aligned,
       types)),
     h('section', {class: 'panel', 'aria-labelledby': 'domains-title'},
@@ -130,5 +93,4 @@ export async function render(root, params, nav) {
         empty: 'No reports in this window.',
       })),
     resultTypesPanel(types, daily.totals, desc, 'result-types'));
-  await attentionPanel(attention, found, p);
 }

@@ -21,8 +21,7 @@ chromium-driver, driven by python3-selenium) opens the console:
                "none"; a .json file has none)
   Findings     the Findings page as of the data's last day (end=, the API's now=) and
                as of now == GET /api/v1/findings: kinds, severities, domains, sentences,
-               evidence; the Overview's "Needs attention" (the five most severe) and its
-               link; the Domain page's findings as of its window's last day
+               evidence; the Domain page's findings as of its window's last day
   Generator    27 cases typed into the form give exactly `tlsrptd record`'s zone line,
                value, name, TTL, notes, MTA-STS record and policy, or its error message;
                "check the live record" == `tlsrptd record --check` against a dnsmasq
@@ -201,16 +200,6 @@ def report_from(name):
 def by_severity(findings):
     """The console's order: most severe first, then by domain (a stable sort)."""
     return sorted(findings, key=lambda f: (SEVERITY.get(f["severity"], 3),
-                                           fmt_domain(f["domain"])))
-
-
-def by_weight(findings):
-    """The Overview's order of its five: most severe first, then those about the most
-    sessions (failed, or without a policy), then by domain."""
-    def weight(f):
-        ev = f["evidence"]
-        return ev.get("failed_sessions", ev.get("sessions", 0)) or 0
-    return sorted(findings, key=lambda f: (SEVERITY.get(f["severity"], 3), -weight(f),
                                            fmt_domain(f["domain"])))
 
 
@@ -606,51 +595,6 @@ class Overview(ConsoleCase):
                 gaps_seen += chart_s["sets"][0]["data"].count(None)
                 self.assertClean("overview %d days" % days)
         self.assertGreater(gaps_seen, 0, "the windows hold days without reports")
-
-    def read_attention(self):
-        return self.b.js("""
-            const p = document.getElementById('attention');
-            return {items: [...p.querySelectorAll('.findings li')].map((li) => [li.dataset.severity,
-                      li.dataset.kind, li.querySelector('.text').textContent]),
-                    count: (p.querySelector('#attention-count') || {}).textContent || null,
-                    link: p.querySelector('#overview-all-findings').getAttribute('href'),
-                    link_text: p.querySelector('#overview-all-findings').textContent,
-                    text: p.textContent};""")
-
-    def test_findings_that_need_attention(self):
-        skip_unless("findings", "GET /api/v1/findings")
-        for end in (END, None):  # the data's last day; today (the data is older: none)
-            with self.subTest(end=end):
-                self.b.requests()
-                self.open("#/?days=30" + ("&end=%s" % end if end else ""))
-                res = api_json("/api/v1/findings", {"now": end} if end else {})
-                severe = by_weight([f for f in res["findings"]
-                                    if f["severity"] in ("critical", "warning")])
-                page = self.read_attention()
-                self.assertEqual(page["items"], [[f["severity"], f["kind"], f["text"]]
-                                                 for f in severe[:5]])
-                self.assertEqual(page["link"], "#/findings" + ("?end=%s" % end if end else ""))
-                if end:
-                    self.assertGreater(len(severe), 5, "the data has findings to show")
-                    self.assertEqual(page["count"], "the 5 most severe of %s critical and "
-                                     "warning findings" % fmt_int(len(severe)))
-                    self.assertEqual(page["link_text"],
-                                     "All %s findings" % fmt_int(len(res["findings"])))
-                else:
-                    self.assertEqual(severe, [])
-                    self.assertIn("Nothing critical or warning.", page["text"])
-                # few calls: the three summaries and the findings, nothing per domain
-                calls = [urllib.parse.urlsplit(u).path for u, _ in self.b.requests()
-                         if "/api/v1/" in u and "/api/v1/config" not in u]
-                self.assertEqual(sorted(calls), ["/api/v1/findings"] + ["/api/v1/summary"] * 3)
-                self.assertClean("overview's findings, end %s" % end)
-        # the link leads to all of them, as of the same day
-        self.open("#/?days=30&end=%s" % END)
-        self.b.d.find_element(By.ID, "overview-all-findings").click()
-        self.b.wait("return location.hash === '#/findings?end=%s' && "
-                    "document.documentElement.dataset.state === 'ready'" % END, "the findings")
-        self.assertEqual(len(self.b.texts(".findings li")),
-                         len(api_json("/api/v1/findings", {"now": END})["findings"]))
 
     def test_window_selector_and_end_day(self):
         self.open("#/?days=30&end=%s" % END)
