@@ -627,6 +627,9 @@ typedef tr_err (*untagged_fn)(struct conn *c, void *ctx, char *err);
  * failed (or fn failed): the connection is then unusable. */
 static tr_err conn_vcmd(struct conn *c, untagged_fn fn, void *ctx, size_t lit_max, enum status *st,
                         char *err, const char *fmt, va_list ap)
+    __attribute__((format(printf, 7, 0)));
+static tr_err conn_vcmd(struct conn *c, untagged_fn fn, void *ctx, size_t lit_max, enum status *st,
+                        char *err, const char *fmt, va_list ap)
 {
     char tag[16];
     int tl = snprintf(tag, sizeof tag, "t%u ", ++c->tag);
