@@ -386,11 +386,13 @@ class Outage:
 class Clients:
     """n threads, each POSTing distinct reports ("PREFIX-C-I") one after another to
     the daemons (client c to daemons[c % len]) until stopped; every answer is kept as
-    (report-id, client, status, when) in answers, in the order each client got them."""
+    (report-id, client, status, when) in answers, in the order each client got them, and
+    when each POST began in sent."""
 
     def __init__(self, daemons, n, prefix, body=report_body):
         self.daemons, self.n, self.prefix, self.body = daemons, n, prefix, body
         self.answers = []
+        self.sent = {}  # report-id -> when its POST began
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.threads = [threading.Thread(target=self.run, args=(c,), daemon=True)
@@ -401,8 +403,10 @@ class Clients:
         i = 0
         while not self.stopping.is_set():
             rid = "%s-%03d-%06d" % (self.prefix, c, i)
+            began = time.monotonic()
             r = d.post(self.body(rid))
             with self.lock:
+                self.sent[rid] = began
                 self.answers.append((rid, c, r.status, time.monotonic()))
             if r.status is None:  # the daemon is gone
                 time.sleep(0.05)
