@@ -164,11 +164,8 @@ static json_t *day_name(int64_t day)
 
 struct build {
     const struct query_filter *f;
-    json_t *groups;    /* array, in the store's order */
-    json_t *index;     /* key -> group */
-    const char **keys; /* the page's keys, for the failures query */
-    size_t nkeys, cap;
-    bool oom;
+    json_t *groups; /* array, in the store's order */
+    json_t *index;  /* key -> group */
 };
 
 static json_int_t int_of(const json_t *g, const char *key)
@@ -237,19 +234,6 @@ static int on_group(void *cls, const struct store_group *row)
     char day[16];
     json_object_set(b->index, index_key(f, row->key, row->day, day), g);
     json_array_append_new(b->groups, g);
-    if (b->nkeys == b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 64;
-        const char **v = realloc(b->keys, cap * sizeof *v);
-        if (v == NULL) {
-            b->oom = true;
-            return 1;
-        }
-        b->keys = v;
-        b->cap = cap;
-    }
-    /* the key as the store knows it: kept alive by the group's JSON */
-    json_t *kv = json_object_get(g, dims[f->by].field);
-    b->keys[b->nkeys++] = json_is_string(kv) ? json_string_value(kv) : "";
     return 0;
 }
 
@@ -321,7 +305,7 @@ static json_t *filled_days(const struct query_filter *f, json_t *groups)
 
 json_t *query_summary(struct store *st, const struct query_filter *f, char *err)
 {
-    struct build b = {f, json_array(), json_object(), NULL, 0, 0, false};
+    struct build b = {f, json_array(), json_object()};
     json_t *totals = json_object(), *tfail = json_object(), *out = NULL;
     json_object_set_new(totals, "failures", tfail);
     enum store_dim dim = (enum store_dim)f->by;
@@ -330,16 +314,9 @@ json_t *query_summary(struct store *st, const struct query_filter *f, char *err)
     struct store_page page = {f->top > 0 || !natural, limit, f->top ? 0 : f->offset};
     size_t ngroups = 0;
     struct store_totals t;
-    if (store_summary_groups(st, &f->sf, dim, &page, on_group, &b, limit ? &ngroups : NULL, err) !=
-            TR_OK ||
-        store_summary_failures(st, &f->sf, dim, limit ? b.keys : NULL, b.nkeys, on_failure, &b,
-                               err) != TR_OK ||
-        store_summary_totals(st, &f->sf, &t, on_total_failure, tfail, err) != TR_OK)
+    struct store_summary_fns fns = {on_group, on_failure, &b, on_total_failure, tfail};
+    if (store_summary(st, &f->sf, dim, &page, &fns, limit ? &ngroups : NULL, &t, err) != TR_OK)
         goto done;
-    if (b.oom) {
-        tr_fail(err, TR_ENOMEM, "out of memory");
-        goto done;
-    }
     json_object_set_new(totals, "successful_sessions", json_integer(t.successful));
     json_object_set_new(totals, "failed_sessions", json_integer(t.failed));
     json_object_set_new(totals, "reports", json_integer(t.reports));
@@ -393,7 +370,6 @@ done:
     json_decref(totals);
     json_decref(b.groups);
     json_decref(b.index);
-    free(b.keys);
     return out;
 }
 

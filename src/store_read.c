@@ -11,10 +11,13 @@
  * exact report counts where the rollups cannot give them (several domains in
  * the filter). The report counts of the rollups are per domain (a report
  * with two domains counts once for each) except rollup_reports, which counts
- * each report once per start time and reporter. */
+ * each report once per start time and reporter. On SQLite the rollup rows of
+ * a summary are grouped in memory (store_agg.h), not by GROUP BY, and
+ * store_summary reads each rollup once for the groups, failures and totals. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "store_agg.h"
 #include "store_backend.h"
 #include "store_redact.h"
 #include "tlsrptd/buf.h"
@@ -312,11 +315,29 @@ static void qb_rollup_where(struct qb *q, const struct store_filter *f)
     qb_in(q, "reporter", f->reporters, f->nreporters);
 }
 
+/* Whether the all-time tables (domain_totals, ...) answer groups by dim. */
+static bool groups_from_totals(const struct store_filter *f, enum store_dim dim)
+{
+    return dim == STORE_BY_DOMAIN && all_time(f) && f->nreporters == 0;
+}
+
+/* Whether rollup_sessions answers groups by dim (when the all-time tables do not). */
+static bool groups_from_rollups(const struct store_filter *f, enum store_dim dim)
+{
+    bool rollup_dim = dim == STORE_BY_DOMAIN || dim == STORE_BY_DAY || dim == STORE_BY_REPORTER;
+    return rollup_dim && (dim == STORE_BY_DOMAIN || ndoms(f) <= 1);
+}
+
+/* Whether rollup_failures answers failures by dim (when domain_failures does not). */
+static bool failures_from_rollups(const struct store_filter *f, enum store_dim dim)
+{
+    return (dim == STORE_BY_DOMAIN || (dim == STORE_BY_DAY && ndoms(f) <= 1)) && f->nreporters == 0;
+}
+
 /* The inner query of the groups: columns k, ok, bad, nrep, nreporters, last. */
 static void qb_groups(struct qb *q, const struct store_filter *f, enum store_dim dim)
 {
-    bool rollup_dim = dim == STORE_BY_DOMAIN || dim == STORE_BY_DAY || dim == STORE_BY_REPORTER;
-    if (dim == STORE_BY_DOMAIN && all_time(f) && f->nreporters == 0) {
+    if (groups_from_totals(f, dim)) {
         /* the all-time tables: a few rows per domain */
         qb_sql(q, "SELECT t.policy_domain AS k, t.successful AS ok, t.failed AS bad, t.reports "
                   "AS nrep, (SELECT COUNT(*) FROM domain_reporters x WHERE x.policy_domain = "
@@ -326,7 +347,7 @@ static void qb_groups(struct qb *q, const struct store_filter *f, enum store_dim
         qb_domains(q, "t.policy_domain", f);
         return;
     }
-    if (rollup_dim && (dim == STORE_BY_DOMAIN || ndoms(f) <= 1)) {
+    if (groups_from_rollups(f, dim)) {
         /* the rollups; their report counts are per domain, exact for one domain */
         const char *key = dim == STORE_BY_DOMAIN ? "policy_domain"
                           : dim == STORE_BY_DAY  ? DAY_SQL("start_time")
@@ -376,6 +397,270 @@ static void qb_groups(struct qb *q, const struct store_filter *f, enum store_dim
     qb_sql(q, " GROUP BY 1");
 }
 
+/* The number of reports in the filter, each counted once. */
+static void qb_report_count(struct qb *q, const struct store_filter *f)
+{
+    if (ndoms(f) == 0) { /* rollup_reports: once per report */
+        qb_sql(q, "(SELECT ");
+        qb_sum_of(q, "reports");
+        qb_sql(q, " FROM rollup_reports WHERE 1 = 1");
+        qb_window(q, "start_time", f->since, f->until);
+        qb_in(q, "reporter", f->reporters, f->nreporters);
+        qb_sql(q, ")");
+    } else { /* several domains: the reports that hold one of them */
+        qb_sql(q, "(SELECT COUNT(*) FROM reports r WHERE 1 = 1");
+        qb_window(q, "r.start_time", f->since, f->until);
+        qb_in(q, "r.organization_name", f->reporters, f->nreporters);
+        qb_sql(q, " AND EXISTS (SELECT 1 FROM policies p WHERE p.report = r.id");
+        qb_domains(q, "COALESCE(p.policy_domain, '')", f);
+        qb_sql(q, "))");
+    }
+}
+
+/* ---- summaries from the rollups, summed in memory (SQLite) ---------------------------------- */
+
+/* SQLite sorts every row a GROUP BY reads (store_agg.h); for the rollups of a
+ * window the rows are read in their stored order and summed in hash tables,
+ * the groups, their failures and the totals of a summary in one pass over
+ * each rollup. PostgreSQL aggregates by hash itself and keeps the SQL. */
+static bool sum_in_memory(const struct store *st)
+{
+    return store_dialect(st) == STORE_DIALECT_SQLITE;
+}
+
+static int64_t day_of(int64_t t)
+{
+    return t - ((t % 86400) + 86400) % 86400;
+}
+
+/* What one summary sums: each table is NULL when not asked for. */
+struct summed {
+    enum store_dim dim;
+    bool per_domain;            /* group report counts from rollup_sessions (else rollup_reports) */
+    struct agg *groups;         /* by dim: sessions, reports, reporters, last report */
+    struct agg *failures;       /* by dim and result type */
+    struct agg *total;          /* one group: the totals' sessions and reporters */
+    struct agg *total_failures; /* by result type */
+    struct agg_group *all;      /* total's one group */
+};
+
+static void summed_free(struct summed *s)
+{
+    agg_free(s->groups);
+    agg_free(s->failures);
+    agg_free(s->total);
+    agg_free(s->total_failures);
+}
+
+static bool summed_failed(const struct summed *s)
+{
+    const struct agg *v[] = {s->groups, s->failures, s->total, s->total_failures};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        if (v[i] != NULL && agg_failed(v[i]))
+            return true;
+    return false;
+}
+
+static tr_err sum_failed(char *err)
+{
+    return tr_fail(err, TR_ENOMEM, "out of memory summing a summary");
+}
+
+/* A row's group by s->dim: by domain, by reporter or by day. */
+static struct agg_group *row_group(struct summed *s, struct agg *a, const char *domain,
+                                   const char *reporter, int64_t start, const char *sub,
+                                   bool create)
+{
+    const char *key = s->dim == STORE_BY_DOMAIN     ? domain
+                      : s->dim == STORE_BY_REPORTER ? reporter
+                                                    : "";
+    return agg_group(a, key, s->dim == STORE_BY_DAY ? day_of(start) : 0, sub, create);
+}
+
+static void add_sessions(struct agg *a, struct agg_group *g, struct sql_row *row,
+                         const char *reporter, int64_t start)
+{
+    agg_add(g, AGG_SUCCESSFUL, sql_col_int(row, 3));
+    agg_add(g, AGG_FAILED, sql_col_int(row, 4));
+    agg_add(g, AGG_REPORTS, sql_col_int(row, 5));
+    agg_max(g, start);
+    agg_distinct(a, g, reporter);
+}
+
+/* policy_domain, start_time, reporter, successful, failed, reports */
+static int session_row(void *cls, struct sql_row *row)
+{
+    struct summed *s = cls;
+    const char *reporter = sql_col_text(row, 2);
+    int64_t start = sql_col_int(row, 1);
+    if (s->groups != NULL) {
+        struct agg_group *g =
+            row_group(s, s->groups, sql_col_text(row, 0), reporter, start, NULL, true);
+        if (g == NULL)
+            return 1;
+        add_sessions(s->groups, g, row, reporter, start);
+    }
+    if (s->total != NULL)
+        add_sessions(s->total, s->all, row, reporter, start);
+    return summed_failed(s);
+}
+
+/* start_time, reporter, reports (rollup_reports: each report once) */
+static int reports_once_row(void *cls, struct sql_row *row)
+{
+    struct summed *s = cls;
+    struct agg_group *g =
+        row_group(s, s->groups, "", sql_col_text(row, 1), sql_col_int(row, 0), NULL, false);
+    if (g != NULL)
+        agg_add(g, AGG_REPORTS_ONCE, sql_col_int(row, 2));
+    return 0;
+}
+
+/* policy_domain, start_time, result_type, failed */
+static int failure_sum_row(void *cls, struct sql_row *row)
+{
+    struct summed *s = cls;
+    const char *type = sql_col_text(row, 2);
+    int64_t failed = sql_col_int(row, 3);
+    if (type == NULL)
+        return 0;
+    if (s->failures != NULL) {
+        struct agg_group *g =
+            row_group(s, s->failures, sql_col_text(row, 0), "", sql_col_int(row, 1), type, true);
+        if (g == NULL)
+            return 1;
+        agg_add(g, AGG_FAILED, failed);
+    }
+    if (s->total_failures != NULL) {
+        struct agg_group *g = agg_group(s->total_failures, "", 0, type, true);
+        if (g == NULL)
+            return 1;
+        agg_add(g, AGG_FAILED, failed);
+    }
+    return 0;
+}
+
+enum { SUM_GROUPS = 1, SUM_FAILURES = 2, SUM_TOTALS = 4, SUM_TOTAL_FAILURES = 8 };
+
+/* Sums the rollups of the filter into the tables of s that want (SUM_*)
+ * names; they are made here. The caller frees s with summed_free. */
+static tr_err sum_rollups(struct store *st, const struct store_filter *f, enum store_dim dim,
+                          unsigned want, struct summed *s, char *err)
+{
+    bool want_groups = want & SUM_GROUPS, want_failures = want & SUM_FAILURES;
+    bool want_totals = want & (SUM_TOTALS | SUM_TOTAL_FAILURES);
+    memset(s, 0, sizeof *s);
+    s->dim = dim;
+    s->per_domain = dim == STORE_BY_DOMAIN || ndoms(f) == 1;
+    bool oom = (want_groups && (s->groups = agg_new()) == NULL) ||
+               (want_failures && (s->failures = agg_new()) == NULL) ||
+               ((want & SUM_TOTAL_FAILURES) && (s->total_failures = agg_new()) == NULL) ||
+               (want_totals && ((s->total = agg_new()) == NULL ||
+                                (s->all = agg_group(s->total, "", 0, NULL, true)) == NULL));
+    if (oom)
+        return sum_failed(err);
+    tr_err rc = TR_OK;
+    struct qb q;
+    if (want_groups || want_totals) {
+        qb_init(&q, st);
+        qb_sql(&q, "SELECT policy_domain, start_time, reporter, successful, failed, reports "
+                   "FROM rollup_sessions");
+        qb_rollup_where(&q, f);
+        rc = qb_run(st, &q, session_row, s, err);
+        qb_free(&q);
+    }
+    if (rc == TR_OK && want_groups && !s->per_domain) {
+        qb_init(&q, st);
+        qb_sql(&q, "SELECT start_time, reporter, reports FROM rollup_reports WHERE 1 = 1");
+        qb_window(&q, "start_time", f->since, f->until);
+        qb_in(&q, "reporter", f->reporters, f->nreporters);
+        rc = qb_run(st, &q, reports_once_row, s, err);
+        qb_free(&q);
+    }
+    if (rc == TR_OK && want_totals) {
+        s->all->sum[AGG_REPORTS_ONCE] = s->all->sum[AGG_REPORTS];
+        if (ndoms(f) != 1) { /* reports once each, not once per domain */
+            qb_init(&q, st);
+            qb_sql(&q, "SELECT ");
+            qb_report_count(&q, f);
+            rc = qb_run(st, &q, sql_take_int, &s->all->sum[AGG_REPORTS_ONCE], err);
+            qb_free(&q);
+        }
+    }
+    if (rc == TR_OK && (want_failures || (want & SUM_TOTAL_FAILURES))) {
+        qb_init(&q, st);
+        qb_sql(&q, "SELECT policy_domain, start_time, result_type, failed FROM rollup_failures "
+                   "WHERE 1 = 1");
+        qb_window(&q, "start_time", f->since, f->until);
+        qb_domains(&q, "policy_domain", f);
+        rc = qb_run(st, &q, failure_sum_row, s, err);
+        qb_free(&q);
+    }
+    return rc == TR_OK && summed_failed(s) ? sum_failed(err) : rc;
+}
+
+/* Hands fn the page of s's groups; only (may be NULL) gets their keys. */
+static tr_err summed_groups(struct summed *s, const struct store_page *page, store_group_fn fn,
+                            void *cls, size_t *ngroups, struct agg *only, char *err)
+{
+    size_t n = 0;
+    struct agg_group **v = agg_sorted(s->groups, page && page->ranked, &n);
+    if (agg_failed(s->groups))
+        return sum_failed(err);
+    if (ngroups)
+        *ngroups = n;
+    size_t from = 0, to = n;
+    if (page && page->limit) {
+        from = page->offset < n ? page->offset : n;
+        to = n - from > page->limit ? from + page->limit : n;
+    }
+    for (size_t i = from; i < to; i++) {
+        const struct agg_group *a = v[i];
+        struct store_group g = {
+            .key = a->key,
+            .day = a->day,
+            .has_successful = true,
+            .successful = a->sum[AGG_SUCCESSFUL],
+            .failed = a->sum[AGG_FAILED],
+            .reports = a->sum[s->per_domain ? AGG_REPORTS : AGG_REPORTS_ONCE],
+            .reporters = a->distinct,
+            .last_start = a->last,
+        };
+        if (only && agg_group(only, a->key, a->day, NULL, true) == NULL)
+            return sum_failed(err);
+        if (fn(cls, &g) != 0)
+            break;
+    }
+    return TR_OK;
+}
+
+/* Hands fn the failures of a (by group and result type, in order), only
+ * those of the groups in only when it is not NULL. */
+static tr_err summed_failures(struct agg *a, struct agg *only, store_failure_fn fn, void *cls,
+                              char *err)
+{
+    size_t n = 0;
+    struct agg_group **v = agg_sorted(a, false, &n);
+    if (agg_failed(a))
+        return sum_failed(err);
+    for (size_t i = 0; i < n; i++) {
+        if (only && agg_group(only, v[i]->key, v[i]->day, NULL, false) == NULL)
+            continue;
+        struct store_failure fl = {v[i]->key, v[i]->day, v[i]->sub, v[i]->sum[AGG_FAILED]};
+        if (fn(cls, &fl) != 0)
+            break;
+    }
+    return TR_OK;
+}
+
+static void summed_totals(const struct summed *s, struct store_totals *t)
+{
+    t->successful = s->all->sum[AGG_SUCCESSFUL];
+    t->failed = s->all->sum[AGG_FAILED];
+    t->reporters = s->all->distinct;
+    t->reports = s->all->sum[AGG_REPORTS_ONCE];
+}
+
 struct groups_ctx {
     enum store_dim dim;
     store_group_fn fn;
@@ -411,6 +696,14 @@ tr_err store_summary_groups(struct store *st, const struct store_filter *in, enu
     const struct store_filter *f = effective(in, &tmp);
     if ((unsigned)dim >= STORE_NDIMS)
         return tr_fail(err, TR_EUSAGE, "no such summary dimension");
+    if (sum_in_memory(st) && !groups_from_totals(f, dim) && groups_from_rollups(f, dim)) {
+        struct summed s;
+        tr_err rc = sum_rollups(st, f, dim, SUM_GROUPS, &s, err);
+        if (rc == TR_OK)
+            rc = summed_groups(&s, page, fn, cls, ngroups, NULL, err);
+        summed_free(&s);
+        return rc;
+    }
     struct qb q;
     qb_init(&q, st);
     tr_err rc = TR_OK;
@@ -483,16 +776,32 @@ tr_err store_summary_failures(struct store *st, const struct store_filter *in, e
     const struct store_filter *f = effective(in, &tmp);
     if ((unsigned)dim >= STORE_NDIMS)
         return tr_fail(err, TR_EUSAGE, "no such summary dimension");
+    if (sum_in_memory(st) && !groups_from_totals(f, dim) && failures_from_rollups(f, dim)) {
+        struct summed s;
+        struct agg *only = NULL;
+        tr_err rc = sum_rollups(st, f, dim, SUM_FAILURES, &s, err);
+        if (rc == TR_OK && keys != NULL && dim != STORE_BY_DAY) {
+            only = agg_new();
+            for (size_t i = 0; only != NULL && i < nkeys; i++)
+                agg_group(only, keys[i], 0, NULL, true);
+            if (only == NULL || agg_failed(only))
+                rc = sum_failed(err);
+        }
+        if (rc == TR_OK)
+            rc = summed_failures(s.failures, only, fn, cls, err);
+        agg_free(only);
+        summed_free(&s);
+        return rc;
+    }
     struct qb q;
     qb_init(&q, st);
     bool use_keys = keys != NULL && dim != STORE_BY_DAY;
-    if (dim == STORE_BY_DOMAIN && all_time(f) && f->nreporters == 0) {
+    if (groups_from_totals(f, dim)) {
         qb_sql(&q, "SELECT policy_domain, result_type, failed FROM domain_failures WHERE 1 = 1");
         qb_domains(&q, "policy_domain", f);
         if (use_keys)
             qb_in(&q, "policy_domain", keys, nkeys);
-    } else if ((dim == STORE_BY_DOMAIN || (dim == STORE_BY_DAY && ndoms(f) <= 1)) &&
-               f->nreporters == 0) {
+    } else if (failures_from_rollups(f, dim)) {
         qb_sql(&q, "SELECT ");
         qb_sql(&q, dim == STORE_BY_DAY ? DAY_SQL("start_time") : "policy_domain");
         qb_sql(&q, ", result_type, ");
@@ -541,66 +850,44 @@ static int total_failure_row(void *cls, struct sql_row *row)
     return fl.result_type ? c->fn(c->cls, &fl) : 0;
 }
 
-/* The number of reports in the filter, each counted once. */
-static void qb_report_count(struct qb *q, const struct store_filter *f)
+/* The totals' sessions, reports and reporters by SQL; ever: all time, all reporters. */
+static tr_err totals_sql(struct store *st, const struct store_filter *f, bool ever,
+                         struct store_totals *t, char *err)
 {
-    if (ndoms(f) == 0) { /* rollup_reports: once per report */
-        qb_sql(q, "(SELECT ");
-        qb_sum_of(q, "reports");
-        qb_sql(q, " FROM rollup_reports WHERE 1 = 1");
-        qb_window(q, "start_time", f->since, f->until);
-        qb_in(q, "reporter", f->reporters, f->nreporters);
-        qb_sql(q, ")");
-    } else { /* several domains: the reports that hold one of them */
-        qb_sql(q, "(SELECT COUNT(*) FROM reports r WHERE 1 = 1");
-        qb_window(q, "r.start_time", f->since, f->until);
-        qb_in(q, "r.organization_name", f->reporters, f->nreporters);
-        qb_sql(q, " AND EXISTS (SELECT 1 FROM policies p WHERE p.report = r.id");
-        qb_domains(q, "COALESCE(p.policy_domain, '')", f);
-        qb_sql(q, "))");
-    }
-}
-
-tr_err store_summary_totals(struct store *st, const struct store_filter *in, struct store_totals *t,
-                            store_failure_fn fn, void *cls, char *err)
-{
-    struct store_filter tmp;
-    const struct store_filter *f = effective(in, &tmp);
-    memset(t, 0, sizeof *t);
-    bool ever = all_time(f) && f->nreporters == 0;
     struct qb q;
     qb_init(&q, st);
     qb_sql(&q, "SELECT ");
+    qb_sum_of(&q, "successful");
+    qb_sql(&q, ", ");
+    qb_sum_of(&q, "failed");
     if (ever) {
-        qb_sum_of(&q, "successful");
-        qb_sql(&q, ", ");
-        qb_sum_of(&q, "failed");
         qb_sql(&q, ", (SELECT COUNT(DISTINCT reporter) FROM domain_reporters WHERE 1 = 1");
         qb_domains(&q, "policy_domain", f);
         qb_sql(&q, "), ");
-        if (ndoms(f) == 1)
-            qb_sum_of(&q, "reports");
-        else
-            qb_report_count(&q, f);
+    } else {
+        qb_sql(&q, ", COUNT(DISTINCT reporter), ");
+    }
+    if (ndoms(f) == 1)
+        qb_sum_of(&q, "reports");
+    else
+        qb_report_count(&q, f);
+    if (ever) {
         qb_sql(&q, " FROM domain_totals WHERE 1 = 1");
         qb_domains(&q, "policy_domain", f);
     } else {
-        qb_sum_of(&q, "successful");
-        qb_sql(&q, ", ");
-        qb_sum_of(&q, "failed");
-        qb_sql(&q, ", COUNT(DISTINCT reporter), ");
-        if (ndoms(f) == 1)
-            qb_sum_of(&q, "reports");
-        else
-            qb_report_count(&q, f);
         qb_sql(&q, " FROM rollup_sessions");
         qb_rollup_where(&q, f);
     }
     tr_err rc = qb_run(st, &q, totals_row, t, err);
     qb_free(&q);
-    if (rc != TR_OK || fn == NULL)
-        return rc;
+    return rc;
+}
 
+/* The totals' failed sessions per result type by SQL, to fn. */
+static tr_err total_failures_sql(struct store *st, const struct store_filter *f, bool ever,
+                                 store_failure_fn fn, void *cls, char *err)
+{
+    struct qb q;
     qb_init(&q, st);
     if (ever) {
         qb_sql(&q, "SELECT result_type, ");
@@ -620,8 +907,128 @@ tr_err store_summary_totals(struct store *st, const struct store_filter *in, str
     }
     qb_sql(&q, " GROUP BY result_type");
     struct total_failures_ctx c = {fn, cls};
-    rc = qb_run(st, &q, total_failure_row, &c, err);
+    tr_err rc = qb_run(st, &q, total_failure_row, &c, err);
     qb_free(&q);
+    return rc;
+}
+
+/* The totals of f (fn: their failures, may be NULL); s the rollups when they
+ * were summed in memory (NULL: by SQL). */
+static tr_err totals_of(struct store *st, const struct store_filter *f, const struct summed *s,
+                        struct store_totals *t, store_failure_fn fn, void *cls, char *err)
+{
+    bool ever = all_time(f) && f->nreporters == 0;
+    tr_err rc = TR_OK;
+    if (s != NULL)
+        summed_totals(s, t);
+    else
+        rc = totals_sql(st, f, ever, t, err);
+    if (rc != TR_OK || fn == NULL)
+        return rc;
+    if (s != NULL && s->total_failures != NULL)
+        return summed_failures(s->total_failures, NULL, fn, cls, err);
+    return total_failures_sql(st, f, ever, fn, cls, err);
+}
+
+/* What sum_rollups must sum for the totals of f (fn: their failures wanted);
+ * 0 when SQL answers them better (all time: the all-time tables). */
+static unsigned totals_in_memory(const struct store *st, const struct store_filter *f,
+                                 bool failures)
+{
+    if (!sum_in_memory(st) || (all_time(f) && f->nreporters == 0))
+        return 0;
+    return SUM_TOTALS | (failures && f->nreporters == 0 ? SUM_TOTAL_FAILURES : 0);
+}
+
+tr_err store_summary_totals(struct store *st, const struct store_filter *in, struct store_totals *t,
+                            store_failure_fn fn, void *cls, char *err)
+{
+    struct store_filter tmp;
+    const struct store_filter *f = effective(in, &tmp);
+    memset(t, 0, sizeof *t);
+    unsigned want = totals_in_memory(st, f, fn != NULL);
+    if (want == 0)
+        return totals_of(st, f, NULL, t, fn, cls, err);
+    struct summed s;
+    tr_err rc = sum_rollups(st, f, STORE_BY_DOMAIN, want, &s, err);
+    if (rc == TR_OK)
+        rc = totals_of(st, f, &s, t, fn, cls, err);
+    summed_free(&s);
+    return rc;
+}
+
+struct page_keys { /* the keys of a page of groups, for its failures */
+    store_group_fn fn;
+    void *cls;
+    char **keys;
+    size_t n, cap;
+    bool oom;
+};
+
+static int keep_page_key(void *cls, const struct store_group *g)
+{
+    struct page_keys *k = cls;
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? 2 * k->cap : 64;
+        char **v = realloc(k->keys, cap * sizeof *v);
+        if (v == NULL) {
+            k->oom = true;
+            return 1;
+        }
+        k->keys = v;
+        k->cap = cap;
+    }
+    if ((k->keys[k->n] = strdup(g->key)) == NULL) {
+        k->oom = true;
+        return 1;
+    }
+    k->n++;
+    return k->fn(k->cls, g);
+}
+
+tr_err store_summary(struct store *st, const struct store_filter *in, enum store_dim dim,
+                     const struct store_page *page, const struct store_summary_fns *fns,
+                     size_t *ngroups, struct store_totals *t, char *err)
+{
+    struct store_filter tmp;
+    const struct store_filter *f = effective(in, &tmp);
+    memset(t, 0, sizeof *t);
+    if ((unsigned)dim >= STORE_NDIMS)
+        return tr_fail(err, TR_EUSAGE, "no such summary dimension");
+    bool paged = page && page->limit;
+    tr_err rc;
+    if (sum_in_memory(st) && !groups_from_totals(f, dim) && groups_from_rollups(f, dim) &&
+        failures_from_rollups(f, dim)) {
+        unsigned want =
+            SUM_GROUPS | SUM_FAILURES | totals_in_memory(st, f, fns->total_failure != NULL);
+        struct summed s;
+        struct agg *only = NULL;
+        rc = sum_rollups(st, f, dim, want, &s, err);
+        if (rc == TR_OK && paged && (only = agg_new()) == NULL)
+            rc = sum_failed(err);
+        if (rc == TR_OK)
+            rc = summed_groups(&s, page, fns->group, fns->cls, ngroups, only, err);
+        if (rc == TR_OK)
+            rc = summed_failures(s.failures, only, fns->failure, fns->cls, err);
+        if (rc == TR_OK)
+            rc = totals_of(st, f, want & SUM_TOTALS ? &s : NULL, t, fns->total_failure,
+                           fns->total_cls, err);
+        agg_free(only);
+        summed_free(&s);
+        return rc;
+    }
+    struct page_keys k = {fns->group, fns->cls, NULL, 0, 0, false};
+    rc = store_summary_groups(st, in, dim, page, keep_page_key, &k, ngroups, err);
+    if (rc == TR_OK && k.oom)
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+    if (rc == TR_OK)
+        rc = store_summary_failures(st, in, dim, paged ? (const char *const *)k.keys : NULL, k.n,
+                                    fns->failure, fns->cls, err);
+    if (rc == TR_OK)
+        rc = store_summary_totals(st, in, t, fns->total_failure, fns->total_cls, err);
+    for (size_t i = 0; i < k.n; i++)
+        free(k.keys[i]);
+    free(k.keys);
     return rc;
 }
 

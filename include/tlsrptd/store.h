@@ -263,6 +263,21 @@ tr_err store_summary_failures(struct store *st, const struct store_filter *f, en
 /* Totals over the filter, and failed sessions per result type (fn may be NULL). */
 tr_err store_summary_totals(struct store *st, const struct store_filter *f, struct store_totals *t,
                             store_failure_fn fn, void *cls, char *err);
+/* A whole summary at once: the page of groups by dim (group, as
+ * store_summary_groups), the failures of those groups (failure, as
+ * store_summary_failures) and the totals (*t; their failures to
+ * total_failure, which may be NULL). Cheaper than the three calls where the
+ * backend sums the rollups in memory: each is read once. */
+struct store_summary_fns {
+    store_group_fn group;
+    store_failure_fn failure;
+    void *cls;
+    store_failure_fn total_failure;
+    void *total_cls;
+};
+tr_err store_summary(struct store *st, const struct store_filter *f, enum store_dim dim,
+                     const struct store_page *page, const struct store_summary_fns *fns,
+                     size_t *ngroups, struct store_totals *t, char *err);
 
 /* A stored report as a listing or `show` sees it. Strings may be NULL;
  * borrowed for the duration of the callback. */
