@@ -19,7 +19,9 @@ struct ctx {
     const struct findings_options *o;
     int64_t now, today, since;
     json_t *list;
-    json_t *days; /* domain -> {"first": t, "reported": n, "failed_recent": n, ...} */
+    json_t *days;   /* domain -> {"first": t, "reported": n, "failed_recent": n, ...} */
+    json_t *wanted; /* evidence_key -> the findings' "reports" arrays that wait for it */
+    size_t unfilled_policies, unfilled_failures; /* those arrays not yet full */
     char *err;
     tr_err rc;
 };
@@ -46,22 +48,43 @@ static const char *domain_name(const char *d)
     return d && d[0] ? d : "(policies without a domain)";
 }
 
-/* Add a finding with the newest reports that show it as evidence. */
+/* The key under which a finding waits for its evidence: failure details of
+ * a result type (and MX host) for a domain, or policies (of a type) for a
+ * domain. NULL when it does not fit. */
+static const char *evidence_key(char *key, size_t n, const char *domain, const char *result_type,
+                                const char *policy_type, const char *mx)
+{
+    int len = result_type ? snprintf(key, n, "F\x1f%s\x1f%s\x1f%s%s", domain ? domain : "",
+                                     result_type, mx ? "=" : "*", mx ? mx : "")
+                          : snprintf(key, n, "P\x1f%s\x1f%s%s", domain ? domain : "",
+                                     policy_type ? "=" : "*", policy_type ? policy_type : "");
+    return len > 0 && (size_t)len < n ? key : NULL;
+}
+
+#define EVIDENCE_KEY_MAX 1024
+
+/* Add a finding; its evidence (the newest reports that show it) is gathered
+ * for all findings at once by gather_evidence. */
 static void add(struct ctx *c, const char *kind, const char *severity, const char *domain,
                 int64_t since, const char *text, const char *result_type, const char *policy_type,
                 const char *mx, json_t *extra)
 {
-    int64_t ids[EVIDENCE];
-    size_t n = 0;
-    char err[TR_ERRLEN];
-    if (store_evidence(c->st, domain, result_type, policy_type, mx, c->since, c->now + DAY, ids,
-                       EVIDENCE, &n, err) != TR_OK)
-        n = 0;
     json_t *evidence = extra ? extra : json_object();
     json_t *reports = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(reports, json_integer(ids[i]));
     json_object_set_new(evidence, "reports", reports);
+    char key[EVIDENCE_KEY_MAX];
+    if (evidence_key(key, sizeof key, domain, result_type, policy_type, mx) != NULL) {
+        json_t *waiting = json_object_get(c->wanted, key);
+        if (waiting == NULL) {
+            waiting = json_array();
+            json_object_set_new(c->wanted, key, waiting);
+        }
+        json_array_append(waiting, reports);
+        if (result_type)
+            c->unfilled_failures++;
+        else
+            c->unfilled_policies++;
+    }
     json_t *f = json_pack("{s:s, s:s, s:o, s:s, s:o}", "kind", kind, "severity", severity, "domain",
                           domain_json(domain), "text", text, "evidence", evidence);
     if (since) {
@@ -70,6 +93,55 @@ static void add(struct ctx *c, const char *kind, const char *severity, const cha
         json_object_set_new(f, "since", json_string(t));
     }
     json_array_append_new(c->list, f);
+}
+
+/* Add report to the evidence waiting under key (once each, at most EVIDENCE). */
+static void add_evidence(struct ctx *c, const char *key, int64_t report, size_t *unfilled)
+{
+    json_t *waiting = key ? json_object_get(c->wanted, key) : NULL;
+    size_t i;
+    json_t *reports;
+    json_array_foreach(waiting, i, reports)
+    {
+        size_t n = json_array_size(reports);
+        if (n == EVIDENCE ||
+            (n > 0 && json_integer_value(json_array_get(reports, n - 1)) == report))
+            continue;
+        json_array_append_new(reports, json_integer(report));
+        if (n + 1 == EVIDENCE)
+            (*unfilled)--;
+    }
+}
+
+static int on_evidence(void *cls, const struct store_evidence_row *r)
+{
+    struct ctx *c = cls;
+    char key[EVIDENCE_KEY_MAX];
+    if (r->result_type) {
+        add_evidence(c, evidence_key(key, sizeof key, r->domain, r->result_type, NULL, r->mx),
+                     r->report, &c->unfilled_failures);
+        add_evidence(c, evidence_key(key, sizeof key, r->domain, r->result_type, NULL, NULL),
+                     r->report, &c->unfilled_failures);
+        return c->unfilled_failures == 0;
+    }
+    if (r->policy_type)
+        add_evidence(c, evidence_key(key, sizeof key, r->domain, NULL, r->policy_type, NULL),
+                     r->report, &c->unfilled_policies);
+    add_evidence(c, evidence_key(key, sizeof key, r->domain, NULL, NULL, NULL), r->report,
+                 &c->unfilled_policies);
+    return c->unfilled_policies == 0;
+}
+
+/* Every finding's evidence from one pass over the window's policies and one
+ * over its failure details (each only when some finding waits for it). */
+static tr_err gather_evidence(struct ctx *c, const struct store_filter *sf)
+{
+    tr_err rc = TR_OK;
+    if (c->unfilled_policies > 0)
+        rc = store_evidence_scan(c->st, sf, false, on_evidence, c, c->err);
+    if (rc == TR_OK && c->unfilled_failures > 0)
+        rc = store_evidence_scan(c->st, sf, true, on_evidence, c, c->err);
+    return rc;
 }
 
 /* ---- rows, kept: a backend streams a query's rows over its connection, so
@@ -444,9 +516,14 @@ json_t *findings_compute(struct store *st, const struct query_filter *f,
 {
     static const struct findings_options defaults = FINDINGS_DEFAULT_OPTIONS;
     const struct findings_options *o = opt ? opt : &defaults;
-    struct ctx c = {
-        st,  o,    o->now ? o->now : (int64_t)time(NULL), 0, 0, json_array(), json_object(),
-        err, TR_OK};
+    struct ctx c = {.st = st,
+                    .o = o,
+                    .now = o->now ? o->now : (int64_t)time(NULL),
+                    .list = json_array(),
+                    .days = json_object(),
+                    .wanted = json_object(),
+                    .err = err,
+                    .rc = TR_OK};
     c.today = day_of(c.now);
     c.since = c.today - (int64_t)o->history_days * DAY;
     struct store_filter sf = f->sf;
@@ -467,7 +544,10 @@ json_t *findings_compute(struct store *st, const struct query_filter *f,
         c.rc = each_row(&c, STORE_FQ_MX_FAILURES, &sf, on_mx);
     if (c.rc == TR_OK && o->dns)
         too_many_destinations(&c);
+    if (c.rc == TR_OK)
+        c.rc = gather_evidence(&c, &sf);
     json_decref(c.days);
+    json_decref(c.wanted);
     if (c.rc != TR_OK) {
         json_decref(c.list);
         return NULL;

@@ -1,6 +1,7 @@
 /* store_findings.c: the rows behind the findings (findings.h): per domain and
  * day, per reporter and day, result types and MX hosts over time, the
- * reporters that found no policy, and the reports that show each finding.
+ * reporters that found no policy, and the policies and failure details of a
+ * window, newest report first, in which the findings find their evidence.
  * Part of the storage port; the SQL is shared by both backends. */
 #include <stdio.h>
 #include <string.h>
@@ -111,57 +112,36 @@ tr_err store_findings_rows(struct store *st, enum store_finding_query which,
     return store_exec(st, STMT_NONE, sql, args, nargs, finding_row, &c, NULL, err);
 }
 
-struct ids_ctx {
-    int64_t *ids;
-    size_t n, max;
+struct evidence_ctx {
+    store_evidence_fn fn;
+    void *cls;
 };
 
-static int take_id(void *cls, struct sql_row *row)
+static int evidence_row(void *cls, struct sql_row *row)
 {
-    struct ids_ctx *c = cls;
-    if (c->n < c->max)
-        c->ids[c->n++] = sql_col_int(row, 0);
-    return c->n == c->max;
+    struct evidence_ctx *c = cls;
+    struct store_evidence_row r = {sql_col_int(row, 0), sql_col_text(row, 1), sql_col_text(row, 2),
+                                   sql_col_text(row, 3), sql_col_text(row, 4)};
+    return c->fn(c->cls, &r);
 }
 
-tr_err store_evidence(struct store *st, const char *domain, const char *result_type,
-                      const char *policy_type, const char *mx_host, int64_t since, int64_t until,
-                      int64_t *ids, size_t max, size_t *n, char *err)
+tr_err store_evidence_scan(struct store *st, const struct store_filter *f, bool with_failures,
+                           store_evidence_fn fn, void *cls, char *err)
 {
-    /* from the domain's policies (index policies_domain) to their reports:
-     * a finding's evidence costs what its domain holds, not the window */
-    char sql[1024] = "SELECT r.id FROM reports r WHERE r.id IN (SELECT p.report FROM policies p";
-    struct sql_arg args[6] = {sql_int(since), sql_int(until)};
-    size_t nargs = 2, len = strlen(sql);
-    if (result_type)
-        len += (size_t)snprintf(sql + len, sizeof sql - len,
-                                " JOIN failure_details f ON f.policy = p.id");
-    if (domain && domain[0]) {
-        args[nargs++] = sql_text(domain);
-        len +=
-            (size_t)snprintf(sql + len, sizeof sql - len, " WHERE p.policy_domain = ?%zu", nargs);
-    } else {
-        len += (size_t)snprintf(sql + len, sizeof sql - len,
-                                " WHERE (p.policy_domain IS NULL OR p.policy_domain = '')");
-    }
-    if (result_type) {
-        args[nargs++] = sql_text(result_type);
-        len += (size_t)snprintf(sql + len, sizeof sql - len, " AND f.result_type = ?%zu", nargs);
-    }
-    if (mx_host && result_type) {
-        args[nargs++] = sql_text(mx_host);
-        len += (size_t)snprintf(sql + len, sizeof sql - len,
-                                " AND COALESCE(f.receiving_mx_hostname, '') = ?%zu", nargs);
-    }
-    if (policy_type) {
-        args[nargs++] = sql_text(policy_type);
-        len += (size_t)snprintf(sql + len, sizeof sql - len, " AND p.policy_type = ?%zu", nargs);
-    }
-    snprintf(sql + len, sizeof sql - len,
-             ") AND r.start_time >= ?1 AND r.start_time < ?2 ORDER BY r.start_time DESC, "
-             "r.id DESC");
-    struct ids_ctx c = {ids, 0, max};
-    tr_err rc = store_exec(st, STMT_NONE, sql, args, nargs, take_id, &c, NULL, err);
-    *n = c.n;
-    return rc;
+    /* newest first along reports_start (start time, then id): no sort */
+    char sql[1024 + STORE_MAX_FILTER * 8];
+    snprintf(sql, sizeof sql, "%s",
+             with_failures ? "SELECT r.id, COALESCE(p.policy_domain, ''), p.policy_type, "
+                             "f.result_type, COALESCE(f.receiving_mx_hostname, '') FROM reports "
+                             "r JOIN policies p ON p.report = r.id JOIN failure_details f ON "
+                             "f.policy = p.id WHERE 1 = 1"
+                           : "SELECT r.id, COALESCE(p.policy_domain, ''), p.policy_type, NULL, "
+                             "NULL FROM reports r JOIN policies p ON p.report = r.id WHERE 1 = 1");
+    struct sql_arg args[STORE_MAX_FILTER + 2];
+    size_t nargs =
+        window(sql, sizeof sql, "r.start_time", "COALESCE(p.policy_domain, '')", f, args, 0);
+    size_t len = strlen(sql);
+    snprintf(sql + len, sizeof sql - len, " ORDER BY r.start_time DESC, r.id DESC");
+    struct evidence_ctx c = {fn, cls};
+    return store_exec(st, STMT_NONE, sql, args, nargs, evidence_row, &c, NULL, err);
 }

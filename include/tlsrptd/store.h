@@ -461,11 +461,20 @@ enum store_finding_query {
 /* The rows of one query over the filter's window and domains. */
 tr_err store_findings_rows(struct store *st, enum store_finding_query which,
                            const struct store_filter *f, store_finding_fn fn, void *cls, char *err);
-/* The ids of the latest reports (at most max, newest first) in [since, until)
- * with a policy for domain, of policy_type and/or with failure details of
- * result_type (and MX host) when given. */
-tr_err store_evidence(struct store *st, const char *domain, const char *result_type,
-                      const char *policy_type, const char *mx_host, int64_t since, int64_t until,
-                      int64_t *ids, size_t max, size_t *n, char *err);
+/* One policy (or one failure detail of it) of a stored report, for the
+ * evidence of findings: strings borrowed for the callback; domain and mx ""
+ * for none; result_type and mx NULL in a scan without failure details. */
+struct store_evidence_row {
+    int64_t report;
+    const char *domain, *policy_type, *result_type, *mx;
+};
+typedef int (*store_evidence_fn)(void *cls, const struct store_evidence_row *r);
+/* Every policy (with_failures: every failure detail) of the reports that
+ * started in the filter's window, of its domains when it names some, newest
+ * report first (start time, then id, descending; a report's rows together):
+ * the evidence of all findings in one pass instead of a query each. fn
+ * returns nonzero to stop. */
+tr_err store_evidence_scan(struct store *st, const struct store_filter *f, bool with_failures,
+                           store_evidence_fn fn, void *cls, char *err);
 
 #endif
