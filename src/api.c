@@ -203,6 +203,7 @@ enum param {
     P_FILL = 1 << 6,
     P_NOW = 1 << 7,
     P_DNS = 1 << 8,
+    P_FAILURES = 1 << 9,
 };
 
 struct params {
@@ -253,6 +254,7 @@ static bool parse_params(const struct api_args *args, unsigned allowed, struct p
                          : strcmp(k, "fill") == 0                              ? P_FILL
                          : strcmp(k, "now") == 0                               ? P_NOW
                          : strcmp(k, "dns") == 0                               ? P_DNS
+                         : strcmp(k, "failures") == 0                          ? P_FAILURES
                                                                                : 0;
         if ((which & allowed) == 0) {
             snprintf(detail, sizeof detail, "unknown parameter '%.100s'", k);
@@ -277,12 +279,15 @@ static bool parse_params(const struct api_args *args, unsigned allowed, struct p
             break;
         case P_FILL:
         case P_DNS:
+        case P_FAILURES:
             ok = strcmp(v, "1") == 0 || strcmp(v, "0") == 0 || strcmp(v, "true") == 0 ||
                  strcmp(v, "false") == 0;
             if (which == P_FILL)
                 p->f.fill = ok && (v[0] == '1' || v[0] == 't');
-            else
+            else if (which == P_DNS)
                 p->dns = ok && (v[0] == '1' || v[0] == 't');
+            else
+                p->f.sessions_only = ok && (v[0] == '0' || v[0] == 'f');
             break;
         case P_NOW:
             ok = query_parse_time(v, now, &p->now);
@@ -481,7 +486,8 @@ void api_get(struct api *a, const struct api_access *who, const char *path,
     int64_t id = 0;
     enum route r = route_of(path, &id);
     static const unsigned allowed[] = {
-        [R_SUMMARY] = P_DOMAIN | P_REPORTER | P_WINDOW | P_BY | P_TOP | P_PAGE | P_FILL,
+        [R_SUMMARY] =
+            P_DOMAIN | P_REPORTER | P_WINDOW | P_BY | P_TOP | P_PAGE | P_FILL | P_FAILURES,
         [R_REPORTS] = P_DOMAIN | P_REPORTER | P_WINDOW | P_PAGE,
         [R_REPORT] = 0,
         [R_POLICIES] = P_DOMAIN | P_REPORTER | P_WINDOW,

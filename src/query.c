@@ -307,14 +307,15 @@ json_t *query_summary(struct store *st, const struct query_filter *f, char *err)
 {
     struct build b = {f, json_array(), json_object()};
     json_t *totals = json_object(), *tfail = json_object(), *out = NULL;
-    json_object_set_new(totals, "failures", tfail);
+    json_object_set(totals, "failures", tfail); /* tfail is ours too: its types make result_types */
     enum store_dim dim = (enum store_dim)f->by;
     bool natural = f->by == QUERY_BY_DOMAIN || f->by == QUERY_BY_DAY;
     size_t limit = f->top ? f->top : f->limit;
     struct store_page page = {f->top > 0 || !natural, limit, f->top ? 0 : f->offset};
     size_t ngroups = 0;
     struct store_totals t;
-    struct store_summary_fns fns = {on_group, on_failure, &b, on_total_failure, tfail};
+    struct store_summary_fns fns = {on_group, f->sessions_only ? NULL : on_failure, &b,
+                                    f->sessions_only ? NULL : on_total_failure, tfail};
     if (store_summary(st, &f->sf, dim, &page, &fns, limit ? &ngroups : NULL, &t, err) != TR_OK)
         goto done;
     json_object_set_new(totals, "successful_sessions", json_integer(t.successful));
@@ -327,6 +328,10 @@ json_t *query_summary(struct store *st, const struct query_filter *f, char *err)
     json_array_foreach(b.groups, i, g) set_rate(g);
     json_t *groups =
         f->fill && f->by == QUERY_BY_DAY ? filled_days(f, b.groups) : json_incref(b.groups);
+    if (f->sessions_only) { /* not asked for: not there, rather than shown as none */
+        json_array_foreach(groups, i, g) json_object_del(g, "failures");
+        json_object_del(totals, "failures");
+    }
 
     json_t *domains = json_array();
     for (size_t k = 0; k < f->sf.ndomains; k++)
@@ -345,6 +350,8 @@ json_t *query_summary(struct store *st, const struct query_filter *f, char *err)
         json_object_set_new(filter, "top", json_integer((json_int_t)f->top));
     if (f->fill)
         json_object_set_new(filter, "fill", json_true());
+    if (f->sessions_only)
+        json_object_set_new(filter, "failures", json_false());
 
     json_t *meanings = json_object();
     const char *type;
@@ -368,6 +375,7 @@ json_t *query_summary(struct store *st, const struct query_filter *f, char *err)
     }
 done:
     json_decref(totals);
+    json_decref(tfail);
     json_decref(b.groups);
     json_decref(b.index);
     return out;

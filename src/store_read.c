@@ -999,8 +999,8 @@ tr_err store_summary(struct store *st, const struct store_filter *in, enum store
     tr_err rc;
     if (sum_in_memory(st) && !groups_from_totals(f, dim) && groups_from_rollups(f, dim) &&
         failures_from_rollups(f, dim)) {
-        unsigned want =
-            SUM_GROUPS | SUM_FAILURES | totals_in_memory(st, f, fns->total_failure != NULL);
+        unsigned want = SUM_GROUPS | (fns->failure ? SUM_FAILURES : 0) |
+                        totals_in_memory(st, f, fns->total_failure != NULL);
         struct summed s;
         struct agg *only = NULL;
         rc = sum_rollups(st, f, dim, want, &s, err);
@@ -1008,7 +1008,7 @@ tr_err store_summary(struct store *st, const struct store_filter *in, enum store
             rc = sum_failed(err);
         if (rc == TR_OK)
             rc = summed_groups(&s, page, fns->group, fns->cls, ngroups, only, err);
-        if (rc == TR_OK)
+        if (rc == TR_OK && fns->failure)
             rc = summed_failures(s.failures, only, fns->failure, fns->cls, err);
         if (rc == TR_OK)
             rc = totals_of(st, f, want & SUM_TOTALS ? &s : NULL, t, fns->total_failure,
@@ -1021,7 +1021,7 @@ tr_err store_summary(struct store *st, const struct store_filter *in, enum store
     rc = store_summary_groups(st, in, dim, page, keep_page_key, &k, ngroups, err);
     if (rc == TR_OK && k.oom)
         rc = tr_fail(err, TR_ENOMEM, "out of memory");
-    if (rc == TR_OK)
+    if (rc == TR_OK && fns->failure)
         rc = store_summary_failures(st, in, dim, paged ? (const char *const *)k.keys : NULL, k.n,
                                     fns->failure, fns->cls, err);
     if (rc == TR_OK)

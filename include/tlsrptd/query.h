@@ -33,7 +33,8 @@ struct query_filter {
     size_t top;   /* ranked by failed sessions, the first top groups; 0 = all */
     size_t limit; /* at most this many groups from offset (0 = all), in the order shown */
     size_t offset;
-    bool fill; /* by day: every day of the window, zeros where nothing was reported */
+    bool fill;          /* by day: every day of the window, zeros where nothing was reported */
+    bool sessions_only; /* no failed sessions per result type (groups and totals): cheaper */
     /* the names the filter points to */
     char names[2 * QUERY_MAX_DOMAINS][QUERY_NAME_MAX];
     size_t nnames;

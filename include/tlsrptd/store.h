@@ -265,8 +265,8 @@ tr_err store_summary_totals(struct store *st, const struct store_filter *f, stru
                             store_failure_fn fn, void *cls, char *err);
 /* A whole summary at once: the page of groups by dim (group, as
  * store_summary_groups), the failures of those groups (failure, as
- * store_summary_failures) and the totals (*t; their failures to
- * total_failure, which may be NULL). Cheaper than the three calls where the
+ * store_summary_failures; NULL: not asked for) and the totals (*t; their
+ * failures to total_failure, which may be NULL). Cheaper than the three calls where the
  * backend sums the rollups in memory: each is read once. */
 struct store_summary_fns {
     store_group_fn group;

@@ -197,6 +197,25 @@ class Api(CorpusDaemonCase):
         self.assertEqual({k: got["totals"][k] for k in exp["totals"]}, exp["totals"])
         self.assertEqual(len(got["domains"]), len(exp["domains"]))
 
+    def test_summary_sessions_only(self):
+        """failures=0: the same groups and totals without the failures per result type."""
+        for qs in ("by=domain", "by=day&since=2024-01-01", "by=domain&since=2024-01-01&limit=2",
+                   "by=reporter", "by=result-type", "domain=example.com&by=day&fill=1"):
+            with self.subTest(query=qs):
+                full = self.get_json("/api/v1/summary?" + qs)
+                got = self.get_json("/api/v1/summary?" + qs + "&failures=0")
+                self.assertIs(got["filter"].pop("failures"), False)
+                self.assertEqual(got["result_types"], {})
+                for g in full["groups"] + full.get("domains", []) + [full["totals"]]:
+                    g.pop("failures", None)
+                full.pop("result_types")
+                got.pop("result_types")
+                self.assertEqual(got, full)
+        self.assertEqual(self.get_json("/api/v1/summary?failures=1"),
+                         self.get_json("/api/v1/summary"))
+        err = self.get_json("/api/v1/summary?failures=none", status=400)
+        self.assertIn("failures", json.dumps(err))
+
     def test_summary_relative_time_equals_cli(self):
         """since=ND: the same numbers; 'now' differs by the time between the calls. N is
         chosen so that the window starts at 2024-06-01, inside the corpus' dates."""
