@@ -689,10 +689,10 @@ static tr_err count_outcome(struct store *st, const char *source, const char *ou
 static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
                             const struct report_policy *p, const struct store_blob *blob, char *err)
 {
-    static const char sql_policy[] =
-        "INSERT INTO policies (report, idx, policy_type, policy_domain, policy_strings, mx_hosts, "
-        "successful_sessions, failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-        "RETURNING id";
+#define SQL_POLICY                                                                                 \
+    "INSERT INTO policies (report, idx, policy_type, policy_domain, policy_strings, mx_hosts, "    \
+    "successful_sessions, failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    static const char sql_policy[] = SQL_POLICY " RETURNING id", sql_policy_plain[] = SQL_POLICY;
     static const char sql_failure[] =
         "INSERT INTO failure_details (policy, result_type, sending_mta_ip, receiving_mx_hostname, "
         "receiving_mx_helo, receiving_ip, failed_session_count, additional_information, "
@@ -708,8 +708,15 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
         sql_int(p->failed_sessions),
     };
     int64_t policy = 0;
-    tr_err rc = st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy, pa, 8, sql_take_int, &policy,
-                             NULL, err);
+    tr_err rc;
+    if (st->be->last_insert_id) {
+        rc =
+            st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy_plain, pa, 8, NULL, NULL, NULL, err);
+        policy = rc == TR_OK ? st->be->last_insert_id(st->h) : 0;
+    } else {
+        rc = st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy, pa, 8, sql_take_int, &policy, NULL,
+                          err);
+    }
     for (size_t i = 0; rc == TR_OK && i < p->nfailures; i++) {
         const struct report_failure *f = &p->failures[i];
         struct sql_arg fa[] = {
@@ -767,15 +774,17 @@ static tr_err add_rollups(struct store *st, const struct report *r, char *err)
     return TR_OK;
 }
 
-static const char sql_report_insert[] =
-    "INSERT INTO reports (organization_name, report_id, start_time, end_time, "
-    "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
-    "source_client, source_message_id, source_report_domain, source_submitter, "
-    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size, "
-    "dkim_result, dkim_domain, dkim_aligned, dkim_reason) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-    "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
-    "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING RETURNING id";
+#define SQL_REPORT_INSERT                                                                          \
+    "INSERT INTO reports (organization_name, report_id, start_time, end_time, "                    \
+    "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "          \
+    "source_client, source_message_id, source_report_domain, source_submitter, "                   \
+    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size, "        \
+    "dkim_result, dkim_domain, dkim_aligned, dkim_reason) "                                        \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "         \
+    "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "                                                     \
+    "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING"
+static const char sql_report_insert[] = SQL_REPORT_INSERT " RETURNING id";
+static const char sql_report_insert_plain[] = SQL_REPORT_INSERT;
 static const char sql_report_find[] = "SELECT id FROM reports WHERE organization_name = ?1 AND "
                                       "report_id = ?2 AND start_time = ?3 AND end_time = ?4";
 #define REPORT_ARGS 25
@@ -823,8 +832,16 @@ static tr_err insert_rows(struct store *st, const struct sql_arg *a, const struc
                           const struct store_blob *blob, int64_t *id, bool *duplicate, char *err)
 {
     int64_t report = 0;
-    tr_err rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_report_insert, a, REPORT_ARGS,
-                             sql_take_int, &report, NULL, err);
+    tr_err rc;
+    if (st->be->last_insert_id) {
+        int64_t added = 0; /* 0: the key is taken */
+        rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_report_insert_plain, a, REPORT_ARGS, NULL,
+                          NULL, &added, err);
+        report = rc == TR_OK && added > 0 ? st->be->last_insert_id(st->h) : 0;
+    } else {
+        rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_report_insert, a, REPORT_ARGS,
+                          sql_take_int, &report, NULL, err);
+    }
     if (rc != TR_OK)
         return rc;
     if (report == 0) {

@@ -101,6 +101,10 @@ struct store_backend {
     tr_err (*queue_report)(void *h, const struct sql_arg *row, size_t nrow, const struct report *r,
                            const struct store_blob *blob, int64_t *id, bool *duplicate, char *err);
     tr_err (*flush_reports)(void *h, char *err);
+    /* Optional. The id of the row the connection's last INSERT added (SQLite's
+     * rowid), so that store.c's inserts need no RETURNING clause, which costs
+     * SQLite a temporary table per statement. NULL: store.c uses RETURNING. */
+    int64_t (*last_insert_id)(void *h);
     tr_err (*check_writable)(void *h, char *why);
     int64_t (*size_bytes)(void *h);
     tr_err (*start_maintenance)(void *h, char *err);
