@@ -782,6 +782,38 @@ static tr_err count_outcome(struct store *st, const char *source, const char *ou
     return TR_OK;
 }
 
+/* The INSERT of n (1..FAILURE_ROWS_MAX) failure details: one statement for
+ * the failure details of a policy, not one each (most policies have a few). */
+#define FAILURE_COLUMNS 9
+static char failure_texts[FAILURE_ROWS_MAX][FAILURE_ROWS_MAX * 80 + 256];
+static pthread_once_t failure_texts_once = PTHREAD_ONCE_INIT;
+
+static void build_failure_texts(void)
+{
+    for (size_t n = 1; n <= FAILURE_ROWS_MAX; n++) {
+        char *t = failure_texts[n - 1];
+        size_t size = sizeof failure_texts[n - 1];
+        int used = snprintf(t, size, "%s",
+                            "INSERT INTO failure_details (policy, result_type, sending_mta_ip, "
+                            "receiving_mx_hostname, receiving_mx_helo, receiving_ip, "
+                            "failed_session_count, additional_information, failure_reason_code) "
+                            "VALUES ");
+        for (size_t r = 0; r < n && used > 0 && (size_t)used < size; r++) {
+            size_t c = r * FAILURE_COLUMNS + 1;
+            used +=
+                snprintf(t + used, size - (size_t)used,
+                         "%s(?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu)", r ? ", " : "",
+                         c, c + 1, c + 2, c + 3, c + 4, c + 5, c + 6, c + 7, c + 8);
+        }
+    }
+}
+
+static const char *failure_insert(size_t n)
+{
+    pthread_once(&failure_texts_once, build_failure_texts);
+    return failure_texts[n - 1];
+}
+
 static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
                             const struct report_policy *p, const struct store_blob *blob, char *err)
 {
@@ -789,10 +821,6 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
     "INSERT INTO policies (report, idx, policy_type, policy_domain, policy_strings, mx_hosts, "    \
     "successful_sessions, failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
     static const char sql_policy[] = SQL_POLICY " RETURNING id", sql_policy_plain[] = SQL_POLICY;
-    static const char sql_failure[] =
-        "INSERT INTO failure_details (policy, result_type, sending_mta_ip, receiving_mx_hostname, "
-        "receiving_mx_helo, receiving_ip, failed_session_count, additional_information, "
-        "failure_reason_code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
     struct sql_arg pa[] = {
         sql_int(report),
         sql_int((int64_t)idx),
@@ -813,20 +841,23 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
         rc = st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy, pa, 8, sql_take_int, &policy, NULL,
                           err);
     }
-    for (size_t i = 0; rc == TR_OK && i < p->nfailures; i++) {
-        const struct report_failure *f = &p->failures[i];
-        struct sql_arg fa[] = {
-            sql_int(policy),
-            sql_text(f->result_type),
-            sql_text(f->sending_mta_ip),
-            sql_text(f->receiving_mx_hostname),
-            sql_text(f->receiving_mx_helo),
-            sql_text(f->receiving_ip),
-            sql_int(f->failed_session_count),
-            sql_text(f->additional_information),
-            sql_text(f->failure_reason_code),
-        };
-        rc = st->be->exec(st->h, STMT_INSERT_FAILURE, sql_failure, fa, 9, NULL, NULL, NULL, err);
+    for (size_t i = 0; rc == TR_OK && i < p->nfailures;) {
+        size_t rows = p->nfailures - i < FAILURE_ROWS_MAX ? p->nfailures - i : FAILURE_ROWS_MAX;
+        struct sql_arg fa[FAILURE_ROWS_MAX * FAILURE_COLUMNS], *a = fa;
+        for (size_t k = 0; k < rows; k++, i++) {
+            const struct report_failure *f = &p->failures[i];
+            *a++ = sql_int(policy);
+            *a++ = sql_text(f->result_type);
+            *a++ = sql_text(f->sending_mta_ip);
+            *a++ = sql_text(f->receiving_mx_hostname);
+            *a++ = sql_text(f->receiving_mx_helo);
+            *a++ = sql_text(f->receiving_ip);
+            *a++ = sql_int(f->failed_session_count);
+            *a++ = sql_text(f->additional_information);
+            *a++ = sql_text(f->failure_reason_code);
+        }
+        rc = st->be->exec(st->h, STMT_INSERT_FAILURE + (unsigned)rows - 1, failure_insert(rows), fa,
+                          (size_t)(a - fa), NULL, NULL, NULL, err);
     }
     return rc;
 }

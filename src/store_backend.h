@@ -154,6 +154,9 @@ tr_err store_exec(struct store *st, unsigned key, const char *sql, const struct 
                   size_t nargs, sql_row_fn fn, void *cls, int64_t *changes, char *err);
 enum store_dialect store_dialect(const struct store *st);
 
+/* Failure details inserted by one statement, at most (store.c). */
+#define FAILURE_ROWS_MAX 8
+
 /* The keys of the fixed statements (see STORE_MAX_STMTS). */
 enum store_stmt {
     STMT_NONE,
@@ -162,6 +165,8 @@ enum store_stmt {
     STMT_FIND_REPORT,
     STMT_INSERT_POLICY,
     STMT_INSERT_FAILURE,
+    /* failure details 2..FAILURE_ROWS_MAX rows at a time (store.c) */
+    STMT_INSERT_FAILURES_LAST = STMT_INSERT_FAILURE + FAILURE_ROWS_MAX - 1,
     STMT_ROLLUP_SESSIONS,
     STMT_ROLLUP_FAILURES,
     STMT_DOMAIN_TOTALS,
