@@ -285,23 +285,87 @@ static const unsigned rollup_key[] = {
     [RU_OUTCOMES] = STMT_OUTCOMES,
 };
 
-/* The text of each upsert, head + rows + conflict: [json][kind], built once. */
+/* The arguments of each upsert's one-row form. */
+static const size_t rollup_nargs[] = {
+    [RU_SESSIONS] = 6,         [RU_FAILURES] = 4, [RU_DOMAIN] = 4,   [RU_DOMAIN_FAILURES] = 3,
+    [RU_DOMAIN_REPORTERS] = 3, [RU_REPORTS] = 3,  [RU_OUTCOMES] = 3,
+};
+/* SQLite: rows upserted by one statement where a batch has that many of a
+ * table (the rest one at a time): a statement's fixed cost, about as much as
+ * a row's, is paid once for them all. */
+#define ROLLUP_ROWS 16
+
+/* The text of each upsert, head + rows + conflict: [json][kind], built once;
+ * and the ROLLUP_ROWS-row form of each. */
 static char rollup_texts[2][NROLLUPS][1024];
+static char rollup_rows_texts[NROLLUPS][2048];
 static pthread_once_t rollup_texts_once = PTHREAD_ONCE_INIT;
 
 static void build_rollup_texts(void)
 {
-    for (size_t k = 0; k < NROLLUPS; k++)
+    for (size_t k = 0; k < NROLLUPS; k++) {
         for (int json = 0; json < 2; json++)
             snprintf(rollup_texts[json][k], sizeof rollup_texts[json][k], "%s%s%s",
                      rollup_stmts[k].head, json ? rollup_stmts[k].select : rollup_stmts[k].values,
                      rollup_stmts[k].conflict);
+        char *t = rollup_rows_texts[k];
+        size_t size = sizeof rollup_rows_texts[k];
+        snprintf(t, size, "%s VALUES ", rollup_stmts[k].head);
+        for (size_t r = 0; r < ROLLUP_ROWS; r++) {
+            size_t used = strlen(t);
+            snprintf(t + used, size - used, "%s(", r ? ", " : "");
+            for (size_t a = 0; a < rollup_nargs[k]; a++) {
+                used = strlen(t);
+                snprintf(t + used, size - used, "%s?%zu", a ? ", " : "",
+                         r * rollup_nargs[k] + a + 1);
+            }
+            used = strlen(t);
+            snprintf(t + used, size - used, ")");
+        }
+        size_t used = strlen(t);
+        snprintf(t + used, size - used, "%s", rollup_stmts[k].conflict);
+    }
 }
 
 static const char *rollup_text(int kind, bool json)
 {
     pthread_once(&rollup_texts_once, build_rollup_texts);
     return rollup_texts[json][kind];
+}
+
+static const char *rollup_rows_text(int kind)
+{
+    pthread_once(&rollup_texts_once, build_rollup_texts);
+    return rollup_rows_texts[kind];
+}
+
+/* SQLite: the one-row upserts calls[0..k), those of a table in a run (they
+ * are sorted), ROLLUP_ROWS rows to a statement where there are enough. */
+static tr_err rollups_exec_rows(struct store *st, const struct sql_call *calls,
+                                const struct rollup_entry *const *v, size_t k, char *err)
+{
+    tr_err rc = TR_OK;
+    for (size_t i = 0; i < k && rc == TR_OK;) {
+        int kind = v[i]->kind;
+        size_t run = 0;
+        while (i + run < k && v[i + run]->kind == kind && run < ROLLUP_ROWS)
+            run++;
+        if (run < ROLLUP_ROWS) { /* the rest of this table's rows */
+            for (size_t end = i + run; i < end && rc == TR_OK; i++)
+                rc = st->be->exec(st->h, calls[i].key, calls[i].sql, calls[i].args, calls[i].nargs,
+                                  NULL, NULL, NULL, err);
+            continue;
+        }
+        struct sql_arg args[ROLLUP_ROWS * SQL_CALL_MAX_ARGS];
+        size_t n = 0;
+        for (size_t end = i + run; i < end; i++) {
+            memcpy(&args[n], calls[i].args, calls[i].nargs * sizeof *args);
+            n += calls[i].nargs;
+        }
+        rc = st->be->exec(st->h, STMT_ROLLUP_ROWS_FIRST + (unsigned)kind, rollup_rows_text(kind),
+                          args, n, NULL, NULL, NULL, err);
+    }
+    return rc;
 }
 
 /* PostgreSQL: each table's rows of the batch in one statement. */
@@ -409,13 +473,9 @@ static tr_err rollups_flush(struct store *st, char *err)
         }
         c->nargs = n;
     }
-    tr_err rc = TR_OK;
-    if (st->be->exec_batch)
-        rc = st->be->exec_batch(st->h, calls, k, err);
-    else
-        for (size_t i = 0; i < k && rc == TR_OK; i++)
-            rc = st->be->exec(st->h, calls[i].key, calls[i].sql, calls[i].args, calls[i].nargs,
-                              NULL, NULL, NULL, err);
+    tr_err rc = st->be->exec_batch
+                    ? st->be->exec_batch(st->h, calls, k, err)
+                    : rollups_exec_rows(st, calls, (const struct rollup_entry **)v, k, err);
     free(calls);
     free(v);
     return rc;
