@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/ingest.sh: the ingest benchmark. Usage: bench/ingest.sh [N=100000]
 #
-# Builds Release in build-bench, generates N synthetic reports once into
+# Builds Release in $BUILD (build-bench), generates N synthetic reports once into
 # bench/out/reports-N (cached; bench/out is git-ignored), warms the page cache
 # with one untimed parse-only pass, then times under bench's rusage wrapper:
 #   1. parse_only DIR: read + inflate + json_loadb per file, nothing else;
@@ -14,8 +14,9 @@
 #   parse-only floor's, peak RSS <= 64 MiB, all N stored.
 # Exits 1 when a target is missed.
 #
-# Environment: SEED (generator seed, default 1), BATCH (--commit-max for ingest,
-# default: tlsrptd's own), INGEST_ARGS (more ingest options), JOBS (build jobs).
+# Environment: BUILD (build directory, default build-bench), SEED (generator
+# seed, default 1), BATCH (--commit-max for ingest, default: tlsrptd's own),
+# INGEST_ARGS (more ingest options), JOBS (build jobs).
 set -euo pipefail
 
 N=${1:-100000}
@@ -29,7 +30,7 @@ esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-BUILD=build-bench
+BUILD=${BUILD:-build-bench}
 OUT=bench/out
 DIR=$OUT/reports-$N
 DB=$OUT/bench.db

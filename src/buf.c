@@ -77,7 +77,10 @@ tr_err buf_read_fd(struct buf *b, int fd, const char *name, char *err)
                 return tr_fail(err, TR_EIO, "%s: %s", name, strerror(errno));
             break;
         }
-        size_t want = b->max - b->len < 65536 ? b->max - b->len : 65536;
+        /* the room there is first (a file's size was reserved), else 64 KiB more */
+        size_t want = b->cap > b->len + 1 ? b->cap - b->len - 1 : 65536;
+        if (want > b->max - b->len)
+            want = b->max - b->len;
         if (buf_reserve(b, want) != TR_OK)
             return tr_fail(err, TR_ENOMEM, "%s: out of memory", name);
         ssize_t r = read(fd, b->data + b->len, want);
@@ -111,8 +114,9 @@ tr_err buf_read_file(struct buf *b, const char *path, char *err)
             close(fd);
             return tr_fail(err, TR_ETOOBIG, "%s: larger than %zu bytes", path, b->max);
         }
+        /* one byte more, for the read that finds the end */
         if (S_ISREG(sb.st_mode) && sb.st_size > 0)
-            (void)buf_reserve(b, (size_t)sb.st_size);
+            (void)buf_reserve(b, (size_t)sb.st_size + ((size_t)sb.st_size < b->max));
     }
     tr_err e = buf_read_fd(b, fd, path, err);
     close(fd);

@@ -119,6 +119,7 @@ static void ingest_help(void)
 struct pending {
     char *name;
     struct ingest_job *job; /* until the commit when the store may still read it (PostgreSQL) */
+    size_t owner;           /* the reader thread that prepared it (and frees it) */
     struct ingest_result res;
 };
 
@@ -220,8 +221,12 @@ static size_t input_size(const char *name, const struct buf *partial)
     return partial->len;
 }
 
+struct reader;
+static void reader_discard(struct reader *rd, size_t owner, struct ingest_job *job, char *name);
+
 /* Finish a batch: commit, then print every result (or mark all tempfail). */
-static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pending *batch, size_t *n)
+static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct reader *rd,
+                        struct pending *batch, size_t *n)
 {
     char err[TR_ERRLEN];
     bool ok = ingest_commit(ig, err) == TR_OK;
@@ -230,8 +235,7 @@ static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pendin
             ingest_result_tempfail(&batch[i].res, err);
         print_result(run, &batch[i]);
         ingest_result_free(&batch[i].res);
-        ingest_job_free(batch[i].job);
-        free(batch[i].name);
+        reader_discard(rd, batch[i].owner, batch[i].job, batch[i].name);
     }
     *n = 0;
     return ok;
@@ -242,7 +246,12 @@ static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pendin
 /* Reader threads read and prepare (decode, validate) inputs into a ring; the
  * main thread stores them. Readers claim input indices in order and may finish
  * out of order, but the main thread takes them strictly in input order: which
- * copy of a report counts as the duplicate depends on that order. */
+ * copy of a report counts as the duplicate depends on that order.
+ *
+ * A stored input goes back to the reader that prepared it, to be freed there:
+ * memory freed by the thread that allocated it stays in that thread's malloc
+ * caches, where freeing it from the main thread would contend for the
+ * reader's arena lock on every parsed document's many small blocks. */
 #define QUEUE_CAP   128
 #define WAKE_BATCH  16 /* wake a sleeping writer only per this many ready inputs */
 #define MAX_READERS 4
@@ -250,6 +259,13 @@ static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct pendin
 struct queue_item {
     struct ingest_job *job; /* NULL when out of memory */
     char *name;
+    size_t owner; /* index of the reader that prepared it */
+};
+
+/* What the main thread is done with, waiting for its reader to free it. */
+struct discards {
+    struct queue_item *items;
+    size_t n, cap;
 };
 
 struct reader {
@@ -267,7 +283,65 @@ struct reader {
     size_t readers_waiting;
     const struct walk_list *inputs;
     const struct ingest_limits *lim;
+    struct discards discards[MAX_READERS];
+    bool exited[MAX_READERS]; /* the reader frees nothing more: the main thread does */
 };
+
+/* One reader thread's own view: the shared state and its index. */
+struct reader_self {
+    struct reader *rd;
+    size_t index;
+};
+
+static void free_discards(struct discards *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        ingest_job_free(d->items[i].job);
+        free(d->items[i].name);
+    }
+    d->n = 0;
+}
+
+/* The main thread is done with job and name (either may be NULL): hand them
+ * to the reader that allocated them, or free them here when it has gone or
+ * the list cannot grow. */
+static void reader_discard(struct reader *rd, size_t owner, struct ingest_job *job, char *name)
+{
+    struct queue_item item = {job, name, owner};
+    if (job == NULL && name == NULL)
+        return;
+    pthread_mutex_lock(&rd->mu);
+    struct discards *d = &rd->discards[owner];
+    bool kept = false;
+    if (!rd->exited[owner]) {
+        if (d->n == d->cap) {
+            size_t cap = d->cap ? 2 * d->cap : 64;
+            struct queue_item *v = realloc(d->items, cap * sizeof *v);
+            if (v != NULL) {
+                d->items = v;
+                d->cap = cap;
+            }
+        }
+        if (d->n < d->cap) {
+            d->items[d->n++] = item;
+            kept = true;
+        }
+    }
+    pthread_mutex_unlock(&rd->mu);
+    if (!kept) {
+        struct discards one = {&item, 1, 1};
+        free_discards(&one);
+    }
+}
+
+/* A reader takes what was handed back to it (under rd->mu): *mine, empty
+ * before, swaps with the shared list. */
+static void take_discards(struct reader *rd, size_t self, struct discards *mine)
+{
+    struct discards t = rd->discards[self];
+    rd->discards[self] = *mine;
+    *mine = t;
+}
 
 static struct ingest_job *read_and_prepare(const char *name, const struct ingest_limits *lim)
 {
@@ -300,9 +374,12 @@ static size_t ready_run(const struct reader *rd)
 
 static void *reader_main(void *arg)
 {
-    struct reader *rd = arg;
+    struct reader *rd = ((struct reader_self *)arg)->rd;
+    size_t self = ((struct reader_self *)arg)->index;
+    struct discards mine = {0};
     for (;;) {
         pthread_mutex_lock(&rd->mu);
+        take_discards(rd, self, &mine);
         while (!rd->stop && rd->next < rd->inputs->n && rd->next - rd->consumed >= QUEUE_CAP) {
             rd->readers_waiting++;
             pthread_cond_wait(&rd->room, &rd->mu);
@@ -314,9 +391,10 @@ static void *reader_main(void *arg)
         }
         size_t i = rd->next++;
         pthread_mutex_unlock(&rd->mu);
+        free_discards(&mine);
 
         const char *name = rd->inputs->paths[i];
-        struct queue_item item = {read_and_prepare(name, rd->lim), strdup(name)};
+        struct queue_item item = {read_and_prepare(name, rd->lim), strdup(name), self};
 
         pthread_mutex_lock(&rd->mu);
         rd->items[i % QUEUE_CAP] = item;
@@ -327,9 +405,13 @@ static void *reader_main(void *arg)
         pthread_mutex_unlock(&rd->mu);
     }
     pthread_mutex_lock(&rd->mu);
+    rd->exited[self] = true;
     rd->active--;
     pthread_cond_broadcast(&rd->ready);
+    take_discards(rd, self, &mine);
     pthread_mutex_unlock(&rd->mu);
+    free_discards(&mine);
+    free(mine.items);
     return NULL;
 }
 
@@ -442,6 +524,7 @@ int cmd_ingest(int argc, char **argv)
     struct pending *batch = calloc(batch_size, sizeof *batch);
     struct reader rd = {.inputs = &inputs, .lim = &lim};
     pthread_t readers[MAX_READERS];
+    struct reader_self selves[MAX_READERS];
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     size_t nreaders = cpus >= MAX_READERS ? MAX_READERS : cpus >= 2 ? (size_t)cpus : 1;
     if (nreaders > inputs.n)
@@ -453,7 +536,8 @@ int cmd_ingest(int argc, char **argv)
         pthread_mutex_lock(&rd.mu);
         rd.active++;
         pthread_mutex_unlock(&rd.mu);
-        if (pthread_create(&readers[k], NULL, reader_main, &rd) != 0) {
+        selves[k] = (struct reader_self){&rd, k};
+        if (pthread_create(&readers[k], NULL, reader_main, &selves[k]) != 0) {
             rd.active--;
             nreaders = k;
         }
@@ -489,10 +573,11 @@ int cmd_ingest(int argc, char **argv)
             struct pending *p = &batch[nbatch++];
             p->name = item.name;
             p->job = item.job;
+            p->owner = item.owner;
             if (item.job != NULL) {
                 ingest_store(ig, item.job, &p->res);
                 if (ingest_result_settled(&p->res)) { /* not needed until the commit */
-                    ingest_job_free(item.job);
+                    reader_discard(&rd, item.owner, item.job, NULL);
                     p->job = NULL;
                 }
             } else {
@@ -505,13 +590,17 @@ int cmd_ingest(int argc, char **argv)
                 !reader_next(&rd, &item))
                 break;
         }
-        ok = flush_batch(&run, ig, batch, &nbatch);
+        ok = flush_batch(&run, ig, &rd, batch, &nbatch);
         show_progress(&run, false);
     }
     if (!ok)
         reader_stop(&rd);
     for (size_t k = 0; k < nreaders; k++)
         pthread_join(readers[k], NULL);
+    for (size_t k = 0; k < MAX_READERS; k++) { /* each reader freed what it was given */
+        free_discards(&rd.discards[k]);
+        free(rd.discards[k].items);
+    }
     pthread_mutex_destroy(&rd.mu);
     pthread_cond_destroy(&rd.ready);
     pthread_cond_destroy(&rd.room);

@@ -28,6 +28,22 @@ tr_err gz_inflate(const void *in, size_t inlen, struct buf *out, char *err)
     return gz_inflate_each(in, inlen, out, NULL, NULL, err);
 }
 
+/* Output is added at most this much at a time. */
+#define GZ_CHUNK 65536
+
+/* The room to start with: a gzip stream's own word for its size (its last
+ * four bytes, the size modulo 2^32; only a hint, as a hostile sender may lie
+ * there), else four times the input; at least 1 KiB, at most GZ_CHUNK. */
+static size_t first_chunk(const unsigned char *in, size_t len)
+{
+    size_t hint = len <= GZ_CHUNK / 4 ? 4 * len : GZ_CHUNK;
+    if (len >= 18 && in[0] == 0x1f && in[1] == 0x8b) /* header 10, trailer 8 */
+        hint = (size_t)in[len - 4] | (size_t)in[len - 3] << 8 | (size_t)in[len - 2] << 16 |
+               (size_t)in[len - 1] << 24;
+    hint += 1; /* inflate ends with room to spare, not at a full buffer */
+    return hint < 1024 ? 1024 : hint > GZ_CHUNK ? GZ_CHUNK : hint;
+}
+
 tr_err gz_inflate_each(const void *in, size_t inlen, struct buf *out,
                        tr_err (*each)(void *cls, const struct buf *out, char *err), void *cls,
                        char *err)
@@ -41,6 +57,7 @@ tr_err gz_inflate_each(const void *in, size_t inlen, struct buf *out,
     size_t left = inlen;
     tr_err rc = TR_OK;
     int members = 0;
+    size_t chunk = first_chunk(in, inlen);
 
     for (;;) {
         /* zlib counts in uInt; feed at most 1 GiB at a time */
@@ -62,7 +79,13 @@ tr_err gz_inflate_each(const void *in, size_t inlen, struct buf *out,
                     goto done;
                 }
             } else {
-                size_t room = out->max - out->len < 65536 ? out->max - out->len : 65536;
+                /* the room there is first, else a chunk more */
+                size_t room = out->cap > out->len + 1 ? out->cap - out->len - 1 : chunk;
+                if (room > GZ_CHUNK)
+                    room = GZ_CHUNK;
+                if (room > out->max - out->len)
+                    room = out->max - out->len;
+                chunk = GZ_CHUNK;
                 if (buf_reserve(out, room) != TR_OK) {
                     rc = tr_fail(err, TR_ENOMEM, "gzip: out of memory");
                     goto done;

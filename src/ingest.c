@@ -76,17 +76,39 @@ static tr_err scan_piece(void *cls, const struct buf *out, char *err)
     return TR_OK;
 }
 
-tr_err ingest_inflate(const void *in, size_t len, struct buf *out, const struct ingest_limits *lim,
-                      char *err)
+/* ingest_inflate, also telling whether the whole text was scanned as JSON
+ * (*scanned): then report_parse, given the same limits, need not scan it again. */
+static tr_err inflate_scanned(const void *in, size_t len, struct buf *out,
+                              const struct ingest_limits *lim, bool *scanned, char *err)
 {
     struct jsonscan_limits jl = lim->json;
     jl.max_depth = lim->max_depth;
     struct inflate_scan f = {jsonscan_new(&jl), -1};
+    *scanned = false;
     if (f.sc == NULL)
         return tr_fail(err, TR_ENOMEM, "out of memory");
     tr_err e = gz_inflate_each(in, len, out, scan_piece, &f, err);
+    if (e == TR_OK && f.json == 1) {
+        /* the end of the text: a number still open at it is counted now */
+        char why[TR_ERRLEN];
+        e = jsonscan_feed(f.sc, out->data, out->len, true, why);
+        if (e == TR_ENOMEM) {
+            e = tr_fail(err, TR_ENOMEM, "out of memory");
+        } else if (e != TR_OK) {
+            const char *path = jsonscan_stats(f.sc)->path;
+            e = tr_fail(err, TR_EINVAL, "%s%s%s", path, path[0] ? ": " : "", why);
+        }
+        *scanned = e == TR_OK;
+    }
     jsonscan_free(f.sc);
     return e;
+}
+
+tr_err ingest_inflate(const void *in, size_t len, struct buf *out, const struct ingest_limits *lim,
+                      char *err)
+{
+    bool scanned;
+    return inflate_scanned(in, len, out, lim, &scanned, err);
 }
 
 /* used: bytes the input's earlier payloads inflated to. max_inflated bounds
@@ -95,7 +117,8 @@ static void decode_payload(struct ingest_payload *p, const struct ingest_limits 
 {
     buf_init(&p->inflated, used < lim->max_inflated ? lim->max_inflated - used : 0);
     if (gz_is_compressed(p->raw, p->rawlen)) {
-        p->decode_err = ingest_inflate(p->raw, p->rawlen, &p->inflated, lim, p->decode_reason);
+        p->decode_err =
+            inflate_scanned(p->raw, p->rawlen, &p->inflated, lim, &p->scanned, p->decode_reason);
         if (p->decode_err == TR_ETOOBIG && used > 0)
             snprintf(p->decode_reason, sizeof p->decode_reason,
                      "gzip: the report parts of one input inflate to more than %zu bytes "
@@ -480,7 +503,8 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
             snprintf(jr->reason, sizeof jr->reason, "%s", p->decode_reason);
             continue;
         }
-        jr->rc = report_parse(p->json, p->jsonlen, &ropt, &jr->r, &jr->diags);
+        jr->rc = (p->scanned ? report_parse_scanned : report_parse)(p->json, p->jsonlen, &ropt,
+                                                                    &jr->r, &jr->diags);
         if (jr->rc != TR_OK) {
             diag_first_error(&jr->diags, jr->reason, sizeof jr->reason);
             continue;

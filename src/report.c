@@ -976,7 +976,7 @@ static void parse_date_range(json_t *root, struct report *out, struct diag_list 
                 "the next day's 00:00:00 (RFC 8460 examples end at 23:59:59Z); stored as sent");
 }
 
-tr_err report_parse(const void *buf, size_t len, const struct report_options *opt,
+static tr_err parse(const void *buf, size_t len, const struct report_options *opt, bool scanned,
                     struct report *out, struct diag_list *d)
 {
     const unsigned char *s = buf;
@@ -993,10 +993,10 @@ tr_err report_parse(const void *buf, size_t len, const struct report_options *op
     scan.max_depth = max_depth;
     struct jsonscan_stats stats;
     char why[TR_ERRLEN];
-    tr_err scanned = jsonscan_check(s, len, &scan, &stats, why);
-    if (scanned != TR_OK) {
+    tr_err checked = scanned ? TR_OK : jsonscan_check(s, len, &scan, &stats, why);
+    if (checked != TR_OK) {
         diag_add(d, DIAG_ERROR, stats.path, "%s", why);
-        return scanned;
+        return checked;
     }
     json_error_t jerr;
     json_t *root =
@@ -1072,4 +1072,16 @@ verdict:
         return TR_EINVAL;
     }
     return TR_OK;
+}
+
+tr_err report_parse(const void *buf, size_t len, const struct report_options *opt,
+                    struct report *out, struct diag_list *d)
+{
+    return parse(buf, len, opt, false, out, d);
+}
+
+tr_err report_parse_scanned(const void *buf, size_t len, const struct report_options *opt,
+                            struct report *out, struct diag_list *d)
+{
+    return parse(buf, len, opt, true, out, d);
 }

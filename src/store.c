@@ -15,6 +15,7 @@
  * The SQL here and in store_read.c is shared by the backends (?N
  * placeholders); the backends own connections and statement preparation. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,23 +285,87 @@ static const unsigned rollup_key[] = {
     [RU_OUTCOMES] = STMT_OUTCOMES,
 };
 
-/* The text of each upsert, head + rows + conflict: [json][kind], built once. */
+/* The arguments of each upsert's one-row form. */
+static const size_t rollup_nargs[] = {
+    [RU_SESSIONS] = 6,         [RU_FAILURES] = 4, [RU_DOMAIN] = 4,   [RU_DOMAIN_FAILURES] = 3,
+    [RU_DOMAIN_REPORTERS] = 3, [RU_REPORTS] = 3,  [RU_OUTCOMES] = 3,
+};
+/* SQLite: rows upserted by one statement where a batch has that many of a
+ * table (the rest one at a time): a statement's fixed cost, about as much as
+ * a row's, is paid once for them all. */
+#define ROLLUP_ROWS 16
+
+/* The text of each upsert, head + rows + conflict: [json][kind], built once;
+ * and the ROLLUP_ROWS-row form of each. */
 static char rollup_texts[2][NROLLUPS][1024];
+static char rollup_rows_texts[NROLLUPS][2048];
 static pthread_once_t rollup_texts_once = PTHREAD_ONCE_INIT;
 
 static void build_rollup_texts(void)
 {
-    for (size_t k = 0; k < NROLLUPS; k++)
+    for (size_t k = 0; k < NROLLUPS; k++) {
         for (int json = 0; json < 2; json++)
             snprintf(rollup_texts[json][k], sizeof rollup_texts[json][k], "%s%s%s",
                      rollup_stmts[k].head, json ? rollup_stmts[k].select : rollup_stmts[k].values,
                      rollup_stmts[k].conflict);
+        char *t = rollup_rows_texts[k];
+        size_t size = sizeof rollup_rows_texts[k];
+        snprintf(t, size, "%s VALUES ", rollup_stmts[k].head);
+        for (size_t r = 0; r < ROLLUP_ROWS; r++) {
+            size_t used = strlen(t);
+            snprintf(t + used, size - used, "%s(", r ? ", " : "");
+            for (size_t a = 0; a < rollup_nargs[k]; a++) {
+                used = strlen(t);
+                snprintf(t + used, size - used, "%s?%zu", a ? ", " : "",
+                         r * rollup_nargs[k] + a + 1);
+            }
+            used = strlen(t);
+            snprintf(t + used, size - used, ")");
+        }
+        size_t used = strlen(t);
+        snprintf(t + used, size - used, "%s", rollup_stmts[k].conflict);
+    }
 }
 
 static const char *rollup_text(int kind, bool json)
 {
     pthread_once(&rollup_texts_once, build_rollup_texts);
     return rollup_texts[json][kind];
+}
+
+static const char *rollup_rows_text(int kind)
+{
+    pthread_once(&rollup_texts_once, build_rollup_texts);
+    return rollup_rows_texts[kind];
+}
+
+/* SQLite: the one-row upserts calls[0..k), those of a table in a run (they
+ * are sorted), ROLLUP_ROWS rows to a statement where there are enough. */
+static tr_err rollups_exec_rows(struct store *st, const struct sql_call *calls,
+                                const struct rollup_entry *const *v, size_t k, char *err)
+{
+    tr_err rc = TR_OK;
+    for (size_t i = 0; i < k && rc == TR_OK;) {
+        int kind = v[i]->kind;
+        size_t run = 0;
+        while (i + run < k && v[i + run]->kind == kind && run < ROLLUP_ROWS)
+            run++;
+        if (run < ROLLUP_ROWS) { /* the rest of this table's rows */
+            for (size_t end = i + run; i < end && rc == TR_OK; i++)
+                rc = st->be->exec(st->h, calls[i].key, calls[i].sql, calls[i].args, calls[i].nargs,
+                                  NULL, NULL, NULL, err);
+            continue;
+        }
+        struct sql_arg args[ROLLUP_ROWS * SQL_CALL_MAX_ARGS];
+        size_t n = 0;
+        for (size_t end = i + run; i < end; i++) {
+            memcpy(&args[n], calls[i].args, calls[i].nargs * sizeof *args);
+            n += calls[i].nargs;
+        }
+        rc = st->be->exec(st->h, STMT_ROLLUP_ROWS_FIRST + (unsigned)kind, rollup_rows_text(kind),
+                          args, n, NULL, NULL, NULL, err);
+    }
+    return rc;
 }
 
 /* PostgreSQL: each table's rows of the batch in one statement. */
@@ -408,13 +473,9 @@ static tr_err rollups_flush(struct store *st, char *err)
         }
         c->nargs = n;
     }
-    tr_err rc = TR_OK;
-    if (st->be->exec_batch)
-        rc = st->be->exec_batch(st->h, calls, k, err);
-    else
-        for (size_t i = 0; i < k && rc == TR_OK; i++)
-            rc = st->be->exec(st->h, calls[i].key, calls[i].sql, calls[i].args, calls[i].nargs,
-                              NULL, NULL, NULL, err);
+    tr_err rc = st->be->exec_batch
+                    ? st->be->exec_batch(st->h, calls, k, err)
+                    : rollups_exec_rows(st, calls, (const struct rollup_entry **)v, k, err);
     free(calls);
     free(v);
     return rc;
@@ -604,9 +665,104 @@ bool store_in_transaction(const struct store *st)
 
 /* ---- serializing ---------------------------------------------------------------------------- */
 
+/* A JSON string's text as json_dumps writes it with JSON_ENSURE_ASCII,
+ * appended to b: false when s is not UTF-8 or b cannot grow. */
+static bool append_json_string(struct buf *b, const unsigned char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (buf_append(b, "\"", 1) != TR_OK)
+        return false;
+    size_t plain = 0; /* start of the run of bytes that need no escape */
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        if (buf_append(b, s + plain, i - plain) != TR_OK)
+            return false;
+        char seq[12];
+        size_t len = 2;
+        uint32_t cp = c;
+        size_t width = 1;
+        seq[0] = '\\';
+        if (c >= 0x80) { /* a UTF-8 sequence: \uXXXX, or a surrogate pair */
+            width = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+            if (c < 0xc2 || c > 0xf4 || i + width > n)
+                return false;
+            cp = c & (0x3f >> (width - 1));
+            for (size_t k = 1; k < width; k++) {
+                if ((s[i + k] & 0xc0) != 0x80)
+                    return false;
+                cp = cp << 6 | (s[i + k] & 0x3f);
+            }
+        }
+        switch (cp) {
+        case '"':
+        case '\\':
+            seq[1] = (char)cp;
+            break;
+        case '\b':
+            seq[1] = 'b';
+            break;
+        case '\f':
+            seq[1] = 'f';
+            break;
+        case '\n':
+            seq[1] = 'n';
+            break;
+        case '\r':
+            seq[1] = 'r';
+            break;
+        case '\t':
+            seq[1] = 't';
+            break;
+        default: {
+            uint32_t units[2] = {cp, 0};
+            size_t nunits = 1;
+            if (cp >= 0x10000) {
+                units[0] = 0xd800 | ((cp - 0x10000) >> 10);
+                units[1] = 0xdc00 | ((cp - 0x10000) & 0x3ff);
+                nunits = 2;
+            }
+            len = 0;
+            for (size_t u = 0; u < nunits; u++) {
+                seq[len++] = '\\';
+                seq[len++] = 'u';
+                for (int shift = 12; shift >= 0; shift -= 4)
+                    seq[len++] = hex[(units[u] >> shift) & 0xf];
+            }
+        }
+        }
+        if (buf_append(b, seq, len) != TR_OK)
+            return false;
+        i += width;
+        plain = i;
+    }
+    return buf_append(b, s + plain, n - plain) == TR_OK && buf_append(b, "\"", 1) == TR_OK;
+}
+
+/* j (an array of strings: policy-strings, mx-hosts) as compact JSON text in
+ * ASCII, the text json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) gives, without
+ * its generic machinery, which cost ingest a few per cent; json_dumps itself
+ * for anything else. NULL for NULL, and when out of memory. */
 static char *dump_or_null(const json_t *j)
 {
-    return j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    if (j == NULL)
+        return NULL;
+    struct buf b;
+    buf_init(&b, SIZE_MAX / 2);
+    bool ok = json_is_array(j) && buf_append(&b, "[", 1) == TR_OK;
+    for (size_t i = 0; ok && i < json_array_size(j); i++) {
+        const json_t *e = json_array_get(j, i);
+        ok = json_is_string(e) && (i == 0 || buf_append(&b, ",", 1) == TR_OK) &&
+             append_json_string(&b, (const unsigned char *)json_string_value(e),
+                                json_string_length(e));
+    }
+    if (ok && buf_append(&b, "]", 1) == TR_OK)
+        return (char *)b.data;
+    buf_free(&b);
+    return json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
 }
 
 void store_blob_free(struct store_blob *b)
@@ -645,7 +801,7 @@ tr_err store_serialize(const struct report *r, const struct diag_list *diags, co
         out->data = out->owned.data;
         out->len = out->owned.len;
     }
-    json_t *dj = diag_list_json(diags);
+    json_t *dj = diags->n ? diag_list_json(diags) : NULL; /* most reports: none */
     if (dj && json_array_size(dj))
         out->diagnostics = json_dumps(dj, JSON_COMPACT);
     json_decref(dj);
@@ -686,17 +842,45 @@ static tr_err count_outcome(struct store *st, const char *source, const char *ou
     return TR_OK;
 }
 
+/* The INSERT of n (1..FAILURE_ROWS_MAX) failure details: one statement for
+ * the failure details of a policy, not one each (most policies have a few). */
+#define FAILURE_COLUMNS 9
+static char failure_texts[FAILURE_ROWS_MAX][FAILURE_ROWS_MAX * 80 + 256];
+static pthread_once_t failure_texts_once = PTHREAD_ONCE_INIT;
+
+static void build_failure_texts(void)
+{
+    for (size_t n = 1; n <= FAILURE_ROWS_MAX; n++) {
+        char *t = failure_texts[n - 1];
+        size_t size = sizeof failure_texts[n - 1];
+        int used = snprintf(t, size, "%s",
+                            "INSERT INTO failure_details (policy, result_type, sending_mta_ip, "
+                            "receiving_mx_hostname, receiving_mx_helo, receiving_ip, "
+                            "failed_session_count, additional_information, failure_reason_code) "
+                            "VALUES ");
+        for (size_t r = 0; r < n && used > 0 && (size_t)used < size; r++) {
+            size_t c = r * FAILURE_COLUMNS + 1;
+            used +=
+                snprintf(t + used, size - (size_t)used,
+                         "%s(?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu)", r ? ", " : "",
+                         c, c + 1, c + 2, c + 3, c + 4, c + 5, c + 6, c + 7, c + 8);
+        }
+    }
+}
+
+static const char *failure_insert(size_t n)
+{
+    pthread_once(&failure_texts_once, build_failure_texts);
+    return failure_texts[n - 1];
+}
+
 static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
                             const struct report_policy *p, const struct store_blob *blob, char *err)
 {
-    static const char sql_policy[] =
-        "INSERT INTO policies (report, idx, policy_type, policy_domain, policy_strings, mx_hosts, "
-        "successful_sessions, failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-        "RETURNING id";
-    static const char sql_failure[] =
-        "INSERT INTO failure_details (policy, result_type, sending_mta_ip, receiving_mx_hostname, "
-        "receiving_mx_helo, receiving_ip, failed_session_count, additional_information, "
-        "failure_reason_code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+#define SQL_POLICY                                                                                 \
+    "INSERT INTO policies (report, idx, policy_type, policy_domain, policy_strings, mx_hosts, "    \
+    "successful_sessions, failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    static const char sql_policy[] = SQL_POLICY " RETURNING id", sql_policy_plain[] = SQL_POLICY;
     struct sql_arg pa[] = {
         sql_int(report),
         sql_int((int64_t)idx),
@@ -708,22 +892,32 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
         sql_int(p->failed_sessions),
     };
     int64_t policy = 0;
-    tr_err rc = st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy, pa, 8, sql_take_int, &policy,
-                             NULL, err);
-    for (size_t i = 0; rc == TR_OK && i < p->nfailures; i++) {
-        const struct report_failure *f = &p->failures[i];
-        struct sql_arg fa[] = {
-            sql_int(policy),
-            sql_text(f->result_type),
-            sql_text(f->sending_mta_ip),
-            sql_text(f->receiving_mx_hostname),
-            sql_text(f->receiving_mx_helo),
-            sql_text(f->receiving_ip),
-            sql_int(f->failed_session_count),
-            sql_text(f->additional_information),
-            sql_text(f->failure_reason_code),
-        };
-        rc = st->be->exec(st->h, STMT_INSERT_FAILURE, sql_failure, fa, 9, NULL, NULL, NULL, err);
+    tr_err rc;
+    if (st->be->last_insert_id) {
+        rc =
+            st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy_plain, pa, 8, NULL, NULL, NULL, err);
+        policy = rc == TR_OK ? st->be->last_insert_id(st->h) : 0;
+    } else {
+        rc = st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy, pa, 8, sql_take_int, &policy, NULL,
+                          err);
+    }
+    for (size_t i = 0; rc == TR_OK && i < p->nfailures;) {
+        size_t rows = p->nfailures - i < FAILURE_ROWS_MAX ? p->nfailures - i : FAILURE_ROWS_MAX;
+        struct sql_arg fa[FAILURE_ROWS_MAX * FAILURE_COLUMNS], *a = fa;
+        for (size_t k = 0; k < rows; k++, i++) {
+            const struct report_failure *f = &p->failures[i];
+            *a++ = sql_int(policy);
+            *a++ = sql_text(f->result_type);
+            *a++ = sql_text(f->sending_mta_ip);
+            *a++ = sql_text(f->receiving_mx_hostname);
+            *a++ = sql_text(f->receiving_mx_helo);
+            *a++ = sql_text(f->receiving_ip);
+            *a++ = sql_int(f->failed_session_count);
+            *a++ = sql_text(f->additional_information);
+            *a++ = sql_text(f->failure_reason_code);
+        }
+        rc = st->be->exec(st->h, STMT_INSERT_FAILURE + (unsigned)rows - 1, failure_insert(rows), fa,
+                          (size_t)(a - fa), NULL, NULL, NULL, err);
     }
     return rc;
 }
@@ -767,15 +961,17 @@ static tr_err add_rollups(struct store *st, const struct report *r, char *err)
     return TR_OK;
 }
 
-static const char sql_report_insert[] =
-    "INSERT INTO reports (organization_name, report_id, start_time, end_time, "
-    "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
-    "source_client, source_message_id, source_report_domain, source_submitter, "
-    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size, "
-    "dkim_result, dkim_domain, dkim_aligned, dkim_reason) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-    "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
-    "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING RETURNING id";
+#define SQL_REPORT_INSERT                                                                          \
+    "INSERT INTO reports (organization_name, report_id, start_time, end_time, "                    \
+    "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "          \
+    "source_client, source_message_id, source_report_domain, source_submitter, "                   \
+    "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size, "        \
+    "dkim_result, dkim_domain, dkim_aligned, dkim_reason) "                                        \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "         \
+    "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "                                                     \
+    "ON CONFLICT (organization_name, report_id, start_time, end_time) DO NOTHING"
+static const char sql_report_insert[] = SQL_REPORT_INSERT " RETURNING id";
+static const char sql_report_insert_plain[] = SQL_REPORT_INSERT;
 static const char sql_report_find[] = "SELECT id FROM reports WHERE organization_name = ?1 AND "
                                       "report_id = ?2 AND start_time = ?3 AND end_time = ?4";
 #define REPORT_ARGS 25
@@ -823,8 +1019,16 @@ static tr_err insert_rows(struct store *st, const struct sql_arg *a, const struc
                           const struct store_blob *blob, int64_t *id, bool *duplicate, char *err)
 {
     int64_t report = 0;
-    tr_err rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_report_insert, a, REPORT_ARGS,
-                             sql_take_int, &report, NULL, err);
+    tr_err rc;
+    if (st->be->last_insert_id) {
+        int64_t added = 0; /* 0: the key is taken */
+        rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_report_insert_plain, a, REPORT_ARGS, NULL,
+                          NULL, &added, err);
+        report = rc == TR_OK && added > 0 ? st->be->last_insert_id(st->h) : 0;
+    } else {
+        rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_report_insert, a, REPORT_ARGS,
+                          sql_take_int, &report, NULL, err);
+    }
     if (rc != TR_OK)
         return rc;
     if (report == 0) {

@@ -101,6 +101,10 @@ struct store_backend {
     tr_err (*queue_report)(void *h, const struct sql_arg *row, size_t nrow, const struct report *r,
                            const struct store_blob *blob, int64_t *id, bool *duplicate, char *err);
     tr_err (*flush_reports)(void *h, char *err);
+    /* Optional. The id of the row the connection's last INSERT added (SQLite's
+     * rowid), so that store.c's inserts need no RETURNING clause, which costs
+     * SQLite a temporary table per statement. NULL: store.c uses RETURNING. */
+    int64_t (*last_insert_id)(void *h);
     tr_err (*check_writable)(void *h, char *why);
     int64_t (*size_bytes)(void *h);
     tr_err (*start_maintenance)(void *h, char *err);
@@ -150,6 +154,9 @@ tr_err store_exec(struct store *st, unsigned key, const char *sql, const struct 
                   size_t nargs, sql_row_fn fn, void *cls, int64_t *changes, char *err);
 enum store_dialect store_dialect(const struct store *st);
 
+/* Failure details inserted by one statement, at most (store.c). */
+#define FAILURE_ROWS_MAX 8
+
 /* The keys of the fixed statements (see STORE_MAX_STMTS). */
 enum store_stmt {
     STMT_NONE,
@@ -158,6 +165,8 @@ enum store_stmt {
     STMT_FIND_REPORT,
     STMT_INSERT_POLICY,
     STMT_INSERT_FAILURE,
+    /* failure details 2..FAILURE_ROWS_MAX rows at a time (store.c) */
+    STMT_INSERT_FAILURES_LAST = STMT_INSERT_FAILURE + FAILURE_ROWS_MAX - 1,
     STMT_ROLLUP_SESSIONS,
     STMT_ROLLUP_FAILURES,
     STMT_DOMAIN_TOTALS,
@@ -165,6 +174,9 @@ enum store_stmt {
     STMT_DOMAIN_REPORTERS,
     STMT_ROLLUP_REPORTS,
     STMT_OUTCOMES,
+    /* the rollup upserts ROLLUP_ROWS rows at a time, in the order above (store.c) */
+    STMT_ROLLUP_ROWS_FIRST,
+    STMT_ROLLUP_ROWS_LAST = STMT_ROLLUP_ROWS_FIRST + STMT_OUTCOMES - STMT_ROLLUP_SESSIONS,
     STMT_COUNTER_ADD,
     STMT_COUNTER_GET,
     STMT_QUARANTINE_FIND,

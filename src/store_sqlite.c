@@ -332,6 +332,11 @@ static const void *sqlite_col_blob(struct sql_row *r, int col, size_t *len)
     return p ? p : "";
 }
 
+static int64_t sqlite_last_insert_id(void *h)
+{
+    return sqlite3_last_insert_rowid(((struct sqlite_conn *)h)->db);
+}
+
 /* ---- transactions --------------------------------------------------------------------------- */
 
 static tr_err check_identity(struct sqlite_conn *c, char *err)
@@ -499,6 +504,7 @@ const struct store_backend store_sqlite_backend = {
     .col_int = sqlite_col_int,
     .col_text = sqlite_col_text,
     .col_blob = sqlite_col_blob,
+    .last_insert_id = sqlite_last_insert_id,
     .check_writable = sqlite_check_writable,
     .size_bytes = sqlite_size_bytes,
     .start_maintenance = sqlite_start_maintenance,

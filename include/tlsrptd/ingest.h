@@ -84,6 +84,9 @@ struct ingest_payload {
     struct buf inflated; /* owned; empty when raw was not compressed */
     tr_err decode_err;   /* TR_OK, or why this payload could not be decoded */
     char decode_reason[TR_ERRLEN];
+    /* json[0..jsonlen) was checked whole against the limits' counts and
+     * lengths while it was inflated: report_parse need not scan it again */
+    bool scanned;
 };
 struct ingest_decoded {
     bool is_message;

@@ -109,6 +109,11 @@ struct report_options {
  * otherwise (out is then empty). */
 tr_err report_parse(const void *buf, size_t len, const struct report_options *opt,
                     struct report *out, struct diag_list *diags);
+/* report_parse for a text the caller has already checked whole with jsonscan
+ * against opt's limits (scan, with max_depth), as ingest does while it
+ * inflates: the same checks, without scanning the text a second time. */
+tr_err report_parse_scanned(const void *buf, size_t len, const struct report_options *opt,
+                            struct report *out, struct diag_list *diags);
 void report_free(struct report *r);
 
 /* Parse an RFC 3339 date-time. Returns 0 and sets *t (Unix seconds, UTC) and
