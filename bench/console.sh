@@ -105,8 +105,8 @@ def w(back):
     return (last - datetime.timedelta(days=days - 1)).isoformat(), \
         (last + datetime.timedelta(days=1)).isoformat()
 (s, u), (ps, pu) = w(0), w(1)
-print("/api/v1/summary?by=domain&since=%s&until=%s" % (s, u))
-print("/api/v1/summary?by=domain&since=%s&until=%s" % (ps, pu))
+print("/api/v1/summary?by=domain&since=%s&until=%s&failures=0" % (s, u))
+print("/api/v1/summary?by=domain&since=%s&until=%s&failures=0" % (ps, pu))
 print("/api/v1/summary?by=day&since=%s&until=%s" % (s, u))
 EOF
 }

@@ -1,7 +1,8 @@
 // overview.js: every domain with its sessions, failure rate, trend and status
 // over the chosen window, the two daily charts and the result types seen.
-// Three API calls, made together: the window by domain, the window before it
-// by domain, sessions only (for the trend), the window by day.
+// Three API calls, made together: the window by domain and the window before
+// it by domain (for the trend), both sessions only (failures=0: the result
+// types come from the third), and the window by day.
 
 import * as api from './api.js';
 import {byDay, dailySummary, failuresPanel, resultTypes, sessionsPanel} from './charts.js';
@@ -52,7 +53,7 @@ export async function render(root, params, nav) {
   let cur, prev, daily;
   try {
     [cur, prev, daily] = await Promise.all([
-      api.get('/api/v1/summary', {by: 'domain', since: r.since, until: r.until}),
+      api.get('/api/v1/summary', {by: 'domain', since: r.since, until: r.until, failures: 0}),
       api.get('/api/v1/summary',
         {by: 'domain', since: before.since, until: before.until, failures: 0}),
       dailySummary(r),
