@@ -295,6 +295,22 @@ static const size_t rollup_nargs[] = {
  * a row's, is paid once for them all. */
 #define ROLLUP_ROWS 16
 
+/* Appends " (?F, ?F+1, ...), (...)" to t: rows of cols placeholders
+ * numbered from first. */
+static void append_value_rows(char *t, size_t size, size_t rows, size_t cols, size_t first)
+{
+    for (size_t r = 0; r < rows; r++) {
+        size_t used = strlen(t);
+        snprintf(t + used, size - used, "%s(", r ? ", " : " ");
+        for (size_t a = 0; a < cols; a++) {
+            used = strlen(t);
+            snprintf(t + used, size - used, "%s?%zu", a ? ", " : "", first + r * cols + a);
+        }
+        used = strlen(t);
+        snprintf(t + used, size - used, ")");
+    }
+}
+
 /* The text of each upsert, head + rows + conflict: [json][kind], built once;
  * and the ROLLUP_ROWS-row form of each. */
 static char rollup_texts[2][NROLLUPS][1024];
@@ -310,18 +326,8 @@ static void build_rollup_texts(void)
                      rollup_stmts[k].conflict);
         char *t = rollup_rows_texts[k];
         size_t size = sizeof rollup_rows_texts[k];
-        snprintf(t, size, "%s VALUES ", rollup_stmts[k].head);
-        for (size_t r = 0; r < ROLLUP_ROWS; r++) {
-            size_t used = strlen(t);
-            snprintf(t + used, size - used, "%s(", r ? ", " : "");
-            for (size_t a = 0; a < rollup_nargs[k]; a++) {
-                used = strlen(t);
-                snprintf(t + used, size - used, "%s?%zu", a ? ", " : "",
-                         r * rollup_nargs[k] + a + 1);
-            }
-            used = strlen(t);
-            snprintf(t + used, size - used, ")");
-        }
+        snprintf(t, size, "%s VALUES", rollup_stmts[k].head);
+        append_value_rows(t, size, ROLLUP_ROWS, rollup_nargs[k], 1);
         size_t used = strlen(t);
         snprintf(t + used, size - used, "%s", rollup_stmts[k].conflict);
     }
@@ -853,18 +859,11 @@ static void build_failure_texts(void)
     for (size_t n = 1; n <= FAILURE_ROWS_MAX; n++) {
         char *t = failure_texts[n - 1];
         size_t size = sizeof failure_texts[n - 1];
-        int used = snprintf(t, size, "%s",
-                            "INSERT INTO failure_details (policy, result_type, sending_mta_ip, "
-                            "receiving_mx_hostname, receiving_mx_helo, receiving_ip, "
-                            "failed_session_count, additional_information, failure_reason_code) "
-                            "VALUES ");
-        for (size_t r = 0; r < n && used > 0 && (size_t)used < size; r++) {
-            size_t c = r * FAILURE_COLUMNS + 1;
-            used +=
-                snprintf(t + used, size - (size_t)used,
-                         "%s(?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu, ?%zu)", r ? ", " : "",
-                         c, c + 1, c + 2, c + 3, c + 4, c + 5, c + 6, c + 7, c + 8);
-        }
+        snprintf(t, size, "%s",
+                 "INSERT INTO failure_details (policy, result_type, sending_mta_ip, "
+                 "receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_session_count, "
+                 "additional_information, failure_reason_code) VALUES");
+        append_value_rows(t, size, n, FAILURE_COLUMNS, 1);
     }
 }
 
@@ -872,6 +871,24 @@ static const char *failure_insert(size_t n)
 {
     pthread_once(&failure_texts_once, build_failure_texts);
     return failure_texts[n - 1];
+}
+
+/* Runs an INSERT of one row and gives the new row's id (0 when ON CONFLICT
+ * DO NOTHING inserted nothing): from the backend's last_insert_id where it
+ * has one (SQLite: cheaper than RETURNING), else from returning_id, the same
+ * statement with "RETURNING id". */
+static tr_err insert_with_id(struct store *st, unsigned key, const char *sql,
+                             const char *returning_id, const struct sql_arg *args, size_t nargs,
+                             int64_t *id, char *err)
+{
+    *id = 0;
+    if (st->be->last_insert_id == NULL)
+        return st->be->exec(st->h, key, returning_id, args, nargs, sql_take_int, id, NULL, err);
+    int64_t added = 0;
+    tr_err rc = st->be->exec(st->h, key, sql, args, nargs, NULL, NULL, &added, err);
+    if (rc == TR_OK && added > 0)
+        *id = st->be->last_insert_id(st->h);
+    return rc;
 }
 
 static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
@@ -892,15 +909,8 @@ static tr_err insert_policy(struct store *st, int64_t report, size_t idx,
         sql_int(p->failed_sessions),
     };
     int64_t policy = 0;
-    tr_err rc;
-    if (st->be->last_insert_id) {
-        rc =
-            st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy_plain, pa, 8, NULL, NULL, NULL, err);
-        policy = rc == TR_OK ? st->be->last_insert_id(st->h) : 0;
-    } else {
-        rc = st->be->exec(st->h, STMT_INSERT_POLICY, sql_policy, pa, 8, sql_take_int, &policy, NULL,
-                          err);
-    }
+    tr_err rc =
+        insert_with_id(st, STMT_INSERT_POLICY, sql_policy_plain, sql_policy, pa, 8, &policy, err);
     for (size_t i = 0; rc == TR_OK && i < p->nfailures;) {
         size_t rows = p->nfailures - i < FAILURE_ROWS_MAX ? p->nfailures - i : FAILURE_ROWS_MAX;
         struct sql_arg fa[FAILURE_ROWS_MAX * FAILURE_COLUMNS], *a = fa;
@@ -1018,17 +1028,9 @@ static tr_err report_done(struct store *st, const struct report *r, const char *
 static tr_err insert_rows(struct store *st, const struct sql_arg *a, const struct report *r,
                           const struct store_blob *blob, int64_t *id, bool *duplicate, char *err)
 {
-    int64_t report = 0;
-    tr_err rc;
-    if (st->be->last_insert_id) {
-        int64_t added = 0; /* 0: the key is taken */
-        rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_report_insert_plain, a, REPORT_ARGS, NULL,
-                          NULL, &added, err);
-        report = rc == TR_OK && added > 0 ? st->be->last_insert_id(st->h) : 0;
-    } else {
-        rc = st->be->exec(st->h, STMT_INSERT_REPORT, sql_report_insert, a, REPORT_ARGS,
-                          sql_take_int, &report, NULL, err);
-    }
+    int64_t report = 0; /* 0: the key is taken */
+    tr_err rc = insert_with_id(st, STMT_INSERT_REPORT, sql_report_insert_plain, sql_report_insert,
+                               a, REPORT_ARGS, &report, err);
     if (rc != TR_OK)
         return rc;
     if (report == 0) {
