@@ -874,13 +874,18 @@ class Daemon:
 
 
 def start_daemon(tmp, args, port=None, host="127.0.0.1", netns=None, name="serve"):
-    port = port or free_port()
-    d = Daemon(tmp, list(args) + ["--listen", "%s:%d" % (host if ":" not in host else
-                                                          "[%s]" % host, port)],
-               port, host, netns, name)
-    if not d.wait_ready():
-        raise AssertionError("tlsrptd serve exited at startup:\n%s" % d.log())
-    return d
+    """A ready daemon on `port`, or on a port found free (another one if a test running at
+    the same time takes it before the daemon binds it)."""
+    for _ in range(1 if port else 5):
+        listen = port or free_port()
+        d = Daemon(tmp, list(args) + ["--listen", "%s:%d" % (host if ":" not in host else
+                                                              "[%s]" % host, listen)],
+                   listen, host, netns, name)
+        if d.wait_ready():
+            return d
+        if port or "Address already in use" not in d.log():
+            break
+    raise AssertionError("tlsrptd serve exited at startup:\n%s" % d.log())
 
 
 def free_udp_port():

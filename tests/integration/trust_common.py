@@ -162,6 +162,15 @@ class Daemon:
     """`tlsrptd serve` on a free port of 127.0.0.1; stopped by stop()."""
 
     def __init__(self, tmp, args, name="serve"):
+        # The port was free a moment ago; another test running at the same time (or this
+        # test's own extra --listen) may take it first: then start again on a new one.
+        for _ in range(5):
+            if self._start(tmp, args, name):
+                return
+        raise AssertionError("tlsrptd serve found no free port:\n%s" % self.log())
+
+    def _start(self, tmp, args, name):
+        """True once /healthz answers; False when the port was taken (try another)."""
         self.port = T.free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         self.log_path = os.path.join(tmp, "%s-%d.log" % (name, self.port))
@@ -175,11 +184,13 @@ class Daemon:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             if self.proc.poll() is not None:
+                if self.proc.returncode == 75 and "Address already in use" in self.log():
+                    return False
                 raise AssertionError("tlsrptd serve exited (%s):\n%s" %
                                      (self.proc.returncode, self.log()))
             try:
                 if self.request("GET", "/healthz", timeout=5).status == 200:
-                    break
+                    return True
             except OSError:
                 pass
             if time.monotonic() > deadline:
