@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,9 +177,30 @@ static void precreate(const char *path)
 
 static tr_err check_access(const char *path, char *why);
 
+/* A statement that inserts several rows (the multi-row rollup and failure
+ * INSERTs) and may fail half-way (a constraint, a foreign key) keeps the
+ * pages it changes in a statement journal, to undo just itself. SQLite keeps
+ * that journal in memory up to 64 KiB and then writes it to a temporary
+ * file: on an ingest that was two write(2) calls in three, for journals that
+ * are thrown away a moment later (they hold 64-256 KiB). 1 MiB in memory
+ * holds a batch statement's pages; a statement that changes more (a large
+ * DELETE of retention or forget) still spills to disk, so memory stays
+ * bounded. (SQLite allocates the journal in pieces of this size: 4 MiB pieces
+ * went to mmap(2) and back for every statement.) Set once, before SQLite
+ * initialises; if something initialised it first, the default stays. */
+#define STMT_JOURNAL_SPILL_BYTES (1 << 20)
+
+static pthread_once_t sqlite_configured = PTHREAD_ONCE_INIT;
+
+static void configure_sqlite(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STMT_JOURNAL_SPILL_BYTES);
+}
+
 static tr_err sqlite_open(const char *target, const struct store_options *opt, void **h, char *err)
 {
     *h = NULL;
+    pthread_once(&sqlite_configured, configure_sqlite);
     struct sqlite_conn *c = calloc(1, sizeof *c);
     if (c == NULL || (c->path = strdup(target)) == NULL) {
         free(c);
