@@ -70,7 +70,7 @@ static const struct opt opts[] = {
     {"rate_limit", OPT_UINT, OFF(rate_limit), "600", 0, 10000000,
      "requests per client IP per minute (0: unlimited)"},
     {"threads", OPT_UINT, OFF(threads), "4", 1, 64,
-     "HTTP worker threads per listener (they also answer the API and /metrics)"},
+     "HTTP worker threads per listener, and as many answering the API and /metrics"},
     {"commit_max", OPT_UINT, OFF(commit_max), "1024", 1, 100000,
      "most reports committed together (serve, maildir, ingest)"},
     {"busy_timeout", OPT_UINT, OFF(busy_timeout), "5000", 0, 3600000,

@@ -72,7 +72,8 @@ struct http_server {
     atomic_bool quiescing;
     struct conntrack *ct; /* every open connection: limits, deadlines, who gives way */
     struct api *api;
-    struct prepool *pool; /* decodes and validates uploads */
+    struct prepool *pool;    /* decodes and validates uploads */
+    struct prepool *readers; /* answers API reads and /metrics (weight 1 each) */
     /* for /metrics: answers by status, and a histogram of request durations */
     atomic_ulong answers[600];
     atomic_ulong duration_buckets[NBUCKETS];
@@ -103,8 +104,16 @@ struct request {
     size_t bytes_in;
     struct writer_request wreq;
     struct prepool_task task; /* preparing the body on the pool */
-    size_t allowance;         /* inflated bytes the preparation may use */
-    unsigned busy_retry;      /* > 0: the pool refused it (answer 503 with this Retry-After) */
+    /* an API read or /metrics, answered on the readers pool: */
+    struct prepool_task read_task;
+    struct api_access who;      /* held from the access check until read_run is done */
+    struct api_args args;       /* the query, collected on the HTTP thread */
+    bool accepts_gzip;          /* Accept-Encoding, read on the HTTP thread */
+    bool deferred;              /* on the pool: respond() keeps the answer for later */
+    struct MHD_Response *ready; /* that answer, queued on the HTTP thread */
+    unsigned ready_status;
+    size_t allowance;    /* inflated bytes the preparation may use */
+    unsigned busy_retry; /* > 0: the pool refused it (answer 503 with this Retry-After) */
     atomic_bool committed;
     struct timespec start;
     unsigned status;
@@ -179,8 +188,7 @@ tr_err http_bind(const char *addr_port, bool tls, struct http_listener *out, cha
  * *data (malloc'd) is replaced by its gzip when that is smaller. */
 static bool maybe_gzip(struct request *rq, char **data, size_t *len)
 {
-    if (*len < 1024 || !console_accepts_gzip(MHD_lookup_connection_value(
-                           rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING)))
+    if (*len < 1024 || !rq->accepts_gzip)
         return false;
     struct buf gz;
     buf_init(&gz, 2 * *len + 1024); /* deflate reserves its worst case (above len) first */
@@ -192,6 +200,23 @@ static bool maybe_gzip(struct request *rq, char **data, size_t *len)
     *data = (char *)gz.data;
     *len = gz.len;
     return true;
+}
+
+/* Queue resp (taken) as rq's answer. On a readers pool thread (rq->deferred)
+ * it is kept instead and queued by the HTTP thread when the connection is
+ * resumed: libmicrohttpd takes an answer only in its access handler. */
+static enum MHD_Result respond(struct request *rq, unsigned status, struct MHD_Response *resp)
+{
+    rq->status = status;
+    if (rq->deferred) {
+        rq->ready = resp;
+        rq->ready_status = status;
+        return MHD_YES;
+    }
+    rq->phase = PHASE_ANSWERED;
+    enum MHD_Result r = MHD_queue_response(rq->conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
 }
 
 static enum MHD_Result send_json(struct request *rq, unsigned status, json_t *body,
@@ -223,11 +248,7 @@ static enum MHD_Result send_json(struct request *rq, unsigned status, json_t *bo
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 rq->route == ROUTE_REPORT ? "POST" : "GET, HEAD");
-    rq->status = status;
-    rq->phase = PHASE_ANSWERED;
-    enum MHD_Result r = MHD_queue_response(rq->conn, status, resp);
-    MHD_destroy_response(resp);
-    return r;
+    return respond(rq, status, resp);
 }
 
 static enum MHD_Result send_error(struct request *rq, unsigned status, const char *error,
@@ -442,8 +463,10 @@ static enum MHD_Result answer_busy(struct request *rq)
 {
     if (atomic_load(&rq->hs->quiescing))
         return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, rq->busy_retry);
+    bool read = rq->route == ROUTE_API || rq->route == ROUTE_METRICS;
     return send_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "server busy",
-                      "more uploads are being parsed than parse_memory allows; retry later",
+                      read ? "more API reads are waiting than are answered at once; retry later"
+                           : "more uploads are being parsed than parse_memory allows; retry later",
                       rq->busy_retry);
 }
 
@@ -599,11 +622,7 @@ static enum MHD_Result send_metrics(struct request *rq, const struct api_access 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             "text/plain; version=0.0.4; charset=utf-8");
     snprintf(rq->outcome, sizeof rq->outcome, "metrics %zu bytes", len);
-    rq->status = MHD_HTTP_OK;
-    rq->phase = PHASE_ANSWERED;
-    enum MHD_Result r = MHD_queue_response(rq->conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return r;
+    return respond(rq, MHD_HTTP_OK, resp);
 }
 
 /* The API's access rule: 0 with *who (released by the caller), or the
@@ -622,29 +641,81 @@ static unsigned deny(struct request *rq, enum MHD_Result *r, struct api_access *
 
 static enum MHD_Result answer_api(struct request *rq, const struct api_access *who);
 
+/* API reads and /metrics are answered on the readers pool, not on the HTTP
+ * thread that took the connection: a summary over a year of a large database
+ * takes seconds, and the uploads and /healthz checks that share the thread
+ * must not wait for it. At most READS_AT_ONCE are answered (or their answers
+ * sent) at a time; more wait up to READ_WAIT seconds, then get 503. */
+#define READS_AT_ONCE 64
+#define READ_WAIT     30
+
+static struct request *read_request_of(struct prepool_task *t)
+{
+    return (struct request *)(void *)((char *)t - offsetof(struct request, read_task));
+}
+
+/* On a readers pool thread: the answer, kept for the HTTP thread, then woken. */
+static size_t read_run(struct prepool_task *t)
+{
+    struct request *rq = read_request_of(t);
+    rq->deferred = true;
+    (void)(rq->route == ROUTE_METRICS ? send_metrics(rq, &rq->who) : answer_api(rq, &rq->who));
+    rq->deferred = false;
+    api_access_release(&rq->who);
+    atomic_store(&rq->committed, true);
+    MHD_resume_connection(rq->conn);
+    return 0;
+}
+
+/* Instead of read_run: too many reads wait, or the pool stops. */
+static void read_refused(struct prepool_task *t, unsigned retry_after)
+{
+    struct request *rq = read_request_of(t);
+    api_access_release(&rq->who);
+    rq->busy_retry = retry_after ? retry_after : 1;
+    atomic_store(&rq->committed, true);
+    MHD_resume_connection(rq->conn);
+}
+
+/* GET of the API or /metrics, at its first call: checked here, answered on
+ * the readers pool while the connection sleeps (see answer_ready). */
 static enum MHD_Result answer_read(struct request *rq, const char *method)
 {
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", NULL, 0);
     enum MHD_Result denied;
-    struct api_access who;
-    if (deny(rq, &denied, &who))
+    if (deny(rq, &denied, &rq->who))
         return denied;
+    /* what the pool needs of the connection, read while it is ours */
+    if (rq->route == ROUTE_API)
+        MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &rq->args);
     conn_phase(rq->hs, rq->conn, CT_WAIT); /* complete: a slow query is not a slow client */
-    enum MHD_Result r = rq->route == ROUTE_METRICS ? send_metrics(rq, &who) : answer_api(rq, &who);
-    api_access_release(&who);
-    return r;
+    rq->read_task.weight = 1;
+    rq->read_task.run = read_run;
+    rq->read_task.refused = read_refused;
+    rq->phase = PHASE_WAITING;
+    MHD_suspend_connection(rq->conn);
+    unsigned retry_after;
+    if (!prepool_submit(rq->hs->readers, &rq->read_task, &retry_after))
+        read_refused(&rq->read_task, retry_after);
+    return MHD_YES;
+}
+
+/* The connection woke with the answer read_run made (NULL: out of memory). */
+static enum MHD_Result answer_ready(struct request *rq)
+{
+    struct MHD_Response *resp = rq->ready;
+    rq->ready = NULL;
+    return resp ? respond(rq, rq->ready_status, resp) : MHD_NO;
 }
 
 static enum MHD_Result answer_api(struct request *rq, const struct api_access *who)
 {
     if (strncmp(rq->path, "/api/v1/", 8) != 0)
         return send_error(rq, MHD_HTTP_NOT_FOUND, "not found", "the API is under /api/v1/", 0);
-    struct api_args args = {0};
-    MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
     /* the record generator's calls need no database (api_record.c) */
     json_t *record = NULL;
-    unsigned rstatus = api_record(rq->hs->cfg, rq->path, &args, &record);
+    unsigned rstatus = api_record(rq->hs->cfg, rq->path, &rq->args, &record);
     if (rstatus != 0) {
         const char *detail = json_string_value(json_object_get(record, "detail"));
         snprintf(rq->outcome, sizeof rq->outcome, "%s",
@@ -654,7 +725,7 @@ static enum MHD_Result answer_api(struct request *rq, const struct api_access *w
         return send_json(rq, rstatus, record, 0);
     }
     struct api_answer ans;
-    api_get(rq->hs->api, who, rq->path + 7, &args, &ans);
+    api_get(rq->hs->api, who, rq->path + 7, &rq->args, &ans);
     if (ans.body) {
         const char *detail = json_string_value(json_object_get(ans.body, "detail"));
         snprintf(rq->outcome, sizeof rq->outcome, "%s",
@@ -682,12 +753,9 @@ static enum MHD_Result answer_api(struct request *rq, const struct api_access *w
     if (ans.disposition[0])
         MHD_add_response_header(resp, "Content-Disposition", ans.disposition);
     snprintf(rq->outcome, sizeof rq->outcome, "%zu bytes", ans.len);
-    rq->status = ans.status;
-    rq->phase = PHASE_ANSWERED;
-    enum MHD_Result r = MHD_queue_response(rq->conn, ans.status, resp);
-    MHD_destroy_response(resp);
+    unsigned status = ans.status;
     api_answer_free(&ans);
-    return r;
+    return respond(rq, status, resp);
 }
 
 /* GET /healthz: 200 while the database takes writes, else 503 with the reason. */
@@ -776,11 +844,7 @@ static enum MHD_Result send_console(struct request *rq, const char *url)
         MHD_add_response_header(resp, cr.header[i][0], cr.header[i][1]);
     snprintf(rq->outcome, sizeof rq->outcome, "console %zu bytes%s", cr.len,
              cr.gzip ? " gzip" : "");
-    rq->status = cr.status;
-    rq->phase = PHASE_ANSWERED;
-    enum MHD_Result r = MHD_queue_response(rq->conn, cr.status, resp);
-    MHD_destroy_response(resp);
-    return r;
+    return respond(rq, cr.status, resp);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
@@ -823,6 +887,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(rq->method, sizeof rq->method, "%s", method);
         snprintf(rq->path, sizeof rq->path, "%s", url);
         rq->route = route_of(hs, url, method);
+        rq->accepts_gzip = console_accepts_gzip(
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
         conn_phase(hs, conn, CT_BODY); /* the head is complete */
         rq->counted = true;
         atomic_fetch_add(&hs->in_flight, 1);
@@ -856,6 +922,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES; /* spurious call; still suspended */
         if (rq->busy_retry)
             return answer_busy(rq);
+        if (rq->route == ROUTE_API || rq->route == ROUTE_METRICS)
+            return answer_ready(rq);
         return rq->route == ROUTE_REINGEST ? answer_reingest(rq) : answer_report(rq);
     }
     if (*upload_data_size > 0) {
@@ -926,7 +994,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     buf_free(&rq->body);
     ingest_job_free(rq->wreq.job);
     ingest_result_free(&rq->wreq.res);
+    if (rq->ready) /* answered on the pool, but the connection went first */
+        MHD_destroy_response(rq->ready);
     prepool_release(hs->pool, &rq->task); /* after the frees: what it held is given back */
+    prepool_release(hs->readers, &rq->read_task);
     free(rq);
     *con_cls = NULL;
 }
@@ -1021,7 +1092,9 @@ struct http_server *http_start(const struct config *cfg, struct writer *w, struc
         return NULL;
     }
     if ((hs->pool = prepool_start(cfg->prepare_threads, cfg->parse_memory,
-                                  (unsigned)cfg->parse_wait, err)) == NULL) {
+                                  (unsigned)cfg->parse_wait, err)) == NULL ||
+        (hs->readers = prepool_start(cfg->threads, READS_AT_ONCE, READ_WAIT, err)) == NULL) {
+        prepool_free(hs->pool);
         conntrack_free(hs->ct);
         api_free(hs->api);
         free(hs);
@@ -1136,15 +1209,18 @@ size_t http_in_flight(struct http_server *hs)
 
 void http_stop_preparing(struct http_server *hs)
 {
-    if (hs)
+    if (hs) {
         prepool_stop(hs->pool);
+        prepool_stop(hs->readers);
+    }
 }
 
 void http_stop(struct http_server *hs)
 {
     if (hs == NULL)
         return;
-    prepool_stop(hs->pool); /* nothing is submitted to the writer after this */
+    prepool_stop(hs->pool);    /* nothing is submitted to the writer after this */
+    prepool_stop(hs->readers); /* every read answered or refused: no connection sleeps */
     for (size_t i = 0; i < hs->ndaemons; i++)
         MHD_stop_daemon(hs->daemons[i].d);
     for (size_t i = 0; i < hs->nlisteners; i++) {
@@ -1153,6 +1229,7 @@ void http_stop(struct http_server *hs)
         hs->listeners[i].fd = -1;
     }
     prepool_free(hs->pool); /* after the daemons: their last requests release into it */
+    prepool_free(hs->readers);
     pthread_mutex_destroy(&hs->mu);
     conntrack_free(hs->ct);
     api_free(hs->api);

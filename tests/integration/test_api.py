@@ -46,9 +46,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -732,6 +734,50 @@ class Metrics(T.TlsrptdTestCase):
         self.assertEqual(total(m, "tlsrptd_reports_total", source="maildir", outcome="stored"),
                          3)
         self.check_against_database(m)
+        self.assertEqual(d.stop(), 0, d.log())
+
+
+class SlowReads(T.TlsrptdTestCase):
+    """API reads are answered on a pool of their own: a read that takes seconds (here a
+    record check waiting for a DNS server that never answers: two tries of 3 s) does
+    not hold up /healthz, an upload or the console on the one HTTP thread (--threads 1)
+    that took its connection."""
+
+    def test_slow_read_holds_up_nothing_else(self):
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never answers
+        silent.bind(("127.0.0.1", 0))
+        self.addCleanup(silent.close)
+        d = start_daemon(self.tmp, ["--db", self.db, "--threads", "1", "--public-url",
+                                    "https://tlsrpt.example/tlsrpt", "--dns",
+                                    "127.0.0.1:%d" % silent.getsockname()[1]])
+        self.addCleanup(d.kill)
+        slow = {}
+
+        def check():
+            t0 = time.monotonic()
+            slow["r"] = d.get("/api/v1/record/check?domain=here.example")
+            slow["s"] = time.monotonic() - t0
+        reader = threading.Thread(target=check)
+        reader.start()
+        try:
+            time.sleep(1)  # the check is waiting for DNS now
+            self.assertTrue(reader.is_alive(), "the record check did not wait for DNS")
+            t0 = time.monotonic()
+            self.assertEqual(d.get("/healthz", timeout=4).status, 200)
+            r = T.sample_report()
+            r["report-id"] = "while-a-read-waits"
+            self.assertEqual(d.post("/tlsrpt", json.dumps(r).encode(), timeout=4).status, 201)
+            self.assertEqual(d.get("/", timeout=4).status, 200)
+            waited = time.monotonic() - t0
+            self.assertTrue(reader.is_alive(),
+                            "the check ended before the other requests were answered")
+        finally:
+            reader.join()
+        self.assertLess(waited, 4)
+        self.assertEqual(slow["r"].status, 200, slow["r"])
+        self.assertGreater(slow["s"], 5)
+        self.assertEqual(slow["r"].json()["lookup"], "timeout")
+        self.assertEqual(cli_json(self.db, [])["totals"]["reports"], 1)
         self.assertEqual(d.stop(), 0, d.log())
 
 
