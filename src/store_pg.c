@@ -673,7 +673,9 @@ static tr_err pg_queue_report(void *h, const struct sql_arg *row, size_t nrow,
  * CPU: one executor start per chunk, no JSON, no text to number conversions.
  *
  * The statement takes each report's id from the reports' sequence itself (as
- * the column's default would, in the chunk's order) and each stored policy's
+ * the column's default would, in the chunk's order: unnest's rows come in the
+ * order WITH ORDINALITY numbers them, so no sort of the wide rows is needed)
+ * and each stored policy's
  * id from the policies' one, so policies and failure details find their
  * parent's id by an array subscript rather than a join (the planner knows
  * nothing of the rows a CTE returns and nests loops over them). A report
@@ -708,14 +710,14 @@ static const char sql_add_reports[] =
     "$16::int8[], $17::int8[], $18::text[], $19::text[], $20::bytea[], $21::int8[], "
     "$22::text[], $23::text[], $24::int8[], $25::text[]) WITH ORDINALITY AS u(org, rid, st, et, "
     "sdt, edt, contact, recv, kind, name, client, msgid, rdom, subm, subj, warn, note, diag, "
-    "enc, raw, rsize, dres, ddom, dal, dwhy, ord) ORDER BY u.ord), "
+    "enc, raw, rsize, dres, ddom, dal, dwhy, ord)), "
     "r AS (INSERT INTO reports (id, organization_name, report_id, start_time, end_time, "
     "start_datetime, end_datetime, contact_info, received_at, source_kind, source_name, "
     "source_client, source_message_id, source_report_domain, source_submitter, "
     "source_subject, warning_count, note_count, diagnostics, raw_encoding, raw, raw_size, "
     "dkim_result, dkim_domain, dkim_aligned, dkim_reason) SELECT id, org, rid, st, et, sdt, "
     "edt, contact, recv, kind, name, client, msgid, rdom, subm, subj, warn, note, diag, enc, "
-    "raw, rsize, dres, ddom, dal, dwhy FROM s ORDER BY ord ON CONFLICT (organization_name, "
+    "raw, rsize, dres, ddom, dal, dwhy FROM s ON CONFLICT (organization_name, "
     "report_id, start_time, end_time) DO NOTHING RETURNING id), "
     /* k: the ids stored now; m: each report's id by its place */
     "k AS (SELECT COALESCE(array_agg(id), '{}') AS stored FROM r), "
@@ -726,7 +728,7 @@ static const char sql_add_reports[] =
     "ORDINALITY AS x(ro, idx, t, d, ps, pm, ok, bad, o) ORDER BY x.o), "
     "p AS (INSERT INTO policies (id, report, idx, policy_type, policy_domain, policy_strings, "
     "mx_hosts, successful_sessions, failed_sessions) SELECT id, report, idx, t, d, ps, pm, ok, "
-    "bad FROM x WHERE id IS NOT NULL ORDER BY o), "
+    "bad FROM x WHERE id IS NOT NULL), "
     "pa AS (SELECT array_agg(id ORDER BY o) AS ids FROM x), "
     "f AS (INSERT INTO failure_details (policy, result_type, sending_mta_ip, "
     "receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_session_count, "
