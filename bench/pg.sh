@@ -55,10 +55,11 @@ psql_admin() { /usr/lib/postgresql/15/bin/psql -X -q -At "${SERVER}postgres" -c 
 new_db() { psql_admin "DROP DATABASE IF EXISTS $1" && psql_admin "CREATE DATABASE $1" && echo "$SERVER$1"; }
 field() { sed -E -n "s/.*(^| )$1=([^ ]*).*/\2/p" "$2" | head -1; }
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"; }
-# CPU seconds of every postgres process of the cluster so far (live ones)
+# CPU seconds of every postgres process of the cluster so far (live ones; the
+# server's children match both patterns, each is counted once)
 pg_cpu_s() {
     local total=0 p
-    for p in $(pgrep -f "postgres: " || true) $(pgrep -x postgres || true); do
+    for p in $({ pgrep -f "postgres: " || true; pgrep -x postgres || true; } | sort -u); do
         [ -r "/proc/$p/stat" ] && total=$(awk -v t="$total" -v hz="$(getconf CLK_TCK)" \
             '{ sub(/^.*\) /, ""); printf "%.2f\n", t + ($12 + $13 + $14 + $15) / hz }' "/proc/$p/stat")
     done
