@@ -12,6 +12,7 @@
 #include "tlsrptd/ingest.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/mailcheck.h"
+#include "tlsrptd/thread_prio.h"
 #include "tlsrptd/walk.h"
 
 /* ---- shared argument handling ------------------------------------------------------------- */
@@ -383,6 +384,7 @@ static void *reader_main(void *arg)
     struct reader *rd = ((struct reader_self *)arg)->rd;
     size_t self = ((struct reader_self *)arg)->index;
     struct discards mine = {0};
+    thread_prio_prepare(); /* the main thread, which waits for us, runs first */
     for (;;) {
         pthread_mutex_lock(&rd->mu);
         take_discards(rd, self, &mine);

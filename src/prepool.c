@@ -14,6 +14,7 @@
 #endif
 #include "tlsrptd/log.h"
 #include "tlsrptd/prepool.h"
+#include "tlsrptd/thread_prio.h"
 
 #define RETRY_AFTER 5                 /* seconds, for a task refused for lack of memory */
 #define TRIM_AFTER  ((size_t)8 << 20) /* give memory back after a peak of this much held */
@@ -101,6 +102,7 @@ static struct prepool_task *take_expired(struct prepool *p, const struct timespe
 static void *pool_main(void *arg)
 {
     struct prepool *p = arg;
+    thread_prio_prepare(); /* the writer, which waits for us, runs first */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         struct prepool_task *t = pick(p);

@@ -27,6 +27,7 @@ test asserts it, the exit code must be 0 and the log free of sanitizer reports.
 Run: TLSRPTD_BIN=build/tlsrptd python3 tests/integration/test_serve.py [-k NAME]
 Needs curl and openssl (Debian packages curl, openssl).
 """
+import collections
 import errno
 import gzip
 import hashlib
@@ -949,6 +950,22 @@ class Parallel(ServeTestCase):
         self.assertEqual(len({r.json()["reports"][0]["id"] for r in results}), self.N)
         self.stop_ok(d)
         self.assertEqual(len(re.findall(r'"POST /tlsrpt" 201 ', d.log())), self.N)
+
+
+class Priorities(ServeTestCase):
+    def test_preparing_threads_step_back_for_the_writer(self):
+        """The threads that prepare uploads (prepare_threads) and answer API reads
+        (threads) run 10 nicer than the daemon; the writer, the HTTP threads and the rest
+        keep its priority (include/tlsrptd/thread_prio.h)."""
+        d = self.start_daemon(args=["--prepare-threads", "3", "--threads", "2"])
+        nice = collections.Counter()
+        for tid in os.listdir("/proc/%d/task" % d.pid):
+            with open("/proc/%d/task/%s/stat" % (d.pid, tid)) as f:
+                nice[int(f.read().rsplit(")", 1)[1].split()[16])] += 1  # field 19: nice
+        self.assertEqual(nice[10], 3 + 2, nice)
+        self.assertEqual(set(nice), {0, 10}, nice)
+        self.assertEqual(d.post(report_bytes("priorities")).status, 201)
+        self.stop_ok(d)
 
 
 # ---- 6. SIGTERM under load ------------------------------------------------------------------
