@@ -25,7 +25,7 @@
 # connections (plain and HTTPS). Exits 1 when a target is missed.
 #
 # Environment: THREADS (tlsrptd --threads and mhd_ceiling --threads, default
-# tlsrptd's own, 2), COMMIT_MAX (--commit-max), SERVE_ARGS (more serve options),
+# tlsrptd's own, 4), COMMIT_MAX (--commit-max), SERVE_ARGS (more serve options),
 # SERVE_ENV (environment for the daemon only, e.g. GLIBC_TUNABLES=...),
 # CEILING_ARGS (more mhd_ceiling options, e.g. --epoll),
 # CONNS (wrk connections, default 64), IDLE (idle connections, default 256),
@@ -309,7 +309,7 @@ bench_proto() {
 echo "load after: $(uptime)"
 
 awk -v dur="$DURATION" -v conns="$CONNS" -v idle="$IDLE" -v nproc="$(nproc)" \
-    -v threads="${THREADS:-2 (default)}" -v commit="${COMMIT_MAX:-1024 (default)}" \
+    -v threads="${THREADS:-4 (default)}" -v commit="${COMMIT_MAX:-1024 (default)}" \
     -v extra="$SERVE_ARGS${SERVE_ENV:+ (env $SERVE_ENV)}" -v src="$SRC_STATE" \
     -v ceiling="$CEILING ${ceiling_args[*]}" -v rmin="$RATE_MIN" -v ratio_min="$RATIO_MIN" -v p99max="$P99_MAX_MS" \
     -v rssmax="$RSS_MAX_MIB" '
