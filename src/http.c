@@ -342,11 +342,24 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 
 /* ---- the report POST ------------------------------------------------------------------------ */
 
-static void on_committed(struct writer_request *wreq)
+/* From another thread: rq's answer (or refusal) is ready; the HTTP thread,
+ * called again, sends it. */
+static void wake(struct request *rq)
 {
-    struct request *rq = wreq->cls;
     atomic_store(&rq->committed, true);
     MHD_resume_connection(rq->conn);
+}
+
+/* A pool would not take rq: answer 503 with this Retry-After. */
+static void refuse(struct request *rq, unsigned retry_after)
+{
+    rq->busy_retry = retry_after ? retry_after : 1;
+    wake(rq);
+}
+
+static void on_committed(struct writer_request *wreq)
+{
+    wake(wreq->cls);
 }
 
 static enum MHD_Result answer_report(struct request *rq)
@@ -394,10 +407,7 @@ static struct request *request_of(struct prepool_task *t)
 /* On a pool thread, instead of preparing: too much is being parsed, or the pool stops. */
 static void upload_refused(struct prepool_task *t, unsigned retry_after)
 {
-    struct request *rq = request_of(t);
-    rq->busy_retry = retry_after ? retry_after : 1;
-    atomic_store(&rq->committed, true);
-    MHD_resume_connection(rq->conn);
+    refuse(request_of(t), retry_after);
 }
 
 /* On a pool thread: decode and validate the body, then hand it to the writer;
@@ -662,8 +672,7 @@ static size_t read_run(struct prepool_task *t)
     (void)(rq->route == ROUTE_METRICS ? send_metrics(rq, &rq->who) : answer_api(rq, &rq->who));
     rq->deferred = false;
     api_access_release(&rq->who);
-    atomic_store(&rq->committed, true);
-    MHD_resume_connection(rq->conn);
+    wake(rq);
     return 0;
 }
 
@@ -672,9 +681,7 @@ static void read_refused(struct prepool_task *t, unsigned retry_after)
 {
     struct request *rq = read_request_of(t);
     api_access_release(&rq->who);
-    rq->busy_retry = retry_after ? retry_after : 1;
-    atomic_store(&rq->committed, true);
-    MHD_resume_connection(rq->conn);
+    refuse(rq, retry_after);
 }
 
 /* GET of the API or /metrics, at its first call: checked here, answered on
