@@ -970,12 +970,22 @@ static tr_err ensure_folder(struct session *s, const char *quoted, bool *known, 
     if (cmd_ok(&s->c, on_list_exists, &x, SMALL_LITERAL, err, "LIST \"\" %s", quoted) != TR_OK)
         return TR_EIO;
     if (!x.found) {
-        if (cmd_ok(&s->c, NULL, NULL, SMALL_LITERAL, err, "CREATE %s", quoted) != TR_OK)
-            return TR_EIO;
+        /* another client (a second collector on the same mailbox) may have created it
+         * since the LIST: NO [ALREADYEXISTS] (RFC 5530) is as good as OK */
         enum status st;
+        if (conn_cmd(&s->c, NULL, NULL, SMALL_LITERAL, &st, err, "CREATE %s", quoted) != TR_OK)
+            return TR_EIO;
+        bool existed =
+            st != ST_OK && strcasestr((const char *)s->c.last.data, "[ALREADYEXISTS]") != NULL;
+        if (st != ST_OK && !existed) {
+            tr_fail(err, TR_EPARSE, "%s: the server answered %.200s", s->c.cmd,
+                    (const char *)s->c.last.data);
+            return TR_EIO;
+        }
         if (conn_cmd(&s->c, NULL, NULL, SMALL_LITERAL, &st, err, "SUBSCRIBE %s", quoted) != TR_OK)
             return TR_EIO;
-        tr_info("imap %s: created folder %s", s->mb->url, quoted);
+        if (!existed)
+            tr_info("imap %s: created folder %s", s->mb->url, quoted);
     }
     *known = true;
     return TR_OK;
