@@ -22,6 +22,7 @@ Each can also be given on the command line, before unittest's own arguments:
 import base64
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -124,33 +125,71 @@ def asan():
 SLOW = 4.0 if asan() else 1.0
 
 
+def _ephemeral_low():
+    """The first port of the kernel's range for outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports handed out by this process, never handed out twice.
+_PORTS_GIVEN = set()
+_PORT_RANDOM = random.Random(os.urandom(16))
+
+
+def _bindable(port, kinds):
+    """Whether port is free on every address for each socket kind in kinds."""
+    socks = []
+    try:
+        for kind in kinds:
+            s = socket.socket(socket.AF_INET, kind)
+            socks.append(s)
+            s.bind(("0.0.0.0", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _pick_port(kinds):
+    """A port free a moment ago for each kind in kinds. A port the kernel picks (bind to
+    port 0) comes from the range it also gives every outgoing connection, so a curl or
+    SMTP client of a test running beside this one may take it before the daemon binds it;
+    a random port below that range is taken only by another such pick, which is unlikely
+    among some twenty thousand."""
+    low = _ephemeral_low()
+    if low > 11024:
+        for _ in range(200):
+            port = _PORT_RANDOM.randrange(low - 10000 if low > 21024 else 1024, low)
+            if port not in _PORTS_GIVEN and _bindable(port, kinds):
+                _PORTS_GIVEN.add(port)
+                return port
+    for _ in range(50):  # a range too small to choose from: the kernel's pick
+        s = socket.socket(socket.AF_INET, kinds[0])
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _PORTS_GIVEN and _bindable(port, kinds):
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("no free port of 127.0.0.1 found")
+
+
 def free_port(kind=socket.SOCK_STREAM):
     """A TCP (or kind=SOCK_DGRAM: UDP) port of 127.0.0.1 that was free a moment ago."""
-    s = socket.socket(socket.AF_INET, kind)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    return _pick_port((kind,))
 
 
 def free_udp_tcp_port():
     """A port of 127.0.0.1 that was free for both TCP and UDP a moment ago (a DNS server
     such as dnsmasq binds both)."""
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no port of 127.0.0.1 free for both TCP and UDP")
+    return _pick_port((socket.SOCK_STREAM, socket.SOCK_DGRAM))
 
 
 MAIL_TALLY = ("messages", "stored", "duplicates", "quarantined", "deferred")
