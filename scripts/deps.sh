@@ -17,7 +17,8 @@
 #                           python3-dkim signs the mails of the DKIM test;
 #                           chromium, chromium-driver and python3-selenium for
 #                           the console's browser test; postgresql-15 for the
-#                           throwaway server of the *_pg tests)
+#                           throwaway server of the *_pg tests; strace shows
+#                           that an answer waits for its commit's sync)
 # Installs only what is missing; runs apt-get update at most once.
 set -euo pipefail
 
@@ -38,6 +39,8 @@ test_pkgs+=(debhelper dpkg-dev lintian man-db systemd util-linux adduser)
 test_pkgs+=(python3-dkim)
 # it_console drives the console in headless Chromium
 test_pkgs+=(chromium chromium-driver python3-selenium)
+# it_serve and it_cli trace the daemon's syncs and answers
+test_pkgs+=(strace)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

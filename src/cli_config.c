@@ -352,6 +352,7 @@ bool cli_start_writer(const struct config *cfg, const struct ingest_limits *lim,
     char err[TR_ERRLEN];
     struct store_options sopt;
     cli_config_store_options(cfg, &sopt);
+    sopt.defer_sync = true; /* the writer answers after syncing (syncer.h) */
     *st = NULL;
     *w = NULL;
     if (store_open(cfg->db, &sopt, st, err) == TR_OK &&

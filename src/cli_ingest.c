@@ -12,6 +12,7 @@
 #include "tlsrptd/ingest.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/mailcheck.h"
+#include "tlsrptd/syncer.h"
 #include "tlsrptd/thread_prio.h"
 #include "tlsrptd/walk.h"
 
@@ -225,21 +226,63 @@ static size_t input_size(const char *name, const struct buf *partial)
 struct reader;
 static void reader_discard(struct reader *rd, size_t owner, struct ingest_job *job, char *name);
 
-/* Finish a batch: commit, then print every result (or mark all tempfail). */
-static bool flush_batch(struct ingest_run *run, struct ingest *ig, struct reader *rd,
-                        struct pending *batch, size_t *n)
+/* A batch of inputs: stored in one transaction, then printed once the
+ * syncer has made its commit durable. */
+struct batch {
+    size_t n;
+    struct pending items[];
+};
+
+/* What the syncer's callback prints to and gives back to. */
+struct printer {
+    struct ingest_run *run;
+    struct reader *rd;
+};
+
+/* The batch's commit or its sync failed: every input read is "storage
+ * unavailable" (exit 75: try again later). */
+static void unacknowledge(struct batch *b, const char *err)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].res.outcome != INGEST_UNREADABLE) {
+            ingest_result_free(&b->items[i].res);
+            ingest_result_tempfail(&b->items[i].res, err);
+        }
+}
+
+/* On the syncer thread, in batch order: print every result (each one
+ * "storage unavailable" when the commit or its sync failed), then hand the
+ * inputs back to their readers. */
+static void print_synced(void *arg, tr_err rc, const char *err, void *cls)
+{
+    struct batch *b = arg;
+    struct printer *pr = cls;
+    if (rc != TR_OK)
+        unacknowledge(b, err);
+    for (size_t i = 0; i < b->n; i++) {
+        struct pending *p = &b->items[i];
+        print_result(pr->run, p);
+        ingest_result_free(&p->res);
+        reader_discard(pr->rd, p->owner, p->job, p->name);
+    }
+    fflush(stdout); /* a batch's lines as soon as they are true */
+    pr->run->done += b->n;
+    show_progress(pr->run, false);
+    free(b);
+}
+
+/* Finish a batch: commit, and hand it to the syncer, which prints it once
+ * the commit is on disk (or at once, every input "storage unavailable", when
+ * the commit failed). False when storage failed. */
+static bool flush_batch(struct ingest *ig, struct store *st, struct syncer *sy, struct batch *b)
 {
     char err[TR_ERRLEN];
-    bool ok = ingest_commit(ig, err) == TR_OK;
-    for (size_t i = 0; i < *n; i++) {
-        if (!ok && batch[i].res.outcome != INGEST_UNREADABLE)
-            ingest_result_tempfail(&batch[i].res, err);
-        print_result(run, &batch[i]);
-        ingest_result_free(&batch[i].res);
-        reader_discard(rd, batch[i].owner, batch[i].job, batch[i].name);
-    }
-    *n = 0;
-    return ok;
+    tr_err rc = ingest_commit(ig, err);
+    int fd = rc == TR_OK ? store_sync_fd(st, &rc, err) : -1;
+    if (rc != TR_OK)
+        unacknowledge(b, err);
+    syncer_submit(sy, fd, b);
+    return rc == TR_OK;
 }
 
 /* ---- the reader threads --------------------------------------------------------------------- */
@@ -522,6 +565,7 @@ int cmd_ingest(int argc, char **argv)
     }
 
     struct store *st = NULL;
+    sopt.defer_sync = true; /* each batch is printed once its commit is synced */
     if (store_open(cfg.db, &sopt, &st, err) != TR_OK) {
         fprintf(stderr, "tlsrptd ingest: %s\n", err);
         walk_free(&inputs);
@@ -529,7 +573,6 @@ int cmd_ingest(int argc, char **argv)
         return EXIT_TEMPFAIL;
     }
     struct ingest *ig = ingest_new(st, &lim);
-    struct pending *batch = calloc(batch_size, sizeof *batch);
     struct reader rd = {.inputs = &inputs, .lim = &lim};
     pthread_t readers[MAX_READERS];
     struct reader_self selves[MAX_READERS];
@@ -537,7 +580,7 @@ int cmd_ingest(int argc, char **argv)
     size_t nreaders = cpus >= MAX_READERS ? MAX_READERS : cpus >= 2 ? (size_t)cpus : 1;
     if (nreaders > inputs.n)
         nreaders = inputs.n ? inputs.n : 1;
-    bool started = ig != NULL && batch != NULL && pthread_mutex_init(&rd.mu, NULL) == 0 &&
+    bool started = ig != NULL && pthread_mutex_init(&rd.mu, NULL) == 0 &&
                    pthread_cond_init(&rd.ready, NULL) == 0 &&
                    pthread_cond_init(&rd.room, NULL) == 0;
     for (size_t k = 0; started && k < nreaders; k++) {
@@ -552,7 +595,6 @@ int cmd_ingest(int argc, char **argv)
     }
     if (!started || nreaders == 0) {
         fprintf(stderr, "tlsrptd ingest: out of memory\n");
-        free(batch);
         ingest_free(ig);
         store_close(st);
         walk_free(&inputs);
@@ -564,21 +606,29 @@ int cmd_ingest(int argc, char **argv)
     run.progress =
         args.progress == 1 || (args.progress == -1 && isatty(STDERR_FILENO) && inputs.n > 1);
     clock_gettime(CLOCK_MONOTONIC, &run.start);
-    size_t nbatch = 0;
-    bool ok = true;
+    struct printer printer = {&run, &rd};
+    /* two batches in flight: one being synced and printed, the next one stored */
+    struct syncer *sy = syncer_start(print_synced, &printer, 1);
+    size_t taken = 0; /* inputs taken from the readers (run.done: printed) */
+    bool ok = sy != NULL;
+    if (!ok)
+        fprintf(stderr, "tlsrptd ingest: cannot start a thread\n");
     struct queue_item item;
     while (ok && reader_next(&rd, &item)) {
-        if (ingest_begin(ig, err) != TR_OK) {
-            fprintf(stderr, "tlsrptd ingest: %s\n", err);
+        struct batch *b = malloc(sizeof *b + batch_size * sizeof b->items[0]);
+        if (b == NULL || ingest_begin(ig, err) != TR_OK) {
+            fprintf(stderr, "tlsrptd ingest: %s\n", b ? err : "out of memory");
             ingest_job_free(item.job);
             free(item.name);
+            free(b);
             ok = false;
             break;
         }
+        b->n = 0;
         struct timespec batch_start, now;
         clock_gettime(CLOCK_MONOTONIC, &batch_start);
         for (;;) {
-            struct pending *p = &batch[nbatch++];
+            struct pending *p = &b->items[b->n++];
             p->name = item.name;
             p->job = item.job;
             p->owner = item.owner;
@@ -592,15 +642,15 @@ int cmd_ingest(int argc, char **argv)
                 memset(&p->res, 0, sizeof p->res);
                 ingest_result_tempfail(&p->res, "out of memory");
             }
-            run.done++;
+            taken++;
             clock_gettime(CLOCK_MONOTONIC, &now);
-            if (ingest_failed(ig) || nbatch == batch_size || elapsed(&batch_start, &now) >= 1.0 ||
+            if (ingest_failed(ig) || b->n == batch_size || elapsed(&batch_start, &now) >= 1.0 ||
                 !reader_next(&rd, &item))
                 break;
         }
-        ok = flush_batch(&run, ig, &rd, batch, &nbatch);
-        show_progress(&run, false);
+        ok = flush_batch(ig, st, sy, b);
     }
+    syncer_stop(sy); /* every batch printed */
     if (!ok)
         reader_stop(&rd);
     for (size_t k = 0; k < nreaders; k++)
@@ -613,7 +663,7 @@ int cmd_ingest(int argc, char **argv)
     pthread_cond_destroy(&rd.ready);
     pthread_cond_destroy(&rd.room);
 
-    size_t skipped = inputs.n - run.done;
+    size_t skipped = inputs.n - taken;
     if (!ok) {
         if (skipped)
             fprintf(stderr, "tlsrptd ingest: storage unavailable; %zu input%s not processed\n",
@@ -632,7 +682,6 @@ int cmd_ingest(int argc, char **argv)
                 run.counts[INGEST_DUPLICATE], run.counts[INGEST_REJECTED],
                 run.counts[INGEST_UNREADABLE], run.counts[INGEST_TEMPFAIL] + skipped);
     }
-    free(batch);
     ingest_free(ig);
     store_close(st);
     walk_free(&inputs);

@@ -206,6 +206,7 @@ int cmd_serve(int argc, char **argv)
 
     struct store_options sopt;
     cli_config_store_options(&cfg, &sopt);
+    sopt.defer_sync = true; /* the writer answers after syncing (syncer.h) */
     tr_err orc = store_open(cfg.db, &sopt, &st, err);
     if (orc != TR_OK) {
         if (orc == TR_EUSAGE || orc == TR_ECONFIG) /* e.g. a file the service may not write */

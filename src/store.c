@@ -14,12 +14,14 @@
  *
  * The SQL here and in store_read.c is shared by the backends (?N
  * placeholders); the backends own connections and statement preparation. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "store_backend.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/log.h"
@@ -654,6 +656,25 @@ tr_err store_commit(struct store *st, char *err)
         return rc;
     }
     return st->be->commit(st->h, err);
+}
+
+int store_sync_fd(struct store *st, tr_err *rc, char *err)
+{
+    *rc = TR_OK;
+    return st->h && st->be->sync_fd ? st->be->sync_fd(st->h, rc, err) : -1;
+}
+
+tr_err store_sync(struct store *st, char *err)
+{
+    tr_err rc;
+    int fd = store_sync_fd(st, &rc, err);
+    if (fd < 0)
+        return rc;
+    if (fdatasync(fd) != 0)
+        rc = tr_fail(err, TR_EDB, "database %s: syncing its log: %s", store_name(st),
+                     strerror(errno));
+    close(fd);
+    return rc;
 }
 
 void store_rollback(struct store *st)

@@ -109,6 +109,10 @@ struct store_backend {
     int64_t (*size_bytes)(void *h);
     tr_err (*start_maintenance)(void *h, char *err);
     void (*stop_maintenance)(void *h);
+    /* Optional. A new descriptor of the file to fdatasync() to make the
+     * commits so far durable, -1 when they are; -1 with *rc and err set on
+     * failure (store_sync_fd). NULL: commits are durable. */
+    int (*sync_fd)(void *h, tr_err *rc, char *err);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -5,7 +5,12 @@
  *
  * Batches use BEGIN IMMEDIATE, so the duplicate check and the insert see the
  * same database. synchronous=FULL: a committed report survives power loss,
- * which is what an acknowledgement promises. Before each batch the file is
+ * which is what an acknowledgement promises; with defer_sync, NORMAL, and the
+ * caller syncs the WAL file itself before it acknowledges (sqlite_sync_fd).
+ * NORMAL is SQLite's own mode for this: a commit is written to the WAL but not
+ * synced, and a power loss may take back the commits since the last sync,
+ * never more and never leaving the file inconsistent (checkpoints and the
+ * restart of the WAL are still synced). Before each batch the file is
  * checked to be the one that was opened, and after each commit again (a
  * commit that went into a file removed meanwhile fails): a database deleted
  * or replaced while the daemon runs would otherwise take acknowledged
@@ -36,6 +41,7 @@ struct sqlite_conn {
     dev_t dev; /* the file opened, to notice a delete or replace */
     ino_t ino;
     struct checkpointer *ckpt;
+    int wal_fd; /* defer_sync: the WAL file, opened at the first sqlite_sync_fd(); else -1 */
 };
 
 struct sqlite_row {
@@ -155,6 +161,8 @@ static void sqlite_close(void *h)
     if (c == NULL)
         return;
     checkpointer_stop(c->ckpt);
+    if (c->wal_fd >= 0)
+        close(c->wal_fd);
     for (int i = 0; i < STORE_MAX_STMTS; i++)
         sqlite3_finalize(c->stmt[i]);
     if (c->db && !sqlite3_get_autocommit(c->db))
@@ -197,6 +205,23 @@ static void configure_sqlite(void)
     (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STMT_JOURNAL_SPILL_BYTES);
 }
 
+static int sqlite_sync_fd(void *h, tr_err *rc, char *err);
+
+/* With defer_sync: what the WAL holds when we open it may be commits of a
+ * process that died before it synced them; this one would see them (and
+ * answer "duplicate" for them) as if they were on disk. Sync them first. */
+static tr_err sync_what_is_there(struct sqlite_conn *c, char *err)
+{
+    tr_err rc;
+    int fd = sqlite_sync_fd(c, &rc, err);
+    if (fd < 0)
+        return rc;
+    if (fdatasync(fd) != 0)
+        rc = tr_fail(err, TR_EDB, "database %s: syncing its WAL: %s", c->path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
 static tr_err sqlite_open(const char *target, const struct store_options *opt, void **h, char *err)
 {
     *h = NULL;
@@ -207,6 +232,7 @@ static tr_err sqlite_open(const char *target, const struct store_options *opt, v
         return tr_fail(err, TR_ENOMEM, "database %s: out of memory", target);
     }
     c->opt = *opt;
+    c->wal_fd = -1;
     tr_err rc = TR_EDB;
     if (!c->opt.read_only)
         precreate(target);
@@ -237,18 +263,24 @@ static tr_err sqlite_open(const char *target, const struct store_options *opt, v
             goto fail;
         }
     }
-    /* FULL: a commit is on disk before anyone is told "stored". A 16 MiB page
-     * cache keeps the indexes' hot pages; checkpoints every 32 MiB of WAL
-     * rather than 4 MiB halve their cost on bulk ingests. */
+    /* FULL: a commit is on disk before anyone is told "stored" (NORMAL when
+     * the caller syncs: see the top of this file). A 16 MiB page cache keeps
+     * the indexes' hot pages; checkpoints every 32 MiB of WAL rather than
+     * 4 MiB halve their cost on bulk ingests. */
+    bool defer = c->opt.defer_sync && !c->opt.read_only;
     if (sqlite3_exec(c->db,
-                     "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
-                     "PRAGMA cache_size = -16384",
+                     defer ? "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
+                             "PRAGMA cache_size = -16384"
+                           : "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+                             "PRAGMA cache_size = -16384",
                      NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_fail(c, err, "setting pragmas");
         goto fail;
     }
     sqlite3_wal_autocheckpoint(c->db, SQLITE_CHECKPOINT_PAGES);
     if ((rc = migrate(c, err)) != TR_OK)
+        goto fail;
+    if (defer && (rc = sync_what_is_there(c, err)) != TR_OK)
         goto fail;
     *h = c;
     return TR_OK;
@@ -412,6 +444,33 @@ static tr_err sqlite_commit(void *h, char *err)
     return check_identity(c, err);
 }
 
+/* The WAL holds every commit not yet copied into the database, and a
+ * checkpoint syncs the WAL before it copies: an fdatasync() of the WAL file
+ * after a commit makes it and all before it durable. The descriptor is our
+ * own (SQLite keeps no locks on the WAL file, so closing it releases none of
+ * SQLite's); the WAL is not removed while this connection is open, and a
+ * reconnect opens it again. */
+static int sqlite_sync_fd(void *h, tr_err *rc, char *err)
+{
+    struct sqlite_conn *c = h;
+    *rc = TR_OK;
+    if (!c->opt.defer_sync || c->opt.read_only)
+        return -1;
+    if (c->wal_fd < 0) {
+        const char *wal = sqlite3_filename_wal(sqlite3_db_filename(c->db, "main"));
+        if (wal == NULL || (c->wal_fd = open(wal, O_RDONLY | O_CLOEXEC)) < 0) {
+            *rc = tr_fail(err, TR_EDB, "database %s: cannot open its WAL to sync it: %s", c->path,
+                          wal ? strerror(errno) : "no WAL file name");
+            return -1;
+        }
+    }
+    int fd = fcntl(c->wal_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        *rc =
+            tr_fail(err, TR_EDB, "database %s: cannot sync its WAL: %s", c->path, strerror(errno));
+    return fd;
+}
+
 static bool sqlite_in_transaction(void *h)
 {
     return sqlite3_get_autocommit(((struct sqlite_conn *)h)->db) == 0;
@@ -531,4 +590,5 @@ const struct store_backend store_sqlite_backend = {
     .size_bytes = sqlite_size_bytes,
     .start_maintenance = sqlite_start_maintenance,
     .stop_maintenance = sqlite_stop_maintenance,
+    .sync_fd = sqlite_sync_fd,
 };

@@ -21,6 +21,11 @@
  * requests (which go to the spool behind them), so the spool empties under
  * load too.
  *
+ * With a store that commits without syncing (defer_sync: SQLite), a batch is
+ * answered by the syncer (syncer.h) once its commit is on disk, while this
+ * thread stores the next; a spool entry's file is removed only after the
+ * commit that stored it is synced.
+ *
  * Once a second, busy or idle, the thread checks the database: that the
  * file is still there and writable (SQLite) or the connection alive
  * (PostgreSQL), and while something failed, that a write transaction can
@@ -33,6 +38,7 @@
 #include <time.h>
 #include "tlsrptd/log.h"
 #include "tlsrptd/spool.h"
+#include "tlsrptd/syncer.h"
 #include "tlsrptd/writer.h"
 
 #define RETRIES        5   /* runs of a batch that keeps losing races */
@@ -41,6 +47,7 @@
 #define DRAIN_SLICE_MS 250 /* draining between two batches of new requests, at most */
 #define HEALTH_PERIOD  5   /* seconds between checks while all is well */
 #define MARKER_PREFIX  "spool:"
+#define SYNC_WAITING   1 /* committed batches waiting for the disk, at most */
 
 struct writer {
     struct store *st;
@@ -53,6 +60,8 @@ struct writer {
     pthread_cond_t cv;
     struct writer_request *head, *tail;
     size_t queued, in_batch;
+    size_t unanswered; /* requests of committed batches waiting for the syncer */
+    struct syncer *syncer;
     bool stopping;
     void (*on_commit)(void *cls); /* writer_on_commit */
     void *on_commit_cls;
@@ -101,6 +110,56 @@ static void answer_all(struct writer_request *batch)
         batch->done(batch); /* may free batch */
         batch = next;
     }
+}
+
+/* What a batch stored cannot be acknowledged (its sync failed): every
+ * request is answered "storage unavailable", and its sender retries. */
+static void unacknowledge(struct writer_request *batch, const char *err)
+{
+    for (struct writer_request *r = batch; r; r = r->next)
+        if (r->res.outcome != INGEST_UNREADABLE) {
+            ingest_result_free(&r->res);
+            ingest_result_tempfail(&r->res, err);
+        }
+}
+
+/* On the syncer thread: the batch's commit is on disk (rc TR_OK), or the disk
+ * failed to write it, and then nothing in it may be acknowledged: the sender
+ * retries, and finds the report stored if the disk did keep it. */
+static void answer_synced(void *batch, tr_err rc, const char *err, void *cls)
+{
+    struct writer *w = cls;
+    size_t n = 0;
+    for (struct writer_request *r = batch; r; r = r->next)
+        n++;
+    if (rc != TR_OK) {
+        unacknowledge(batch, err);
+        tr_err_log("%s; %zu request%s answered \"storage unavailable\"", err, n, n == 1 ? "" : "s");
+    }
+    answer_all(batch);
+    pthread_mutex_lock(&w->mu);
+    w->unanswered -= n;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Answer a batch once what its commit stored is durable (in order behind the
+ * batches before it). */
+static void answer_when_synced(struct writer *w, struct writer_request *batch, bool committed_now)
+{
+    size_t n = 0;
+    for (struct writer_request *r = batch; r; r = r->next)
+        n++;
+    char err[TR_ERRLEN];
+    tr_err rc = TR_OK;
+    int fd = committed_now ? store_sync_fd(w->st, &rc, err) : -1;
+    if (rc != TR_OK) { /* answered at once, as a failed sync */
+        unacknowledge(batch, err);
+        tr_err_log("%s", err);
+    }
+    pthread_mutex_lock(&w->mu);
+    w->unanswered += n;
+    pthread_mutex_unlock(&w->mu);
+    syncer_submit(w->syncer, fd, batch);
 }
 
 /* Storage failed: the next attempt to reopen or probe it is backoff seconds
@@ -212,7 +271,7 @@ static void run_batch(struct writer *w, struct writer_request *batch)
         w->spooling = false; /* nothing waits: the database again */
     if (w->spooling) {       /* keep arrival order: behind what waits in the spool */
         spool_batch(w, batch, w->why[0] ? w->why : "storage unavailable");
-        answer_all(batch);
+        answer_when_synced(w, batch, false);
         return;
     }
     struct ingest_job **jobs = malloc(n * sizeof *jobs);
@@ -247,7 +306,7 @@ static void run_batch(struct writer *w, struct writer_request *batch)
         }
     }
     tr_debug("group commit: %zu report%s", n, n == 1 ? "" : "s");
-    answer_all(batch);
+    answer_when_synced(w, batch, rc == TR_OK);
 }
 
 /* The meta key recording that spool entry name was committed (malloc'd). */
@@ -323,6 +382,10 @@ static bool drain(struct writer *w)
     }
     if (rc == TR_OK && k > 0)
         rc = store_jobs(w, jobs, res, k, job_markers, err);
+    if (rc == TR_OK && (k > 0 || again > 0))
+        rc = store_sync(w->st, err); /* what the files held is on disk before they go */
+    for (size_t i = 0; rc != TR_OK && i < n; i++)
+        done[i] = false; /* every file stays; tried again next time */
     size_t stored = 0, quarantined = 0;
     for (size_t j = 0; j < k; j++) {
         stored += results[j].outcome == INGEST_STORED || results[j].outcome == INGEST_DUPLICATE;
@@ -496,6 +559,13 @@ struct writer *writer_start(struct store *st, const struct ingest_limits *lim, s
         return NULL;
     }
     w->maintenance = true;
+    if ((w->syncer = syncer_start(answer_synced, w, SYNC_WAITING)) == NULL) {
+        store_stop_maintenance(st);
+        ingest_free(w->ig);
+        free(w);
+        tr_fail(err, TR_ENOMEM, "cannot start the syncer thread");
+        return NULL;
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -507,6 +577,7 @@ struct writer *writer_start(struct store *st, const struct ingest_limits *lim, s
         snprintf(w->why, sizeof w->why, "%s", why);
     }
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        syncer_stop(w->syncer);
         store_stop_maintenance(st);
         ingest_free(w->ig);
         free(w);
@@ -555,7 +626,7 @@ void writer_submit(struct writer *w, struct writer_request *req)
 size_t writer_pending(struct writer *w)
 {
     pthread_mutex_lock(&w->mu);
-    size_t n = w->queued + w->in_batch;
+    size_t n = w->queued + w->in_batch + w->unanswered;
     pthread_mutex_unlock(&w->mu);
     return n;
 }
@@ -587,6 +658,7 @@ void writer_stop(struct writer *w)
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    syncer_stop(w->syncer); /* answers what still waits for the disk */
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     if (w->maintenance)

@@ -50,10 +50,12 @@ struct store_options {
     const char *password_file;   /* PostgreSQL: a password file (libpq's passfile) */
     unsigned wal_pages;          /* SQLite: WAL pages that start a background checkpoint (0:
                                     8192, 32 MiB) */
+    bool defer_sync;             /* SQLite: a commit is not on disk until store_sync() or a
+                                    sync of store_sync_fd() (see there) */
 };
 #define STORE_DEFAULT_OPTIONS                                                                      \
     {                                                                                              \
-        5000, (size_t)256 << 20, 100000, false, NULL, 0                                            \
+        5000, (size_t)256 << 20, 100000, false, NULL, 0, false                                     \
     }
 
 struct store;
@@ -102,6 +104,18 @@ tr_err store_begin(struct store *st, char *err);
 tr_err store_commit(struct store *st, char *err);
 void store_rollback(struct store *st);
 bool store_in_transaction(const struct store *st);
+
+/* Opened with defer_sync, a SQLite database commits without waiting for the
+ * disk, and what was committed is durable only once its log is synced: so
+ * that a group-commit writer can store the next batch while the disk writes
+ * the last one (syncer.h), and tells senders "stored" only after that.
+ * store_sync_fd() gives a new descriptor (the caller closes it) whose
+ * fdatasync() makes every commit so far durable; -1 when every commit is
+ * durable already (PostgreSQL, SQLite without defer_sync), or -1 with err set
+ * (and TR_EDB in *rc) when the log cannot be opened. store_sync() is the same,
+ * done at once. */
+int store_sync_fd(struct store *st, tr_err *rc, char *err);
+tr_err store_sync(struct store *st, char *err);
 
 /* JSON reports up to this size are stored as received ("identity"); larger
  * ones are gzipped. Deflating a 1.5 KiB report costs about as much CPU as

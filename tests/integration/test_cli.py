@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import zlib
@@ -532,6 +533,37 @@ class Summary(T.TlsrptdTestCase):
                 f["failed_session_count"]
         self.assertEqual(js["totals"]["failures"], by_type)
         self.assertEqual(doms["mail.example"]["reports"], 3)
+
+
+@T.sqlite_only("tlsrptd syncs SQLite's log itself; a PostgreSQL commit is durable when it "
+               "returns")
+class DurableOutput(T.TlsrptdTestCase):
+    """ingest commits without waiting for the disk and prints a batch once a thread of its
+    own has synced the log: a "stored" line (and the exit status after it) may only follow
+    the sync that put the report on disk."""
+
+    def test_stored_is_printed_after_the_sync(self):
+        paths = []
+        for i in range(3):
+            r = T.sample_report()
+            r["report-id"] = "durable-%d" % i
+            paths.append(os.path.join(self.tmp, "r%d.json" % i))
+            with open(paths[-1], "w") as f:
+                json.dump(r, f)
+        trace = os.path.join(self.tmp, "ingest.strace")
+        env = dict(os.environ, LC_ALL="C")
+        res = subprocess.run(T.strace_argv(trace, 400) + [T.tlsrptd_bin(), "ingest", "--db",
+                                                          self.db] + paths,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                             timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(res.stdout.count(b": stored report "), 3, res.stdout)
+        ack = r"^\d+ +write\(1<.*stored report"
+        with open(trace, encoding="utf-8", errors="replace") as f:
+            self.assertEqual(len([ln for ln in f if re.search(ack, ln)]), 1,
+                             "the three lines in one write")
+        self.assertEqual(T.unsynced_acknowledgements(trace, ack), [])
+        self.assertEqual(T.totals(self.db)["reports"], 3)
 
 
 if __name__ == "__main__":

@@ -217,8 +217,10 @@ def glob_db(directory):
 class Daemon:
     """A running `tlsrptd serve`: its process, base URL, CA file and log."""
 
-    def __init__(self, tc, argv, base, cacert=None, cwd=None, log_target=None, name="serve"):
+    def __init__(self, tc, argv, base, cacert=None, cwd=None, log_target=None, name="serve",
+                 prefix=()):
         self.tc, self.argv, self.base, self.cacert = tc, argv, base, cacert
+        self.prefix = list(prefix)  # a command that runs tlsrptd (strace, say)
         self.cwd = cwd or tc.tmp
         self.log_target = log_target
         self.out_path = os.path.join(tc.tmp, "%s-%d.stderr" % (name, id(self)))
@@ -229,7 +231,7 @@ class Daemon:
         self.outf = open(self.out_path, "wb")
         env = dict(os.environ)
         env.setdefault("LC_ALL", "C")
-        self.proc = subprocess.Popen([T.tlsrptd_bin()] + [str(a) for a in self.argv],
+        self.proc = subprocess.Popen(self.prefix + [T.tlsrptd_bin()] + [str(a) for a in self.argv],
                                      stdin=subprocess.DEVNULL, stdout=self.outf,
                                      stderr=subprocess.STDOUT, cwd=self.cwd, env=env)
         self.outf.close()
@@ -330,7 +332,7 @@ class ServeTestCase(T.TlsrptdTestCase):
         return self._cert
 
     def start_daemon(self, args=(), tls=False, db=None, cert=None, log_target=None,
-                     cwd=None, name="serve"):
+                     cwd=None, name="serve", prefix=()):
         """`tlsrptd serve` on a free port of 127.0.0.1 (HTTPS when tls), waited for."""
         for _attempt in range(5):
             port = free_port()
@@ -347,7 +349,7 @@ class ServeTestCase(T.TlsrptdTestCase):
                 argv += ["--log-target", log_target]
             argv += list(args)
             d = Daemon(self, argv, base, cacert=cacert, cwd=cwd, log_target=log_target,
-                       name=name).start()
+                       name=name, prefix=prefix).start()
             d.port = port
             if d.wait_ready():
                 return d
@@ -1811,6 +1813,33 @@ class ConfigFile(ServeTestCase):
         self.assertEqual(report_ids(os.path.join(self.tmp, "tlsrptd.db")), ["default-listen"])
         self.assertIn("listening on 127.0.0.1:8080 (http)", d.log())
         self.stop_ok(d)
+
+
+@T.sqlite_only("tlsrptd syncs SQLite's log itself; a PostgreSQL commit is durable when it "
+               "returns")
+class DurableAnswers(ServeTestCase):
+    """The writer commits a batch without waiting for the disk and stores the next one
+    while a thread of its own syncs the log: a 201 must still go out only after the sync
+    that put its report on disk. Seen from outside with strace: no answer is sent while a
+    page written to the WAL before it waits for its sync."""
+
+    def test_no_answer_before_its_commit_is_synced(self):
+        trace = os.path.join(self.tmp, "serve.strace")
+        d = self.start_daemon(prefix=T.strace_argv(trace))
+        for i in range(8):  # one at a time: each answer awaited before the next request
+            self.assertStored(d.post(report_bytes("durable-%d" % i)), "durable-%d" % i)
+        tracee = int(subprocess.run(["pgrep", "-P", str(d.pid)], stdout=subprocess.PIPE,
+                                    check=True).stdout.split()[0])
+        os.kill(tracee, signal.SIGTERM)  # the daemon, not strace
+        d.proc.wait(STOP_TIMEOUT)
+        with open(trace, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        answers = len(re.findall(r"HTTP/1\.1 201", text))
+        wal_syncs = len(re.findall(r"(fdatasync|fsync)\(\d+<[^>]*-wal>", text))
+        self.assertEqual(answers, 8, "every 201 seen in the trace")
+        self.assertGreaterEqual(wal_syncs, 8, "a sync of the WAL per commit")
+        self.assertEqual(T.unsynced_acknowledgements(trace, r"HTTP/1\.1 201"), [])
+        self.assertEqual(T.totals(self.db)["reports"], 8)
 
 
 if __name__ == "__main__":

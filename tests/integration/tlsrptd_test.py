@@ -927,6 +927,56 @@ def start_daemon(tmp, args, port=None, host="127.0.0.1", netns=None, name="serve
     raise AssertionError("tlsrptd serve exited at startup:\n%s" % d.log())
 
 
+STRACE_SYSCALLS = "pwrite64,pwritev,write,writev,fdatasync,fsync,sendto,sendmsg"
+
+
+def strace_argv(trace_path, strsize=48):
+    """The prefix that runs a command under strace: every thread's writes, syncs and socket
+    sends, with the files they go to and strsize bytes of their data, into trace_path."""
+    if shutil.which("strace") is None:
+        raise AssertionError("strace is missing (scripts/deps.sh test installs it)")
+    return ["strace", "-f", "-qq", "-y", "-s", str(strsize), "-o", trace_path, "-e",
+            "trace=" + STRACE_SYSCALLS]
+
+
+def unsynced_acknowledgements(trace_path, ack):
+    """From an strace log (strace_argv): every acknowledgement (a write whose text matches
+    the regular expression ack) made while a WAL page written before it was not yet synced,
+    as (line number, line). A WAL write counts from its start, a sync from its return, an
+    acknowledgement from its start: no answer may go out before the disk has what it
+    acknowledges. Exact when one acknowledgement is awaited at a time (with several, the
+    next batch's writes may come between a sync and the answers it allows)."""
+    ack_re = re.compile(ack)
+    call_re = re.compile(r"^\d+ +(?:<\.\.\. )?(\w+)")
+    dirty = False  # a WAL write not followed by a completed sync yet
+    syncing_since_dirty = {}  # pid -> the sync started after the last WAL write
+    bad = []
+    with open(trace_path, encoding="utf-8", errors="replace") as f:
+        for no, line in enumerate(f, 1):
+            m = call_re.match(line)
+            if not m:
+                continue
+            pid = line.split()[0]
+            name = m.group(1)
+            resumed = "resumed>" in line
+            if name in ("pwrite64", "pwritev", "write", "writev") and not resumed \
+                    and "-wal>" in line:
+                dirty = True
+                syncing_since_dirty.clear()
+            elif name in ("fdatasync", "fsync") and "-wal>" in line and not resumed:
+                syncing_since_dirty[pid] = True
+                if "unfinished" not in line and line.rstrip().endswith("= 0"):
+                    dirty = False
+                    syncing_since_dirty.clear()
+            elif name in ("fdatasync", "fsync") and resumed:
+                if syncing_since_dirty.get(pid) and line.rstrip().endswith("= 0"):
+                    dirty = False
+                    syncing_since_dirty.clear()
+            elif not resumed and ack_re.search(line) and dirty:
+                bad.append((no, line.strip()))
+    return bad
+
+
 def free_udp_port():
     return free_port(socket.SOCK_DGRAM)
 
