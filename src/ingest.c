@@ -516,7 +516,8 @@ struct ingest_job *ingest_prepare(void *data, size_t len, bool take, const struc
         }
         /* the writer only writes rows: serialize here, on the preparing thread */
         if (store_serialize(&jr->r, &jr->diags, p->raw, p->rawlen, p->jsonlen, &jr->blob,
-                            jr->reason) != TR_OK) {
+                            jr->reason) != TR_OK ||
+            !report_detach(&jr->r)) { /* the tree's memory back while it waits */
             report_free(&jr->r);
             jr->rc = TR_ENOMEM;
             trust_put(trust);

@@ -944,7 +944,62 @@ void report_free(struct report *r)
     }
     free(r->policies);
     json_decref(r->root);
+    free(r->strings);
     memset(r, 0, sizeof *r);
+}
+
+/* report_detach's walk over the borrowed strings: with block NULL it only
+ * adds up their sizes, else it copies each into block and points at the copy. */
+static size_t detach_strings(struct report *r, char *block)
+{
+    size_t used = 0;
+#define DETACH(field)                                                                              \
+    do {                                                                                           \
+        if ((field) != NULL) {                                                                     \
+            size_t n = strlen(field) + 1;                                                          \
+            if (block) {                                                                           \
+                memcpy(block + used, (field), n);                                                  \
+                (field) = block + used;                                                            \
+            }                                                                                      \
+            used += n;                                                                             \
+        }                                                                                          \
+    } while (0)
+    DETACH(r->organization_name);
+    DETACH(r->report_id);
+    DETACH(r->contact_info);
+    DETACH(r->start_text);
+    DETACH(r->end_text);
+    for (size_t i = 0; i < r->npolicies; i++) {
+        struct report_policy *p = &r->policies[i];
+        DETACH(p->policy_type);
+        for (size_t k = 0; k < p->nfailures; k++) {
+            struct report_failure *f = &p->failures[k];
+            DETACH(f->result_type);
+            DETACH(f->sending_mta_ip);
+            DETACH(f->receiving_mx_hostname);
+            DETACH(f->receiving_mx_helo);
+            DETACH(f->receiving_ip);
+            DETACH(f->additional_information);
+            DETACH(f->failure_reason_code);
+        }
+    }
+#undef DETACH
+    return used;
+}
+
+bool report_detach(struct report *r)
+{
+    if (r->root == NULL)
+        return true;
+    char *block = malloc(detach_strings(r, NULL) + 1);
+    if (block == NULL)
+        return false;
+    detach_strings(r, block);
+    free(r->strings);
+    r->strings = block;
+    json_decref(r->root);
+    r->root = NULL;
+    return true;
 }
 
 static void parse_date_range(json_t *root, struct report *out, struct diag_list *d)
