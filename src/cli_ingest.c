@@ -295,13 +295,15 @@ static bool flush_batch(struct ingest *ig, struct store *st, struct syncer *sy, 
  * A stored input goes back to the reader that prepared it, to be freed there:
  * memory freed by the thread that allocated it stays in that thread's malloc
  * caches, where freeing it from the main thread would contend for the
- * reader's arena lock on every parsed document's many small blocks.
+ * reader's arena lock on its many small blocks.
  *
  * The ring holds enough for the readers to keep preparing while the main
  * thread commits (a commit of 1,024 reports takes tens of milliseconds):
  * with 128 they stopped after 128 and the main thread then waited for them
- * (a quarter of its time when measured); a prepared report holds its parsed
- * document, about 25 KiB, so 512 of them stay within ingest's memory bound. */
+ * (a quarter of its time when measured). A prepared report holds its input
+ * and its strings (its parsed document is freed once it is prepared:
+ * report_detach), a few KiB, so 512 of them stay well within ingest's memory
+ * bound. */
 #define QUEUE_CAP   512
 #define WAKE_BATCH  16 /* wake a sleeping writer only per this many ready inputs */
 #define MAX_READERS 4

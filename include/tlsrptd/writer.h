@@ -1,8 +1,10 @@
 /* writer.h: the one database writer of `tlsrptd serve` (and of `maildir
  * --watch`), with group commit. Request threads prepare their input
  * (ingest_prepare) and submit it; the writer thread stores everything queued
- * in one transaction, commits, and only then calls each request's done() with
- * its result. Throughput is therefore not bounded by one fsync per report.
+ * in one transaction, commits, and only once the commit is on disk (syncer.h)
+ * calls each request's done() with its result. Throughput is therefore not
+ * bounded by one fsync per report, and the writer stores the next batch while
+ * the disk syncs the last.
  *
  * The writer also knows whether storage takes writes (for /healthz), opens
  * the database again when it went away or became writable, runs a batch again
@@ -20,7 +22,8 @@ struct writer_request {
     struct ingest_job *job;   /* in: prepared input; the caller frees it after done() */
     bool spoolable;           /* in: may be spooled while storage is down (HTTP) */
     struct ingest_result res; /* out: valid when done() runs (caller frees) */
-    void (*done)(struct writer_request *req); /* called on the writer thread after commit */
+    void (*done)(struct writer_request *req); /* called once the commit is on disk, on
+                                               * the writer's syncer thread */
     void *cls;                                /* for the caller */
     struct writer_request *next;
 };
