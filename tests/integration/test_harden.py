@@ -202,17 +202,18 @@ class BoundedWork(HardenCase):
     def test_memory_given_back_after_a_spike(self):
         d = self.daemon("--parse-wait", "120")  # slow builds: wait rather than answer 503
         base = rss(d)
-        # within every bound, but big: 5,000 failure details in each of 3 policies; 12 of
-        # them, since the writer stores (and frees) them while others are still parsed:
-        # with 8 the peak was only 46-58 MiB above the start once the preparing threads
-        # ran nicer than the writer (the trees are freed sooner)
+        # within every bound, but big: 6,500 failure details in each of 3 policies; 12 of
+        # them, since the writer stores (and frees) them while others are still parsed.
+        # Each parse tree is freed as soon as its report is prepared (report_detach), so
+        # the peak is what the preparing threads parse at once: with 5,000 details it was
+        # only 38-40 MiB above the start
         bodies = []
         for i in range(12):
             r = T.sample_report(**{"report-id": "spike-%d" % i})
             det = [{"result-type": "certificate-expired", "sending-mta-ip": "192.0.2.%d" % (k % 250),
                     "receiving-mx-hostname": "mx%d.mail.example" % k, "failed-session-count": 1}
-                   for k in range(5000)]
-            r["policies"] = [H.policy("d%d.example" % p, 1, 5000, det) for p in range(3)]
+                   for k in range(6500)]
+            r["policies"] = [H.policy("d%d.example" % p, 1, 6500, det) for p in range(3)]
             bodies.append(gzip.compress(json.dumps(r).encode()))
         answers = H.post_all(d.port, bodies, "application/tlsrpt+gzip", first_src=30)
         self.assertEqual([a[0] for a in answers], [201] * len(bodies), answers)
