@@ -511,6 +511,23 @@ const char *store_sqlite_path(const char *db)
     return strncmp(db, "sqlite:", 7) == 0 ? db + 7 : db;
 }
 
+/* Open the backend's connection. With defer_sync, what the log already holds
+ * may be commits of a process killed before it synced them: this one would see
+ * them (and answer "duplicate" for them) as if they were on disk, so they are
+ * synced first. On failure st->h is NULL. */
+static tr_err open_backend(struct store *st, char *err)
+{
+    tr_err rc = st->be->open(st->target, &st->opt, &st->h, err);
+    if (rc == TR_OK && st->opt.defer_sync)
+        rc = store_sync(st, err);
+    if (rc != TR_OK) {
+        if (st->h)
+            st->be->close(st->h);
+        st->h = NULL;
+    }
+    return rc;
+}
+
 tr_err store_open(const char *db, const struct store_options *opt, struct store **out, char *err)
 {
     static const struct store_options defaults = STORE_DEFAULT_OPTIONS;
@@ -533,9 +550,8 @@ tr_err store_open(const char *db, const struct store_options *opt, struct store 
         store_close(st);
         return tr_fail(err, TR_EUSAGE, "database: an empty path");
     }
-    tr_err rc = st->be->open(st->target, &st->opt, &st->h, err);
+    tr_err rc = open_backend(st, err);
     if (rc != TR_OK) {
-        st->h = NULL;
         store_close(st);
         return rc;
     }
@@ -583,10 +599,7 @@ tr_err store_reconnect(struct store *st, char *err)
         st->be->close(st->h);
     st->h = NULL;
     rollups_reset(&st->ru);
-    tr_err rc = st->be->open(st->target, &st->opt, &st->h, err);
-    if (rc != TR_OK)
-        st->h = NULL;
-    return rc;
+    return open_backend(st, err);
 }
 
 static tr_err not_open(const struct store *st, char *err)

@@ -205,23 +205,6 @@ static void configure_sqlite(void)
     (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STMT_JOURNAL_SPILL_BYTES);
 }
 
-static int sqlite_sync_fd(void *h, tr_err *rc, char *err);
-
-/* With defer_sync: what the WAL holds when we open it may be commits of a
- * process that died before it synced them; this one would see them (and
- * answer "duplicate" for them) as if they were on disk. Sync them first. */
-static tr_err sync_what_is_there(struct sqlite_conn *c, char *err)
-{
-    tr_err rc;
-    int fd = sqlite_sync_fd(c, &rc, err);
-    if (fd < 0)
-        return rc;
-    if (fdatasync(fd) != 0)
-        rc = tr_fail(err, TR_EDB, "database %s: syncing its WAL: %s", c->path, strerror(errno));
-    close(fd);
-    return rc;
-}
-
 static tr_err sqlite_open(const char *target, const struct store_options *opt, void **h, char *err)
 {
     *h = NULL;
@@ -279,8 +262,6 @@ static tr_err sqlite_open(const char *target, const struct store_options *opt, v
     }
     sqlite3_wal_autocheckpoint(c->db, SQLITE_CHECKPOINT_PAGES);
     if ((rc = migrate(c, err)) != TR_OK)
-        goto fail;
-    if (defer && (rc = sync_what_is_there(c, err)) != TR_OK)
         goto fail;
     *h = c;
     return TR_OK;
