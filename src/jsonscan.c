@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tlsrptd/jsondoc.h"
 #include "tlsrptd/jsonscan.h"
 
 enum role {
@@ -113,17 +114,6 @@ static void set_path(struct jsonscan *sc, bool inside)
 
 /* ---- keys ----------------------------------------------------------------------------------- */
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Unescape a short ASCII key into out (KEYMAX + 1 bytes); "" when it is longer
  * or holds anything but ASCII, as no key a role depends on does. */
 static void key_name(const unsigned char *k, size_t len, char *out)
@@ -135,7 +125,8 @@ static void key_name(const unsigned char *k, size_t len, char *out)
         if (c == '\\' && i + 1 < len) {
             c = k[++i];
             if (c == 'u' && i + 4 < len) {
-                int h[4] = {hexval(k[i + 1]), hexval(k[i + 2]), hexval(k[i + 3]), hexval(k[i + 4])};
+                int h[4] = {jd_hex_digit(k[i + 1]), jd_hex_digit(k[i + 2]), jd_hex_digit(k[i + 3]),
+                            jd_hex_digit(k[i + 4])};
                 if (h[0] < 0 || h[1] < 0 || h[2] < 0 || h[3] < 0)
                     return;
                 c = (unsigned)(h[0] << 12 | h[1] << 8 | h[2] << 4 | h[3]);

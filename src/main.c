@@ -95,8 +95,12 @@ int main(int argc, char **argv)
     std_fds_open();
     /* Keep freed memory instead of handing it back to the kernel after every
      * report (and faulting it in again for the next): thousands of reports a
-     * second allocate and free the same few hundred KiB. */
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+     * second allocate and free the same few hundred KiB. No more than 8 MiB:
+     * a thread's malloc heap gives back the free memory at its top only past
+     * this threshold (malloc_trim(), which prepool.c calls after a spike,
+     * releases only the free memory below the top), so after a spike of
+     * reports of several MiB each a larger threshold would keep it all. */
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
     /* Setting the trim threshold also fixes glibc's mmap threshold at its
      * 128 KiB default, so every 128 KiB read or inflate buffer would be an
      * mmap and munmap of its own; serve them from the heap up to 4 MiB. */

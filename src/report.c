@@ -1,4 +1,4 @@
-/* report.c: parse and validate RFC 8460 JSON reports (jansson), docs/acceptance.md.
+/* report.c: parse and validate RFC 8460 JSON reports (jsondoc), docs/acceptance.md.
  *
  * The validator walks the whole document and records every finding with its
  * JSON path, so `tlsrptd validate` can list them all. A report is rejected only
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include "tlsrptd/jsondoc.h"
 #include "tlsrptd/jsonscan.h"
 #include "tlsrptd/report.h"
 #include "tlsrptd/result_type.h"
@@ -314,21 +315,21 @@ static void diag_at(struct diag_list *d, enum diag_level level, const struct jpa
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static const char *json_kind(const json_t *v)
+static const char *kind_of(const struct jd_value *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch (v->type) {
+    case JD_OBJECT:
         return "an object";
-    case JSON_ARRAY:
+    case JD_ARRAY:
         return "an array";
-    case JSON_STRING:
+    case JD_STRING:
         return "a string";
-    case JSON_INTEGER:
+    case JD_INTEGER:
         return "an integer";
-    case JSON_REAL:
+    case JD_REAL:
         return "a number with a fraction";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case JD_TRUE:
+    case JD_FALSE:
         return "a boolean";
     default:
         return "null";
@@ -336,13 +337,11 @@ static const char *json_kind(const json_t *v)
 }
 
 /* Notes every key of obj that is not in known (NULL-terminated). */
-static void check_keys(json_t *obj, const struct jpath *path, const char *const *known,
-                       struct diag_list *d)
+static void check_keys(const struct jd_value *obj, const struct jpath *path,
+                       const char *const *known, struct diag_list *d)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
+    for (size_t i = 0; i < obj->len; i++) {
+        const char *key = obj->u.members[i].key;
         bool found = false;
         for (const char *const *k = known; *k && !found; k++)
             found = strcmp(key, *k) == 0;
@@ -383,29 +382,29 @@ static bool is_blank(const char *s)
 }
 
 /* A required non-empty string member; error when absent or wrong. */
-static const char *need_string(const json_t *obj, const char *key, const struct jpath *path,
-                               struct diag_list *d)
+static const char *need_string(const struct jd_value *obj, const char *key,
+                               const struct jpath *path, struct diag_list *d)
 {
     struct jpath p = {path, key, 0};
-    json_t *v = json_object_get(obj, key);
+    const struct jd_value *v = jd_get(obj, key);
     if (v == NULL) {
         diag_at(d, DIAG_ERROR, &p, "missing");
         return NULL;
     }
-    if (!json_is_string(v)) {
-        diag_at(d, DIAG_ERROR, &p, "not a string (%s)", json_kind(v));
+    if (!jd_is(v, JD_STRING)) {
+        diag_at(d, DIAG_ERROR, &p, "not a string (%s)", kind_of(v));
         return NULL;
     }
-    if (json_string_length(v) == 0) {
+    if (v->len == 0) {
         diag_at(d, DIAG_ERROR, &p, "empty");
         return NULL;
     }
-    return json_string_value(v);
+    return v->u.str;
 }
 
 /* A required name (organization-name, report-id): a string with something
  * visible in it; white space alone counts as empty (docs/acceptance.md). */
-static const char *need_name(const json_t *obj, const char *key, struct diag_list *d)
+static const char *need_name(const struct jd_value *obj, const char *key, struct diag_list *d)
 {
     const char *s = need_string(obj, key, NULL, d);
     if (s != NULL && is_blank(s)) {
@@ -418,9 +417,9 @@ static const char *need_name(const json_t *obj, const char *key, struct diag_lis
 
 /* A count written as a JSON number with a fraction part. 2.0 is counted as 2
  * with a warning; 2.5, or one outside [0, 2^53], is an error. -1 when bad. */
-static int64_t real_count(const json_t *v, const struct jpath *p, struct diag_list *d)
+static int64_t real_count(const struct jd_value *v, const struct jpath *p, struct diag_list *d)
 {
-    double x = json_real_value(v);
+    double x = v->u.real;
     if (!(x >= 0 && x <= (double)REPORT_MAX_COUNT)) {
         diag_at(d, DIAG_ERROR, p, "%g is outside [0, 2^53]", x);
         return -1;
@@ -437,22 +436,22 @@ static int64_t real_count(const json_t *v, const struct jpath *p, struct diag_li
 }
 
 /* A required session count: an integer in [0, 2^53]. Returns -1 when bad. */
-static int64_t need_count(const json_t *obj, const char *key, const struct jpath *path,
+static int64_t need_count(const struct jd_value *obj, const char *key, const struct jpath *path,
                           struct diag_list *d)
 {
     struct jpath p = {path, key, 0};
-    json_t *v = json_object_get(obj, key);
+    const struct jd_value *v = jd_get(obj, key);
     if (v == NULL) {
         diag_at(d, DIAG_ERROR, &p, "missing");
         return -1;
     }
-    if (json_is_real(v))
+    if (jd_is(v, JD_REAL))
         return real_count(v, &p, d);
-    if (!json_is_integer(v)) {
-        diag_at(d, DIAG_ERROR, &p, "not an integer (%s)", json_kind(v));
+    if (!jd_is(v, JD_INTEGER)) {
+        diag_at(d, DIAG_ERROR, &p, "not an integer (%s)", kind_of(v));
         return -1;
     }
-    json_int_t n = json_integer_value(v);
+    long long n = v->u.integer;
     if (n < 0 || n > REPORT_MAX_COUNT) {
         diag_at(d, DIAG_ERROR, &p, "%lld is outside [0, 2^53]", (long long)n);
         return -1;
@@ -461,21 +460,21 @@ static int64_t need_count(const json_t *obj, const char *key, const struct jpath
 }
 
 /* An optional string member; a note when present but not a string. */
-static const char *opt_string(const json_t *obj, const char *key, const struct jpath *path,
+static const char *opt_string(const struct jd_value *obj, const char *key, const struct jpath *path,
                               struct diag_list *d)
 {
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL || json_is_null(v))
+    const struct jd_value *v = jd_get(obj, key);
+    if (v == NULL || jd_is(v, JD_NULL))
         return NULL;
-    if (!json_is_string(v)) {
+    if (!jd_is(v, JD_STRING)) {
         struct jpath p = {path, key, 0};
-        diag_at(d, DIAG_NOTE, &p, "not a string (%s); ignored", json_kind(v));
+        diag_at(d, DIAG_NOTE, &p, "not a string (%s); ignored", kind_of(v));
         return NULL;
     }
-    return json_string_value(v);
+    return v->u.str;
 }
 
-static const char *opt_ip(const json_t *obj, const char *key, const struct jpath *path,
+static const char *opt_ip(const struct jd_value *obj, const char *key, const struct jpath *path,
                           struct diag_list *d)
 {
     const char *s = opt_string(obj, key, path, d);
@@ -515,7 +514,7 @@ static bool is_uri(const char *s)
     return true;
 }
 
-static const char *opt_uri(const json_t *obj, const char *key, const struct jpath *path,
+static const char *opt_uri(const struct jd_value *obj, const char *key, const struct jpath *path,
                            struct diag_list *d)
 {
     const char *s = opt_string(obj, key, path, d);
@@ -562,39 +561,31 @@ static char *normalize_domain(const char *s)
 
 /* A NEW array holding the strings of v (array of strings, or one string);
  * notes every deviation. NULL when v is absent or not a list. */
-static json_t *string_list(json_t *v, const struct jpath *path, const char *what,
+static json_t *string_list(const struct jd_value *v, const struct jpath *path, const char *what,
                            struct diag_list *d)
 {
-    if (v == NULL || json_is_null(v))
+    if (v == NULL || v->type == JD_NULL)
         return NULL;
-    if (json_is_string(v)) {
+    json_t *a;
+    if (v->type == JD_STRING) {
         diag_at(d, DIAG_NOTE, path, "%s is a single string, not an array; taken as one entry",
                 what);
-        json_t *a = json_array();
-        json_array_append(a, v);
+        a = json_array();
+        json_array_append_new(a, json_stringn_nocheck(v->u.str, v->len));
         return a;
     }
-    if (!json_is_array(v)) {
-        diag_at(d, DIAG_NOTE, path, "not an array (%s); ignored", json_kind(v));
+    if (v->type != JD_ARRAY) {
+        diag_at(d, DIAG_NOTE, path, "not an array (%s); ignored", kind_of(v));
         return NULL;
     }
-    size_t i;
-    json_t *e;
-    json_array_foreach(v, i, e)
-    {
-        if (!json_is_string(e))
-            break;
-    }
-    if (i == json_array_size(v))
-        return json_incref(v); /* the common case: already an array of strings */
-    json_t *a = json_array();
-    json_array_foreach(v, i, e)
-    {
-        if (json_is_string(e)) {
-            json_array_append(a, e);
+    a = json_array();
+    for (size_t i = 0; i < v->len; i++) {
+        const struct jd_value *e = &v->u.items[i];
+        if (e->type == JD_STRING) {
+            json_array_append_new(a, json_stringn_nocheck(e->u.str, e->len));
         } else {
             struct jpath ep = {path, NULL, i};
-            diag_at(d, DIAG_NOTE, &ep, "not a string (%s); ignored", json_kind(e));
+            diag_at(d, DIAG_NOTE, &ep, "not a string (%s); ignored", kind_of(e));
         }
     }
     return a;
@@ -602,28 +593,27 @@ static json_t *string_list(json_t *v, const struct jpath *path, const char *what
 
 /* mx-host as string_list() takes it, without empty names: "" (or white space)
  * names no host, so it is not stored as one. A NEW array, or NULL. */
-static json_t *mx_host_list(json_t *v, const struct jpath *path, struct diag_list *d)
+static json_t *mx_host_list(const struct jd_value *v, const struct jpath *path, struct diag_list *d)
 {
-    if (json_is_string(v) && is_blank(json_string_value(v))) {
+    if (jd_is(v, JD_STRING) && is_blank(v->u.str)) {
         diag_at(d, DIAG_WARNING, path, "empty; not stored as a host");
         return NULL;
     }
     json_t *list = string_list(v, path, "mx-host", d);
-    size_t i, blanks = 0;
-    json_t *e;
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, e)
-        {
-            if (json_is_string(e) && is_blank(json_string_value(e))) {
-                struct jpath ep = {path, NULL, i};
-                diag_at(d, DIAG_WARNING, &ep, "empty; not stored as a host");
-                blanks++;
-            }
+    size_t blanks = 0;
+    for (size_t i = 0; jd_is(v, JD_ARRAY) && i < v->len; i++) {
+        const struct jd_value *e = &v->u.items[i];
+        if (e->type == JD_STRING && is_blank(e->u.str)) {
+            struct jpath ep = {path, NULL, i};
+            diag_at(d, DIAG_WARNING, &ep, "empty; not stored as a host");
+            blanks++;
         }
     }
     if (blanks == 0 || list == NULL)
         return list;
     json_t *kept = json_array();
+    size_t i;
+    json_t *e;
     json_array_foreach(list, i, e)
     {
         if (!is_blank(json_string_value(e)))
@@ -697,7 +687,7 @@ static int parse_date_only(const char *s, int64_t *t)
 
 /* start-datetime or end-datetime (is_end): an RFC 3339 date-time; a date
  * alone is taken as the day's first second, or as an end its last one. */
-static void parse_datetime_member(const json_t *range, const char *key, bool is_end,
+static void parse_datetime_member(const struct jd_value *range, const char *key, bool is_end,
                                   const struct jpath *path, const char **text, int64_t *t, bool *ok,
                                   struct diag_list *d)
 {
@@ -730,20 +720,20 @@ static void parse_datetime_member(const json_t *range, const char *key, bool is_
     *ok = true;
 }
 
-static void parse_failure(json_t *e, const struct jpath *p, struct report_failure *f,
+static void parse_failure(const struct jd_value *e, const struct jpath *p, struct report_failure *f,
                           struct diag_list *d)
 {
     check_keys(e, p, failure_keys, d);
     struct jpath rp = {p, "result-type", 0};
-    json_t *rt = json_object_get(e, "result-type");
+    const struct jd_value *rt = jd_get(e, "result-type");
     if (rt == NULL)
         diag_at(d, DIAG_ERROR, &rp, "missing");
-    else if (!json_is_string(rt))
-        diag_at(d, DIAG_ERROR, &rp, "not a string (%s)", json_kind(rt));
-    else if (json_string_length(rt) == 0)
+    else if (!jd_is(rt, JD_STRING))
+        diag_at(d, DIAG_ERROR, &rp, "not a string (%s)", kind_of(rt));
+    else if (rt->len == 0)
         diag_at(d, DIAG_ERROR, &rp, "empty");
     else {
-        f->result_type = json_string_value(rt);
+        f->result_type = rt->u.str;
         if (!report_known_result_type(f->result_type))
             diag_at(d, DIAG_NOTE, &rp,
                     "\"%.64s\" is not a result type of RFC 8460 §4.3; stored as sent",
@@ -766,25 +756,25 @@ static void parse_failure(json_t *e, const struct jpath *p, struct report_failur
     f->failure_reason_code = opt_string(e, "failure-reason-code", p, d);
 }
 
-static void parse_failures(json_t *arr, const struct jpath *path, struct report_policy *pol,
-                           struct diag_list *d)
+static void parse_failures(const struct jd_value *arr, const struct jpath *path,
+                           struct report_policy *pol, struct diag_list *d)
 {
     if (arr == NULL)
         return;
-    if (json_is_null(arr)) {
+    if (jd_is(arr, JD_NULL)) {
         diag_at(d, DIAG_NOTE, path, "null; taken as no failure details");
         return;
     }
-    if (!json_is_array(arr)) {
+    if (arr->type != JD_ARRAY) {
         /* the summary totals are intact: count them, without a breakdown */
         diag_at(d, DIAG_WARNING, path,
                 "not an array (%s); ignored: the summary's total-failure-session-count is "
                 "counted, its breakdown by result type is unknown",
-                json_kind(arr));
+                kind_of(arr));
         pol->failures_unknown = true;
         return;
     }
-    size_t n = json_array_size(arr);
+    size_t n = arr->len;
     if (n == 0)
         return;
     pol->failures = calloc(n, sizeof *pol->failures);
@@ -795,9 +785,9 @@ static void parse_failures(json_t *arr, const struct jpath *path, struct report_
     int64_t sum = 0;
     for (size_t i = 0; i < n; i++) {
         struct jpath p = {path, NULL, i};
-        json_t *e = json_array_get(arr, i);
-        if (!json_is_object(e)) {
-            diag_at(d, DIAG_ERROR, &p, "not an object (%s)", json_kind(e));
+        const struct jd_value *e = &arr->u.items[i];
+        if (!jd_is(e, JD_OBJECT)) {
+            diag_at(d, DIAG_ERROR, &p, "not an object (%s)", kind_of(e));
             continue;
         }
         struct report_failure *f = &pol->failures[pol->nfailures];
@@ -852,8 +842,9 @@ static void compare_header_domain(const struct report *r, const struct report_op
             header);
 }
 
-static void parse_policy_object(json_t *policy, const struct jpath *p, struct report_policy *pol,
-                                const struct report_options *opt, struct diag_list *d)
+static void parse_policy_object(const struct jd_value *policy, const struct jpath *p,
+                                struct report_policy *pol, const struct report_options *opt,
+                                struct diag_list *d)
 {
     check_keys(policy, p, policy_keys, d);
     pol->policy_type = need_string(policy, "policy-type", p, d);
@@ -863,15 +854,15 @@ static void parse_policy_object(json_t *policy, const struct jpath *p, struct re
                 pol->policy_type);
 
     struct jpath dp = {p, "policy-domain", 0};
-    json_t *dom = json_object_get(policy, "policy-domain");
+    const struct jd_value *dom = jd_get(policy, "policy-domain");
     const char *domain = NULL;
     if (dom == NULL)
         diag_at(d, DIAG_WARNING, &dp, "missing (RFC 8460 requires it)");
-    else if (!json_is_string(dom) || json_string_length(dom) == 0)
+    else if (!jd_is(dom, JD_STRING) || dom->len == 0)
         diag_at(d, DIAG_WARNING, &dp, "%s, not a domain name; treated as missing",
-                json_is_string(dom) ? "empty" : json_kind(dom));
+                jd_is(dom, JD_STRING) ? "empty" : kind_of(dom));
     else
-        domain = json_string_value(dom);
+        domain = dom->u.str;
     const char *header = header_domain(opt);
     if (domain == NULL && header != NULL) {
         domain = header;
@@ -885,8 +876,7 @@ static void parse_policy_object(json_t *policy, const struct jpath *p, struct re
     }
 
     struct jpath sp = {p, "policy-string", 0};
-    pol->policy_strings =
-        string_list(json_object_get(policy, "policy-string"), &sp, "policy-string", d);
+    pol->policy_strings = string_list(jd_get(policy, "policy-string"), &sp, "policy-string", d);
     json_t *unwrapped = pol->policy_strings ? unwrap_json_string_array(pol->policy_strings) : NULL;
     if (unwrapped) {
         diag_at(d, DIAG_NOTE, &sp,
@@ -896,34 +886,35 @@ static void parse_policy_object(json_t *policy, const struct jpath *p, struct re
         pol->policy_strings = unwrapped;
     }
     struct jpath mp = {p, "mx-host", 0};
-    pol->mx_hosts = mx_host_list(json_object_get(policy, "mx-host"), &mp, d);
+    pol->mx_hosts = mx_host_list(jd_get(policy, "mx-host"), &mp, d);
 }
 
-static void parse_policy(json_t *item, const struct jpath *path, struct report_policy *pol,
-                         const struct report_options *opt, struct diag_list *d)
+static void parse_policy(const struct jd_value *item, const struct jpath *path,
+                         struct report_policy *pol, const struct report_options *opt,
+                         struct diag_list *d)
 {
     pol->successful_sessions = pol->failed_sessions = -1;
-    if (!json_is_object(item)) {
-        diag_at(d, DIAG_ERROR, path, "not an object (%s)", json_kind(item));
+    if (!jd_is(item, JD_OBJECT)) {
+        diag_at(d, DIAG_ERROR, path, "not an object (%s)", kind_of(item));
         return;
     }
     check_keys(item, path, policy_item_keys, d);
 
     struct jpath p = {path, "policy", 0};
-    json_t *policy = json_object_get(item, "policy");
+    const struct jd_value *policy = jd_get(item, "policy");
     if (policy == NULL)
         diag_at(d, DIAG_ERROR, &p, "missing");
-    else if (!json_is_object(policy))
-        diag_at(d, DIAG_ERROR, &p, "not an object (%s)", json_kind(policy));
+    else if (!jd_is(policy, JD_OBJECT))
+        diag_at(d, DIAG_ERROR, &p, "not an object (%s)", kind_of(policy));
     else
         parse_policy_object(policy, &p, pol, opt, d);
 
     struct jpath sp = {path, "summary", 0};
-    json_t *summary = json_object_get(item, "summary");
+    const struct jd_value *summary = jd_get(item, "summary");
     if (summary == NULL) {
         diag_at(d, DIAG_ERROR, &sp, "missing");
-    } else if (!json_is_object(summary)) {
-        diag_at(d, DIAG_ERROR, &sp, "not an object (%s)", json_kind(summary));
+    } else if (!jd_is(summary, JD_OBJECT)) {
+        diag_at(d, DIAG_ERROR, &sp, "not an object (%s)", kind_of(summary));
     } else {
         check_keys(summary, &sp, summary_keys, d);
         pol->successful_sessions = need_count(summary, "total-successful-session-count", &sp, d);
@@ -931,7 +922,7 @@ static void parse_policy(json_t *item, const struct jpath *path, struct report_p
     }
 
     struct jpath fp = {path, "failure-details", 0};
-    parse_failures(json_object_get(item, "failure-details"), &fp, pol, d);
+    parse_failures(jd_get(item, "failure-details"), &fp, pol, d);
 }
 
 void report_free(struct report *r)
@@ -943,7 +934,7 @@ void report_free(struct report *r)
         json_decref(r->policies[i].mx_hosts);
     }
     free(r->policies);
-    json_decref(r->root);
+    jsondoc_free(r->doc);
     free(r->strings);
     memset(r, 0, sizeof *r);
 }
@@ -989,7 +980,7 @@ static size_t detach_strings(struct report *r, char *block)
 
 bool report_detach(struct report *r)
 {
-    if (r->root == NULL)
+    if (r->doc == NULL)
         return true;
     char *block = malloc(detach_strings(r, NULL) + 1);
     if (block == NULL)
@@ -997,21 +988,21 @@ bool report_detach(struct report *r)
     detach_strings(r, block);
     free(r->strings);
     r->strings = block;
-    json_decref(r->root);
-    r->root = NULL;
+    jsondoc_free(r->doc);
+    r->doc = NULL;
     return true;
 }
 
-static void parse_date_range(json_t *root, struct report *out, struct diag_list *d)
+static void parse_date_range(const struct jd_value *root, struct report *out, struct diag_list *d)
 {
     struct jpath rp = {NULL, "date-range", 0};
-    json_t *range = json_object_get(root, "date-range");
+    const struct jd_value *range = jd_get(root, "date-range");
     if (range == NULL) {
         diag_at(d, DIAG_ERROR, &rp, "missing");
         return;
     }
-    if (!json_is_object(range)) {
-        diag_at(d, DIAG_ERROR, &rp, "not an object (%s)", json_kind(range));
+    if (!jd_is(range, JD_OBJECT)) {
+        diag_at(d, DIAG_ERROR, &rp, "not an object (%s)", kind_of(range));
         return;
     }
     bool ok_start, ok_end;
@@ -1043,7 +1034,7 @@ static tr_err parse(const void *buf, size_t len, const struct report_options *op
         s += 3;
         len -= 3;
     }
-    /* counts and lengths on the text, before jansson builds anything */
+    /* counts and lengths on the text, before anything is built of it */
     struct jsonscan_limits scan = jsonscan_effective(opt ? opt->scan : NULL);
     scan.max_depth = max_depth;
     struct jsonscan_stats stats;
@@ -1053,50 +1044,63 @@ static tr_err parse(const void *buf, size_t len, const struct report_options *op
         diag_add(d, DIAG_ERROR, stats.path, "%s", why);
         return checked;
     }
-    json_error_t jerr;
-    json_t *root =
-        json_loadb((const char *)s, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (root == NULL) {
-        const char *what = strstr(jerr.text, "duplicate object key")
-                               ? "duplicate key (I-JSON, RFC 7493)"
-                               : "not valid JSON";
-        diag_add(d, DIAG_ERROR, "", "%s: %s at line %d column %d", what, jerr.text, jerr.line,
-                 jerr.column);
+    struct jsondoc *doc = NULL;
+    size_t where = 0;
+    tr_err parsed = jsondoc_parse((const char *)s, len, &doc, &where);
+    if (parsed == TR_EPARSE) {
+        /* jansson, which takes the same JSON, says what is wrong and where */
+        json_error_t jerr;
+        json_t *j =
+            json_loadb((const char *)s, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+        if (j != NULL) /* the one text it takes: a NUL byte it loses (jsondoc.h) */
+            diag_add(d, DIAG_ERROR, "", "not valid JSON: byte 0x%02x at offset %zu", s[where],
+                     where);
+        else
+            diag_add(d, DIAG_ERROR, "", "%s: %s at line %d column %d",
+                     strstr(jerr.text, "duplicate object key") ? "duplicate key (I-JSON, RFC 7493)"
+                                                               : "not valid JSON",
+                     jerr.text, jerr.line, jerr.column);
+        json_decref(j);
         return TR_EPARSE;
     }
-    out->root = root;
+    if (parsed != TR_OK) {
+        diag_add(d, DIAG_ERROR, "", "out of memory while parsing");
+        return parsed;
+    }
+    out->doc = doc;
+    const struct jd_value *root = jsondoc_root(doc);
     size_t errors_before = d->errors;
 
-    if (!json_is_object(root)) {
-        diag_add(d, DIAG_ERROR, "", "top level is %s, not an object", json_kind(root));
+    if (!jd_is(root, JD_OBJECT)) {
+        diag_add(d, DIAG_ERROR, "", "top level is %s, not an object", kind_of(root));
         goto verdict;
     }
     check_keys(root, NULL, top_keys, d);
     out->organization_name = need_name(root, "organization-name", d);
     out->report_id = need_name(root, "report-id", d);
 
-    json_t *contact = json_object_get(root, "contact-info");
+    const struct jd_value *contact = jd_get(root, "contact-info");
     if (contact == NULL)
         diag_add(d, DIAG_WARNING, "contact-info", "missing (RFC 8460 requires it)");
-    else if (json_is_null(contact))
+    else if (jd_is(contact, JD_NULL))
         diag_add(d, DIAG_WARNING, "contact-info", "null (RFC 8460 requires a string)");
-    else if (!json_is_string(contact))
-        diag_add(d, DIAG_WARNING, "contact-info", "not a string (%s); ignored", json_kind(contact));
+    else if (!jd_is(contact, JD_STRING))
+        diag_add(d, DIAG_WARNING, "contact-info", "not a string (%s); ignored", kind_of(contact));
     else
-        out->contact_info = json_string_value(contact);
+        out->contact_info = contact->u.str;
 
     parse_date_range(root, out, d);
 
     struct jpath pp = {NULL, "policies", 0};
-    json_t *policies = json_object_get(root, "policies");
+    const struct jd_value *policies = jd_get(root, "policies");
     if (policies == NULL) {
         diag_at(d, DIAG_ERROR, &pp, "missing");
-    } else if (!json_is_array(policies)) {
-        diag_at(d, DIAG_ERROR, &pp, "not an array (%s)", json_kind(policies));
-    } else if (json_array_size(policies) == 0) {
+    } else if (policies->type != JD_ARRAY) {
+        diag_at(d, DIAG_ERROR, &pp, "not an array (%s)", kind_of(policies));
+    } else if (policies->len == 0) {
         diag_at(d, DIAG_ERROR, &pp, "empty");
     } else {
-        size_t n = json_array_size(policies);
+        size_t n = policies->len;
         out->policies = calloc(n, sizeof *out->policies);
         if (out->policies == NULL) {
             diag_at(d, DIAG_ERROR, &pp, "out of memory");
@@ -1108,7 +1112,7 @@ static tr_err parse(const void *buf, size_t len, const struct report_options *op
         for (size_t i = 0; i < n; i++) {
             struct jpath ip = {&pp, NULL, i};
             struct report_policy *pol = &out->policies[i];
-            parse_policy(json_array_get(policies, i), &ip, pol, opt, d);
+            parse_policy(&policies->u.items[i], &ip, pol, opt, d);
             out->npolicies++;
             if (total <= REPORT_MAX_TOTAL && pol->successful_sessions > 0)
                 total += pol->successful_sessions;

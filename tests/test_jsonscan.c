@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "corpus_payloads.h"
 #include "tlsrptd/buf.h"
 #include "tlsrptd/ingest.h"
 #include "tlsrptd/jsonscan.h"
@@ -292,37 +293,13 @@ static void test_incremental(void)
 }
 
 /* Every JSON payload of samples/ and the shared corpus is within the defaults. */
-static void test_real_reports_pass(const char *const *dirs, int ndirs)
+static void within_defaults(const char *path, const unsigned char *json, size_t len, void *arg)
 {
-    struct walk_list wl = {0};
-    char e[TR_ERRLEN];
-    for (int i = 0; i < ndirs; i++)
-        if (walk_add(&wl, dirs[i], e) != TR_OK)
-            fprintf(stderr, "skipping %s: %s\n", dirs[i], e);
-    size_t payloads = 0;
-    for (size_t i = 0; i < wl.n; i++) {
-        struct buf b;
-        buf_init(&b, (size_t)64 << 20);
-        if (buf_read_file(&b, wl.paths[i], e) == TR_OK) {
-            struct ingest_decoded dec;
-            if (ingest_decode(b.data, b.len, NULL, &dec, e) == TR_OK) {
-                for (size_t k = 0; k < dec.npayloads; k++) {
-                    if (dec.payloads[k].decode_err != TR_OK)
-                        continue;
-                    payloads++;
-                    tr_err rc = jsonscan_check(dec.payloads[k].json, dec.payloads[k].jsonlen, NULL,
-                                               &st, err);
-                    if (rc != TR_OK)
-                        fprintf(stderr, "%s: %s: %s\n", wl.paths[i], st.path, err);
-                    CHECK_INT(rc, TR_OK);
-                }
-            }
-            ingest_decoded_free(&dec);
-        }
-        buf_free(&b);
-    }
-    CHECK(payloads >= 5);
-    walk_free(&wl);
+    (void)arg;
+    tr_err rc = jsonscan_check(json, len, NULL, &st, err);
+    if (rc != TR_OK)
+        fprintf(stderr, "%s: %s: %s\n", path, st.path, err);
+    CHECK_INT(rc, TR_OK);
 }
 
 int main(int argc, char **argv)
@@ -333,6 +310,6 @@ int main(int argc, char **argv)
     test_values_and_depth();
     test_not_json_is_left_to_the_parser();
     test_incremental();
-    test_real_reports_pass((const char *const *)argv + 1, argc - 1);
+    CHECK(each_corpus_payload((const char *const *)argv + 1, argc - 1, within_defaults, NULL) >= 5);
     return check_done("jsonscan");
 }

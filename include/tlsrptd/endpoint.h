@@ -12,11 +12,17 @@
 #include <stddef.h>
 #include "tlsrptd/ingest.h"
 
-/* jansson's tree of a JSON text is at most this many times its size (2-byte
- * values like `0,` cost a 32-byte json_t and an 8-byte slot), and at most
- * the text plus this many bytes per value (jsonscan bounds the values). */
-#define ENDPOINT_TREE_PER_BYTE  24
-#define ENDPOINT_TREE_PER_VALUE 96
+/* The parsed document of a JSON text (jsondoc.c) is at most this many times
+ * the text's size, and at most the text plus this many bytes per value
+ * (jsonscan bounds the values). The worst per byte is a flat array of 2-byte
+ * values like `0,`: a 24-byte value each, and while the array is open a
+ * 40-byte slot of the parse stack, which doubles as it grows (80). The worst
+ * per value is an object member: 40 bytes, its stack slot's 80, and 8 bytes
+ * of alignment after each of its two strings. jansson, asked only to describe
+ * a text the parser refused, once the parser's memory is freed, builds less
+ * (32 + 8 bytes per 2-byte value, 96 per value). */
+#define ENDPOINT_TREE_PER_BYTE  56
+#define ENDPOINT_TREE_PER_VALUE 136
 /* No gzip stream inflates to more than 1032 times its size (deflate's best). */
 #define ENDPOINT_INFLATE_RATIO 1032
 /* Inflating is first tried within what the gzip trailer says (ISIZE), and at

@@ -5,8 +5,8 @@
  * elements of every array and the values of the whole document; and, for the
  * shape of an RFC 8460 report, the policies, the failure-details and the
  * policy-string / mx-host lists of each policy, and the distinct policy
- * domains. A text within every bound can be given to jansson, whose tree is
- * then bounded too; one over a bound is refused with the bound and the JSON
+ * domains. A text within every bound can be given to the parser (jsondoc.h),
+ * whose document is then bounded too; one over a bound is refused with the bound and the JSON
  * path named. The scanner does not validate JSON: where the text stops being
  * JSON it stops counting, and the parser, which stops at the same place,
  * reports the error. docs/limits.md gives each default with its reason. */

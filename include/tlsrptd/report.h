@@ -1,4 +1,4 @@
-/* report.h: parse and validate one RFC 8460 JSON report (jansson) into
+/* report.h: parse (jsondoc.h) and validate one RFC 8460 JSON report into
  * struct report, by the acceptance rules of docs/acceptance.md.
  *
  * Rejected only when a report cannot be counted reliably; quirks of real
@@ -81,9 +81,11 @@ struct report_policy {
     bool failures_unknown;
 };
 
+struct jsondoc;
 struct report {
-    json_t *root;  /* the parsed document; owns the borrowed strings (NULL after report_detach) */
-    char *strings; /* after report_detach: every string of the report, in one block */
+    struct jsondoc *doc; /* the parsed document; owns the borrowed strings (NULL after
+                          * report_detach) */
+    char *strings;       /* after report_detach: every string of the report, in one block */
     const char *organization_name;
     const char *report_id;
     const char *contact_info;          /* NULL when missing or null */

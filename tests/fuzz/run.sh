@@ -1,10 +1,13 @@
 #!/bin/sh
 # run.sh: build the libFuzzer targets with clang in build-fuzz and run them.
 #
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: report gz mime record http; default all)
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]
+#
+# Targets: report jsondoc gz mime record http (default all).
 #
 # Each target runs SECONDS (default 60) seeded from its committed corpus
-# (tests/fuzz/corpus/<t>), samples/ and ../shared/corpus/real when present.
+# (tests/fuzz/corpus/<t>; jsondoc also corpus/report), samples/ and
+# ../shared/corpus/real when present.
 # New units and crash files go to a scratch directory outside the tree
 # ($TLSRPTD_FUZZ_WORK, default /tmp/tlsrptd-fuzz/<t>/{new,crashes}) so nothing
 # derived from the shared corpus lands in the repository. Exits non-zero on
@@ -14,7 +17,7 @@ set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-report gz mime record http}
+targets=${*:-report jsondoc gz mime record http}
 work=${TLSRPTD_FUZZ_WORK:-/tmp/tlsrptd-fuzz}
 build=$top/build-fuzz
 
@@ -23,8 +26,8 @@ case $seconds in
 esac
 for t in $targets; do
     case $t in
-    report | gz | mime | record | http) ;;
-    *) echo "$0: unknown target '$t' (report, gz, mime, record, http)" >&2; exit 64 ;;
+    report | jsondoc | gz | mime | record | http) ;;
+    *) echo "$0: unknown target '$t' (report, jsondoc, gz, mime, record, http)" >&2; exit 64 ;;
     esac
 done
 
@@ -44,7 +47,9 @@ for t in $targets; do
     set -- -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 -detect_leaks=1 \
         -print_final_stats=1 -artifact_prefix="$crashes/"
     [ -f "$top/tests/fuzz/$t.dict" ] && set -- "$@" -dict="$top/tests/fuzz/$t.dict"
+    [ "$t" = jsondoc ] && set -- "$@" -dict="$top/tests/fuzz/report.dict"
     set -- "$@" "$new" "$top/tests/fuzz/corpus/$t" "$top/samples"
+    [ "$t" = jsondoc ] && set -- "$@" "$top/tests/fuzz/corpus/report" # JSON, both
     [ -d "$top/../shared/corpus/real" ] && set -- "$@" "$top/../shared/corpus/real"
 
     echo "== fuzz_$t: $seconds s, new units in $new"
