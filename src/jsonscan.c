@@ -276,7 +276,10 @@ static tr_err string(struct jsonscan *sc)
         f->want_key = false;
         f->key = start;
         f->keylen = len;
-        key_name(s + start, len, f->name);
+        if (f->role == R_ROOT || f->role == R_POLICY_ITEM || f->role == R_POLICY)
+            key_name(s + start, len, f->name); /* the objects whose keys give roles */
+        else
+            f->name[0] = 0;
         if (++f->count > JSONSCAN_MAX_KEYS)
             return OVER(sc, false, "an object with more than %d keys (a fixed limit)",
                         JSONSCAN_MAX_KEYS);
