@@ -1,5 +1,5 @@
 /* jsondoc.c: parse a JSON text into a read-only document held in one arena
- * (jsondoc.h says what it accepts and why it exists).
+ * (arena.h; jsondoc.h says what it accepts and why it exists).
  *
  * A recursive-descent parser over the bytes. Values are first pushed on one
  * growing stack; when an array or object closes, its elements are copied into
@@ -7,94 +7,28 @@
  * contiguous run. Strings are copied (unescaped where they hold escapes) into
  * the arena with a NUL after them. Nesting stops at JSONDOC_MAX_DEPTH, as
  * jansson's parser does. */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include "tlsrptd/arena.h"
 #include "tlsrptd/jsondoc.h"
+#include "tlsrptd/utf8.h"
 
 #define JSONDOC_MAX_DEPTH 2048 /* jansson's own limit */
-#define FIRST_BLOCK       8192
-
-/* ---- arena ---------------------------------------------------------------------------------- */
-
-/* Blocks of this size and more are mapped and unmapped on their own, not
- * taken from malloc: a large document's blocks would otherwise end up at the
- * top of a thread's malloc heap, which glibc gives back to the system only
- * past the trim threshold (64 MiB, main.c), so the memory of a spike of large
- * reports would stay with the process. */
-#define MAPPED_BLOCK ((size_t)128 << 10)
-
-struct block {
-    struct block *next;
-    size_t cap, used;
-    bool mapped;
-    _Alignas(max_align_t) unsigned char data[];
-};
 
 struct jsondoc {
-    struct block *blocks; /* the newest first */
+    struct arena arena; /* every value, member run and string */
     struct jd_value root;
 };
-
-static struct block *block_new(size_t cap)
-{
-    struct block *b;
-    if (sizeof *b + cap >= MAPPED_BLOCK) {
-        void *m =
-            mmap(NULL, sizeof *b + cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
-            return NULL;
-        b = m;
-        b->mapped = true;
-    } else {
-        if ((b = malloc(sizeof *b + cap)) == NULL)
-            return NULL;
-        b->mapped = false;
-    }
-    b->cap = cap;
-    b->used = 0;
-    b->next = NULL;
-    return b;
-}
-
-static void *arena_alloc(struct jsondoc *doc, size_t n)
-{
-    n = (n + 7) & ~(size_t)7;
-    struct block *b = doc->blocks;
-    if (b == NULL || b->cap - b->used < n) {
-        size_t cap = b ? b->cap * 2 : FIRST_BLOCK;
-        if (cap > (1u << 20))
-            cap = 1u << 20;
-        if (cap < n)
-            cap = n;
-        struct block *nb = block_new(cap);
-        if (nb == NULL)
-            return NULL;
-        nb->next = b;
-        doc->blocks = nb;
-        b = nb;
-    }
-    void *p = b->data + b->used;
-    b->used += n;
-    return p;
-}
 
 void jsondoc_free(struct jsondoc *doc)
 {
     if (doc == NULL)
         return;
-    for (struct block *b = doc->blocks, *next; b; b = next) {
-        next = b->next;
-        if (b->mapped)
-            munmap(b, sizeof *b + b->cap);
-        else
-            free(b);
-    }
+    arena_clear(&doc->arena);
     free(doc);
 }
 
@@ -179,37 +113,6 @@ static long hex4(const unsigned char *p)
     return v;
 }
 
-/* The length of the valid UTF-8 sequence at p (lead byte >= 0x80), 0 when it
- * is not one: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_sequence(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else
-        return 0;
-    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
 static size_t put_utf8(unsigned char *o, uint32_t c)
 {
     if (c < 0x80) {
@@ -253,7 +156,7 @@ static bool parse_string(struct parser *ps, const char **out, size_t *outlen)
                 return fail(ps, TR_EPARSE);
             q += 2; /* what the escape is, is checked while decoding */
         } else if (c >= 0x80) {
-            size_t n = utf8_sequence(q, ps->end);
+            size_t n = utf8_sequence(q, (size_t)(ps->end - q));
             if (n == 0)
                 return fail(ps, TR_EPARSE);
             q += n;
@@ -262,7 +165,7 @@ static bool parse_string(struct parser *ps, const char **out, size_t *outlen)
         }
     }
     size_t span = (size_t)(q - s); /* the value is at most this long: escapes only shrink */
-    unsigned char *o = arena_alloc(ps->doc, span + 1);
+    unsigned char *o = arena_alloc(&ps->doc->arena, span + 1);
     if (o == NULL)
         return fail(ps, TR_ENOMEM);
     size_t n = 0;
@@ -418,12 +321,12 @@ static void *close_run(struct parser *ps, size_t base, bool members)
         return NULL;
     void *run;
     if (members) {
-        struct jd_member *m = arena_alloc(ps->doc, n * sizeof *m);
+        struct jd_member *m = arena_alloc(&ps->doc->arena, n * sizeof *m);
         if (m != NULL)
             memcpy(m, ps->stack + base, n * sizeof *m);
         run = m;
     } else {
-        struct jd_value *items = arena_alloc(ps->doc, n * sizeof *items);
+        struct jd_value *items = arena_alloc(&ps->doc->arena, n * sizeof *items);
         if (items != NULL)
             for (size_t i = 0; i < n; i++)
                 items[i] = ps->stack[base + i].value;
@@ -435,64 +338,40 @@ static void *close_run(struct parser *ps, size_t base, bool members)
     return run;
 }
 
-static bool parse_array(struct parser *ps, struct jd_value *v)
+/* A member's key and its colon, in the object whose members were pushed
+ * since base; no key twice (I-JSON). */
+static bool parse_key(struct parser *ps, size_t base, const char **key, size_t *keylen)
 {
-    size_t base = ps->top;
-    ps->p++;
     skip_space(ps);
-    if (ps->p < ps->end && *ps->p == ']') {
-        ps->p++;
-    } else {
-        for (;;) {
-            struct jd_member *m = push(ps);
-            if (m == NULL)
-                return false;
-            m->key = NULL;
-            m->keylen = 0;
-            struct jd_value item;
-            if (!parse_value(ps, &item))
-                return false;
-            ps->stack[ps->top - 1].value = item; /* the stack may have moved */
-            skip_space(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                continue;
-            }
-            if (ps->p < ps->end && *ps->p == ']') {
-                ps->p++;
-                break;
-            }
+    if (ps->p == ps->end || *ps->p != '"')
+        return fail(ps, TR_EPARSE);
+    if (!parse_string(ps, key, keylen))
+        return false;
+    for (size_t i = base; i < ps->top; i++)
+        if (ps->stack[i].keylen == *keylen && memcmp(ps->stack[i].key, *key, *keylen) == 0)
             return fail(ps, TR_EPARSE);
-        }
-    }
-    v->type = JD_ARRAY;
-    v->len = ps->top - base;
-    v->u.items = close_run(ps, base, false);
-    return ps->rc == TR_OK;
+    skip_space(ps);
+    if (ps->p == ps->end || *ps->p != ':')
+        return fail(ps, TR_EPARSE);
+    ps->p++;
+    return true;
 }
 
-static bool parse_object(struct parser *ps, struct jd_value *v)
+/* An array or (object) an object whose opening bracket is at ps->p. */
+static bool parse_container(struct parser *ps, struct jd_value *v, bool object)
 {
+    unsigned char close = object ? '}' : ']';
     size_t base = ps->top;
     ps->p++;
     skip_space(ps);
-    if (ps->p < ps->end && *ps->p == '}') {
+    if (ps->p < ps->end && *ps->p == close) {
         ps->p++;
     } else {
         for (;;) {
-            if (ps->p == ps->end || *ps->p != '"')
-                return fail(ps, TR_EPARSE);
-            const char *key;
-            size_t keylen;
-            if (!parse_string(ps, &key, &keylen))
+            const char *key = NULL;
+            size_t keylen = 0;
+            if (object && !parse_key(ps, base, &key, &keylen))
                 return false;
-            for (size_t i = base; i < ps->top; i++) /* no key twice (I-JSON) */
-                if (ps->stack[i].keylen == keylen && memcmp(ps->stack[i].key, key, keylen) == 0)
-                    return fail(ps, TR_EPARSE);
-            skip_space(ps);
-            if (ps->p == ps->end || *ps->p != ':')
-                return fail(ps, TR_EPARSE);
-            ps->p++;
             struct jd_member *m = push(ps);
             if (m == NULL)
                 return false;
@@ -501,23 +380,25 @@ static bool parse_object(struct parser *ps, struct jd_value *v)
             struct jd_value value;
             if (!parse_value(ps, &value))
                 return false;
-            ps->stack[ps->top - 1].value = value;
+            ps->stack[ps->top - 1].value = value; /* the stack may have moved */
             skip_space(ps);
             if (ps->p < ps->end && *ps->p == ',') {
                 ps->p++;
-                skip_space(ps);
                 continue;
             }
-            if (ps->p < ps->end && *ps->p == '}') {
+            if (ps->p < ps->end && *ps->p == close) {
                 ps->p++;
                 break;
             }
             return fail(ps, TR_EPARSE);
         }
     }
-    v->type = JD_OBJECT;
+    v->type = object ? JD_OBJECT : JD_ARRAY;
     v->len = ps->top - base;
-    v->u.members = close_run(ps, base, true);
+    if (object)
+        v->u.members = close_run(ps, base, true);
+    else
+        v->u.items = close_run(ps, base, false);
     return ps->rc == TR_OK;
 }
 
@@ -550,9 +431,8 @@ static bool parse_value(struct parser *ps, struct jd_value *v)
     if (++ps->depth > JSONDOC_MAX_DEPTH)
         return fail(ps, TR_EPARSE);
     v->len = 0;
-    bool ok = *ps->p == '{'   ? parse_object(ps, v)
-              : *ps->p == '[' ? parse_array(ps, v)
-                              : parse_scalar(ps, v);
+    bool ok = *ps->p == '{' || *ps->p == '[' ? parse_container(ps, v, *ps->p == '{')
+                                             : parse_scalar(ps, v);
     ps->depth--;
     return ok;
 }
@@ -620,7 +500,7 @@ bool jd_equal(const struct jd_value *a, const struct jd_value *b)
 
 static const char *copy_text(struct jsondoc *doc, const char *s, size_t n)
 {
-    char *o = arena_alloc(doc, n + 1);
+    char *o = arena_alloc(&doc->arena, n + 1);
     if (o != NULL) {
         memcpy(o, s, n);
         o[n] = 0;
@@ -638,7 +518,7 @@ static bool convert(struct jsondoc *doc, const json_t *j, struct jd_value *v)
         v->u.members = NULL;
         if (v->len == 0)
             return true;
-        struct jd_member *m = arena_alloc(doc, v->len * sizeof *m);
+        struct jd_member *m = arena_alloc(&doc->arena, v->len * sizeof *m);
         if (m == NULL)
             return false;
         v->u.members = m;
@@ -661,7 +541,7 @@ static bool convert(struct jsondoc *doc, const json_t *j, struct jd_value *v)
         v->u.items = NULL;
         if (v->len == 0)
             return true;
-        struct jd_value *items = arena_alloc(doc, v->len * sizeof *items);
+        struct jd_value *items = arena_alloc(&doc->arena, v->len * sizeof *items);
         if (items == NULL)
             return false;
         v->u.items = items;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "store_backend.h"
+#include "tlsrptd/arena.h"
 #include "tlsrptd/gz.h"
 #include "tlsrptd/log.h"
 #include "tlsrptd/store.h"
@@ -47,16 +48,10 @@ struct rollup_entry {
     int64_t n[3];
 };
 
-struct arena_chunk {
-    struct arena_chunk *next;
-    size_t used, cap;
-    char data[];
-};
-
 struct rollups {
     struct rollup_entry *slots;
     size_t cap, n;
-    struct arena_chunk *chunks;
+    struct arena keys; /* the strings of the entries' keys */
 };
 
 /* A report queued with a backend that sends them in batches: what the
@@ -101,33 +96,9 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 }
 #define FNV_INIT 0xcbf29ce484222325ull
 
-static const char *arena_strdup(struct rollups *ru, const char *s)
-{
-    size_t n = strlen(s) + 1;
-    struct arena_chunk *c = ru->chunks;
-    if (c == NULL || c->cap - c->used < n) {
-        size_t cap = n > 16384 ? n : 16384;
-        c = malloc(sizeof *c + cap);
-        if (c == NULL)
-            return NULL;
-        c->next = ru->chunks;
-        c->used = 0;
-        c->cap = cap;
-        ru->chunks = c;
-    }
-    char *out = c->data + c->used;
-    memcpy(out, s, n);
-    c->used += n;
-    return out;
-}
-
 static void rollups_reset(struct rollups *ru)
 {
-    for (struct arena_chunk *c = ru->chunks, *next; c; c = next) {
-        next = c->next;
-        free(c);
-    }
-    ru->chunks = NULL;
+    arena_clear(&ru->keys);
     if (ru->n) {
         for (size_t i = 0; i < ru->cap; i++)
             ru->slots[i].kind = -1;
@@ -188,7 +159,7 @@ static struct rollup_entry *rollup_at(struct rollups *ru, int kind, const char *
             return e;
     }
     struct rollup_entry *e = &ru->slots[j];
-    const char *ca = arena_strdup(ru, a), *cb = b ? arena_strdup(ru, b) : NULL;
+    const char *ca = arena_strdup(&ru->keys, a), *cb = b ? arena_strdup(&ru->keys, b) : NULL;
     if (ca == NULL || (b && cb == NULL))
         return NULL;
     *e = (struct rollup_entry){h, kind, ca, cb, t, {0, 0, 0}};

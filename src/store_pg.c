@@ -24,6 +24,7 @@
 #include <string.h>
 #include "store_backend.h"
 #include "store_schema.h"
+#include "tlsrptd/utf8.h"
 #include "tlsrptd/buf.h"
 #include "tlsrptd/log.h"
 
@@ -130,55 +131,6 @@ static tr_err command(struct pg_conn *c, const char *sql, char *err, const char 
         rc = pg_fail(c, res, err, what);
     PQclear(res);
     return rc;
-}
-
-static bool utf8_valid(const unsigned char *s)
-{
-    while (*s) {
-        unsigned char b = *s;
-        size_t n = b < 0x80             ? 1
-                   : (b & 0xe0) == 0xc0 ? 2
-                   : (b & 0xf0) == 0xe0 ? 3
-                   : (b & 0xf8) == 0xf0 ? 4
-                                        : 0;
-        if (n == 0 || (n == 2 && b < 0xc2) || (n == 4 && b > 0xf4))
-            return false;
-        uint32_t cp = n == 1 ? b : (uint32_t)(b & (0x7f >> n));
-        for (size_t i = 1; i < n; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-            return false;
-        s += n;
-    }
-    return true;
-}
-
-/* s with every byte of an invalid sequence replaced by '?' (malloc'd). */
-static char *utf8_repair(const char *s)
-{
-    size_t n = strlen(s);
-    char *out = malloc(n + 1);
-    if (out == NULL)
-        return NULL;
-    memcpy(out, s, n + 1);
-    unsigned char *p = (unsigned char *)out;
-    while (*p) {
-        unsigned char one[5] = {0};
-        size_t len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : 4;
-        size_t k = 0;
-        while (k < len && p[k])
-            one[k] = p[k], k++;
-        if (k == len && utf8_valid(one)) {
-            p += len;
-        } else {
-            *p++ = '?';
-        }
-    }
-    return out;
 }
 
 /* ---- opening -------------------------------------------------------------------------------- */
@@ -385,7 +337,7 @@ static bool params_make(struct pg_params *p, const struct sql_arg *args, size_t 
         case SQL_TEXT:
             p->values[i] = a->s;
             p->types[i] = TEXTOID;
-            if (!utf8_valid((const unsigned char *)a->s)) {
+            if (!utf8_valid(a->s)) {
                 if ((p->repaired[i] = utf8_repair(a->s)) == NULL)
                     return false;
                 p->values[i] = p->repaired[i];
@@ -798,7 +750,7 @@ static void array_text(struct pg_array *a, const char *s)
         array_null(a);
         return;
     }
-    if (utf8_valid((const unsigned char *)s)) {
+    if (utf8_valid(s)) {
         array_bytes(a, s, strlen(s));
         return;
     }

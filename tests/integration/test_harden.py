@@ -207,7 +207,7 @@ class BoundedWork(HardenCase):
         # Each parsed document is freed as soon as its report is prepared (report_detach),
         # so the peak is what the preparing threads parse at once: with 5,000 details it
         # was only 38-40 MiB above the start. Large documents are mapped and unmapped on
-        # their own (jsondoc.c), and no thread's heap keeps more than 8 MiB free at its
+        # their own (arena.c), and no thread's heap keeps more than 8 MiB free at its
         # top (main.c; with 64 MiB there, RSS stayed 42-45 MiB above the start after the spike)
         bodies = []
         for i in range(12):
