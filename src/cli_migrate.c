@@ -404,6 +404,7 @@ int cmd_migrate(int argc, char **argv)
         fprintf(stderr, "migrate: resuming after report %lld\n", (long long)last);
     size_t copied = 0, dups = 0;
     time_t started = time(NULL), shown = 0;
+    long long tenth_shown = -1; /* a line at each tenth of the way, and at least once a second */
     for (;;) {
         struct batch b = {v, 0, (size_t)a.batch, 0, false};
         if (store_scan_reports(from, last, (size_t)a.batch, take_report, &b, err) != TR_OK) {
@@ -449,8 +450,10 @@ int cmd_migrate(int argc, char **argv)
         }
         last = next;
         copied += b.n;
-        if (time(NULL) != shown) {
+        long long tenth = total.reports > 0 ? (long long)copied * 10 / total.reports : 0;
+        if (time(NULL) != shown || tenth != tenth_shown) {
             shown = time(NULL);
+            tenth_shown = tenth;
             fprintf(stderr, "migrate: %zu reports copied (of %lld), up to id %lld\n", copied,
                     (long long)total.reports, (long long)last);
         }
