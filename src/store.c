@@ -347,8 +347,10 @@ static tr_err rollups_exec_rows(struct store *st, const struct sql_call *calls,
     return rc;
 }
 
-/* PostgreSQL: each table's rows of the batch in one statement. */
-static tr_err rollups_flush_json(struct store *st, struct rollup_entry **v, size_t k, char *err)
+/* PostgreSQL: each table's rows of the batch in one statement, and the
+ * COMMIT in the same round trip when commit. */
+static tr_err rollups_flush_json(struct store *st, struct rollup_entry **v, size_t k, bool commit,
+                                 char *err)
 {
     struct sql_call calls[NROLLUPS];
     char *texts[NROLLUPS] = {NULL};
@@ -377,15 +379,18 @@ static tr_err rollups_flush_json(struct store *st, struct rollup_entry **v, size
         ncalls++;
     }
     if (rc == TR_OK)
-        rc = st->be->exec_batch(st->h, calls, ncalls, err);
+        rc = st->be->exec_batch(st->h, calls, ncalls, commit, err);
     for (size_t i = 0; i < ncalls; i++)
         free(texts[i]);
     return rc;
 }
 
-static tr_err rollups_flush(struct store *st, char *err)
+/* Write the transaction's rollup rows. *committed: the backend committed
+ * the transaction with them (PostgreSQL: one round trip less). */
+static tr_err rollups_flush(struct store *st, bool *committed, char *err)
 {
     struct rollups *ru = &st->ru;
+    *committed = false;
     if (ru->n == 0)
         return TR_OK;
     struct rollup_entry **v = malloc(ru->n * sizeof *v);
@@ -397,7 +402,8 @@ static tr_err rollups_flush(struct store *st, char *err)
             v[k++] = &ru->slots[i];
     qsort(v, k, sizeof *v, cmp_entries);
     if (st->be->dialect == STORE_DIALECT_POSTGRESQL && st->be->exec_batch) {
-        tr_err rc = rollups_flush_json(st, v, k, err);
+        tr_err rc = rollups_flush_json(st, v, k, true, err);
+        *committed = true; /* or rolled back */
         free(v);
         return rc;
     }
@@ -453,7 +459,7 @@ static tr_err rollups_flush(struct store *st, char *err)
         c->nargs = n;
     }
     tr_err rc = st->be->exec_batch
-                    ? st->be->exec_batch(st->h, calls, k, err)
+                    ? st->be->exec_batch(st->h, calls, k, false, err)
                     : rollups_exec_rows(st, calls, (const struct rollup_entry **)v, k, err);
     free(calls);
     free(v);
@@ -630,16 +636,17 @@ tr_err store_commit(struct store *st, char *err)
 {
     if (st->h == NULL)
         return not_open(st, err);
+    bool committed = false;
     tr_err rc = store_flush(st, err);
     if (rc == TR_OK)
-        rc = rollups_flush(st, err);
+        rc = rollups_flush(st, &committed, err);
     rollups_reset(&st->ru);
     queue_reset(st);
     if (rc != TR_OK) {
         st->be->rollback(st->h);
         return rc;
     }
-    return st->be->commit(st->h, err);
+    return committed ? TR_OK : st->be->commit(st->h, err);
 }
 
 int store_sync_fd(struct store *st, tr_err *rc, char *err)

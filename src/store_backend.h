@@ -86,8 +86,11 @@ struct store_backend {
     const char *(*col_text)(struct sql_row *r, int col); /* NULL for NULL */
     const void *(*col_blob)(struct sql_row *r, int col, size_t *len); /* NULL for NULL */
     /* Optional. Run many statements without result rows at once (PostgreSQL:
-     * one round trip in pipeline mode instead of one each). */
-    tr_err (*exec_batch)(void *h, const struct sql_call *calls, size_t n, char *err);
+     * one round trip in pipeline mode instead of one each); then_commit:
+     * and commit the transaction in the same round trip (as commit(): rolled
+     * back on failure). */
+    tr_err (*exec_batch)(void *h, const struct sql_call *calls, size_t n, bool then_commit,
+                         char *err);
     /* Optional. Store one validated report in one statement (see
      * store_add_report): row holds the nrow arguments of the reports row in
      * the order of store.c's INSERT, r and blob its policies and failure

@@ -2,7 +2,10 @@
  * libpq: one connection per struct store, schema/postgresql/NNN_*.sql applied
  * under an advisory lock (several collectors may start at once) and recorded
  * in tlsrptd_schema_version, statements prepared once per connection with
- * their arguments' types, rows streamed one at a time.
+ * their arguments' types, rows streamed one at a time. A transaction's BEGIN
+ * goes with its first statement and its COMMIT with the rollups, in pipeline
+ * mode: a group commit of serve is two round trips (reports, then rollups and
+ * COMMIT).
  *
  * What the generic half relies on: a COMMIT that returns is durable
  * (synchronous_commit as the server has it, on by default); a duplicate key
@@ -57,6 +60,9 @@ struct pg_conn {
     bool prepared[STORE_MAX_STMTS];
     bool broken;  /* the connection was lost */
     bool reading; /* a statement's rows are being read: no other statement now */
+    /* pg_begin() only sets this: BEGIN goes with the transaction's first
+     * statement, in the same round trip when that one is pipelined */
+    bool begin_pending;
 };
 
 struct pg_row {
@@ -130,6 +136,97 @@ static tr_err command(struct pg_conn *c, const char *sql, char *err, const char 
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = pg_fail(c, res, err, what);
     PQclear(res);
+    return rc;
+}
+
+/* The pending BEGIN of the transaction, on its own. */
+static tr_err begin_now(struct pg_conn *c, char *err)
+{
+    if (!c->begin_pending)
+        return TR_OK;
+    c->begin_pending = false;
+    return command(c, "BEGIN", err, "starting a transaction");
+}
+
+/* ---- pipelines ------------------------------------------------------------------------------ */
+
+/* One round trip in pipeline mode: pipe_start() enters it and sends the
+ * transaction's pending BEGIN, the caller sends its statements, pipe_finish()
+ * sends COMMIT when asked, then the sync, and reads every result. */
+static tr_err pipe_start(struct pg_conn *c, bool *began, char *err)
+{
+    *began = false;
+    if (!PQenterPipelineMode(c->conn))
+        return pg_fail(c, NULL, err, "entering pipeline mode");
+    if (c->begin_pending) {
+        if (!PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+            return pg_fail(c, NULL, err, "starting a transaction");
+        c->begin_pending = false;
+        *began = true;
+    }
+    return TR_OK;
+}
+
+/* rc: how sending went. *rows (may be NULL) gets the result of the caller's
+ * first statement when it returned rows (PQclear it). With commit, a failure
+ * rolls the transaction back, as pg_commit does. */
+static void pg_rollback(void *h);
+static tr_err pipe_finish(struct pg_conn *c, tr_err rc, bool began, bool commit, PGresult **rows,
+                          char *err, const char *what)
+{
+    if (PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF) { /* pipe_start could not enter it */
+        if (commit)
+            pg_rollback(c);
+        return rc;
+    }
+    if (commit && rc == TR_OK &&
+        !PQsendQueryParams(c->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
+        rc = pg_fail(c, NULL, err, "committing");
+    if (!PQpipelineSync(c->conn) && rc == TR_OK)
+        rc = pg_fail(c, NULL, err, "sending a pipeline");
+    size_t stmt = 0; /* the statement whose results come: BEGIN's first when began */
+    size_t first = began ? 1 : 0;
+    for (;;) {
+        PGresult *res = PQgetResult(c->conn);
+        if (res == NULL) {
+            if (PQstatus(c->conn) != CONNECTION_OK) {
+                c->broken = true;
+                rc = tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
+                break;
+            }
+            stmt++; /* the end of one statement's results */
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            if (rc == TR_OK)
+                rc = st == PGRES_PIPELINE_ABORTED
+                         ? tr_fail(err, TR_EDB, "database %s: %s: a statement failed", c->display,
+                                   what)
+                         : pg_fail(c, res, err, what);
+        } else if (st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
+            if (rc == TR_OK) /* COMMIT of an aborted transaction */
+                rc =
+                    tr_fail(err, TR_EDB, "database %s: committing: the transaction was rolled back",
+                            c->display);
+        } else if (rows && *rows == NULL && stmt == first && st == PGRES_TUPLES_OK) {
+            *rows = res;
+            continue;
+        }
+        PQclear(res);
+    }
+    if (!PQexitPipelineMode(c->conn) && rc == TR_OK)
+        rc = pg_fail(c, NULL, err, "leaving pipeline mode");
+    if (rc != TR_OK && rows && *rows) {
+        PQclear(*rows);
+        *rows = NULL;
+    }
+    if (rc != TR_OK && commit)
+        pg_rollback(c);
     return rc;
 }
 
@@ -372,7 +469,9 @@ static tr_err pg_exec(void *h, unsigned key, const char *sql, const struct sql_a
                        c->display);
     struct pg_params p;
     char *text = NULL;
-    tr_err rc = TR_OK;
+    tr_err rc = begin_now(c, err);
+    if (rc != TR_OK)
+        return rc;
     if (!params_make(&p, args, nargs) || (text = dollar_params(sql)) == NULL) {
         rc = tr_fail(err, TR_ENOMEM, "out of memory");
         goto done;
@@ -496,12 +595,13 @@ static tr_err prepare_once(struct pg_conn *c, unsigned key, const char *sql,
  * each) must fit the socket buffers, as libpq reads them only after sending. */
 #define PIPELINE_CHUNK 256
 
-/* Send calls[0..n) in pipeline mode and read their results. */
-static tr_err pipeline_chunk(struct pg_conn *c, const struct sql_call *calls, size_t n, char *err)
+/* Send calls[0..n) in pipeline mode, then COMMIT when commit, and read their
+ * results. */
+static tr_err pipeline_chunk(struct pg_conn *c, const struct sql_call *calls, size_t n, bool commit,
+                             char *err)
 {
-    tr_err rc = TR_OK;
-    if (!PQenterPipelineMode(c->conn))
-        return pg_fail(c, NULL, err, "entering pipeline mode");
+    bool began;
+    tr_err rc = pipe_start(c, &began, err);
     for (size_t i = 0; i < n && rc == TR_OK; i++) {
         struct pg_params p;
         if (!params_make(&p, calls[i].args, calls[i].nargs)) {
@@ -516,37 +616,11 @@ static tr_err pipeline_chunk(struct pg_conn *c, const struct sql_call *calls, si
             rc = pg_fail(c, NULL, err, "sending a statement");
         params_free(&p, calls[i].nargs);
     }
-    if (!PQpipelineSync(c->conn) && rc == TR_OK)
-        rc = pg_fail(c, NULL, err, "sending a pipeline");
-    /* every statement's result (and a NULL after it), then the sync */
-    for (;;) {
-        PGresult *res = PQgetResult(c->conn);
-        if (res == NULL) {
-            if (PQstatus(c->conn) != CONNECTION_OK) {
-                c->broken = true;
-                rc = tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
-                break;
-            }
-            continue; /* the end of one statement's results */
-        }
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_PIPELINE_SYNC) {
-            PQclear(res);
-            break;
-        }
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == TR_OK)
-            rc = st == PGRES_PIPELINE_ABORTED
-                     ? tr_fail(err, TR_EDB, "database %s: a statement of a pipeline failed",
-                               c->display)
-                     : pg_fail(c, res, err, "running a pipeline");
-        PQclear(res);
-    }
-    if (!PQexitPipelineMode(c->conn) && rc == TR_OK)
-        rc = pg_fail(c, NULL, err, "leaving pipeline mode");
-    return rc;
+    return pipe_finish(c, rc, began, commit, NULL, err, "running a pipeline");
 }
 
-static tr_err pg_exec_batch(void *h, const struct sql_call *calls, size_t n, char *err)
+static tr_err pg_exec_batch(void *h, const struct sql_call *calls, size_t n, bool then_commit,
+                            char *err)
 {
     struct pg_conn *c = h;
     if (c->broken || PQstatus(c->conn) != CONNECTION_OK) {
@@ -566,12 +640,14 @@ static tr_err pg_exec_batch(void *h, const struct sql_call *calls, size_t n, cha
                 return rc;
         }
     }
-    for (size_t i = 0; i < n; i += PIPELINE_CHUNK) {
-        tr_err rc =
-            pipeline_chunk(c, calls + i, n - i < PIPELINE_CHUNK ? n - i : PIPELINE_CHUNK, err);
+    size_t i = 0;
+    do {
+        size_t k = n - i < PIPELINE_CHUNK ? n - i : PIPELINE_CHUNK;
+        tr_err rc = pipeline_chunk(c, calls + i, k, then_commit && i + k == n, err);
         if (rc != TR_OK)
             return rc;
-    }
+        i += k;
+    } while (i < n);
     return TR_OK;
 }
 
@@ -910,10 +986,26 @@ static tr_err flush_chunk(struct pg_conn *c, struct pg_array *arrays, struct pg_
         lengths[i] = (int)arrays[i].b.len;
         formats[i] = 1;
     }
-    PGresult *res = PQexecPrepared(c->conn, name, (int)NARRAYS, values, lengths, formats, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = pg_fail(c, res, err, "storing reports");
+    PGresult *res = NULL;
+    /* libpq 15 carries the single-row mode of pg_exec's last statement over to
+     * the first statement of the next pipeline, and these rows must come in one
+     * result: pipelined only behind the transaction's BEGIN, which takes it */
+    if (c->begin_pending) {
+        bool began;
+        rc = pipe_start(c, &began, err);
+        if (rc == TR_OK &&
+            !PQsendQueryPrepared(c->conn, name, (int)NARRAYS, values, lengths, formats, 0))
+            rc = pg_fail(c, NULL, err, "sending a statement");
+        rc = pipe_finish(c, rc, began, false, &res, err, "storing reports");
+        if (rc == TR_OK && res == NULL)
+            rc =
+                tr_fail(err, TR_EDB, "database %s: storing reports: no rows came back", c->display);
     } else {
+        res = PQexecPrepared(c->conn, name, (int)NARRAYS, values, lengths, formats, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            rc = pg_fail(c, res, err, "storing reports");
+    }
+    if (rc == TR_OK) {
         for (int row = 0; row < PQntuples(res); row++) {
             long long ord = strtoll(PQgetvalue(res, row, 0), NULL, 10);
             if (ord < 1 || (size_t)ord > nsend)
@@ -1004,13 +1096,15 @@ static tr_err pg_begin(void *h, char *err)
         c->broken = true;
         return tr_fail(err, TR_EDB, "database %s: the connection was lost", c->display);
     }
-    return command(c, "BEGIN", err, "starting a transaction");
+    c->begin_pending = true;
+    return TR_OK;
 }
 
 static void pg_rollback(void *h)
 {
     struct pg_conn *c = h;
     queue_clear(c);
+    c->begin_pending = false;
     if (PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE) {
         char ignore[TR_ERRLEN];
         command(c, "ROLLBACK", ignore, "rolling back");
@@ -1020,6 +1114,10 @@ static void pg_rollback(void *h)
 static tr_err pg_commit(void *h, char *err)
 {
     struct pg_conn *c = h;
+    if (c->begin_pending) { /* nothing was sent: nothing to commit */
+        c->begin_pending = false;
+        return TR_OK;
+    }
     PGresult *res = PQexec(c->conn, "COMMIT");
     tr_err rc = TR_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -1036,7 +1134,8 @@ static tr_err pg_commit(void *h, char *err)
 static bool pg_in_transaction(void *h)
 {
     struct pg_conn *c = h;
-    return PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE;
+    return c->begin_pending ||
+           (PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE);
 }
 
 /* ---- health --------------------------------------------------------------------------------- */

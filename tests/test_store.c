@@ -1,8 +1,8 @@
 /* test_store.c: the storage port on every backend: reports and duplicates,
  * raw bytes, transactions, the bounded quarantine without repeats, rollups
- * and the read side. Then what is SQLite's own: migrations and backfills,
- * locked and foreign files, a database deleted or made read-only under a
- * running writer, file modes, and the background checkpointer.
+ * and the read side, a commit that fails at its end. Then what is SQLite's own: migrations and
+ * backfills, locked and foreign files, a database deleted or made read-only under a running writer,
+ * file modes, and the background checkpointer.
  *
  * Without arguments beyond the sample directories it runs on SQLite in a
  * temporary directory; with TLSRPTD_PG_STATE set (the directory of the
@@ -327,6 +327,56 @@ static void test_rollups(void)
     store_close(st);
 }
 
+/* A commit that fails at its last step (the rollups, which PostgreSQL sends with
+ * the COMMIT) stores nothing and leaves the store usable; an empty transaction
+ * commits. Runs on the database test_rollups filled (two reports). */
+static void test_failed_commit(void)
+{
+    char err[TR_ERRLEN];
+    struct store *st = open_db(NULL);
+    int64_t id;
+    bool dup;
+    CHECK_INT(store_begin(st, err), TR_OK);
+    CHECK(store_in_transaction(st));
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK(!store_in_transaction(st));
+    CHECK_INT(store_begin(st, err), TR_OK);
+    store_rollback(st);
+    CHECK(!store_in_transaction(st));
+
+    /* every rollup_reports write fails from now on */
+    const char *refuse = pg ? "ALTER TABLE rollup_reports ADD CONSTRAINT test_refuse "
+                              "CHECK (reports < 0) NOT VALID"
+                            : "CREATE TRIGGER test_refuse BEFORE UPDATE ON rollup_reports "
+                              "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
+    CHECK_INT(store_exec(st, STMT_NONE, refuse, NULL, 0, NULL, NULL, NULL, err), TR_OK);
+    static const char third[] =
+        "{\"organization-name\":\"Org\",\"date-range\":{\"start-datetime\":"
+        "\"2026-01-01T00:00:00Z\",\"end-datetime\":\"2026-01-01T23:59:59Z\"},"
+        "\"contact-info\":\"x@org\",\"report-id\":\"r3\",\"policies\":["
+        "{\"policy\":{\"policy-type\":\"sts\",\"policy-domain\":\"a.example\"},"
+        "\"summary\":{\"total-successful-session-count\":3,\"total-failure-session-count\":0}}]}";
+    CHECK_INT(store_begin(st, err), TR_OK);
+    add(st, third, third, strlen(third), &id, &dup);
+    CHECK(!dup);
+    CHECK(store_commit(st, err) != TR_OK);
+    CHECK(!store_in_transaction(st));
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 2);
+    CHECK_INT(count(st, "SELECT SUM(reports) FROM rollup_reports"), 2);
+
+    /* the same connection takes the report once the rollup can be written */
+    const char *allow =
+        pg ? "ALTER TABLE rollup_reports DROP CONSTRAINT test_refuse" : "DROP TRIGGER test_refuse";
+    CHECK_INT(store_exec(st, STMT_NONE, allow, NULL, 0, NULL, NULL, NULL, err), TR_OK);
+    CHECK_INT(store_begin(st, err), TR_OK);
+    add(st, third, third, strlen(third), &id, &dup);
+    CHECK(!dup);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 3);
+    CHECK_INT(count(st, "SELECT SUM(reports) FROM rollup_reports"), 3);
+    store_close(st);
+}
+
 /* ---- SQLite's own --------------------------------------------------------------------------- */
 
 static void test_locked_and_foreign(void)
@@ -530,6 +580,7 @@ int main(void)
     test_checkpointer();
     snprintf(dbpath, sizeof dbpath, "%s/rollups.db", dir);
     test_rollups();
+    test_failed_commit();
     test_backfill();
     if (check_db_pg_target(dbpath, sizeof dbpath, "unit_store")) {
         fprintf(stderr, "store: the portable tests on %s\n", dbpath);
@@ -538,6 +589,7 @@ int main(void)
         test_quarantine();
         check_db_pg_target(dbpath, sizeof dbpath, "unit_store_rollups");
         test_rollups();
+        test_failed_commit();
     }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
