@@ -200,50 +200,50 @@ static int cmp_entries(const void *pa, const void *pb)
     " THEN 9223372036854775807 ELSE " t "." c " + excluded." c " END"
 
 /* Each rollup table's upsert in three parts: the INSERT head, the rows (one
- * row of ?N arguments, or — PostgreSQL — every row of a batch as one JSON
- * array, so a commit is one statement per table) and the conflict clause. In
- * the JSON form every entry is {a, b, t, n0, n1, n2} (see rollup_entry). */
+ * row of ?N arguments, or — PostgreSQL — every row of a batch from six arrays,
+ * so a commit is one statement per table) and the conflict clause. The arrays
+ * are the columns a, b, t, n0, n1, n2 of rollup_entry, sent in binary. */
 struct rollup_stmt {
     const char *head, *values, *select, *conflict;
 };
-#define FROM_JSON                                                                                  \
-    " FROM json_to_recordset(?1::json) AS x(a text, b text, t bigint, n0 bigint, n1 bigint, "      \
-    "n2 bigint)"
+#define FROM_ARRAYS                                                                                \
+    " FROM unnest(?1::text[], ?2::text[], ?3::bigint[], ?4::bigint[], ?5::bigint[], "              \
+    "?6::bigint[]) AS x(a, b, t, n0, n1, n2)"
 
 static const struct rollup_stmt rollup_stmts[] = {
     [RU_SESSIONS] = {"INSERT INTO rollup_sessions (policy_domain, start_time, reporter, "
                      "successful, failed, reports)",
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", " SELECT a, t, b, n0, n1, n2" FROM_JSON,
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", " SELECT a, t, b, n0, n1, n2" FROM_ARRAYS,
                      " ON CONFLICT (start_time, policy_domain, reporter) DO UPDATE SET "
                      "successful = " SAT("rollup_sessions", "successful") ", failed = " SAT(
                          "rollup_sessions", "failed") ", reports = " SAT("rollup_sessions",
                                                                          "reports")},
     [RU_FAILURES] = {"INSERT INTO rollup_failures (policy_domain, start_time, result_type, failed)",
-                     " VALUES (?1, ?2, ?3, ?4)", " SELECT a, t, b, n1" FROM_JSON,
+                     " VALUES (?1, ?2, ?3, ?4)", " SELECT a, t, b, n1" FROM_ARRAYS,
                      " ON CONFLICT (start_time, policy_domain, result_type) DO UPDATE SET "
                      "failed = " SAT("rollup_failures", "failed")},
     [RU_DOMAIN] = {"INSERT INTO domain_totals (policy_domain, successful, failed, reports)",
-                   " VALUES (?1, ?2, ?3, ?4)", " SELECT a, n0, n1, n2" FROM_JSON,
+                   " VALUES (?1, ?2, ?3, ?4)", " SELECT a, n0, n1, n2" FROM_ARRAYS,
                    " ON CONFLICT (policy_domain) DO UPDATE SET successful = " SAT(
                        "domain_totals",
                        "successful") ", failed = " SAT("domain_totals",
                                                        "failed") ", reports = " SAT("domain_totals",
                                                                                     "reports")},
     [RU_DOMAIN_FAILURES] = {"INSERT INTO domain_failures (policy_domain, result_type, failed)",
-                            " VALUES (?1, ?2, ?3)", " SELECT a, b, n1" FROM_JSON,
+                            " VALUES (?1, ?2, ?3)", " SELECT a, b, n1" FROM_ARRAYS,
                             " ON CONFLICT (policy_domain, result_type) DO UPDATE SET failed = " SAT(
                                 "domain_failures", "failed")},
     [RU_DOMAIN_REPORTERS] = {"INSERT INTO domain_reporters (policy_domain, reporter, last_start)",
-                             " VALUES (?1, ?2, ?3)", " SELECT a, b, n0" FROM_JSON,
+                             " VALUES (?1, ?2, ?3)", " SELECT a, b, n0" FROM_ARRAYS,
                              " ON CONFLICT (policy_domain, reporter) DO UPDATE SET last_start = "
                              "CASE WHEN excluded.last_start > domain_reporters.last_start THEN "
                              "excluded.last_start ELSE domain_reporters.last_start END"},
     [RU_REPORTS] = {"INSERT INTO rollup_reports (start_time, reporter, reports)",
-                    " VALUES (?1, ?2, ?3)", " SELECT t, a, n2" FROM_JSON,
+                    " VALUES (?1, ?2, ?3)", " SELECT t, a, n2" FROM_ARRAYS,
                     " ON CONFLICT (start_time, reporter) DO UPDATE SET reports = " SAT(
                         "rollup_reports", "reports")},
     [RU_OUTCOMES] = {"INSERT INTO outcome_counts (source, outcome, count)", " VALUES (?1, ?2, ?3)",
-                     " SELECT a, b, n0" FROM_JSON,
+                     " SELECT a, b, n0" FROM_ARRAYS,
                      " ON CONFLICT (source, outcome) DO UPDATE SET count = " SAT("outcome_counts",
                                                                                  "count")},
 };
@@ -284,7 +284,7 @@ static void append_value_rows(char *t, size_t size, size_t rows, size_t cols, si
     }
 }
 
-/* The text of each upsert, head + rows + conflict: [json][kind], built once;
+/* The text of each upsert, head + rows + conflict: [bulk][kind], built once;
  * and the ROLLUP_ROWS-row form of each. */
 static char rollup_texts[2][NROLLUPS][1024];
 static char rollup_rows_texts[NROLLUPS][2048];
@@ -293,9 +293,9 @@ static pthread_once_t rollup_texts_once = PTHREAD_ONCE_INIT;
 static void build_rollup_texts(void)
 {
     for (size_t k = 0; k < NROLLUPS; k++) {
-        for (int json = 0; json < 2; json++)
-            snprintf(rollup_texts[json][k], sizeof rollup_texts[json][k], "%s%s%s",
-                     rollup_stmts[k].head, json ? rollup_stmts[k].select : rollup_stmts[k].values,
+        for (int bulk = 0; bulk < 2; bulk++)
+            snprintf(rollup_texts[bulk][k], sizeof rollup_texts[bulk][k], "%s%s%s",
+                     rollup_stmts[k].head, bulk ? rollup_stmts[k].select : rollup_stmts[k].values,
                      rollup_stmts[k].conflict);
         char *t = rollup_rows_texts[k];
         size_t size = sizeof rollup_rows_texts[k];
@@ -306,10 +306,10 @@ static void build_rollup_texts(void)
     }
 }
 
-static const char *rollup_text(int kind, bool json)
+static const char *rollup_text(int kind, bool bulk)
 {
     pthread_once(&rollup_texts_once, build_rollup_texts);
-    return rollup_texts[json][kind];
+    return rollup_texts[bulk][kind];
 }
 
 static const char *rollup_rows_text(int kind)
@@ -347,41 +347,44 @@ static tr_err rollups_exec_rows(struct store *st, const struct sql_call *calls,
     return rc;
 }
 
-/* PostgreSQL: each table's rows of the batch in one statement, and the
- * COMMIT in the same round trip when commit. */
-static tr_err rollups_flush_json(struct store *st, struct rollup_entry **v, size_t k, bool commit,
-                                 char *err)
+/* PostgreSQL: each table's rows of the batch in one statement (its columns
+ * as arrays), and the COMMIT in the same round trip when commit. */
+static tr_err rollups_flush_arrays(struct store *st, struct rollup_entry **v, size_t k, bool commit,
+                                   char *err)
 {
-    struct sql_call calls[NROLLUPS];
-    char *texts[NROLLUPS] = {NULL};
-    size_t ncalls = 0;
-    tr_err rc = TR_OK;
-    for (size_t i = 0; i < k && rc == TR_OK;) {
-        int kind = v[i]->kind;
-        json_t *rows = json_array();
-        for (; i < k && v[i]->kind == kind; i++) {
-            const struct rollup_entry *e = v[i];
-            json_array_append_new(rows,
-                                  json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I}", "a", e->a, "b", e->b,
-                                            "t", (json_int_t)e->t, "n0", (json_int_t)e->n[0], "n1",
-                                            (json_int_t)e->n[1], "n2", (json_int_t)e->n[2]));
-        }
-        texts[ncalls] = json_dumps(rows, JSON_COMPACT);
-        json_decref(rows);
-        if (texts[ncalls] == NULL) {
-            rc = tr_fail(err, TR_ENOMEM, "out of memory");
-            break;
-        }
-        calls[ncalls] = (struct sql_call){rollup_key[kind] + STMT_ROLLUP_JSON_OFFSET,
-                                          rollup_text(kind, true),
-                                          {sql_text(texts[ncalls])},
-                                          1};
-        ncalls++;
+    const char **text = malloc(2 * k * sizeof *text); /* a, then b */
+    int64_t *num = malloc(4 * k * sizeof *num);       /* t, n0, n1, n2 */
+    if (text == NULL || num == NULL) {
+        free(text);
+        free(num);
+        return tr_fail(err, TR_ENOMEM, "out of memory");
     }
-    if (rc == TR_OK)
-        rc = st->be->exec_batch(st->h, calls, ncalls, commit, err);
-    for (size_t i = 0; i < ncalls; i++)
-        free(texts[i]);
+    for (size_t i = 0; i < k; i++) {
+        text[i] = v[i]->a;
+        text[k + i] = v[i]->b;
+        num[i] = v[i]->t;
+        for (size_t c = 0; c < 3; c++)
+            num[(c + 1) * k + i] = v[i]->n[c];
+    }
+    struct sql_call calls[NROLLUPS];
+    size_t ncalls = 0;
+    for (size_t i = 0; i < k;) { /* the entries are sorted: each table's are a run */
+        int kind = v[i]->kind;
+        size_t from = i;
+        while (i < k && v[i]->kind == kind)
+            i++;
+        size_t m = i - from;
+        calls[ncalls++] =
+            (struct sql_call){rollup_key[kind] + STMT_ROLLUP_ARRAYS_OFFSET,
+                              rollup_text(kind, true),
+                              {sql_texts(text + from, m), sql_texts(text + k + from, m),
+                               sql_ints(num + from, m), sql_ints(num + k + from, m),
+                               sql_ints(num + 2 * k + from, m), sql_ints(num + 3 * k + from, m)},
+                              6};
+    }
+    tr_err rc = st->be->exec_batch(st->h, calls, ncalls, commit, err);
+    free(text);
+    free(num);
     return rc;
 }
 
@@ -402,7 +405,7 @@ static tr_err rollups_flush(struct store *st, bool *committed, char *err)
             v[k++] = &ru->slots[i];
     qsort(v, k, sizeof *v, cmp_entries);
     if (st->be->dialect == STORE_DIALECT_POSTGRESQL && st->be->exec_batch) {
-        tr_err rc = rollups_flush_json(st, v, k, true, err);
+        tr_err rc = rollups_flush_arrays(st, v, k, true, err);
         *committed = true; /* or rolled back */
         free(v);
         return rc;

@@ -16,7 +16,9 @@
 #include "tlsrptd/err.h"
 #include "tlsrptd/store.h"
 
-enum sql_type { SQL_NULL, SQL_INT, SQL_TEXT, SQL_BLOB };
+/* SQL_INTS and SQL_TEXTS: an array of len values (PostgreSQL only: bigint[]
+ * and text[], for many rows in one statement through unnest). */
+enum sql_type { SQL_NULL, SQL_INT, SQL_TEXT, SQL_BLOB, SQL_INTS, SQL_TEXTS };
 
 /* One bound argument; strings and blobs are borrowed for the call. */
 struct sql_arg {
@@ -24,19 +26,28 @@ struct sql_arg {
     int64_t i;
     const char *s; /* SQL_TEXT: NUL-terminated; SQL_BLOB: len bytes */
     size_t len;
+    const void *v; /* SQL_INTS: const int64_t[len]; SQL_TEXTS: const char *[len], NULL: NULL */
 };
 
 static inline struct sql_arg sql_int(int64_t v)
 {
-    return (struct sql_arg){SQL_INT, v, NULL, 0};
+    return (struct sql_arg){SQL_INT, v, NULL, 0, NULL};
 }
 static inline struct sql_arg sql_text(const char *s)
 {
-    return (struct sql_arg){s ? SQL_TEXT : SQL_NULL, 0, s, 0};
+    return (struct sql_arg){s ? SQL_TEXT : SQL_NULL, 0, s, 0, NULL};
 }
 static inline struct sql_arg sql_blob(const void *p, size_t n)
 {
-    return (struct sql_arg){p ? SQL_BLOB : SQL_NULL, 0, (const char *)p, n};
+    return (struct sql_arg){p ? SQL_BLOB : SQL_NULL, 0, (const char *)p, n, NULL};
+}
+static inline struct sql_arg sql_ints(const int64_t *v, size_t n)
+{
+    return (struct sql_arg){SQL_INTS, 0, NULL, n, v};
+}
+static inline struct sql_arg sql_texts(const char *const *v, size_t n)
+{
+    return (struct sql_arg){SQL_TEXTS, 0, NULL, n, v};
 }
 
 /* A result row. Each backend's row type starts with this, so the accessors
@@ -205,9 +216,9 @@ enum store_stmt {
     STMT_PG_FIND_REPORT,
     STMT_LAST
 };
-/* The JSON-array forms of the rollup upserts (store.c) take the keys of the
- * one-row forms plus this. */
-enum { STMT_ROLLUP_JSON_OFFSET = STMT_LAST - STMT_ROLLUP_SESSIONS };
+/* The array forms of the rollup upserts (store.c, PostgreSQL) take the keys
+ * of the one-row forms plus this. */
+enum { STMT_ROLLUP_ARRAYS_OFFSET = STMT_LAST - STMT_ROLLUP_SESSIONS };
 _Static_assert(STMT_LAST + (STMT_OUTCOMES - STMT_ROLLUP_SESSIONS) < STORE_MAX_STMTS,
                "STORE_MAX_STMTS is too small for the statements with keys");
 enum { STMT_KEYS_END = STMT_LAST + (STMT_OUTCOMES - STMT_ROLLUP_SESSIONS) + 1 };

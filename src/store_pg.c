@@ -31,9 +31,12 @@
 #include "tlsrptd/buf.h"
 #include "tlsrptd/log.h"
 
-#define INT8OID  20
-#define TEXTOID  25
-#define BYTEAOID 17
+#define INT8OID       20
+#define TEXTOID       25
+#define BYTEAOID      17
+#define INT8ARRAYOID  1016
+#define TEXTARRAYOID  1009
+#define BYTEAARRAYOID 1001
 
 /* pg_advisory_lock key of schema migrations ("tlsrptd" in ASCII) */
 #define MIGRATION_LOCK "7631734839301223524"
@@ -391,12 +394,80 @@ static char *dollar_params(const char *sql)
     return out;
 }
 
+/* ---- arrays in PostgreSQL's binary format ---------------------------------------------------- */
+
+struct pg_array {
+    struct buf b;
+    bool failed; /* out of memory */
+};
+
+static void put_be32(struct pg_array *a, uint32_t v)
+{
+    unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    a->failed = a->failed || buf_append(&a->b, p, 4) != TR_OK;
+}
+
+/* The header of a one-dimensional array of n elements of type elem. */
+static void array_start(struct pg_array *a, unsigned elem, size_t n)
+{
+    buf_reset(&a->b);
+    a->failed = false;
+    put_be32(a, n ? 1 : 0); /* dimensions */
+    put_be32(a, 0);         /* flags: array_recv works out the NULLs itself */
+    put_be32(a, elem);
+    if (n) {
+        put_be32(a, (uint32_t)n); /* the dimension's length */
+        put_be32(a, 1);           /* its lower bound */
+    }
+}
+
+static void array_bytes(struct pg_array *a, const void *p, size_t len)
+{
+    put_be32(a, (uint32_t)len);
+    a->failed = a->failed || buf_append(&a->b, p, len) != TR_OK;
+}
+
+static void array_null(struct pg_array *a)
+{
+    put_be32(a, UINT32_MAX); /* -1 */
+}
+
+static void array_int(struct pg_array *a, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    unsigned char p[8];
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(u >> (56 - 8 * i));
+    array_bytes(a, p, 8);
+}
+
+/* A text element, its invalid UTF-8 replaced as params_make does; NULL: NULL. */
+static void array_text(struct pg_array *a, const char *s)
+{
+    if (s == NULL) {
+        array_null(a);
+        return;
+    }
+    if (utf8_valid(s)) {
+        array_bytes(a, s, strlen(s));
+        return;
+    }
+    char *fixed = utf8_repair(s);
+    if (fixed == NULL) {
+        a->failed = true;
+        return;
+    }
+    array_bytes(a, fixed, strlen(fixed));
+    free(fixed);
+}
+
 struct pg_params {
     const char **values;
     int *lengths, *formats;
     unsigned *types;
     char (*ints)[24];
-    char **repaired;
+    char **repaired; /* text made valid UTF-8, and arrays: freed with the parameters */
 };
 
 static void params_free(struct pg_params *p, size_t n)
@@ -446,6 +517,27 @@ static bool params_make(struct pg_params *p, const struct sql_arg *args, size_t 
             p->formats[i] = 1; /* binary: the bytes as they are */
             p->types[i] = BYTEAOID;
             break;
+        case SQL_INTS:
+        case SQL_TEXTS: {
+            struct pg_array arr;
+            buf_init(&arr.b, (size_t)INT32_MAX - 1); /* a parameter's length is an int */
+            array_start(&arr, a->type == SQL_INTS ? INT8OID : TEXTOID, a->len);
+            for (size_t e = 0; e < a->len; e++)
+                if (a->type == SQL_INTS)
+                    array_int(&arr, ((const int64_t *)a->v)[e]);
+                else
+                    array_text(&arr, ((const char *const *)a->v)[e]);
+            if (arr.failed) {
+                buf_free(&arr.b);
+                return false;
+            }
+            p->repaired[i] = (char *)arr.b.data; /* freed with the parameters */
+            p->values[i] = p->repaired[i];
+            p->lengths[i] = (int)arr.b.len;
+            p->formats[i] = 1;
+            p->types[i] = a->type == SQL_INTS ? INT8ARRAYOID : TEXTARRAYOID;
+            break;
+        }
         default:
             p->values[i] = NULL;
             p->types[i] = 0; /* the server infers it */
@@ -709,10 +801,6 @@ static tr_err pg_queue_report(void *h, const struct sql_arg *row, size_t nrow,
  * nothing of the rows a CTE returns and nests loops over them). A report
  * whose key a report before it in the chunk has is not sent: it is that
  * report's duplicate (pg_flush_reports). */
-#define INT8ARRAYOID  1016
-#define TEXTARRAYOID  1009
-#define BYTEAARRAYOID 1001
-
 /* Reports per statement, and the raw bytes that end a chunk earlier. */
 #define REPORTS_PER_STATEMENT 256
 #define BYTES_PER_STATEMENT   (32u << 20)
@@ -773,72 +861,6 @@ static const char sql_add_reports[] =
     "e.report_id = d.rid AND e.start_time = d.st AND e.end_time = d.et";
 
 /* One array parameter being built. */
-struct pg_array {
-    struct buf b;
-    bool failed; /* out of memory */
-};
-
-static void put_be32(struct pg_array *a, uint32_t v)
-{
-    unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    a->failed = a->failed || buf_append(&a->b, p, 4) != TR_OK;
-}
-
-/* The header of a one-dimensional array of n elements of type elem. */
-static void array_start(struct pg_array *a, unsigned elem, size_t n)
-{
-    buf_reset(&a->b);
-    a->failed = false;
-    put_be32(a, n ? 1 : 0); /* dimensions */
-    put_be32(a, 0);         /* flags: array_recv works out the NULLs itself */
-    put_be32(a, elem);
-    if (n) {
-        put_be32(a, (uint32_t)n); /* the dimension's length */
-        put_be32(a, 1);           /* its lower bound */
-    }
-}
-
-static void array_bytes(struct pg_array *a, const void *p, size_t len)
-{
-    put_be32(a, (uint32_t)len);
-    a->failed = a->failed || buf_append(&a->b, p, len) != TR_OK;
-}
-
-static void array_null(struct pg_array *a)
-{
-    put_be32(a, UINT32_MAX); /* -1 */
-}
-
-static void array_int(struct pg_array *a, int64_t v)
-{
-    uint64_t u = (uint64_t)v;
-    unsigned char p[8];
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(u >> (56 - 8 * i));
-    array_bytes(a, p, 8);
-}
-
-/* A text element, its invalid UTF-8 replaced as params_make does; NULL: NULL. */
-static void array_text(struct pg_array *a, const char *s)
-{
-    if (s == NULL) {
-        array_null(a);
-        return;
-    }
-    if (utf8_valid(s)) {
-        array_bytes(a, s, strlen(s));
-        return;
-    }
-    char *fixed = utf8_repair(s);
-    if (fixed == NULL) {
-        a->failed = true;
-        return;
-    }
-    array_bytes(a, fixed, strlen(fixed));
-    free(fixed);
-}
-
 /* An argument of a reports row as an element of its column's array; false
  * when its type is not the column's (a bug of the caller). */
 static bool array_arg(struct pg_array *a, const struct sql_arg *arg, char column)

@@ -310,6 +310,14 @@ static tr_err sqlite_exec(void *h, unsigned key, const char *sql, const struct s
         case SQL_BLOB:
             sqlite3_bind_blob64(s, col, a->s, a->len, SQLITE_STATIC);
             break;
+        case SQL_INTS:
+        case SQL_TEXTS: /* store.c sends arrays to PostgreSQL only */
+            if (cached)
+                sqlite3_clear_bindings(s);
+            else
+                sqlite3_finalize(s);
+            return tr_fail(err, TR_EINVAL, "database %s: an array argument (PostgreSQL only)",
+                           c->path);
         default:
             sqlite3_bind_null(s, col);
         }

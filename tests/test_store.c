@@ -377,6 +377,34 @@ static void test_failed_commit(void)
     store_close(st);
 }
 
+/* Array arguments (the rollups' columns on PostgreSQL): bigint[] and text[]
+ * with a NULL and invalid UTF-8 (each bad byte a "?", as in a text argument); SQLite
+ * refuses them with an error, never a silent NULL. */
+static void test_array_args(void)
+{
+    char err[TR_ERRLEN];
+    struct store *st = open_db(NULL);
+    static const int64_t nums[] = {7, -1, INT64_MAX};
+    static const char *const words[] = {"a", NULL, "b\xff"};
+    struct sql_arg args[] = {sql_ints(nums, 3), sql_texts(words, 3)};
+    if (!pg) {
+        CHECK_INT(store_exec(st, STMT_NONE, "SELECT ?1", args, 1, NULL, NULL, NULL, err),
+                  TR_EINVAL);
+        CHECK_HAS(err, "array");
+        CHECK_INT(count(st, "SELECT 1"), 1); /* the connection goes on */
+        store_close(st);
+        return;
+    }
+    char out[4096] = "";
+    CHECK_INT(store_exec(st, STMT_NONE,
+                         "SELECT array_to_string(?1, ',') || '/' || "
+                         "array_to_string(?2, ',', 'null')",
+                         args, 2, check_db_text, out, NULL, err),
+              TR_OK);
+    CHECK_STR(out, "7,-1,9223372036854775807/a,null,b?");
+    store_close(st);
+}
+
 /* ---- SQLite's own --------------------------------------------------------------------------- */
 
 static void test_locked_and_foreign(void)
@@ -581,6 +609,7 @@ int main(void)
     snprintf(dbpath, sizeof dbpath, "%s/rollups.db", dir);
     test_rollups();
     test_failed_commit();
+    test_array_args();
     test_backfill();
     if (check_db_pg_target(dbpath, sizeof dbpath, "unit_store")) {
         fprintf(stderr, "store: the portable tests on %s\n", dbpath);
@@ -590,6 +619,7 @@ int main(void)
         check_db_pg_target(dbpath, sizeof dbpath, "unit_store_rollups");
         test_rollups();
         test_failed_commit();
+        test_array_args();
     }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
