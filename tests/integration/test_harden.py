@@ -222,16 +222,20 @@ class BoundedWork(HardenCase):
         peak = hwm(d)
         after = [rss(d)]
         # what may stay: SQLite's page cache (cache_size, 16 MiB), filled by the spike's
-        # rows, and allocator slack; the parse trees (most of the peak) must go
-        S.wait_until(lambda: after.append(rss(d)) or after[-1] < base + 32 * MiB, 10 * SLOW,
+        # rows, and allocator slack (21-31 MiB seen); the parse trees (most of the peak) must go
+        may_stay = 32 * MiB
+        S.wait_until(lambda: after.append(rss(d)) or after[-1] < base + may_stay, 10 * SLOW,
                      interval=0.2)
         sys.stderr.write("\n  [spike] RSS %.1f MiB at start, peak %.1f MiB, %.1f MiB after\n" %
                          (base / MiB, peak / MiB, after[-1] / MiB))
         if not T.asan():
-            # a spike well above what may stay (32 MiB), or the test proves nothing
-            self.assertGreater(peak - base, 40 * MiB, "no spike to give back")
-            self.assertLess(after[-1], base + 32 * MiB, "memory was not given back: RSS "
+            # the peak must pass the bar, or staying under it proves nothing; how far it
+            # passes depends on the machine (39-50 MiB above the start seen: a fast writer
+            # frees reports while others are still parsed), so the bar is the claim
+            self.assertGreater(peak - base, may_stay, "no spike to give back")
+            self.assertLess(after[-1], base + may_stay, "memory was not given back: RSS "
                             "%.1f MiB after a peak of %.1f MiB" % (after[-1] / MiB, peak / MiB))
+            self.assertGreater(peak - after[-1], 12 * MiB, "less than 12 MiB given back")
         self.stop_ok(d)
 
 
