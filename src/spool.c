@@ -1,12 +1,14 @@
 /* spool.c: the durable queue of inputs of `tlsrptd serve` (see spool.h).
  *
  * An entry file: one line of JSON with the source ({"v":1,"kind":…,"name":…,
- * "received_at":…}, and "rejected": the reason when the input is already known
- * to be unacceptable), a newline, then the input's bytes as received. Its name
+ * "received_at":…}, "rejected": the reason when the input is already known to
+ * be unacceptable, "commit": the ticket of a commit whose outcome is unknown),
+ * a newline, then the input's bytes as received. Its name
  * is the time of arrival in microseconds and a sequence number, both in fixed
  * width, so a sorted listing is arrival order, then a random tag drawn when
  * the spool is opened and the process id: names do not repeat across
- * collectors that share a database (the writer records drained names there). */
+ * collectors that share a database (the writer records drained names there).
+ * The file "id" beside new/ and tmp/ names the spool for good (spool_id()). */
 #define _DEFAULT_SOURCE /* DT_REG */
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +33,7 @@ struct spool {
     size_t max_bytes, bytes, count;
     unsigned seq;
     uint32_t tag; /* random, per spool_open() */
+    char id[17];  /* spool_id() */
     /* new/ as last listed, sorted; names before next were removed. Listed
      * again only when all are gone: a drain of N entries reads the directory
      * N / batch times fewer than a listing per peek would. */
@@ -51,6 +54,50 @@ static int open_subdir(int dirfd, const char *name, char *err, const char *dir)
     if (fd < 0)
         tr_fail(err, TR_EIO, "spool %s: cannot open %s/: %s", dir, name, strerror(errno));
     return fd;
+}
+
+/* Read the spool's id from dir/id, or draw one and write it there (synced). */
+static bool load_id(struct spool *sp, char *err)
+{
+    int fd = openat(sp->dirfd, "id", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        char text[sizeof sp->id];
+        ssize_t n = read(fd, text, sizeof text - 1);
+        close(fd);
+        bool ok = n == (ssize_t)sizeof text - 1;
+        for (ssize_t i = 0; ok && i < n; i++)
+            ok = (text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f');
+        if (ok) {
+            memcpy(sp->id, text, sizeof text - 1);
+            sp->id[sizeof text - 1] = '\0';
+            return true;
+        }
+        tr_warn("spool %s: its file id is damaged; drawing a new id", sp->dir);
+    }
+    uint64_t v;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
+        tr_fail(err, TR_EIO, "spool %s: no random bytes for its id: %s", sp->dir, strerror(errno));
+        return false;
+    }
+    snprintf(sp->id, sizeof sp->id, "%016llx", (unsigned long long)v);
+    fd = openat(sp->dirfd, "id.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    bool ok =
+        fd >= 0 && write(fd, sp->id, strlen(sp->id)) == (ssize_t)strlen(sp->id) && fsync(fd) == 0;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    if (ok && (renameat(sp->dirfd, "id.tmp", sp->dirfd, "id") != 0 || fsync(sp->dirfd) != 0)) {
+        ok = false;
+        saved = errno;
+    }
+    if (!ok)
+        tr_fail(err, TR_EIO, "spool %s: cannot write its file id: %s", sp->dir, strerror(saved));
+    return ok;
+}
+
+const char *spool_id(const struct spool *sp)
+{
+    return sp->id;
 }
 
 static int by_name(const void *a, const void *b)
@@ -138,7 +185,7 @@ struct spool *spool_open(const char *dir, size_t max_bytes, char *err)
         goto fail;
     }
     if ((sp->newfd = open_subdir(sp->dirfd, "new", err, dir)) < 0 ||
-        (sp->tmpfd = open_subdir(sp->dirfd, "tmp", err, dir)) < 0)
+        (sp->tmpfd = open_subdir(sp->dirfd, "tmp", err, dir)) < 0 || !load_id(sp, err))
         goto fail;
     /* tmp/ holds only entries a crash cut short: never acknowledged */
     size_t n = 0;
@@ -204,7 +251,7 @@ static bool write_all(int fd, const void *p, size_t n)
 }
 
 tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct store_source *src,
-                 const char *rejected, char *err)
+                 const char *rejected, int64_t commit, char *err)
 {
     json_t *head = json_pack("{s:i, s:I}", "v", 1, "received_at",
                              (json_int_t)(src->received_at ? src->received_at : time(NULL)));
@@ -216,6 +263,8 @@ tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct st
             json_object_set_new(head, source_keys[i], json_string(values[i]));
     if (rejected)
         json_object_set_new(head, "rejected", json_string(rejected));
+    if (commit)
+        json_object_set_new(head, "commit", json_integer((json_int_t)commit));
     char *line = json_dumps(head, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(head);
     if (line == NULL)
@@ -300,6 +349,7 @@ static enum entry_read read_entry(struct spool *sp, const char *name, struct spo
         *fields[i] = e->strings[i];
     }
     e->src.received_at = json_integer_value(json_object_get(head, "received_at"));
+    e->commit = json_integer_value(json_object_get(head, "commit"));
     const char *rejected = json_string_value(json_object_get(head, "rejected"));
     e->rejected = rejected ? strdup(rejected) : NULL;
     bool lost = rejected && e->rejected == NULL;

@@ -38,6 +38,7 @@ enum rollup_kind {
     RU_DOMAIN_REPORTERS, /* (domain, reporter): latest start (n[0]) */
     RU_REPORTS,          /* (start, reporter): reports */
     RU_OUTCOMES,         /* (source, outcome): count */
+    RU_META,             /* (key): the value it is set to (n[0]), not a delta */
 };
 
 struct rollup_entry {
@@ -246,6 +247,8 @@ static const struct rollup_stmt rollup_stmts[] = {
                      " SELECT a, b, n0" FROM_ARRAYS,
                      " ON CONFLICT (source, outcome) DO UPDATE SET count = " SAT("outcome_counts",
                                                                                  "count")},
+    [RU_META] = {"INSERT INTO meta (key, value)", " VALUES (?1, ?2)", " SELECT a, n0" FROM_ARRAYS,
+                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value"},
 };
 #define NROLLUPS (sizeof rollup_stmts / sizeof *rollup_stmts)
 static const unsigned rollup_key[] = {
@@ -256,12 +259,13 @@ static const unsigned rollup_key[] = {
     [RU_DOMAIN_REPORTERS] = STMT_DOMAIN_REPORTERS,
     [RU_REPORTS] = STMT_ROLLUP_REPORTS,
     [RU_OUTCOMES] = STMT_OUTCOMES,
+    [RU_META] = STMT_META_SET,
 };
 
 /* The arguments of each upsert's one-row form. */
 static const size_t rollup_nargs[] = {
     [RU_SESSIONS] = 6,         [RU_FAILURES] = 4, [RU_DOMAIN] = 4,   [RU_DOMAIN_FAILURES] = 3,
-    [RU_DOMAIN_REPORTERS] = 3, [RU_REPORTS] = 3,  [RU_OUTCOMES] = 3,
+    [RU_DOMAIN_REPORTERS] = 3, [RU_REPORTS] = 3,  [RU_OUTCOMES] = 3, [RU_META] = 2,
 };
 /* SQLite: rows upserted by one statement where a batch has that many of a
  * table (the rest one at a time): a statement's fixed cost, about as much as
@@ -388,8 +392,9 @@ static tr_err rollups_flush_arrays(struct store *st, struct rollup_entry **v, si
     return rc;
 }
 
-/* Write the transaction's rollup rows. *committed: the backend committed
- * the transaction with them (PostgreSQL: one round trip less). */
+/* Write the transaction's rollup rows: a backend with exec_batch (PostgreSQL)
+ * gets each table's as arrays, the COMMIT with them (one round trip less;
+ * *committed says so); SQLite gets them as rows. */
 static tr_err rollups_flush(struct store *st, bool *committed, char *err)
 {
     struct rollups *ru = &st->ru;
@@ -454,6 +459,9 @@ static tr_err rollups_flush(struct store *st, bool *committed, char *err)
         case RU_REPORTS:
             args[n++] = sql_int(e->n[2]);
             break;
+        case RU_META:
+            args[n++] = sql_int(e->n[0]);
+            break;
         default: /* RU_OUTCOMES */
             args[n++] = sql_text(e->b);
             args[n++] = sql_int(e->n[0]);
@@ -461,9 +469,7 @@ static tr_err rollups_flush(struct store *st, bool *committed, char *err)
         }
         c->nargs = n;
     }
-    tr_err rc = st->be->exec_batch
-                    ? st->be->exec_batch(st->h, calls, k, false, err)
-                    : rollups_exec_rows(st, calls, (const struct rollup_entry **)v, k, err);
+    tr_err rc = rollups_exec_rows(st, calls, (const struct rollup_entry **)v, k, err);
     free(calls);
     free(v);
     return rc;
@@ -1137,6 +1143,17 @@ tr_err store_counter_add(struct store *st, const char *key, int64_t n, int64_t *
     if (rc == TR_OK && now)
         *now = v;
     return rc;
+}
+
+tr_err store_meta_set_at_commit(struct store *st, const char *key, int64_t value, char *err)
+{
+    if (!store_in_transaction(st))
+        return tr_fail(err, TR_EINVAL, "%s set outside a transaction", key);
+    struct rollup_entry *e = rollup_at(&st->ru, RU_META, key, NULL, 0);
+    if (e == NULL)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    e->n[0] = value; /* set, not added: the last value set in the transaction */
+    return TR_OK;
 }
 
 tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char *err)

@@ -192,9 +192,11 @@ enum store_stmt {
     STMT_DOMAIN_REPORTERS,
     STMT_ROLLUP_REPORTS,
     STMT_OUTCOMES,
+    STMT_META_SET,
+    STMT_ROLLUP_LAST = STMT_META_SET,
     /* the rollup upserts ROLLUP_ROWS rows at a time, in the order above (store.c) */
     STMT_ROLLUP_ROWS_FIRST,
-    STMT_ROLLUP_ROWS_LAST = STMT_ROLLUP_ROWS_FIRST + STMT_OUTCOMES - STMT_ROLLUP_SESSIONS,
+    STMT_ROLLUP_ROWS_LAST = STMT_ROLLUP_ROWS_FIRST + STMT_ROLLUP_LAST - STMT_ROLLUP_SESSIONS,
     STMT_COUNTER_ADD,
     STMT_COUNTER_GET,
     STMT_QUARANTINE_FIND,
@@ -219,8 +221,8 @@ enum store_stmt {
 /* The array forms of the rollup upserts (store.c, PostgreSQL) take the keys
  * of the one-row forms plus this. */
 enum { STMT_ROLLUP_ARRAYS_OFFSET = STMT_LAST - STMT_ROLLUP_SESSIONS };
-_Static_assert(STMT_LAST + (STMT_OUTCOMES - STMT_ROLLUP_SESSIONS) < STORE_MAX_STMTS,
+_Static_assert(STMT_LAST + (STMT_ROLLUP_LAST - STMT_ROLLUP_SESSIONS) < STORE_MAX_STMTS,
                "STORE_MAX_STMTS is too small for the statements with keys");
-enum { STMT_KEYS_END = STMT_LAST + (STMT_OUTCOMES - STMT_ROLLUP_SESSIONS) + 1 };
+enum { STMT_KEYS_END = STMT_LAST + (STMT_ROLLUP_LAST - STMT_ROLLUP_SESSIONS) + 1 };
 
 #endif

@@ -16,7 +16,16 @@
  * records their names (meta "spool:NAME"); the files are removed after the
  * commit, then the names. An entry found recorded was committed by a run cut
  * short before it removed the file: it is removed without being stored or
- * counted again. While the spool holds entries and storage takes writes, the
+ * counted again.
+ *
+ * A commit whose answer is lost (PostgreSQL stopping, a network cut) may have
+ * happened or not. So that its reports, spooled, are not counted again as
+ * duplicates of themselves, each direct commit also sets the meta key
+ * "commit:SPOOL-ID" to a ticket drawn for it, and the spooled entries carry
+ * that ticket: an entry whose ticket is the key's value when it is drained
+ * was committed (tickets do not repeat, and nothing commits directly while
+ * the spool holds entries, so the value is still that commit's). While the
+ * spool holds entries and storage takes writes, the
  * thread drains in slices of DRAIN_SLICE_MS between the batches of new
  * requests (which go to the spool behind them), so the spool empties under
  * load too.
@@ -32,9 +41,12 @@
  * start. A connection that cannot recover by itself (a deleted or replaced
  * file, a file that was read-only when opened, a lost PostgreSQL connection)
  * is opened again. */
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include "tlsrptd/log.h"
 #include "tlsrptd/spool.h"
@@ -47,6 +59,7 @@
 #define DRAIN_SLICE_MS 250 /* draining between two batches of new requests, at most */
 #define HEALTH_PERIOD  5   /* seconds between checks while all is well */
 #define MARKER_PREFIX  "spool:"
+#define TICKET_PREFIX  "commit:"
 #define SYNC_WAITING   1 /* committed batches waiting for the disk, at most */
 
 struct writer {
@@ -70,11 +83,13 @@ struct writer {
     char why[TR_ERRLEN];
     size_t spooled;
     /* the writer thread's own */
-    bool spooling;     /* new HTTP requests go to the spool until it is drained */
-    time_t next_try;   /* while failing: when to try the database again */
-    unsigned backoff;  /* seconds */
-    time_t next_check; /* when all is well: the next health check */
-    bool maintenance;  /* the backend's background work runs */
+    bool spooling;        /* new HTTP requests go to the spool until it is drained */
+    time_t next_try;      /* while failing: when to try the database again */
+    unsigned backoff;     /* seconds */
+    time_t next_check;    /* when all is well: the next health check */
+    bool maintenance;     /* the backend's background work runs */
+    char ticket_key[64];  /* "commit:SPOOL-ID", with a spool */
+    uint64_t next_ticket; /* drawn at random, then counted up */
 };
 
 static void set_health(struct writer *w, bool healthy, const char *why)
@@ -196,10 +211,12 @@ static void reopen_if_needed(struct writer *w)
 
 /* Store the jobs in one transaction, running it again when it loses a race;
  * markers (NULL, or one per job) are recorded in the same transaction for
- * the jobs that did not fail for lack of memory. On failure every result is
- * "storage unavailable" and err says why. */
+ * the jobs that did not fail for lack of memory. ticket (0: none) is set as
+ * the spool's last commit in the same transaction, and in_commit (NULL, or
+ * one per job) tells which jobs the last commit tried held. On failure every
+ * result is "storage unavailable" and err says why. */
 static tr_err store_jobs(struct writer *w, struct ingest_job **jobs, struct ingest_result **res,
-                         size_t n, char *const *markers, char *err)
+                         size_t n, char *const *markers, int64_t ticket, bool *in_commit, char *err)
 {
     tr_err rc = TR_EDB;
     for (int attempt = 0; attempt < RETRIES; attempt++) {
@@ -211,6 +228,10 @@ static tr_err store_jobs(struct writer *w, struct ingest_job **jobs, struct inge
             for (size_t i = 0; markers && i < n && rc == TR_OK && !ingest_failed(w->ig); i++)
                 if (res[i]->outcome != INGEST_TEMPFAIL)
                     rc = store_counter_add(w->st, markers[i], 1, NULL, err);
+            if (rc == TR_OK && ticket)
+                rc = store_meta_set_at_commit(w->st, w->ticket_key, ticket, err);
+            for (size_t i = 0; in_commit && i < n; i++)
+                in_commit[i] = rc == TR_OK && res[i]->outcome != INGEST_TEMPFAIL;
             if (rc == TR_OK)
                 rc = ingest_commit(w->ig, err);
             else
@@ -229,10 +250,14 @@ static tr_err store_jobs(struct writer *w, struct ingest_job **jobs, struct inge
 }
 
 /* The requests of a batch into the spool: 202 (or 400 for one that can only
- * be quarantined, which happens when it is drained). */
-static void spool_batch(struct writer *w, struct writer_request *batch, const char *why)
+ * be quarantined, which happens when it is drained). in_commit (NULL, or one
+ * per request): the requests a commit of the given ticket held, whose outcome
+ * is unknown. */
+static void spool_batch(struct writer *w, struct writer_request *batch, const char *why,
+                        const bool *in_commit, int64_t ticket)
 {
-    for (struct writer_request *r = batch; r; r = r->next) {
+    size_t i = 0;
+    for (struct writer_request *r = batch; r; r = r->next, i++) {
         ingest_result_free(&r->res);
         size_t len;
         const struct store_source *src;
@@ -244,7 +269,8 @@ static void spool_batch(struct writer *w, struct writer_request *batch, const ch
         }
         const char *reason;
         bool rejected = ingest_job_rejected(r->job, &reason);
-        if (spool_put(w->spool, data, len, src, rejected ? reason : NULL, err) != TR_OK) {
+        int64_t commit = in_commit && in_commit[i] ? ticket : 0;
+        if (spool_put(w->spool, data, len, src, rejected ? reason : NULL, commit, err) != TR_OK) {
             tr_warn("%s", err);
             ingest_result_tempfail(&r->res, err);
             continue;
@@ -270,22 +296,26 @@ static void run_batch(struct writer *w, struct writer_request *batch)
     if (w->spooling && spool_count(w->spool) == 0)
         w->spooling = false; /* nothing waits: the database again */
     if (w->spooling) {       /* keep arrival order: behind what waits in the spool */
-        spool_batch(w, batch, w->why[0] ? w->why : "storage unavailable");
+        spool_batch(w, batch, w->why[0] ? w->why : "storage unavailable", NULL, 0);
         answer_when_synced(w, batch, false);
         return;
     }
     struct ingest_job **jobs = malloc(n * sizeof *jobs);
     struct ingest_result **res = malloc(n * sizeof *res);
+    bool *in_commit = w->spool ? calloc(n, sizeof *in_commit) : NULL;
+    int64_t ticket = 0; /* with a spool: a new one each time, never 0 or negative */
+    while (w->spool && ticket == 0)
+        ticket = (int64_t)(w->next_ticket++ & (uint64_t)INT64_MAX);
     char err[TR_ERRLEN] = "out of memory";
     tr_err rc = TR_ENOMEM;
-    if (jobs && res) {
+    if (jobs && res && (in_commit || !w->spool)) {
         size_t i = 0;
         for (struct writer_request *r = batch; r; r = r->next, i++) {
             jobs[i] = r->job;
             res[i] = &r->res;
             memset(&r->res, 0, sizeof r->res);
         }
-        rc = store_jobs(w, jobs, res, n, NULL, err);
+        rc = store_jobs(w, jobs, res, n, NULL, ticket, in_commit, err);
     } else {
         for (struct writer_request *r = batch; r; r = r->next)
             ingest_result_tempfail(&r->res, err);
@@ -300,11 +330,12 @@ static void run_batch(struct writer *w, struct writer_request *batch)
     } else {
         failed(w, err);
         if (w->spool) {
-            spool_batch(w, batch, err);
+            spool_batch(w, batch, err, in_commit, ticket);
             /* only what the spool holds must go first (a batch of mails holds none) */
             w->spooling = spool_count(w->spool) > 0;
         }
     }
+    free(in_commit);
     tr_debug("group commit: %zu report%s", n, n == 1 ? "" : "s");
     answer_when_synced(w, batch, rc == TR_OK);
 }
@@ -356,6 +387,10 @@ static bool drain(struct writer *w)
     char err[TR_ERRLEN] = "out of memory";
     tr_err rc = TR_OK;
     size_t k = 0, again = 0;
+    int64_t last_commit = 0; /* the ticket of this spool's last direct commit */
+    for (size_t i = 0; i < n && rc == TR_OK && last_commit == 0; i++)
+        if (entries[i].commit)
+            rc = store_counter_get(w->st, w->ticket_key, &last_commit, err);
     /* a prefix of the entries: out of memory, the rest waits */
     for (size_t i = 0; i < n && rc == TR_OK; i++) {
         struct spool_entry *e = &entries[i];
@@ -364,7 +399,9 @@ static bool drain(struct writer *w)
             break;
         if ((rc = store_counter_get(w->st, markers[i], &seen, err)) != TR_OK)
             break;
-        if (seen) { /* committed by a run cut short before it removed the file */
+        /* committed by a run cut short before it removed the file, or by the
+         * commit that spooled it, whose answer was lost */
+        if (seen || (e->commit && e->commit == last_commit)) {
             done[i] = true;
             again++;
             continue;
@@ -381,7 +418,7 @@ static bool drain(struct writer *w)
         k++;
     }
     if (rc == TR_OK && k > 0)
-        rc = store_jobs(w, jobs, res, k, job_markers, err);
+        rc = store_jobs(w, jobs, res, k, job_markers, 0, NULL, err);
     if (rc == TR_OK && (k > 0 || again > 0))
         rc = store_sync(w->st, err); /* what the files held is on disk before they go */
     for (size_t i = 0; rc != TR_OK && i < n; i++)
@@ -418,7 +455,9 @@ static bool drain(struct writer *w)
     }
     committed(w);
     if (again)
-        tr_info("spool: %zu entries were stored before a restart; their files removed", again);
+        tr_info("spool: %zu entries were already stored (before a restart, or by a commit whose "
+                "answer was lost); their files removed",
+                again);
     if (stored || quarantined)
         tr_info("spool: %zu inputs stored or found duplicate, %zu quarantined, %zu still waiting",
                 stored, quarantined, spool_count(w->spool));
@@ -592,8 +631,15 @@ tr_err writer_set_spool(struct writer *w, const char *dir, size_t max_bytes, cha
     struct spool *sp = spool_open(dir, max_bytes, err);
     if (sp == NULL)
         return TR_EIO;
+    uint64_t first_ticket;
+    if (getrandom(&first_ticket, sizeof first_ticket, 0) != (ssize_t)sizeof first_ticket) {
+        spool_close(sp);
+        return tr_fail(err, TR_EIO, "no random bytes for the commit tickets: %s", strerror(errno));
+    }
     pthread_mutex_lock(&w->mu);
     w->spool = sp;
+    w->next_ticket = first_ticket;
+    snprintf(w->ticket_key, sizeof w->ticket_key, "%s%s", TICKET_PREFIX, spool_id(sp));
     w->spooled = spool_count(sp);
     if (w->spooled)
         w->spooling = true; /* what waits from the last run goes first */

@@ -377,6 +377,42 @@ static void test_failed_commit(void)
     store_close(st);
 }
 
+/* A meta value set with the commit: the last value set in the transaction,
+ * nothing after a rollback, refused outside a transaction; with reports in the
+ * same commit and alone. */
+static void test_meta_at_commit(void)
+{
+    char err[TR_ERRLEN];
+    struct store *st = open_db(NULL);
+    int64_t v = -1, id;
+    bool dup;
+    CHECK_INT(store_meta_set_at_commit(st, "commit:test", 5, err), TR_EINVAL);
+    CHECK_INT(store_begin(st, err), TR_OK);
+    CHECK_INT(store_meta_set_at_commit(st, "commit:test", 5, err), TR_OK);
+    store_rollback(st);
+    CHECK_INT(store_counter_get(st, "commit:test", &v, err), TR_OK);
+    CHECK_INT(v, 0);
+    static const char fourth[] =
+        "{\"organization-name\":\"Org\",\"date-range\":{\"start-datetime\":"
+        "\"2026-01-02T00:00:00Z\",\"end-datetime\":\"2026-01-02T23:59:59Z\"},"
+        "\"contact-info\":\"x@org\",\"report-id\":\"r4\",\"policies\":["
+        "{\"policy\":{\"policy-type\":\"sts\",\"policy-domain\":\"a.example\"},"
+        "\"summary\":{\"total-successful-session-count\":1,\"total-failure-session-count\":0}}]}";
+    CHECK_INT(store_begin(st, err), TR_OK);
+    CHECK_INT(store_meta_set_at_commit(st, "commit:test", 7, err), TR_OK);
+    add(st, fourth, fourth, strlen(fourth), &id, &dup);
+    CHECK_INT(store_meta_set_at_commit(st, "commit:test", INT64_MAX, err), TR_OK);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_INT(store_counter_get(st, "commit:test", &v, err), TR_OK);
+    CHECK_INT(v, INT64_MAX);
+    CHECK_INT(store_begin(st, err), TR_OK); /* alone, and set, not added */
+    CHECK_INT(store_meta_set_at_commit(st, "commit:test", 3, err), TR_OK);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_INT(store_counter_get(st, "commit:test", &v, err), TR_OK);
+    CHECK_INT(v, 3);
+    store_close(st);
+}
+
 /* Array arguments (the rollups' columns on PostgreSQL): bigint[] and text[]
  * with a NULL and invalid UTF-8 (each bad byte a "?", as in a text argument); SQLite
  * refuses them with an error, never a silent NULL. */
@@ -609,6 +645,7 @@ int main(void)
     snprintf(dbpath, sizeof dbpath, "%s/rollups.db", dir);
     test_rollups();
     test_failed_commit();
+    test_meta_at_commit();
     test_array_args();
     test_backfill();
     if (check_db_pg_target(dbpath, sizeof dbpath, "unit_store")) {
@@ -619,6 +656,7 @@ int main(void)
         check_db_pg_target(dbpath, sizeof dbpath, "unit_store_rollups");
         test_rollups();
         test_failed_commit();
+        test_meta_at_commit();
         test_array_args();
     }
     char cmd[400];

@@ -25,13 +25,18 @@ struct spool;
 struct spool *spool_open(const char *dir, size_t max_bytes, char *err);
 void spool_close(struct spool *sp);
 
+/* What names this spool among every spool that shares a database: 16 hex
+ * digits drawn when the directory was first opened and kept in its file "id". */
+const char *spool_id(const struct spool *sp);
+
 /* Durably add one input with its source. rejected: NULL, or why the input is
  * already known to be unacceptable (a body whose Content-Encoding does not
  * decode): it is then quarantined with that reason when drained, as it was
- * answered. TR_ETOOBIG when it would pass max_bytes, TR_EIO when it cannot be
- * written (err says why). */
+ * answered. commit: 0, or the ticket of a commit that held this input and
+ * whose outcome is unknown (its answer was lost; writer.c). TR_ETOOBIG when it
+ * would pass max_bytes, TR_EIO when it cannot be written (err says why). */
 tr_err spool_put(struct spool *sp, const void *data, size_t len, const struct store_source *src,
-                 const char *rejected, char *err);
+                 const char *rejected, int64_t commit, char *err);
 
 /* Entries and bytes waiting. */
 size_t spool_count(const struct spool *sp);
@@ -46,6 +51,7 @@ struct spool_entry {
     size_t len;
     struct store_source src;
     char *rejected; /* NULL, or the reason given to spool_put() */
+    int64_t commit; /* 0, or the ticket given to spool_put() */
     char *strings[7];
 };
 

@@ -182,6 +182,11 @@ tr_err store_counter_add(struct store *st, const char *key, int64_t n, int64_t *
  * rejected), for `migrate`, which copies them. */
 tr_err store_outcome_set(struct store *st, const char *source, const char *outcome, int64_t n,
                          char *err);
+/* Set meta key to value with the current transaction's commit (written with
+ * its rollups: on PostgreSQL no round trip of its own). The last value set in
+ * a transaction wins. A collector records there which of its commits was its
+ * last (writer.c), for a commit whose answer was lost. */
+tr_err store_meta_set_at_commit(struct store *st, const char *key, int64_t value, char *err);
 /* Read a counter; 0 when it was never set. */
 tr_err store_counter_get(struct store *st, const char *key, int64_t *value, char *err);
 /* Forget a counter (a marker that did its job). Inside or outside a

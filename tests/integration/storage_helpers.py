@@ -383,6 +383,99 @@ class Outage:
         self.active = False
 
 
+class CommitAnswerLoss:
+    """A TCP proxy in front of PostgreSQL that, once armed, lets one COMMIT through and
+    drops the connection before its answer reaches the client: the transaction is
+    committed and the client cannot know (as when a server stops between writing a
+    COMMIT and sending its reply); or drops the COMMIT itself. The client must connect without TLS (sslmode=disable)
+    so the proxy sees the protocol: on a connection whose client sent the marker (a
+    report-id, say), it watches the client's bytes for a "COMMIT" statement and the
+    server's for the CommandComplete "COMMIT" that answers it. While refusing, it closes
+    every new connection at once (the database unreachable)."""
+
+    SENT = b"COMMIT\x00"  # the statement's text in a Parse or Query message
+    DONE = b"C\x00\x00\x00\x0bCOMMIT\x00"  # CommandComplete, tag "COMMIT"
+
+    def __init__(self, server_port):
+        self.server_port = server_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.armed = None  # the marker, while armed
+        self.refusing = self.then_refuse = self.commit_too = False
+        self.dropped = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def uri(self, db_uri):
+        """db_uri (postgresql://user@127.0.0.1:PORT/NAME) through this proxy."""
+        return re.sub(r":%d/" % self.server_port, ":%d/" % self.port, db_uri) + \
+            "?sslmode=disable&gssencmode=disable"
+
+    def arm(self, marker, then_refuse=False, commit_too=False):
+        """Drop the answer of the next COMMIT after marker (with commit_too, the COMMIT
+        itself: the transaction is not committed); then refuse connections too when
+        then_refuse."""
+        with self.lock:
+            self.armed = marker
+            self.then_refuse = then_refuse
+            self.commit_too = commit_too
+
+    def close(self):
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.refusing:
+                client.close()
+                continue
+            server = socket.create_connection(("127.0.0.1", self.server_port))
+            pair = {"marked": False, "commit_sent": False}
+            threading.Thread(target=self._pump, args=(client, server, pair, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, pair, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, pair, from_client):
+        tail = b""
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            seen = tail + data
+            tail = seen[-16:]
+            with self.lock:
+                if from_client and self.armed and self.armed in seen:
+                    pair["marked"] = True
+                if from_client and pair["marked"] and self.SENT in seen:
+                    pair["commit_sent"] = True
+                drop = (not from_client and pair["commit_sent"] and self.armed and
+                        self.DONE in seen) or (from_client and pair["commit_sent"] and
+                                               self.commit_too)
+                if drop:
+                    self.armed = None
+                    self.dropped += 1
+                    self.refusing = self.then_refuse
+            if drop:
+                break
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
 class Clients:
     """n threads, each POSTing distinct reports ("PREFIX-C-I") one after another to
     the daemons (client c to daemons[c % len]) until stopped; every answer is kept as

@@ -17,6 +17,9 @@ share ctest's cluster are not disturbed).
   Rejected      a bad report while spooling: 400, quarantined when the spool drains
   Off           spool_dir = off: 503 as without a spool
   Startup       what the spool holds at start is stored before what arrives after
+  LostAnswer    (PostgreSQL) a COMMIT done whose answer never came: 202, and draining the
+                spool counts the report once, also after a restart; a COMMIT that never
+                reached the server: 202, and the report is stored when the spool drains
   Maildir       serve --maildir: mails wait in new/ (never spooled), stored afterwards,
                 also when no HTTP report came meanwhile
 
@@ -345,6 +348,79 @@ class Startup(SpoolCase):
                                           before=[SAMPLE_ID])
         self.assertLess(max(ids[r] for r in early), min(ids[r] for r in late),
                         "a report that arrived after the restart was stored before the spool")
+        self.assertEqual(d2.stop(), 0)
+
+
+class LostAnswer(SpoolCase):
+    """PostgreSQL commits a group commit and the connection breaks before its answer
+    arrives (a server stopping, a network cut): the writer cannot know, spools the batch
+    and answers 202. Draining it must not count the report again: it was stored, once,
+    by that commit (a SQLite COMMIT's outcome is never unknown)."""
+
+    def setUp(self):
+        if T.backend() != "postgresql":
+            self.skipTest("PostgreSQL only: a SQLite COMMIT's outcome is never unknown")
+        super().setUp()
+        self.proxy = H.CommitAnswerLoss(self.cluster.port)
+        self.addCleanup(self.proxy.close)
+
+    def serve_via_proxy(self, name="serve"):
+        argv = ["--db", self.proxy.uri(self.db), "--rate-limit", "0", "--spool-dir",
+                self.spool]
+        return H.Daemon(self, argv, name=name).start()
+
+    def assertCountedOnce(self, d, rids):
+        self.assertEqual(set(H.stored_ids(self.db)) - {SAMPLE_ID}, set(rids))
+        n = len(rids) + 1
+        ok, bad = H.sample_sessions()
+        t = H.summary(self.db)["totals"]
+        self.assertEqual((t["reports"], t["successful_sessions"], t["failed_sessions"]),
+                         (n, n * ok, n * bad), "counted twice or lost")
+        counts = d.outcome_counts()
+        self.assertEqual((counts.get("stored"), counts.get("duplicate", 0)), (len(rids), 0),
+                         counts)
+
+    def test_answer_lost_then_drained(self):
+        d = self.serve_via_proxy()
+        self.assertEqual(d.post(H.report_body("before")).status, 201)
+        self.proxy.arm(b"lost-answer")
+        r = d.post(H.report_body("lost-answer"))
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(self.proxy.dropped, 1)
+        self.wait_drained(d)
+        self.assertEqual(d.post(H.report_body("after")).status, 201)
+        self.assertCountedOnce(d, ["before", "lost-answer", "after"])
+        self.assertEqual(d.stop(), 0)
+
+    def test_commit_lost_after_commits_that_were_not(self):
+        # commits that never reached the server, each right after one that did: their
+        # reports are stored when the spool drains (a ticket is never taken for another's)
+        d = self.serve_via_proxy()
+        rids = []
+        for i in range(4):
+            for k in range(1 + i % 2):  # one commit, then two: tickets of both parities
+                rids.append("direct-%d-%d" % (i, k))
+                self.assertEqual(d.post(H.report_body(rids[-1])).status, 201)
+            rids.append("commit-lost-%d" % i)
+            self.proxy.arm(rids[-1].encode(), commit_too=True)
+            r = d.post(H.report_body(rids[-1]))
+            self.assertEqual(r.status, 202, r)
+            self.wait_drained(d)
+        self.assertEqual(self.proxy.dropped, 4)
+        self.assertCountedOnce(d, rids)
+        self.assertEqual(d.stop(), 0)
+
+    def test_answer_lost_then_restart_drains(self):
+        d = self.serve_via_proxy()
+        self.proxy.arm(b"lost-answer", then_refuse=True)  # the entry waits in the spool
+        r = d.post(H.report_body("lost-answer"))
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        self.assertEqual(len(H.spool_entries(self.spool)), 1)
+        self.proxy.refusing = False
+        d2 = self.serve_via_proxy(name="serve2")
+        self.wait_drained(d2)
+        self.assertCountedOnce(d2, ["lost-answer"])
         self.assertEqual(d2.stop(), 0)
 
 
