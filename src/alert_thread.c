@@ -7,13 +7,17 @@
  * evaluated together: a storm becomes one digest), every alert_interval
  * seconds (silent reporters, quarantine spikes, anything missed), and
  * whenever a delivery that failed is due again. While the database fails it
- * retries every few seconds, reopening the connection. */
+ * retries every few seconds, reopening the connection. Collectors that share
+ * a PostgreSQL database evaluate one at a time (store_alert_claim()): one
+ * that finds another at it tries again a second later, and the other's
+ * evaluation covers what it stored meanwhile. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "tlsrptd/alert.h"
 #include "tlsrptd/log.h"
+#include "tlsrptd/store_alerts.h"
 
 #define DEBOUNCE    1  /* seconds from the first commit's wake-up to the evaluation */
 #define RETRY_DELAY 5  /* seconds before trying a failing database again */
@@ -42,15 +46,30 @@ static void log_fired(void *cls, const struct store_alert *a, enum store_alert_a
 }
 
 /* One round: the rules (passes), then every due delivery. false when the
- * database failed. */
-static bool run_round(struct alerter *a, unsigned passes, time_t *next_due)
+ * database failed. *busy: another collector was evaluating, so this one did
+ * not. */
+static bool run_round(struct alerter *a, unsigned passes, time_t *next_due, bool *busy)
 {
     char err[TR_ERRLEN];
     int64_t now = (int64_t)time(NULL);
-    struct alert_counts c;
-    if (passes && alert_evaluate(a->st, a->ac, now, passes, log_fired, NULL, &c, err) != TR_OK) {
+    struct alert_counts c = {0};
+    bool claimed = true;
+    *busy = false;
+    if (passes && store_alert_claim(a->st, &claimed, err) != TR_OK) {
         tr_warn("alerts: %s", err);
         return false;
+    }
+    if (passes && !claimed) {
+        *busy = true;
+        passes = 0;
+    }
+    if (passes) {
+        tr_err rc = alert_evaluate(a->st, a->ac, now, passes, log_fired, NULL, &c, err);
+        store_alert_claim_release(a->st);
+        if (rc != TR_OK) {
+            tr_warn("alerts: %s", err);
+            return false;
+        }
     }
     if (passes && c.reports)
         tr_debug("alerts: %zu new reports evaluated: %zu alerts, %zu held back", c.reports, c.fired,
@@ -100,14 +119,21 @@ static void *alerter_main(void *arg)
             if (store_reconnect(a->st, err) != TR_OK)
                 tr_debug("alerts: reopening the database: %s", err);
         }
-        bool ok = run_round(a, passes, &next_due);
+        bool busy;
+        bool ok = run_round(a, passes, &next_due, &busy);
         pthread_mutex_lock(&a->mu);
         if (ok) {
             if (failing)
                 tr_info("alerts: the database answers again");
             failing = false;
-            if (passes == ALERT_PASS_ALL)
+            if (busy && passes == ALERT_PASS_ALL) /* another collector at it: again soon */
+                next_timed = now + DEBOUNCE;
+            else if (passes == ALERT_PASS_ALL)
                 next_timed = now + (time_t)a->ac->interval;
+            else if (busy && !a->woken) {
+                a->woken = true;
+                a->woken_at = now;
+            }
         } else {
             failing = true;
             retry_at = time(NULL) + RETRY_DELAY;

@@ -406,6 +406,30 @@ tr_err store_alert_deliveries(struct store *st, int64_t alert, store_alert_deliv
                       delivery_row, &c, NULL, err);
 }
 
+/* pg_advisory_lock key of rule evaluation ("tlsrptA" as a big-endian integer) */
+#define EVALUATION_LOCK "32770340395447361"
+
+tr_err store_alert_claim(struct store *st, bool *claimed, char *err)
+{
+    *claimed = true;
+    if (store_dialect(st) != STORE_DIALECT_POSTGRESQL)
+        return TR_OK;
+    int64_t got = 0;
+    tr_err rc = store_exec(st, STMT_NONE, "SELECT pg_try_advisory_lock(" EVALUATION_LOCK ")::int",
+                           NULL, 0, sql_take_int, &got, NULL, err);
+    *claimed = rc == TR_OK && got == 1;
+    return rc;
+}
+
+void store_alert_claim_release(struct store *st)
+{
+    if (store_dialect(st) != STORE_DIALECT_POSTGRESQL)
+        return;
+    char ignore[TR_ERRLEN];
+    store_exec(st, STMT_NONE, "SELECT pg_advisory_unlock(" EVALUATION_LOCK ")", NULL, 0, NULL, NULL,
+               NULL, ignore);
+}
+
 tr_err store_alert_next_due(struct store *st, int64_t *when, char *err)
 {
     struct sql_pair p = {0, 0};

@@ -55,6 +55,13 @@ tr_err store_alert_policies(struct store *st, const struct store_alert_sel *sel,
 tr_err store_alert_details(struct store *st, const struct store_alert_sel *sel,
                            store_alert_detail_fn fn, void *cls, char *err);
 
+/* Whether this connection may evaluate the rules now. On PostgreSQL a
+ * session advisory lock that one connection of all collectors holds at a
+ * time: another collector would evaluate the same reports only to roll back
+ * (the mark moves from the value read). On SQLite always. Held until
+ * store_alert_claim_release() or the connection's end. */
+tr_err store_alert_claim(struct store *st, bool *claimed, char *err);
+void store_alert_claim_release(struct store *st);
 /* The highest report id the rules have looked at, and the highest stored. */
 tr_err store_alert_marks(struct store *st, int64_t *evaluated, int64_t *highest, char *err);
 /* In a transaction: move the evaluated mark from old to new. *moved is false

@@ -43,6 +43,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import mta  # noqa: E402
 import tlsrptd_test as T  # noqa: E402
+
+# the pg_advisory_lock key tlsrptd's collectors take turns at the rules with
+# (src/store_alerts.c, "tlsrptA" as a big-endian integer)
+EVALUATION_LOCK = 32770340395447361
 from test_maildir import Background, files  # noqa: E402
 
 SLOW = T.SLOW
@@ -682,6 +686,28 @@ class Delivery(AlertCase):
         [a] = self.alerts()
         self.assertEqual((a["deliveries"][0]["state"], a["deliveries"][0]["attempts"]),
                          ("sent", 1))
+
+    @T.postgresql_only("collectors sharing a database take turns at the rules")
+    def test_rules_wait_while_another_collector_evaluates(self):
+        """Another collector's alert thread at work (the advisory lock they take turns
+        with, held here by psql): this one evaluates nothing meanwhile, and as soon as the
+        other is done it evaluates what it stored."""
+        hook = Receiver().start()
+        self.addCleanup(hook.stop)
+        other = T.PsqlSession(self.db)
+        self.addCleanup(other.close)
+        other.send("SELECT pg_advisory_lock(%d);\n" % EVALUATION_LOCK)
+        s = Serve(self, ["--alert-webhook", hook.url, "--alert-rules", "failure-rate"])
+        self.assertEqual(s.post(report("Google LLC", "tw1", yesterday(), "turns.example", 10,
+                                       [("certificate-expired", 90)])), 201)
+        time.sleep(4 * SLOW)  # a commit's round and retries, a second apart
+        self.assertEqual((self.alerts(), hook.bodies()), ([], []), s.bg.log()[-3000:])
+        other.send("SELECT pg_advisory_unlock(%d);\n" % EVALUATION_LOCK)
+        got = hook.wait(1, 30)
+        self.assertEqual([(b["rule"], b["domain"]) for b in got],
+                         [("failure-rate", "turns.example")], s.bg.log()[-3000:])
+        self.assertEqual(len(self.alerts()), 1)
+        s.stop()
 
     def test_receiver_down_then_up_30s_later_gets_it_once(self):
         port = T.free_port()

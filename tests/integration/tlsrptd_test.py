@@ -487,6 +487,40 @@ def quarantine_rows(db):
         conn.close()
 
 
+class PsqlSession:
+    """A psql session on db (a postgresql:// URI) that stays open between statements:
+    what another client holds (a transaction, an advisory lock) lasts until close()."""
+
+    def __init__(self, db):
+        self.proc = subprocess.Popen([PSQL if os.path.exists(PSQL) else "psql", "-X", "-q",
+                                      "-At", "-v", "ON_ERROR_STOP=1", db],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, bufsize=0)
+
+    def send(self, sql):
+        """Run sql in the session and wait until it is done."""
+        self.proc.stdin.write(sql.encode() + b"\\echo tlsrptd-test-done\n")
+        out = b""
+        deadline = time.monotonic() + 60
+        while b"tlsrptd-test-done" not in out:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("psql session: %r" % out)
+            if select.select([self.proc.stdout], [], [], 1.0)[0]:
+                out += os.read(self.proc.stdout.fileno(), 65536)
+        if b"ERROR" in out:
+            raise AssertionError("psql session: %s" % out.decode(errors="replace"))
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+
+
 class WriteLock:
     """Another process holding the write lock of a tlsrptd database, so that tlsrptd
     cannot write to it while readers still read (until release()).
@@ -502,27 +536,11 @@ class WriteLock:
             self.conn = sqlite3.connect(db, isolation_level=None, timeout=10)
             self.conn.execute("BEGIN EXCLUSIVE")
             return
-        self.proc = subprocess.Popen([PSQL if os.path.exists(PSQL) else "psql", "-X", "-q", "-At",
-                                      "-v", "ON_ERROR_STOP=1", db],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, bufsize=0)
-        self._send("BEGIN;\n"
-                   "DO $$DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables "
-                   "WHERE schemaname = 'public' LOOP EXECUTE format('LOCK TABLE %I IN "
-                   "EXCLUSIVE MODE', t); END LOOP; END$$;\n")
-
-    def _send(self, sql):
-        """Run sql in the psql session and wait until it is done."""
-        self.proc.stdin.write(sql.encode() + b"\\echo tlsrptd-test-done\n")
-        out = b""
-        deadline = time.monotonic() + 60
-        while b"tlsrptd-test-done" not in out:
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise AssertionError("psql holding the lock: %r" % out)
-            if select.select([self.proc.stdout], [], [], 1.0)[0]:
-                out += os.read(self.proc.stdout.fileno(), 65536)
-        if b"ERROR" in out:
-            raise AssertionError("psql holding the lock: %s" % out.decode(errors="replace"))
+        self.proc = PsqlSession(db)
+        self.proc.send("BEGIN;\n"
+                       "DO $$DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables "
+                       "WHERE schemaname = 'public' LOOP EXECUTE format('LOCK TABLE %I IN "
+                       "EXCLUSIVE MODE', t); END LOOP; END$$;\n")
 
     def release(self):
         if self.conn is not None:
@@ -531,14 +549,9 @@ class WriteLock:
             self.conn = None
         if self.proc is not None:
             try:
-                self._send("ROLLBACK;\n")
-                self.proc.stdin.close()
-                self.proc.wait(60)
+                self.proc.send("ROLLBACK;\n")
             finally:
-                if self.proc.poll() is None:
-                    self.proc.kill()
-                    self.proc.wait()
-                self.proc.stdout.close()
+                self.proc.close()
             self.proc = None
 
 
