@@ -199,10 +199,12 @@ static tr_err check_access(const char *path, char *why);
 #define STMT_JOURNAL_SPILL_BYTES (1 << 20)
 
 static pthread_once_t sqlite_configured = PTHREAD_ONCE_INIT;
+static bool walbuf_registered;
 
 static void configure_sqlite(void)
 {
     (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STMT_JOURNAL_SPILL_BYTES);
+    walbuf_registered = sqlite_walbuf_register() == SQLITE_OK;
 }
 
 static tr_err sqlite_open(const char *target, const struct store_options *opt, void **h, char *err)
@@ -221,7 +223,9 @@ static tr_err sqlite_open(const char *target, const struct store_options *opt, v
         precreate(target);
     int flags =
         c->opt.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    if (sqlite3_open_v2(target, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    /* a connection that writes gathers its WAL frames (store_sqlite_walbuf.c) */
+    const char *vfs = !c->opt.read_only && walbuf_registered ? SQLITE_WALBUF_VFS : NULL;
+    if (sqlite3_open_v2(target, &c->db, flags | SQLITE_OPEN_NOMUTEX, vfs) != SQLITE_OK) {
         rc = db_fail(c, err, "cannot open");
         goto fail;
     }

@@ -1,5 +1,5 @@
-/* store_sqlite.h: what the two files of the SQLite backend share
- * (store_sqlite.c, store_sqlite_checkpoint.c). Internal to the backend. */
+/* store_sqlite.h: what the files of the SQLite backend share (store_sqlite.c,
+ * store_sqlite_checkpoint.c, store_sqlite_walbuf.c). Internal to the backend. */
 #ifndef TLSRPTD_STORE_SQLITE_H
 #define TLSRPTD_STORE_SQLITE_H
 
@@ -11,6 +11,13 @@
 #define SQLITE_CHECKPOINT_PAGES 8192
 
 struct checkpointer;
+
+/* The VFS of store_sqlite_walbuf.c: the default one, except that a
+ * transaction's WAL frames are written with one call at its commit. */
+#define SQLITE_WALBUF_VFS "tlsrptd-walbuf"
+/* Register it (not as the default); SQLITE_OK or SQLite's error code. Call
+ * once, before the first connection that names it. */
+int sqlite_walbuf_register(void);
 
 /* Take over the checkpoints of writer (a connection to path): whenever a
  * commit on it leaves at least `pages` pages in the WAL, the checkpointer

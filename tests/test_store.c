@@ -2,16 +2,18 @@
  * raw bytes, transactions, the bounded quarantine without repeats, rollups
  * and the read side, a commit that fails at its end. Then what is SQLite's own: migrations and
  * backfills, locked and foreign files, a database deleted or made read-only under a running writer,
- * file modes, and the background checkpointer.
+ * file modes, the background checkpointer, and a commit whose WAL write fails.
  *
  * Without arguments beyond the sample directories it runs on SQLite in a
  * temporary directory; with TLSRPTD_PG_STATE set (the directory of the
  * cluster tests/pg_cluster.py started) it also runs the portable tests on
  * PostgreSQL, in the database unit_store. */
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -632,6 +634,77 @@ static void test_checkpointer(void)
     store_close(st);
 }
 
+/* Reports whose text differs in the report-id only (r<i>), one transaction. */
+static void add_many(struct store *st, int from, int n)
+{
+    char err[TR_ERRLEN];
+    const char *cut = strstr(REPORT, "\"r1\"");
+    CHECK_INT(store_begin(st, err), TR_OK);
+    for (int i = from; i < from + n; i++) {
+        char json[sizeof REPORT + 16];
+        snprintf(json, sizeof json, "%.*s\"r%d\"%s", (int)(cut - REPORT), REPORT, i, cut + 4);
+        int64_t id;
+        bool dup;
+        add(st, json, json, strlen(json), &id, &dup);
+        CHECK(!dup);
+    }
+}
+
+/* The WAL's frames are written at the commit (store_sqlite_walbuf.c): a
+ * commit whose write fails (a file-size limit standing in for a full disk)
+ * reports the failure and leaves nothing behind; with room again the same
+ * connection commits, and a transaction of several MiB of frames (more than
+ * the VFS buffers, in many writes) reads back whole after a reopen. */
+static void test_wal_write_failure(void)
+{
+    char path[300], wal[310], err[TR_ERRLEN];
+    snprintf(path, sizeof path, "%s/walfail.db", dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct store *st = NULL;
+    CHECK_INT(store_open(path, NULL, &st, err), TR_OK);
+    add_many(st, 0, 1);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    struct stat sb;
+    CHECK_INT(stat(wal, &sb), 0);
+
+    struct rlimit saved, lim;
+    CHECK_INT(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    lim = saved;
+    lim.rlim_cur = (rlim_t)sb.st_size; /* the WAL cannot grow */
+    signal(SIGXFSZ, SIG_IGN);
+    CHECK_INT(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    add_many(st, 1, 50);
+    tr_err rc = store_commit(st, err);
+    CHECK_INT(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    fprintf(stderr, "walbuf: commit past the size limit: %s\n", err);
+    CHECK(rc != TR_OK);
+    CHECK(!store_in_transaction(st));
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 1);
+
+    add_many(st, 1, 50);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    add_many(st, 51, 4000);
+    CHECK_INT(store_commit(st, err), TR_OK);
+    CHECK_INT(stat(wal, &sb), 0);
+    CHECK(sb.st_size > 4 * 1024 * 1024);
+    store_close(st);
+
+    st = NULL;
+    CHECK_INT(store_open(path, NULL, &st, err), TR_OK);
+    CHECK_INT(count(st, "SELECT COUNT(*) FROM reports"), 4051);
+    CHECK_INT(count(st, "SELECT SUM(reports) FROM rollup_reports"), 4051);
+    store_close(st);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    CHECK_INT(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+    CHECK_STR((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -642,6 +715,7 @@ int main(void)
     test_locked_and_foreign();
     test_file_safety();
     test_checkpointer();
+    test_wal_write_failure();
     snprintf(dbpath, sizeof dbpath, "%s/rollups.db", dir);
     test_rollups();
     test_failed_commit();

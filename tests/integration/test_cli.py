@@ -535,6 +535,19 @@ class Summary(T.TlsrptdTestCase):
         self.assertEqual(doms["mail.example"]["reports"], 3)
 
 
+def write_sample_reports(directory, prefix, n):
+    """n copies of the sample report as files in directory, report-ids prefix0, prefix1, ...;
+    their paths."""
+    paths = []
+    for i in range(n):
+        r = T.sample_report()
+        r["report-id"] = "%s%d" % (prefix, i)
+        paths.append(os.path.join(directory, "%s%05d.json" % (prefix, i)))
+        with open(paths[-1], "w") as f:
+            json.dump(r, f)
+    return paths
+
+
 @T.sqlite_only("tlsrptd syncs SQLite's log itself; a PostgreSQL commit is durable when it "
                "returns")
 class DurableOutput(T.TlsrptdTestCase):
@@ -543,13 +556,7 @@ class DurableOutput(T.TlsrptdTestCase):
     the sync that put the report on disk."""
 
     def test_stored_is_printed_after_the_sync(self):
-        paths = []
-        for i in range(3):
-            r = T.sample_report()
-            r["report-id"] = "durable-%d" % i
-            paths.append(os.path.join(self.tmp, "r%d.json" % i))
-            with open(paths[-1], "w") as f:
-                json.dump(r, f)
+        paths = write_sample_reports(self.tmp, "durable-", 3)
         trace = os.path.join(self.tmp, "ingest.strace")
         env = dict(os.environ, LC_ALL="C")
         res = subprocess.run(T.strace_argv(trace, 400) + [T.tlsrptd_bin(), "ingest", "--db",
@@ -565,6 +572,43 @@ class DurableOutput(T.TlsrptdTestCase):
         self.assertEqual(T.unsynced_acknowledgements(trace, ack), [])
         self.assertEqual(T.totals(self.db)["reports"], 3)
 
+
+@T.sqlite_only("the WAL is SQLite's")
+class WalWrites(T.TlsrptdTestCase):
+    """SQLite writes each WAL frame with two calls, its header and its page; tlsrptd gathers
+    a transaction's frames and writes them together at its commit (store_sqlite_walbuf.c).
+    Seen from outside with strace: far fewer writes than frames, and the database SQLite
+    reads back afterwards holds every report and passes its integrity check."""
+
+    def test_a_commit_goes_to_the_wal_in_few_writes(self):
+        paths = write_sample_reports(self.tmp, "wal-", 300)
+        trace = os.path.join(self.tmp, "ingest.strace")
+        res = subprocess.run(T.strace_argv(trace) + [T.tlsrptd_bin(), "ingest", "--db", self.db,
+                                                     "--quiet", "--no-progress"] + paths,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        write_re = re.compile(r"^\d+ +pwrite64\(\d+<[^>]*-wal>, .*, (\d+), (\d+)\) = (\d+)$")
+        calls = written = 0
+        with open(trace, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = write_re.match(line.rstrip())
+                if m:
+                    self.assertEqual(m.group(1), m.group(3), "a short write: " + line)
+                    calls += 1
+                    written += int(m.group(3))
+        frames = written // (24 + 4096)
+        sys.stderr.write("\n  [wal] %d frames (%d bytes) in %d writes\n" %
+                         (frames, written, calls))
+        self.assertGreater(frames, 100, "the reports wrote too little to the WAL")
+        # one write per frame would already be half of SQLite's own count
+        self.assertLess(calls * 8, frames, "the WAL was written in small pieces")
+        self.assertEqual(T.totals(self.db)["reports"], 300)
+        import sqlite3
+        con = sqlite3.connect(self.db)
+        try:
+            self.assertEqual(con.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
+        finally:
+            con.close()
 
 if __name__ == "__main__":
     T.main()
