@@ -8,9 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "cli.h"
 #include "tlsrptd/alert.h"
 #include "tlsrptd/query.h"
+#include "tlsrptd/store_alerts.h"
+
+/* seconds --evaluate waits while another collector evaluates the rules */
+#define TURN_WAIT 60
 
 static const char help[] =
     "Usage: tlsrptd alerts [-c FILE] [--db DB] [--since T] [--until T] [--rule R]\n"
@@ -256,11 +261,42 @@ static void print_fired(void *cls, const struct store_alert *a, enum store_alert
                added == STORE_ALERT_COOLING ? "cooldown" : "already alerted", a->rule, a->title);
 }
 
+/* Collectors sharing a PostgreSQL database take turns at the rules
+ * (store_alert_claim): wait for ours, at most TURN_WAIT seconds. */
+static bool wait_for_turn(struct store *st)
+{
+    char err[TR_ERRLEN];
+    for (int waited = 0;; waited++) {
+        bool claimed = false;
+        if (store_alert_claim(st, &claimed, err) != TR_OK) {
+            fprintf(stderr, "tlsrptd alerts: %s\n", err);
+            return false;
+        }
+        if (claimed)
+            return true;
+        if (waited == TURN_WAIT) {
+            fprintf(stderr,
+                    "tlsrptd alerts: another collector has been evaluating the rules for %d s; "
+                    "try again later\n",
+                    TURN_WAIT);
+            return false;
+        }
+        if (waited == 0)
+            fprintf(stderr, "tlsrptd alerts: another collector is evaluating the rules; "
+                            "waiting for it to finish\n");
+        sleep(1);
+    }
+}
+
 static int evaluate(struct store *st, const struct alert_config *ac, int64_t now)
 {
     char err[TR_ERRLEN];
     struct alert_counts c;
-    if (alert_evaluate(st, ac, now, ALERT_PASS_ALL, print_fired, NULL, &c, err) != TR_OK) {
+    if (!wait_for_turn(st))
+        return EXIT_TEMPFAIL;
+    tr_err rc = alert_evaluate(st, ac, now, ALERT_PASS_ALL, print_fired, NULL, &c, err);
+    store_alert_claim_release(st);
+    if (rc != TR_OK) {
         fprintf(stderr, "tlsrptd alerts: %s\n", err);
         return EXIT_TEMPFAIL;
     }

@@ -709,6 +709,28 @@ class Delivery(AlertCase):
         self.assertEqual(len(self.alerts()), 1)
         s.stop()
 
+    @T.postgresql_only("collectors sharing a database take turns at the rules")
+    def test_cli_evaluation_waits_for_its_turn(self):
+        """`alerts --evaluate` while a collector's alert thread is at work (the advisory lock,
+        held here by psql): it says so and waits, and evaluates once the other is done."""
+        other = T.PsqlSession(self.db)
+        self.addCleanup(other.close)
+        self.ingest_reports([report("Google LLC", "cw1", yesterday(), "cliturn.example", 10,
+                                    [("certificate-expired", 90)])])
+        other.send("SELECT pg_advisory_lock(%d);\n" % EVALUATION_LOCK)
+        p = subprocess.Popen([T.tlsrptd_bin(), "alerts", "--evaluate", "--db", self.db,
+                              "--alert-rules", "failure-rate"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(3 * SLOW)
+        self.assertIsNone(p.poll(), "evaluated while another collector had the turn")
+        self.assertEqual(self.alerts(), [])
+        other.send("SELECT pg_advisory_unlock(%d);\n" % EVALUATION_LOCK)
+        out, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 0, (out, err))
+        self.assertIn(b"another collector is evaluating the rules", err)
+        self.assertEqual([(a["rule"], a["domain"]) for a in self.alerts()],
+                         [("failure-rate", "cliturn.example")])
+
     def test_receiver_down_then_up_30s_later_gets_it_once(self):
         port = T.free_port()
         hook = Receiver(port)
