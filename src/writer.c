@@ -388,9 +388,11 @@ static bool drain(struct writer *w)
     tr_err rc = TR_OK;
     size_t k = 0, again = 0;
     int64_t last_commit = 0; /* the ticket of this spool's last direct commit */
-    for (size_t i = 0; i < n && rc == TR_OK && last_commit == 0; i++)
-        if (entries[i].commit)
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].commit) { /* asked once, and only when an entry has a ticket */
             rc = store_counter_get(w->st, w->ticket_key, &last_commit, err);
+            break;
+        }
     /* a prefix of the entries: out of memory, the rest waits */
     for (size_t i = 0; i < n && rc == TR_OK; i++) {
         struct spool_entry *e = &entries[i];
