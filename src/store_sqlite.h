@@ -22,9 +22,12 @@ int sqlite_walbuf_register(void);
 /* Take over the checkpoints of writer (a connection to path): whenever a
  * commit on it leaves at least `pages` pages in the WAL, the checkpointer
  * thread copies them into the database on a connection of its own (PASSIVE:
- * the writer keeps committing meanwhile). Past twice `pages`, the committing
- * thread copies the few pages written since the last pass itself, so that its
- * next transaction starts the WAL over; the WAL file stays near 2 x pages.
+ * the writer keeps committing meanwhile), then what was committed during
+ * that pass, until few pages are left: those the committing thread copies
+ * itself, so that its next transaction starts the WAL over. A cycle of the
+ * WAL takes a few passes, not one per commit. Past twice `pages` the
+ * committing thread copies whatever is left; the WAL file stays below about
+ * 2 x pages.
  * Call before the writer starts committing; NULL with err set on failure. */
 struct checkpointer *checkpointer_start(sqlite3 *writer, const char *path, unsigned pages,
                                         char *err);

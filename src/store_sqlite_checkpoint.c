@@ -8,7 +8,7 @@
  * checkpoint; the hook runs on the writer thread after each commit and only
  * raises a flag once the WAL holds enough pages. The checkpointer thread owns
  * a second connection to the same file and runs the checkpoints there, so
- * commits no longer pay for them (except, once per two thresholds, for the
+ * commits no longer pay for them (except, once per cycle of the WAL, for the
  * last few pages: see on_wal_commit). Checkpoints only copy committed pages, so
  * this changes nothing about what is durable when. */
 #include <pthread.h>
@@ -21,47 +21,80 @@
 struct checkpointer {
     sqlite3 *writer; /* the writer's connection, whose commits call the hook */
     sqlite3 *db;     /* the checkpointer's own connection */
-    unsigned pages;
+    unsigned pages;  /* the threshold: WAL pages that start a pass */
+    unsigned tail;   /* WAL pages left uncopied that the writer copies itself */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_bool wanted;   /* raised by the hook, cleared by the thread */
-    atomic_bool copying;  /* the thread is checkpointing */
-    atomic_bool catch_up; /* the writer is to finish the copy: no new passes */
+    atomic_bool wanted;  /* raised by the hook, cleared by the thread */
+    atomic_bool copying; /* the thread is checkpointing */
     bool stopping;
     atomic_ulong runs;
+    /* the writer's view of the WAL (the writer thread only) */
+    int last_frames;    /* pages in the WAL after the previous commit */
+    atomic_ulong cycle; /* WAL restarts seen; only the writer counts them */
+    /* the last pass (under mu): of which cycle, and the pages it had copied */
+    unsigned long pass_cycle;
+    int pass_copied;
+    bool tail_due; /* a pass of the thread ended: the writer may copy the tail */
 };
 
-/* On the writer thread, after each commit: nframes = pages now in the WAL. */
+static void note_pass(struct checkpointer *c, unsigned long cycle, int ncopied, bool by_thread)
+{
+    pthread_mutex_lock(&c->mu);
+    c->pass_cycle = cycle;
+    c->pass_copied = ncopied;
+    c->tail_due = by_thread;
+    pthread_mutex_unlock(&c->mu);
+    atomic_fetch_add(&c->runs, 1);
+}
+
+/* On the writer thread, after each commit: nframes = pages now in the WAL.
+ *
+ * SQLite starts the WAL over only when a write transaction begins with every
+ * frame already copied, which the writer never sees while the thread copies:
+ * the writer commits meanwhile. So the thread copies what the WAL holds, and
+ * again what was committed during that pass (a smaller part each time), until
+ * at most `tail` pages are left; those the writer copies itself, between two
+ * commits, and its next transaction restarts the WAL. One cycle of the WAL
+ * takes a few passes, each copying a page once however often the commits of
+ * the cycle changed it. (A pass after every commit would copy every change of
+ * a hot page and sync both files each time.) When a reader keeps the WAL
+ * from starting over, the writer waits for the next `tail` pages and the
+ * thread's pass over them before it tries again. Past twice the threshold, when
+ * the thread cannot keep up, the writer copies the rest whatever its size.
+ * PASSIVE never waits: while the thread copies, the writer looks again after
+ * its next commit. */
 static int on_wal_commit(void *arg, sqlite3 *db, const char *schema, int nframes)
 {
     (void)schema;
     struct checkpointer *c = arg;
-    if (nframes < (int)c->pages)
+    if (nframes < c->last_frames) /* the WAL has started over */
+        atomic_fetch_add(&c->cycle, 1);
+    c->last_frames = nframes;
+    if (nframes < (int)c->pages || atomic_load(&c->copying))
         return SQLITE_OK;
-    if (!atomic_exchange(&c->wanted, true)) {
-        pthread_mutex_lock(&c->mu);
-        pthread_cond_signal(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-    }
-    /* SQLite starts the WAL over only when a write transaction begins with
-     * every frame already copied, which a busy writer never sees: the
-     * checkpointer is always a few commits behind. So past twice the
-     * threshold the thread starts no new pass (catch_up), and the writer,
-     * once the current pass is over, copies the last few frames itself
-     * (PASSIVE never waits: while the thread copies it fails at once and is
-     * tried after the next commit). Its next transaction restarts the WAL. */
-    if (nframes >= 2 * (int)c->pages)
-        atomic_store(&c->catch_up, true);
-    if (atomic_load(&c->catch_up) && !atomic_load(&c->copying)) {
-        int nlog = 0, ncopied = 0;
-        if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ncopied) ==
-            SQLITE_OK) {
-            atomic_store(&c->wanted, false); /* all copied: nothing for the thread */
-            atomic_store(&c->catch_up, false);
-            atomic_fetch_add(&c->runs, 1);
-            tr_debug("checkpoint: writer copied the WAL's last pages (%d of %d)", ncopied, nlog);
+    pthread_mutex_lock(&c->mu);
+    int left = c->pass_cycle == atomic_load(&c->cycle) ? nframes - c->pass_copied : nframes;
+    bool tail_due = c->tail_due;
+    c->tail_due = false;
+    pthread_mutex_unlock(&c->mu);
+    if (nframes < 2 * (int)c->pages && left <= (int)c->tail && !tail_due)
+        return SQLITE_OK; /* copied, but the WAL did not start over (a reader was on it) */
+    if (left > (int)c->tail && nframes < 2 * (int)c->pages) {
+        if (!atomic_exchange(&c->wanted, true)) {
+            pthread_mutex_lock(&c->mu);
+            pthread_cond_signal(&c->cv);
+            pthread_mutex_unlock(&c->mu);
         }
+        return SQLITE_OK;
+    }
+    int nlog = 0, ncopied = 0;
+    if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ncopied) ==
+        SQLITE_OK) {
+        atomic_store(&c->wanted, false); /* all copied: nothing for the thread */
+        note_pass(c, atomic_load(&c->cycle), ncopied, false);
+        tr_debug("checkpoint: writer copied the WAL's last pages (%d of %d)", ncopied, nlog);
     }
     return SQLITE_OK;
 }
@@ -70,10 +103,16 @@ static void checkpoint(struct checkpointer *c)
 {
     int nlog = 0, ncopied = 0;
     atomic_store(&c->copying, true);
+    unsigned long cycle = atomic_load(&c->cycle);
     int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ncopied);
+    if (rc == SQLITE_OK)
+        note_pass(c, cycle, ncopied, true);
+    else
+        atomic_fetch_add(&c->runs, 1);
     atomic_store(&c->copying, false);
-    atomic_fetch_add(&c->runs, 1);
-    if (rc != SQLITE_OK)
+    if (rc == SQLITE_BUSY) /* the writer is copying the tail: its pass covers this one */
+        tr_debug("checkpoint: the writer is copying");
+    else if (rc != SQLITE_OK)
         tr_warn("checkpoint: %s", sqlite3_errmsg(c->db));
     else if (nlog < 0)
         tr_warn("checkpoint: the database is not in WAL mode");
@@ -86,7 +125,7 @@ static void *checkpointer_main(void *arg)
     struct checkpointer *c = arg;
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
-        if (!atomic_load(&c->wanted) || atomic_load(&c->catch_up)) {
+        if (!atomic_load(&c->wanted)) {
             pthread_cond_wait(&c->cv, &c->mu);
             continue;
         }
@@ -109,6 +148,9 @@ struct checkpointer *checkpointer_start(sqlite3 *writer, const char *path, unsig
     }
     c->writer = writer;
     c->pages = pages ? pages : 1;
+    /* 128 pages (512 KiB) at the default threshold: copied and synced
+     * between two commits in a few milliseconds */
+    c->tail = c->pages / 64 > 16 ? c->pages / 64 : 16;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         tr_fail(err, TR_EDB, "database %s: opening the checkpoint connection: %s", path,
