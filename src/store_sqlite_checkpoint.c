@@ -79,15 +79,17 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *schema, int nframes
     bool tail_due = c->tail_due;
     c->tail_due = false;
     pthread_mutex_unlock(&c->mu);
-    if (nframes < 2 * (int)c->pages && left <= (int)c->tail && !tail_due)
-        return SQLITE_OK; /* copied, but the WAL did not start over (a reader was on it) */
-    if (left > (int)c->tail && nframes < 2 * (int)c->pages) {
-        if (!atomic_exchange(&c->wanted, true)) {
-            pthread_mutex_lock(&c->mu);
-            pthread_cond_signal(&c->cv);
-            pthread_mutex_unlock(&c->mu);
+    if (nframes < 2 * (int)c->pages) {
+        if (left > (int)c->tail) { /* a pass for the thread */
+            if (!atomic_exchange(&c->wanted, true)) {
+                pthread_mutex_lock(&c->mu);
+                pthread_cond_signal(&c->cv);
+                pthread_mutex_unlock(&c->mu);
+            }
+            return SQLITE_OK;
         }
-        return SQLITE_OK;
+        if (!tail_due)
+            return SQLITE_OK; /* copied, but the WAL did not start over (a reader was on it) */
     }
     int nlog = 0, ncopied = 0;
     if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ncopied) ==
