@@ -4,9 +4,10 @@
  * /api/v1/summary, /api/v1/reports and /metrics (the read side: api.c), GET
  * /api/v1/record... (api_record.c), GET / and /console/... (console.c). A report
  * request is checked on its first call (method, rate, length, media type),
- * its body collected up to max_body, and on the last call handed to the
- * prepare pool (prepool.c), whose threads gunzip it (when Content-Encoding
- * says so), decode and validate it (endpoint.c) and hand it to the writer;
+ * its body collected up to max_body, and on the last call prepared: gunzipped
+ * (when Content-Encoding says so), decoded and validated (endpoint.c), on this
+ * thread when it is small, else on the prepare pool (prepool.c), then handed
+ * to the writer;
  * the connection is suspended until the writer has committed the report,
  * then answered: 201 stored, 200 duplicate, 202 spooled while storage is
  * unavailable (writer.c), 400 not a report (JSON body naming the problem),
@@ -404,6 +405,13 @@ static struct request *request_of(struct prepool_task *t)
     return (struct request *)(void *)((char *)t - offsetof(struct request, task));
 }
 
+/* An upload that weighs at most this (JSON of up to about 24 KiB: nearly every
+ * sender's daily report) is prepared on the HTTP thread that received it.
+ * Parsing it takes tens of microseconds, less than handing it to a pool thread
+ * costs; a larger body goes to the pool, so that it never holds up the other
+ * connections of that thread. */
+#define PREPARE_HERE_MAX ((size_t)3 << 19)
+
 /* On a pool thread, instead of preparing: too much is being parsed, or the pool stops. */
 static void upload_refused(struct prepool_task *t, unsigned retry_after)
 {
@@ -443,7 +451,8 @@ static size_t prepare_upload(struct prepool_task *t)
     return 0;
 }
 
-/* The last call of an upload: hand the body to the prepare pool. */
+/* The last call of an upload: prepare the body here when it is small, else
+ * hand it to the prepare pool. */
 static enum MHD_Result finish_upload(struct request *rq)
 {
     struct http_server *hs = rq->hs;
@@ -462,6 +471,8 @@ static enum MHD_Result finish_upload(struct request *rq)
     rq->phase = PHASE_WAITING;
     conn_phase(hs, rq->conn, CT_WAIT); /* the pool and the writer are slow, not the client */
     MHD_suspend_connection(rq->conn);
+    if (prepool_run_here(hs->pool, &rq->task, PREPARE_HERE_MAX))
+        return MHD_YES;
     unsigned retry_after;
     if (!prepool_submit(hs->pool, &rq->task, &retry_after))
         upload_refused(&rq->task, retry_after);

@@ -4,7 +4,9 @@
  * waiting task that fits the budget (small tasks may pass large ones, large
  * ones keep their order), run it unlocked, and when nothing fits refuse the
  * tasks whose wait is over, give memory back after a peak, or sleep until
- * the next deadline or a release. Knows nothing of HTTP or reports. */
+ * the next deadline or a release that makes room for a waiting task. A caller
+ * may run a task itself when nothing waits (prepool_run_here). Knows nothing
+ * of HTTP or reports. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -99,6 +101,21 @@ static struct prepool_task *take_expired(struct prepool *p, const struct timespe
     return out;
 }
 
+/* t was run and asks for more weight: back to the front of the queue, holding nothing. */
+static void requeue(struct prepool *p, struct prepool_task *t, size_t again)
+{
+    p->held -= t->held;
+    t->held = 0;
+    t->weight = again;
+    t->next = p->head;
+    p->head = t;
+    if (p->tail == NULL)
+        p->tail = t;
+    p->waiting++;
+    p->waiting_bytes += again;
+    pthread_cond_broadcast(&p->cv);
+}
+
 static void *pool_main(void *arg)
 {
     struct prepool *p = arg;
@@ -114,18 +131,8 @@ static void *pool_main(void *arg)
             pthread_mutex_unlock(&p->mu);
             size_t again = t->run(t);
             pthread_mutex_lock(&p->mu);
-            if (again) { /* it needs more: back to the front, holding nothing */
-                p->held -= t->held;
-                t->held = 0;
-                t->weight = again;
-                t->next = p->head;
-                p->head = t;
-                if (p->tail == NULL)
-                    p->tail = t;
-                p->waiting++;
-                p->waiting_bytes += again;
-                pthread_cond_broadcast(&p->cv);
-            }
+            if (again)
+                requeue(p, t, again);
             continue;
         }
         struct timespec now;
@@ -220,13 +227,40 @@ bool prepool_submit(struct prepool *p, struct prepool_task *t, unsigned *retry_a
     return ok;
 }
 
+bool prepool_run_here(struct prepool *p, struct prepool_task *t, size_t max_weight)
+{
+    pthread_mutex_lock(&p->mu);
+    /* only when nothing waits: a task run here must not pass one queued before it */
+    bool here = !p->stopping && p->head == NULL && t->weight <= max_weight && fits(p, t);
+    if (here) {
+        t->held = t->weight;
+        t->next = NULL;
+        p->held += t->held;
+        if (p->held > p->peak)
+            p->peak = p->held;
+        clock_gettime(CLOCK_MONOTONIC, &t->deadline); /* in case it is queued again */
+        t->deadline.tv_sec += p->wait;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!here)
+        return false;
+    size_t again = t->run(t);
+    if (again) {
+        pthread_mutex_lock(&p->mu);
+        requeue(p, t, again);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return true;
+}
+
 void prepool_settle(struct prepool *p, struct prepool_task *t, size_t weight)
 {
     pthread_mutex_lock(&p->mu);
     if (weight < t->held) {
         p->held -= t->held - weight;
         t->held = weight;
-        pthread_cond_broadcast(&p->cv);
+        if (p->head)
+            pthread_cond_broadcast(&p->cv); /* room for what waits */
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -241,7 +275,9 @@ void prepool_release(struct prepool *p, struct prepool_task *t)
         t->held = 0;
         if (p->peak >= TRIM_AFTER && p->held <= p->budget / 16)
             p->trim_wanted = true;
-        pthread_cond_broadcast(&p->cv);
+        /* waking the threads for nothing would cost a context switch each, per upload */
+        if (p->head || p->trim_wanted)
+            pthread_cond_broadcast(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
 }

@@ -1,11 +1,19 @@
 /* test_prepool.c: the prepare pool: the budget holds (large tasks one after
  * another, small ones beside them), a task alone may exceed it, waiting ends
  * in a refusal, a task that asks for more is queued again, stopping refuses
- * what waits. Tasks block on a gate the test opens, so nothing depends on
- * timing but the refusal after the wait. */
+ * what waits; a small task runs on the caller's thread when nothing waits;
+ * giving memory back wakes the pool threads only when a task waits for it.
+ * Tasks block on a gate the test opens, so nothing depends on timing but the
+ * refusal after the wait. */
+#define _DEFAULT_SOURCE /* syscall */
+#include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "check.h"
@@ -33,6 +41,7 @@ struct job {
     unsigned retry_after;
     size_t ask_again; /* run() asks once for this weight */
     bool wait_gate, release_after;
+    pthread_t ran_on;
 };
 
 static atomic_int running;
@@ -51,6 +60,7 @@ static size_t job_run(struct prepool_task *t)
         pthread_cond_wait(&gate.cv, &gate.mu);
     pthread_mutex_unlock(&gate.mu);
     atomic_fetch_sub(&running, 1);
+    j->ran_on = pthread_self();
     atomic_fetch_add(&j->ran, 1);
     if (j->release_after)
         prepool_release(j->pool, t);
@@ -120,7 +130,7 @@ static void test_budget(void)
     prepool_load(p, &held, &waiting);
     CHECK_INT(held, 0);
     CHECK_INT(waiting, 0);
-    CHECK_INT(small.ran, 1);
+    CHECK(wait_for(&small.ran, 1)); /* its thread may not have run since the gate opened */
 
     /* alone, a task may exceed the budget */
     struct job huge;
@@ -184,9 +194,135 @@ static void test_refusals(void)
     prepool_free(p);
 }
 
+static void test_run_here(void)
+{
+    char err[TR_ERRLEN];
+    unsigned ra;
+    struct prepool *p = prepool_start(2, 1000, 30, err);
+    CHECK(p != NULL);
+    gate_set(true);
+    /* small, nothing waits, it fits: run on this thread, holding its weight */
+    struct job a;
+    init(&a, p, 300, false);
+    CHECK(prepool_run_here(p, &a.task, 500));
+    CHECK_INT(a.ran, 1);
+    CHECK(pthread_equal(a.ran_on, pthread_self()));
+    size_t held, waiting;
+    prepool_load(p, &held, &waiting);
+    CHECK_INT(held, 300);
+    /* heavier than the caller allows, or more than the budget has room for: not run */
+    struct job b;
+    init(&b, p, 600, false);
+    CHECK(!prepool_run_here(p, &b.task, 500));
+    CHECK_INT(b.ran, 0);
+    CHECK(prepool_submit(p, &b.task, &ra)); /* the caller submits what was not run */
+    CHECK(wait_for(&b.ran, 1));
+    CHECK(!pthread_equal(b.ran_on, pthread_self()));
+    prepool_release(p, &b.task);
+    struct job c;
+    init(&c, p, 800, false); /* 300 + 800 > 1000 */
+    CHECK(!prepool_run_here(p, &c.task, 5000));
+    CHECK_INT(c.ran, 0);
+    prepool_release(p, &a.task);
+
+    /* a task waits: one run here would pass it */
+    gate_set(false);
+    struct job blocker, queued, late;
+    init(&blocker, p, 900, true);
+    init(&queued, p, 900, true);
+    init(&late, p, 10, false);
+    CHECK(prepool_submit(p, &blocker.task, &ra));
+    CHECK(wait_for(&running, 1));
+    CHECK(prepool_submit(p, &queued.task, &ra));
+    CHECK(!prepool_run_here(p, &late.task, 500));
+    gate_set(true);
+    CHECK(wait_for(&blocker.ran, 1));
+    prepool_release(p, &blocker.task);
+    CHECK(wait_for(&queued.ran, 1));
+    prepool_release(p, &queued.task);
+
+    /* asking for more: queued for the pool, which runs it with the new weight */
+    struct job more;
+    init(&more, p, 10, false);
+    more.ask_again = 700;
+    CHECK(prepool_run_here(p, &more.task, 500));
+    CHECK(wait_for(&more.ran, 1));
+    CHECK_INT(more.task.weight, 700);
+    CHECK(!pthread_equal(more.ran_on, pthread_self()));
+    prepool_release(p, &more.task);
+
+    /* stopping: nothing more runs here */
+    prepool_stop(p);
+    struct job d;
+    init(&d, p, 10, false);
+    CHECK(!prepool_run_here(p, &d.task, 500));
+    prepool_load(p, &held, &waiting);
+    CHECK_INT(held, 0);
+    prepool_free(p);
+}
+
+/* Context switches of this process's threads other than the caller's. */
+static long others_switches(void)
+{
+    long total = 0;
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL)
+        return -1;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char *end;
+        long tid = strtol(e->d_name, &end, 10);
+        if (*end != 0 || e->d_name[0] == '.' || tid == self)
+            continue;
+        char path[64], line[128];
+        snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof line, f)) {
+            long n;
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+                total += n;
+        }
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+/* Settling and releasing with nothing waiting must not wake the pool threads:
+ * `serve` does both for every upload, and each wake-up is a context switch
+ * per thread for nothing. */
+static void test_quiet_release(void)
+{
+    char err[TR_ERRLEN];
+    unsigned ra;
+    struct prepool *p = prepool_start(4, 1 << 20, 30, err);
+    CHECK(p != NULL);
+    gate_set(true);
+    struct job j;
+    init(&j, p, 1 << 20, false);
+    CHECK(prepool_submit(p, &j.task, &ra));
+    CHECK(wait_for(&j.ran, 1));
+    settle_down(); /* every pool thread asleep again */
+    long before = others_switches();
+    for (size_t w = (1u << 20) - 1; w >= (1u << 20) - 2000; w--) {
+        prepool_settle(p, &j.task, w);
+        sched_yield(); /* a woken thread would run now */
+    }
+    prepool_release(p, &j.task);
+    long woken = others_switches() - before;
+    CHECK(before >= 0);
+    if (woken >= 50)
+        fprintf(stderr, "pool threads switched %ld times for 2000 settles\n", woken);
+    CHECK(woken < 50); /* the 1-second timed waits, at most, and scheduling noise */
+    prepool_free(p);
+}
+
 int main(void)
 {
     test_budget();
     test_refusals();
+    test_run_here();
+    test_quiet_release();
     return check_done("prepool");
 }

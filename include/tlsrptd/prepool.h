@@ -1,6 +1,8 @@
 /* prepool.h: the prepare pool of `tlsrptd serve`: a few threads that decode
- * and validate uploads, so that the HTTP threads only move bytes and a
- * hostile body being parsed never keeps /healthz or another sender waiting.
+ * and validate uploads, so that a hostile body being parsed never keeps
+ * /healthz or another sender waiting. A small upload may instead be run by
+ * the HTTP thread that received it (prepool_run_here), still within the
+ * budget.
  *
  * Every task says how many bytes it may hold at most (its weight); the pool
  * runs a task only while the weights of the tasks that hold memory fit its
@@ -46,6 +48,12 @@ struct prepool *prepool_start(size_t threads, size_t budget, unsigned wait, char
  * the pool is stopping, or it does not fit and may not wait, or the tasks
  * waiting already weigh four budgets. */
 bool prepool_submit(struct prepool *p, struct prepool_task *t, unsigned *retry_after);
+/* Run t on the calling thread, as a pool thread would, when it weighs at most
+ * max_weight, nothing waits and it fits the budget now: a small task is done
+ * sooner than a pool thread could be woken for it. False (t untouched) when it
+ * was not run; the caller submits it. When run asks for more weight, t is
+ * queued for the pool (still true). */
+bool prepool_run_here(struct prepool *p, struct prepool_task *t, size_t max_weight);
 /* Lower what t holds to weight (no-op when it holds less). */
 void prepool_settle(struct prepool *p, struct prepool_task *t, size_t weight);
 /* t holds nothing any more (no-op when it held nothing). */

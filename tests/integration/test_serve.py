@@ -980,6 +980,89 @@ class Priorities(ServeTestCase):
 # ---- 6. SIGTERM under load ------------------------------------------------------------------
 
 
+class WhereUploadsArePrepared(ServeTestCase):
+    """A small upload is prepared (inflated, decoded, validated) on the HTTP thread that
+    received it; a large one, or one whose gzip trailer understates it, on the prepare
+    pool (src/prepool.c, PREPARE_HERE_MAX in src/http.c). Either way it is stored."""
+
+    @staticmethod
+    def pool_switches(pid):
+        """Context switches of the pool threads: those that run 10 nicer (the prepare
+        threads and the API readers)."""
+        total = 0
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[16]) != 10:
+                    continue
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                total += sum(int(line.split()[1]) for line in f
+                             if "ctxt_switches" in line)
+        return total
+
+    @staticmethod
+    def large_report(report_id, policies):
+        r = T.sample_report()
+        r["report-id"] = report_id
+        first = r["policies"][0]
+        r["policies"] = []
+        for i in range(policies):
+            p = json.loads(json.dumps(first))
+            p["policy"]["policy-domain"] = "d%04d.mail.example" % (i % 100)  # max 100
+            p["policy"]["mx-host"] = ["mx%d.mail.example" % i]
+            r["policies"].append(p)
+        return r
+
+    def test_small_here_large_on_the_pool_all_stored(self):
+        d = self.start_daemon(args=["--prepare-threads", "3", "--threads", "2"])
+        self.assertEqual(d.post(report_bytes("warm-up")).status, 201)
+        before = self.pool_switches(d.pid)
+        t0 = time.monotonic()
+        for i in range(200):
+            body = gzip.compress(report_bytes("small-%03d" % i), mtime=0) if i % 2 \
+                else report_bytes("small-%03d" % i)
+            ctype = "application/tlsrpt+gzip" if i % 2 else "application/tlsrpt+json"
+            self.assertEqual(d.post(body, ctype).status, 201, i)
+        seconds = time.monotonic() - t0
+        small = self.pool_switches(d.pid) - before
+        # handed to the pool, each upload woke a pool thread (and giving its memory back
+        # woke all of them): over 200 switches. Here only their timed waits, once a
+        # second per thread, remain.
+        sys.stderr.write("\n  [prepare] 200 small uploads in %.1f s: %d pool-thread "
+                         "switches\n" % (seconds, small))
+        self.assertLess(small, 100 + 5 * 2 * seconds)
+
+        # a large report (about 170 KiB of JSON) is prepared on the pool, and stored
+        doc = self.large_report("large", 300)
+        raw = json.dumps(doc).encode()
+        self.assertGreater(len(raw), 100 * 1024)
+        before = self.pool_switches(d.pid)
+        r = d.post(gzip.compress(raw, mtime=0), "application/tlsrpt+gzip")
+        self.assertEqual(r.status, 201, r.body)
+        self.assertGreater(self.pool_switches(d.pid) - before, 0)
+
+        # two gzip members whose trailer (the last member's size) says 1 KiB of about
+        # 30 KiB: the HTTP thread inflates what the trailer allows, stops, and the pool
+        # prepares it again with all of it
+        raw = json.dumps(self.large_report("understated", 50)).encode()
+        self.assertGreater(len(raw), 24 * 1024)
+        body = gzip.compress(raw[:-1024], mtime=0) + gzip.compress(raw[-1024:], mtime=0)
+        before = self.pool_switches(d.pid)
+        r = d.post(body, "application/tlsrpt+gzip")
+        self.assertEqual(r.status, 201, r.body)
+        self.assertGreater(self.pool_switches(d.pid) - before, 0)
+        self.stop_ok(d)
+
+        ids = report_ids(self.db)
+        self.assertEqual(len(ids), 1 + 200 + 2)
+        self.assertEqual(ids[-2:], ["large", "understated"])
+        # every policy of both was stored: the large report has three policies for each
+        # domain, the other one for d0000..d0049
+        sessions = doc["policies"][0]["summary"]["total-successful-session-count"]
+        for domain, policies in (("d0049", 4), ("d0099", 3)):
+            totals = T.totals(self.db, "--domain", domain + ".mail.example")
+            self.assertEqual(totals["successful_sessions"], policies * sessions, domain)
+
+
 class Shutdown(ServeTestCase):
     CLIENTS = 64
 
