@@ -101,6 +101,15 @@ static struct prepool_task *take_expired(struct prepool *p, const struct timespe
     return out;
 }
 
+/* t is about to run: it holds its weight from now on. */
+static void admit(struct prepool *p, struct prepool_task *t)
+{
+    t->held = t->weight;
+    p->held += t->held;
+    if (p->held > p->peak)
+        p->peak = p->held;
+}
+
 /* t was run and asks for more weight: back to the front of the queue, holding nothing. */
 static void requeue(struct prepool *p, struct prepool_task *t, size_t again)
 {
@@ -124,10 +133,7 @@ static void *pool_main(void *arg)
     for (;;) {
         struct prepool_task *t = pick(p);
         if (t) {
-            t->held = t->weight;
-            p->held += t->held;
-            if (p->held > p->peak)
-                p->peak = p->held;
+            admit(p, t);
             pthread_mutex_unlock(&p->mu);
             size_t again = t->run(t);
             pthread_mutex_lock(&p->mu);
@@ -233,11 +239,8 @@ bool prepool_run_here(struct prepool *p, struct prepool_task *t, size_t max_weig
     /* only when nothing waits: a task run here must not pass one queued before it */
     bool here = !p->stopping && p->head == NULL && t->weight <= max_weight && fits(p, t);
     if (here) {
-        t->held = t->weight;
+        admit(p, t);
         t->next = NULL;
-        p->held += t->held;
-        if (p->held > p->peak)
-            p->peak = p->held;
         clock_gettime(CLOCK_MONOTONIC, &t->deadline); /* in case it is queued again */
         t->deadline.tv_sec += p->wait;
     }
