@@ -146,7 +146,7 @@ static const struct opt opts[] = {
     {"parse_wait", OPT_UINT, OFF(parse_wait), "5", 0, 600,
      "seconds an upload may wait for parse_memory before 503 (0: no waiting)"},
     {"prepare_threads", OPT_UINT, OFF(prepare_threads), "2", 1, 64,
-     "threads that decode and validate uploads (besides the HTTP threads)"},
+     "threads that decode and validate large uploads (the HTTP threads prepare small ones)"},
     {"header_timeout", OPT_UINT, OFF(header_timeout), "10", 1, 3600,
      "seconds a client has to send a request head (at most connection_timeout)"},
     {"idle_timeout", OPT_UINT, OFF(idle_timeout), "15", 1, 3600,
