@@ -127,6 +127,15 @@ def make_cert(directory, name, cn):
     return cert, key, cert_sha256(cert)
 
 
+def thread_nices(pid):
+    """{thread id: its nice value} of a running process."""
+    nices = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            nices[tid] = int(f.read().rsplit(")", 1)[1].split()[16])  # field 19: nice
+    return nices
+
+
 def cert_sha256(path):
     with open(path) as f:
         return hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
@@ -962,11 +971,7 @@ class Priorities(ServeTestCase):
         d = self.start_daemon(args=["--prepare-threads", "3", "--threads", "2"])
 
         def nice_counts():
-            nice = collections.Counter()
-            for tid in os.listdir("/proc/%d/task" % d.pid):
-                with open("/proc/%d/task/%s/stat" % (d.pid, tid)) as f:
-                    nice[int(f.read().rsplit(")", 1)[1].split()[16])] += 1  # field 19: nice
-            return nice
+            return collections.Counter(thread_nices(d.pid).values())
         # each thread steps back itself when it starts, which may be a moment after the
         # daemon listens (under ASan on a busy machine it was: 4 of 5 had)
         wait_until(lambda: nice_counts()[10] >= 3 + 2, 10 * SLOW)
@@ -975,9 +980,6 @@ class Priorities(ServeTestCase):
         self.assertEqual(set(nice), {0, 10}, nice)
         self.assertEqual(d.post(report_bytes("priorities")).status, 201)
         self.stop_ok(d)
-
-
-# ---- 6. SIGTERM under load ------------------------------------------------------------------
 
 
 class WhereUploadsArePrepared(ServeTestCase):
@@ -990,10 +992,9 @@ class WhereUploadsArePrepared(ServeTestCase):
         """Context switches of the pool threads: those that run 10 nicer (the prepare
         threads and the API readers)."""
         total = 0
-        for tid in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                if int(f.read().rsplit(")", 1)[1].split()[16]) != 10:
-                    continue
+        for tid, nice in thread_nices(pid).items():
+            if nice != 10:
+                continue
             with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
                 total += sum(int(line.split()[1]) for line in f
                              if "ctxt_switches" in line)
@@ -1061,6 +1062,9 @@ class WhereUploadsArePrepared(ServeTestCase):
         for domain, policies in (("d0049", 4), ("d0099", 3)):
             totals = T.totals(self.db, "--domain", domain + ".mail.example")
             self.assertEqual(totals["successful_sessions"], policies * sessions, domain)
+
+
+# ---- 6. SIGTERM under load ------------------------------------------------------------------
 
 
 class Shutdown(ServeTestCase):
