@@ -3,10 +3,10 @@
  * One mutex guards the queue and the bytes held. Pool threads take the first
  * waiting task that fits the budget (small tasks may pass large ones, large
  * ones keep their order), run it unlocked, and when nothing fits refuse the
- * tasks whose wait is over, give memory back after a peak, or sleep until
- * the next deadline or a release that makes room for a waiting task. A caller
- * may run a task itself when nothing waits (prepool_run_here). Knows nothing
- * of HTTP or reports. */
+ * tasks whose wait is over, give memory back after a spike (at most once
+ * every TRIM_PERIOD), or sleep until the next deadline or a release that
+ * makes room for a waiting task. A caller may run a task itself when nothing
+ * waits (prepool_run_here). Knows nothing of HTTP or reports. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 
 #define RETRY_AFTER 5                 /* seconds, for a task refused for lack of memory */
 #define TRIM_AFTER  ((size_t)8 << 20) /* give memory back after a peak of this much held */
+#define TRIM_PERIOD 5                 /* seconds between two times memory is given back, at least */
 
 struct prepool {
     pthread_mutex_t mu;
@@ -33,7 +34,18 @@ struct prepool {
     size_t held; /* by tasks admitted and not released */
     size_t peak; /* most held since memory was last given back */
     bool stopping, trim_wanted;
+    size_t trims;              /* times memory was given back */
+    struct timespec last_trim; /* when, on CLOCK_MONOTONIC */
 };
+
+/* A spike is over when what is held has fallen to a quarter of its peak (and
+ * to a sixteenth of the budget): under a steady load the held bytes swing by
+ * a batch of answers around a level, and giving memory back on each swing
+ * made every thread fault the pages in again. */
+static bool spike_over(const struct prepool *p)
+{
+    return p->peak >= TRIM_AFTER && p->held <= p->peak / 4 && p->held <= p->budget / 16;
+}
 
 static bool is_small(const struct prepool *p, const struct prepool_task *t)
 {
@@ -157,9 +169,15 @@ static void *pool_main(void *arg)
         }
         if (p->stopping)
             break;
-        if (p->trim_wanted && p->held <= p->budget / 16) {
+        if (p->trim_wanted && !spike_over(p))
+            p->trim_wanted = false; /* a load came back before the memory was given */
+        bool trim_due =
+            p->trim_wanted && (p->trims == 0 || now.tv_sec - p->last_trim.tv_sec >= TRIM_PERIOD);
+        if (trim_due) {
             p->trim_wanted = false;
             p->peak = p->held;
+            p->trims++;
+            p->last_trim = now;
             pthread_mutex_unlock(&p->mu);
 #ifdef __GLIBC__
             malloc_trim(0); /* the trees of a spike were freed: hand their pages back */
@@ -276,13 +294,23 @@ void prepool_release(struct prepool *p, struct prepool_task *t)
     if (t->held) {
         p->held -= t->held;
         t->held = 0;
-        if (p->peak >= TRIM_AFTER && p->held <= p->budget / 16)
-            p->trim_wanted = true;
-        /* waking the threads for nothing would cost a context switch each, per upload */
-        if (p->head || p->trim_wanted)
+        bool trim_now = !p->trim_wanted && spike_over(p);
+        p->trim_wanted = p->trim_wanted || trim_now;
+        /* waking the threads for nothing would cost a context switch each, per
+         * upload; a trim that must wait for TRIM_PERIOD is seen by their
+         * once-a-second wake-up */
+        if (p->head || trim_now)
             pthread_cond_broadcast(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
+}
+
+size_t prepool_trims(struct prepool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->trims;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 void prepool_load(struct prepool *p, size_t *held, size_t *waiting)

@@ -13,8 +13,10 @@
  * that wait, so honest reports are not held up by a few big ones; a task
  * alone may exceed the budget (it would never run otherwise). A task holds its
  * weight until prepool_release(), after its answer: the parsed report lives
- * until the writer has stored it. When what is held falls low after a peak,
- * a pool thread gives freed memory back to the system (malloc_trim). */
+ * until the writer has stored it. When what is held falls to a quarter of a
+ * peak of 8 MiB or more, a pool thread gives freed memory back to the system
+ * (malloc_trim), at most once every five seconds: not on every swing of a
+ * steady load, whose pages every thread would fault in again. */
 #ifndef TLSRPTD_PREPOOL_H
 #define TLSRPTD_PREPOOL_H
 
@@ -60,6 +62,8 @@ void prepool_settle(struct prepool *p, struct prepool_task *t, size_t weight);
 void prepool_release(struct prepool *p, struct prepool_task *t);
 /* Bytes held by tasks, and tasks waiting, now. */
 void prepool_load(struct prepool *p, size_t *held, size_t *waiting);
+/* How many times the pool has given freed memory back to the system. */
+size_t prepool_trims(struct prepool *p);
 /* Refuse what waits, let running tasks finish, join the threads. Submitting
  * afterwards is refused; settle and release stay valid until prepool_free. */
 void prepool_stop(struct prepool *p);
