@@ -33,7 +33,10 @@
  * With a store that commits without syncing (defer_sync: SQLite), a batch is
  * answered by the syncer (syncer.h) once its commit is on disk, while this
  * thread stores the next; a spool entry's file is removed only after the
- * commit that stored it is synced.
+ * commit that stored it is synced. Until that sync is done the next batch's
+ * transaction stays open and takes in the requests that arrive meanwhile (its
+ * commit could not be synced any sooner), so a request waits for two batches'
+ * time, not three.
  *
  * Once a second, busy or idle, the thread checks the database: that the
  * file is still there and writable (SQLite) or the connection alive
@@ -154,6 +157,8 @@ static void answer_synced(void *batch, tr_err rc, const char *err, void *cls)
     answer_all(batch);
     pthread_mutex_lock(&w->mu);
     w->unanswered -= n;
+    if (w->unanswered == 0)
+        pthread_cond_signal(&w->cv); /* an open batch may commit now */
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -209,22 +214,76 @@ static void reopen_if_needed(struct writer *w)
         w->maintenance = true;
 }
 
-/* Store the jobs in one transaction, running it again when it loses a race;
- * markers (NULL, or one per job) are recorded in the same transaction for
+/* A batch whose transaction is open: its list's last request, where more are
+ * appended. */
+struct growth {
+    struct writer_request *last;
+};
+
+/* While the batch before the open one waits for its sync, its commit could not
+ * be synced any sooner: wait for requests instead and return those queued (a
+ * list, appended to the open batch, at most commit_max in all), or NULL once
+ * that sync is done, or the writer stops, or the batch is full. Without this a
+ * request arriving during a batch waited for the batch after it: three
+ * batches' time from arrival to answer instead of two, and batches of a third
+ * of the clients instead of half. */
+static struct writer_request *take_while_syncing(struct writer *w, struct growth *g, size_t n)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->unanswered > 0 && w->head == NULL && !w->stopping && n < w->commit_max)
+        pthread_cond_wait(&w->cv, &w->mu);
+    struct writer_request *more = NULL;
+    if (w->unanswered > 0 && w->head && !w->stopping && n < w->commit_max) {
+        size_t k = 1;
+        struct writer_request *last = w->head;
+        while (last->next && n + k < w->commit_max)
+            last = last->next, k++;
+        more = w->head;
+        w->head = last->next;
+        if (w->head == NULL)
+            w->tail = NULL;
+        last->next = NULL;
+        w->queued -= k;
+        w->in_batch += k;
+        g->last->next = more;
+        g->last = last;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return more;
+}
+
+/* Store the *count jobs in one transaction, running it again when it loses a
+ * race. With grow (not NULL), requests that arrive while the batch before is
+ * being synced join the transaction (appended to jobs and res, which have room
+ * for commit_max, and to the batch's list; *count says how many there are in
+ * the end). markers (NULL, or one per job) are recorded in the same transaction for
  * the jobs that did not fail for lack of memory. ticket (0: none) is set as
  * the spool's last commit in the same transaction, and in_commit (NULL, or
  * one per job) tells which jobs the last commit tried held. On failure every
  * result is "storage unavailable" and err says why. */
 static tr_err store_jobs(struct writer *w, struct ingest_job **jobs, struct ingest_result **res,
-                         size_t n, char *const *markers, int64_t ticket, bool *in_commit, char *err)
+                         size_t *count, struct growth *grow, char *const *markers, int64_t ticket,
+                         bool *in_commit, char *err)
 {
     tr_err rc = TR_EDB;
+    size_t n = *count;
     for (int attempt = 0; attempt < RETRIES; attempt++) {
         for (size_t i = 0; i < n; i++)
             ingest_result_free(res[i]);
         if ((rc = ingest_begin(w->ig, err)) == TR_OK) {
             for (size_t i = 0; i < n; i++)
                 ingest_store(w->ig, jobs[i], res[i]);
+            /* the first attempt takes in what arrives while the batch before waits for its sync */
+            for (struct writer_request *r; grow && attempt == 0 && !ingest_failed(w->ig) &&
+                                           (r = take_while_syncing(w, grow, n)) != NULL;)
+                for (; r; r = r->next) {
+                    jobs[n] = r->job;
+                    res[n] = &r->res;
+                    memset(&r->res, 0, sizeof r->res);
+                    ingest_store(w->ig, jobs[n], res[n]);
+                    n++;
+                }
+            *count = n;
             for (size_t i = 0; markers && i < n && rc == TR_OK && !ingest_failed(w->ig); i++)
                 if (res[i]->outcome != INGEST_TEMPFAIL)
                     rc = store_counter_add(w->st, markers[i], 1, NULL, err);
@@ -300,9 +359,10 @@ static void run_batch(struct writer *w, struct writer_request *batch)
         answer_when_synced(w, batch, false);
         return;
     }
-    struct ingest_job **jobs = malloc(n * sizeof *jobs);
-    struct ingest_result **res = malloc(n * sizeof *res);
-    bool *in_commit = w->spool ? calloc(n, sizeof *in_commit) : NULL;
+    size_t room = n > w->commit_max ? n : w->commit_max;
+    struct ingest_job **jobs = malloc(room * sizeof *jobs);
+    struct ingest_result **res = malloc(room * sizeof *res);
+    bool *in_commit = w->spool ? calloc(room, sizeof *in_commit) : NULL;
     int64_t ticket = 0; /* with a spool: a new one each time, never 0 or negative */
     while (w->spool && ticket == 0)
         ticket = (int64_t)(w->next_ticket++ & (uint64_t)INT64_MAX);
@@ -315,7 +375,10 @@ static void run_batch(struct writer *w, struct writer_request *batch)
             res[i] = &r->res;
             memset(&r->res, 0, sizeof r->res);
         }
-        rc = store_jobs(w, jobs, res, n, NULL, ticket, in_commit, err);
+        struct growth grow = {batch};
+        while (grow.last->next)
+            grow.last = grow.last->next;
+        rc = store_jobs(w, jobs, res, &n, &grow, NULL, ticket, in_commit, err);
     } else {
         for (struct writer_request *r = batch; r; r = r->next)
             ingest_result_tempfail(&r->res, err);
@@ -420,7 +483,7 @@ static bool drain(struct writer *w)
         k++;
     }
     if (rc == TR_OK && k > 0)
-        rc = store_jobs(w, jobs, res, k, job_markers, 0, NULL, err);
+        rc = store_jobs(w, jobs, res, &k, NULL, job_markers, 0, NULL, err);
     if (rc == TR_OK && (k > 0 || again > 0))
         rc = store_sync(w->st, err); /* what the files held is on disk before they go */
     for (size_t i = 0; rc != TR_OK && i < n; i++)
@@ -661,13 +724,15 @@ void writer_submit(struct writer *w, struct writer_request *req)
 {
     req->next = NULL;
     pthread_mutex_lock(&w->mu);
+    bool was_empty = w->head == NULL; /* the writer waits only for an empty queue */
     if (w->tail)
         w->tail->next = req;
     else
         w->head = req;
     w->tail = req;
     w->queued++;
-    pthread_cond_signal(&w->cv);
+    if (was_empty)
+        pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
