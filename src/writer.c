@@ -214,6 +214,28 @@ static void reopen_if_needed(struct writer *w)
         w->maintenance = true;
 }
 
+/* Up to max queued requests, in order (NULL when none), under mu; *last (if
+ * not NULL) is set to the last one taken. They count as in the batch. */
+static struct writer_request *take_queued(struct writer *w, size_t max,
+                                          struct writer_request **last_out)
+{
+    if (w->head == NULL || max == 0)
+        return NULL;
+    struct writer_request *first = w->head, *last = w->head;
+    size_t n = 1;
+    while (last->next && n < max)
+        last = last->next, n++;
+    w->head = last->next;
+    if (w->head == NULL)
+        w->tail = NULL;
+    last->next = NULL;
+    w->queued -= n;
+    w->in_batch += n;
+    if (last_out)
+        *last_out = last;
+    return first;
+}
+
 /* A batch whose transaction is open: its list's last request, where more are
  * appended. */
 struct growth {
@@ -232,19 +254,9 @@ static struct writer_request *take_while_syncing(struct writer *w, struct growth
     pthread_mutex_lock(&w->mu);
     while (w->unanswered > 0 && w->head == NULL && !w->stopping && n < w->commit_max)
         pthread_cond_wait(&w->cv, &w->mu);
-    struct writer_request *more = NULL;
-    if (w->unanswered > 0 && w->head && !w->stopping && n < w->commit_max) {
-        size_t k = 1;
-        struct writer_request *last = w->head;
-        while (last->next && n + k < w->commit_max)
-            last = last->next, k++;
-        more = w->head;
-        w->head = last->next;
-        if (w->head == NULL)
-            w->tail = NULL;
-        last->next = NULL;
-        w->queued -= k;
-        w->in_batch += k;
+    struct writer_request *more = NULL, *last = NULL;
+    if (w->unanswered > 0 && !w->stopping && n < w->commit_max &&
+        (more = take_queued(w, w->commit_max - n, &last)) != NULL) {
         g->last->next = more;
         g->last = last;
     }
@@ -370,14 +382,12 @@ static void run_batch(struct writer *w, struct writer_request *batch)
     tr_err rc = TR_ENOMEM;
     if (jobs && res && (in_commit || !w->spool)) {
         size_t i = 0;
-        for (struct writer_request *r = batch; r; r = r->next, i++) {
+        struct growth grow = {batch};
+        for (struct writer_request *r = batch; r; grow.last = r, r = r->next, i++) {
             jobs[i] = r->job;
             res[i] = &r->res;
             memset(&r->res, 0, sizeof r->res);
         }
-        struct growth grow = {batch};
-        while (grow.last->next)
-            grow.last = grow.last->next;
         rc = store_jobs(w, jobs, res, &n, &grow, NULL, ticket, in_commit, err);
     } else {
         for (struct writer_request *r = batch; r; r = r->next)
@@ -593,24 +603,6 @@ static void tick(struct writer *w)
     }
 }
 
-/* Up to commit_max queued requests (NULL when none), under mu. */
-static struct writer_request *take_batch(struct writer *w)
-{
-    if (w->head == NULL)
-        return NULL;
-    struct writer_request *batch = w->head, *last = w->head;
-    size_t n = 1;
-    while (last->next && n < w->commit_max)
-        last = last->next, n++;
-    w->head = last->next;
-    if (w->head == NULL)
-        w->tail = NULL;
-    last->next = NULL;
-    w->queued -= n;
-    w->in_batch = n;
-    return batch;
-}
-
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
@@ -626,7 +618,7 @@ static void *writer_main(void *arg)
         }
         if (w->head == NULL && w->stopping)
             break;
-        struct writer_request *batch = take_batch(w);
+        struct writer_request *batch = take_queued(w, w->commit_max, NULL);
         pthread_mutex_unlock(&w->mu);
         /* under load too: a busy writer still drains the spool and checks health */
         if (time(NULL) != ticked || drain_due(w)) {
