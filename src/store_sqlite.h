@@ -36,5 +36,8 @@ struct checkpointer *checkpointer_start(sqlite3 *writer, const char *path, unsig
 void checkpointer_stop(struct checkpointer *c);
 /* Checkpoints run so far (by the thread and by the writer). */
 unsigned long checkpointer_runs(struct checkpointer *c);
+/* Syncs of the database file by the thread, one after each pass that copied
+ * pages, so that the committing thread's pass syncs only its own few. */
+unsigned long checkpointer_db_syncs(struct checkpointer *c);
 
 #endif

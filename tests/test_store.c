@@ -631,54 +631,6 @@ static void test_checkpointer(void)
     store_close(st);
 }
 
-/* The checkpointer copies a cycle of the WAL in a few passes: before, every
- * commit past the threshold started one (each copying that commit's pages and
- * syncing both files). 1,500 commits of one page-sized row, with a pause after
- * each so that the thread keeps up, against a threshold of 64 pages: the WAL
- * starts over about every 64 commits, after a few passes, and stays small;
- * every row is there. */
-static void test_checkpoint_passes(void)
-{
-    char path[300], wal[310], err[TR_ERRLEN];
-    snprintf(path, sizeof path, "%s/passes.db", dir);
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    sqlite3 *db = NULL;
-    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-    CHECK_INT(sqlite3_exec(db,
-                           "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-                           "CREATE TABLE t (x BLOB)",
-                           NULL, NULL, NULL),
-              SQLITE_OK);
-    struct checkpointer *ck = checkpointer_start(db, path, 64, err);
-    CHECK(ck != NULL);
-    sqlite3_stmt *ins = NULL, *cnt = NULL;
-    CHECK_INT(sqlite3_prepare_v2(db, "INSERT INTO t VALUES (zeroblob(3000))", -1, &ins, NULL),
-              SQLITE_OK);
-    enum { COMMITS = 1500 };
-    off_t wal_max = 0;
-    for (int i = 0; i < COMMITS; i++) {
-        CHECK_INT(sqlite3_step(ins), SQLITE_DONE);
-        sqlite3_reset(ins);
-        struct stat sb;
-        if (stat(wal, &sb) == 0 && sb.st_size > wal_max)
-            wal_max = sb.st_size;
-        nanosleep(&(struct timespec){0, 500000}, NULL);
-    }
-    unsigned long runs = checkpointer_runs(ck);
-    fprintf(stderr, "checkpointer: %lu passes for %d commits, WAL at most %lld bytes\n", runs,
-            COMMITS, (long long)wal_max);
-    CHECK(runs > 10);            /* it did checkpoint ... */
-    CHECK(runs < COMMITS / 10);  /* ... but not after every commit */
-    CHECK(wal_max < 160 * 4120); /* below 2 x 64 pages and a few commits */
-    sqlite3_finalize(ins);
-    checkpointer_stop(ck);
-    CHECK_INT(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM t", -1, &cnt, NULL), SQLITE_OK);
-    CHECK_INT(sqlite3_step(cnt), SQLITE_ROW);
-    CHECK_INT(sqlite3_column_int(cnt, 0), COMMITS);
-    sqlite3_finalize(cnt);
-    sqlite3_close(db);
-}
-
 /* Reports whose text differs in the report-id only (r<i>), one transaction. */
 static void add_many(struct store *st, int from, int n)
 {
@@ -760,7 +712,6 @@ int main(void)
     test_locked_and_foreign();
     test_file_safety();
     test_checkpointer();
-    test_checkpoint_passes();
     test_wal_write_failure();
     snprintf(dbpath, sizeof dbpath, "%s/rollups.db", dir);
     test_rollups();
