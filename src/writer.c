@@ -236,46 +236,52 @@ static struct writer_request *take_queued(struct writer *w, size_t max,
     return first;
 }
 
-/* A batch whose transaction is open: its list's last request, where more are
- * appended. */
-struct growth {
-    struct writer_request *last;
-};
-
 /* While the batch before the open one waits for its sync, its commit could not
  * be synced any sooner: wait for requests instead and return those queued (a
- * list, appended to the open batch, at most commit_max in all), or NULL once
- * that sync is done, or the writer stops, or the batch is full. Without this a
+ * list appended after *last, the open batch's last request, whose last one
+ * then becomes *last; at most commit_max in all), or NULL once that sync is
+ * done, or the writer stops, or the batch is full. Without this a
  * request arriving during a batch waited for the batch after it: three
  * batches' time from arrival to answer instead of two, and batches of a third
  * of the clients instead of half. */
-static struct writer_request *take_while_syncing(struct writer *w, struct growth *g, size_t n)
+static struct writer_request *take_while_syncing(struct writer *w, struct writer_request **last,
+                                                 size_t n)
 {
     pthread_mutex_lock(&w->mu);
     while (w->unanswered > 0 && w->head == NULL && !w->stopping && n < w->commit_max)
         pthread_cond_wait(&w->cv, &w->mu);
-    struct writer_request *more = NULL, *last = NULL;
+    struct writer_request *more = NULL, *more_last = NULL;
     if (w->unanswered > 0 && !w->stopping && n < w->commit_max &&
-        (more = take_queued(w, w->commit_max - n, &last)) != NULL) {
-        g->last->next = more;
-        g->last = last;
+        (more = take_queued(w, w->commit_max - n, &more_last)) != NULL) {
+        (*last)->next = more;
+        *last = more_last;
     }
     pthread_mutex_unlock(&w->mu);
     return more;
 }
 
+/* A request's job and result in slot i of a batch's arrays. */
+static void put_job(struct ingest_job **jobs, struct ingest_result **res, size_t i,
+                    struct writer_request *r)
+{
+    jobs[i] = r->job;
+    res[i] = &r->res;
+    memset(&r->res, 0, sizeof r->res);
+}
+
 /* Store the *count jobs in one transaction, running it again when it loses a
- * race. With grow (not NULL), requests that arrive while the batch before is
- * being synced join the transaction (appended to jobs and res, which have room
- * for commit_max, and to the batch's list; *count says how many there are in
- * the end). markers (NULL, or one per job) are recorded in the same transaction for
- * the jobs that did not fail for lack of memory. ticket (0: none) is set as
- * the spool's last commit in the same transaction, and in_commit (NULL, or
- * one per job) tells which jobs the last commit tried held. On failure every
- * result is "storage unavailable" and err says why. */
+ * race. With last (not NULL: the batch's last request), requests that arrive
+ * while the batch before is being synced join the transaction (appended to
+ * jobs and res, which have room for commit_max, and to the batch's list;
+ * *count says how many there are in the end). markers (NULL, or one per job)
+ * are recorded in the same transaction for the jobs that did not fail for
+ * lack of memory. ticket (0: none) is set as the spool's last commit in the
+ * same transaction, and in_commit (NULL, or one per job) tells which jobs the
+ * last commit tried held. On failure every result is "storage unavailable"
+ * and err says why. */
 static tr_err store_jobs(struct writer *w, struct ingest_job **jobs, struct ingest_result **res,
-                         size_t *count, struct growth *grow, char *const *markers, int64_t ticket,
-                         bool *in_commit, char *err)
+                         size_t *count, struct writer_request **last, char *const *markers,
+                         int64_t ticket, bool *in_commit, char *err)
 {
     tr_err rc = TR_EDB;
     size_t n = *count;
@@ -286,14 +292,11 @@ static tr_err store_jobs(struct writer *w, struct ingest_job **jobs, struct inge
             for (size_t i = 0; i < n; i++)
                 ingest_store(w->ig, jobs[i], res[i]);
             /* the first attempt takes in what arrives while the batch before waits for its sync */
-            for (struct writer_request *r; grow && attempt == 0 && !ingest_failed(w->ig) &&
-                                           (r = take_while_syncing(w, grow, n)) != NULL;)
-                for (; r; r = r->next) {
-                    jobs[n] = r->job;
-                    res[n] = &r->res;
-                    memset(&r->res, 0, sizeof r->res);
+            for (struct writer_request *r; last && attempt == 0 && !ingest_failed(w->ig) &&
+                                           (r = take_while_syncing(w, last, n)) != NULL;)
+                for (; r; r = r->next, n++) {
+                    put_job(jobs, res, n, r);
                     ingest_store(w->ig, jobs[n], res[n]);
-                    n++;
                 }
             *count = n;
             for (size_t i = 0; markers && i < n && rc == TR_OK && !ingest_failed(w->ig); i++)
@@ -382,13 +385,10 @@ static void run_batch(struct writer *w, struct writer_request *batch)
     tr_err rc = TR_ENOMEM;
     if (jobs && res && (in_commit || !w->spool)) {
         size_t i = 0;
-        struct growth grow = {batch};
-        for (struct writer_request *r = batch; r; grow.last = r, r = r->next, i++) {
-            jobs[i] = r->job;
-            res[i] = &r->res;
-            memset(&r->res, 0, sizeof r->res);
-        }
-        rc = store_jobs(w, jobs, res, &n, &grow, NULL, ticket, in_commit, err);
+        struct writer_request *last = batch;
+        for (struct writer_request *r = batch; r; last = r, r = r->next, i++)
+            put_job(jobs, res, i, r);
+        rc = store_jobs(w, jobs, res, &n, &last, NULL, ticket, in_commit, err);
     } else {
         for (struct writer_request *r = batch; r; r = r->next)
             ingest_result_tempfail(&r->res, err);
