@@ -130,13 +130,17 @@ static void checkpoint(struct checkpointer *c)
     atomic_store(&c->copying, true);
     unsigned long cycle = atomic_load(&c->cycle);
     int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ncopied);
+    /* The sync is no copy: while it runs (long on a busy disk), a writer past
+     * twice the threshold must be free to copy the rest itself. The pass is
+     * noted after it, so that the writer's usual tail pass does not sync the
+     * same pages alongside. */
+    atomic_store(&c->copying, false);
     if (rc == SQLITE_OK && ncopied > 0)
         sync_database(c);
     if (rc == SQLITE_OK)
         note_pass(c, cycle, ncopied, true);
     else
         atomic_fetch_add(&c->runs, 1);
-    atomic_store(&c->copying, false);
     if (rc == SQLITE_BUSY) /* the writer is copying the tail: its pass covers this one */
         tr_debug("checkpoint: the writer is copying");
     else if (rc != SQLITE_OK)
