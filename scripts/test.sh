@@ -19,7 +19,8 @@ fuzz_seconds=${FUZZ_SECONDS:-60}
 # not change what the tests see (the package step below sets its own)
 export TLSRPTD_CONFIG=
 
-step() { printf '\n==== %s\n' "$*"; }
+# each step with the time it started, so that a log shows where a run's time went
+step() { printf '\n==== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 # dnsmasq on 127.0.0.1 serving the TXT records `tlsrptd record --check` asks
 # for (valgrind step). The port must be free for UDP and TCP (dnsmasq binds

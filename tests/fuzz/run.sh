@@ -10,8 +10,9 @@
 # ../shared/corpus/real when present.
 # New units and crash files go to a scratch directory outside the tree
 # ($TLSRPTD_FUZZ_WORK, default /tmp/tlsrptd-fuzz/<t>/{new,crashes}) so nothing
-# derived from the shared corpus lands in the repository. Exits non-zero on
-# the first crash, leak or timeout, after printing the crash file.
+# derived from the shared corpus lands in the repository. As many targets run
+# at once as there are cores (FUZZ_JOBS). Exits non-zero when any target found
+# a crash, leak or timeout, after printing the end of its log and the crash file.
 set -eu
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,8 +40,9 @@ cmake --build "$build" -j2 --target $(for t in $targets; do printf 'fuzz_%s ' "$
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}
 
-status=0
-for t in $targets; do
+# One target: its libFuzzer run, output in $work/$t/last.log, exit code in $work/$t/rc.
+fuzz_one() {
+    t=$1
     new=$work/$t/new
     crashes=$work/$t/crashes
     mkdir -p "$new" "$crashes"
@@ -51,16 +53,41 @@ for t in $targets; do
     set -- "$@" "$new" "$top/tests/fuzz/corpus/$t" "$top/samples"
     [ "$t" = jsondoc ] && set -- "$@" "$top/tests/fuzz/corpus/report" # JSON, both
     [ -d "$top/../shared/corpus/real" ] && set -- "$@" "$top/../shared/corpus/real"
-
     echo "== fuzz_$t: $seconds s, new units in $new"
-    log=$work/$t/last.log
-    { "$build/tests/fuzz/fuzz_$t" "$@" 2>&1; echo $? >"$work/$t/rc"; } | tee "$log"
-    rc=$(cat "$work/$t/rc")
-    if [ "$rc" -ne 0 ] || grep -q -E '^==[0-9]+==ERROR|^SUMMARY: |Test unit written to' "$log"; then
-        echo "!! fuzz_$t failed; crash file(s):" >&2
-        grep -E 'Test unit written to' "$work/$t/last.log" >&2 || ls -l "$crashes" >&2
+    rc=0
+    "$build/tests/fuzz/fuzz_$t" "$@" >"$work/$t/last.log" 2>&1 || rc=$?
+    echo "$rc" >"$work/$t/rc"
+}
+
+# A target failed when it exited non-zero or reported an error or a crash unit.
+fuzz_failed() {
+    [ "$(cat "$work/$1/rc" 2>/dev/null)" != 0 ] ||
+        grep -q -E '^==[0-9]+==ERROR|^SUMMARY: |Test unit written to' "$work/$1/last.log"
+}
+
+# Each fuzzer is one process on one core: as many run at once as there are
+# cores (FUZZ_JOBS), so each still gets its SECONDS of a core.
+jobs=${FUZZ_JOBS:-$(nproc)}
+status=0
+running=0
+for t in $targets; do
+    rm -f "$work/$t/rc"
+    fuzz_one "$t" &
+    running=$((running + 1))
+    [ "$running" -lt "$jobs" ] && continue
+    wait
+    running=0
+done
+wait
+for t in $targets; do
+    if fuzz_failed "$t"; then
+        echo "!! fuzz_$t failed; its log ends:" >&2
+        tail -n 60 "$work/$t/last.log" >&2
+        grep -E 'Test unit written to' "$work/$t/last.log" >&2 || ls -l "$work/$t/crashes" >&2
         status=1
-        break
+    else
+        echo "== fuzz_$t passed: $(grep -E '^Done|^stat::number_of_executed_units' "$work/$t/last.log" |
+            tr '\n' ' ')"
     fi
 done
 exit $status
